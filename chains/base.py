@@ -1,0 +1,66 @@
+"""The one interface every chain family implements, and the registry of families.
+
+Adapters take an injected ``httpx.AsyncClient`` (tests and bench can count or redirect
+requests) and translate every transport or node failure into ``ChainError``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from core.types import ChainInfo, Holding, Token
+
+if TYPE_CHECKING:
+    import httpx
+
+
+@dataclass(frozen=True, slots=True)
+class ReadFailure:
+    """A balance that could not be read (token reverted, not a contract, bad account data)."""
+
+    chain: str
+    wallet: str
+    token: Token
+    reason: str
+
+
+@dataclass(slots=True)
+class Balances:
+    """The result of one balance refresh on one chain: every holding read, and what failed."""
+
+    chain: str
+    holdings: list[Holding] = field(default_factory=list)
+    failures: list[ReadFailure] = field(default_factory=list)
+
+
+class ChainAdapter(ABC):
+    """Reads (and, with the execution issue, simulates and sends) on one chain."""
+
+    def __init__(self, info: ChainInfo, rpc_url: str, client: httpx.AsyncClient) -> None:
+        self.info = info
+        self.rpc_url = rpc_url
+        self.client = client
+
+    @abstractmethod
+    async def balances(self, wallets: Sequence[str], tokens: Sequence[Token]) -> Balances:
+        """Every wallet's balance of every token (native included), in as few requests as
+        the chain allows. Checks the node is the configured chain first."""
+
+
+# family -> "module:Class"; imported lazily so the CLI does not pay for web3 or solders.
+ADAPTERS: dict[str, str] = {
+    "evm": "chains.evm:EvmChain",
+    "solana": "chains.solana:SolanaChain",
+}
+
+
+def adapter_for(info: ChainInfo, rpc_url: str, client: httpx.AsyncClient) -> ChainAdapter:
+    """Build the adapter for a chain's family."""
+    module_name, class_name = ADAPTERS[info.family].split(":")
+    cls = getattr(import_module(module_name), class_name)
+    adapter: ChainAdapter = cls(info, rpc_url, client)
+    return adapter

@@ -1,0 +1,1 @@
+"""Types and errors shared by every layer: the vocabulary of one rebalance."""

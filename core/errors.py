@@ -1,0 +1,81 @@
+"""One exception tree for the whole tool; each branch maps to one CLI exit code.
+
+    RebalancerError                 1  a bug if it ever escapes un-subclassed
+    ├── ConfigError                 2  usage, config or input file: names the field and value
+    ├── RefusedError                3  a check said no: policy, simulation, stale plan, bad quote
+    │   ├── PolicyError
+    │   ├── SimulationError
+    │   └── SuspiciousResponseError
+    ├── ExternalError               4  an outside party failed after retries
+    │   ├── ChainError                 node unreachable, erroring, or lying about itself
+    │   ├── AggregatorError            1inch / Jupiter API
+    │   └── DeviceError                hardware wallet missing, locked or answering nonsense
+    └── UserRejectedError           5  the user said no, at the prompt or on the device
+
+Third-party exceptions are translated where they enter (``raise ChainError(...) from exc``);
+the planner and the engine only ever see this tree. Messages are one line and never carry a
+secret: URLs go through ``core.redact.redact_url`` before they are formatted in.
+"""
+
+from __future__ import annotations
+
+
+class RebalancerError(Exception):
+    """Root of every error the tool raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(RebalancerError):
+    """Bad usage, config or input file; the message names the field and the value."""
+
+    exit_code = 2
+
+
+class RefusedError(RebalancerError):
+    """A safety check refused to go on; nothing was signed or sent."""
+
+    exit_code = 3
+
+
+class PolicyError(RefusedError):
+    """A trade breaks the configured policy (size, slippage, router, price deviation)."""
+
+
+class SimulationError(RefusedError):
+    """A simulation failed or its result is out of bounds."""
+
+
+class SuspiciousResponseError(RefusedError):
+    """An aggregator or node answer does not do what was asked."""
+
+
+class ExternalError(RebalancerError):
+    """An outside party (node, API, device) failed or answered garbage, after retries."""
+
+    exit_code = 4
+
+
+class ChainError(ExternalError):
+    """A chain node is unreachable, erroring, or not the chain the config says."""
+
+
+class AggregatorError(ExternalError):
+    """A DEX aggregator API failed or answered with an error."""
+
+
+class DeviceError(ExternalError):
+    """A hardware wallet is missing, locked, on the wrong app, or answered nonsense."""
+
+
+class UserRejectedError(RebalancerError):
+    """The user declined, at the prompt or on the device."""
+
+    exit_code = 5

@@ -1,0 +1,70 @@
+"""Plain value types that cross package boundaries: chains, tokens, holdings.
+
+Amounts are integers in base units; identifiers follow CAIP-2/CAIP-19 so one asset has one
+name on every chain (``eip155:1/erc20:0x…``, ``solana:5eykt…/token:EPjF…``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+Family = Literal["evm", "solana"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainInfo:
+    """A chain the tool knows: how to name it, what its native coin is."""
+
+    name: str
+    family: Family
+    caip2: str
+    chain_id: int | None
+    native_symbol: str
+    native_asset: str
+    native_decimals: int
+    native_slip44: int
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One token on one chain, mapped to the asset it represents (WBTC, cbBTC, BTC.b are all BTC).
+
+    ``address`` is None for the chain's native coin.
+    """
+
+    chain: str
+    caip2: str
+    symbol: str
+    asset: str
+    address: str | None
+    decimals: int
+    native_slip44: int | None = None
+
+    @property
+    def is_native(self) -> bool:
+        return self.address is None
+
+    @property
+    def id(self) -> str:
+        """CAIP-19 asset id: the one name this token has everywhere in the tool."""
+        if self.address is None:
+            return f"{self.caip2}/slip44:{self.native_slip44}"
+        namespace = "erc20" if self.caip2.startswith("eip155:") else "token"
+        return f"{self.caip2}/{namespace}:{self.address}"
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """What one wallet holds of one token, in base units."""
+
+    chain: str
+    wallet: str
+    token: Token
+    raw: int
+
+    @property
+    def amount(self) -> Decimal:
+        """The amount in token units, exact (Decimal scaling, never float)."""
+        return Decimal(self.raw).scaleb(-self.token.decimals)

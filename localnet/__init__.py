@@ -1,0 +1,1 @@
+"""Local worlds for tests and the demo: anvil worlds, the Solana node, aggregator stand-ins."""

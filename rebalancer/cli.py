@@ -1,0 +1,112 @@
+"""The ``rebalancer`` command line: argument parsing, exit codes, nothing heavy at import.
+
+Each command lives in ``rebalancer/commands/<name>.py`` with ``run(args) -> int`` and is
+imported only when it runs, so ``rebalancer --help`` stays fast. Errors from the one tree in
+``core.errors`` become one line on stderr and their exit code (see ../shared/CLI.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from importlib import import_module
+
+REPORT_URL = "https://github.com/rebalancer/rebalancer/issues"
+
+# command name -> (module under rebalancer.commands, one-line help, argument adder)
+Adder = Callable[[argparse.ArgumentParser], None]
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-c",
+        "--config",
+        default="rebalancer.toml",
+        metavar="FILE",
+        help="portfolio config (default: rebalancer.toml in the current folder)",
+    )
+
+
+def _json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+
+
+def _add_balances(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+
+
+def _add_localnet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["up", "status", "down"], help="start, show or stop")
+    p.add_argument(
+        "--dir",
+        default=None,
+        metavar="DIR",
+        help="where the manifest, states and logs live (default: $REBALANCER_LOCALNET_DIR "
+        "or ~/.local/state/rebalancer/localnet)",
+    )
+
+
+COMMANDS: dict[str, tuple[str, str, Adder]] = {
+    "balances": ("balances", "holdings of every configured wallet on every chain", _add_balances),
+    "localnet": ("localnet", "start, show or stop the local worlds (anvil, Solana, APIs)",
+                 _add_localnet),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rebalancer import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rebalancer",
+        description="Keep a self-custodied crypto portfolio on its target allocation across "
+        "Ethereum, Avalanche and Solana.",
+    )
+    parser.add_argument("--version", action="version", version=f"rebalancer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_module, help_text, adder) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        adder(p)
+        _json_arg(p)
+    return parser
+
+
+_URL = re.compile(r"https?://[^\s'\"<>]+")
+
+
+def _scrub(text: str) -> str:
+    from core.redact import redact_url
+
+    return _URL.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    from core.errors import RebalancerError
+
+    args = build_parser().parse_args(argv)
+    module_name = COMMANDS[args.command][0]
+    try:
+        module = import_module(f"rebalancer.commands.{module_name}")
+        return int(module.run(args) or 0)
+    except RebalancerError as exc:
+        print(f"error: {_scrub(exc.message)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say where to report it, with no secret in the line
+        if os.environ.get("REBALANCER_DEBUG"):
+            raise
+        print(
+            f"internal error: {type(exc).__name__}: {_scrub(str(exc))} "
+            f"(a bug; please report it at {REPORT_URL}; REBALANCER_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Signers: local keys, Ledger, unsigned export."""
