@@ -22,7 +22,7 @@ def b58decode(text: str) -> bytes:
 
 
 def checksum_evm(address: str, field: str) -> str:
-    """Return the EIP-55 form of ``address``; refuse malformed ones and wrong mixed-case checksums."""
+    """Return the EIP-55 form of ``address``; refuse malformed ones and bad mixed-case checksums."""
     from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 
     if not isinstance(address, str) or not is_hex_address(address):
@@ -30,7 +30,8 @@ def checksum_evm(address: str, field: str) -> str:
     body = address[2:]
     if body != body.lower() and body != body.upper() and not is_checksum_address(address):
         raise ConfigError(
-            f"{field} = {address!r}: wrong EIP-55 checksum (expected {to_checksum_address(address)})"
+            f"{field} = {address!r}: wrong EIP-55 checksum "
+            f"(expected {to_checksum_address(address)})"
         )
     return str(to_checksum_address(address))
 
@@ -44,7 +45,9 @@ def check_solana(address: str, field: str) -> str:
     except ValueError as exc:
         raise ConfigError(f"{field} = {address!r}: not a Solana address ({exc})") from None
     if len(raw) != 32:
-        raise ConfigError(f"{field} = {address!r}: decodes to {len(raw)} bytes, a Solana key has 32")
+        raise ConfigError(
+            f"{field} = {address!r}: decodes to {len(raw)} bytes, a Solana key has 32"
+        )
     return address
 
 

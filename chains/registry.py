@@ -64,7 +64,8 @@ class Registry:
         chain = spec["chain"]
         info = self.chains.get(chain)
         if info is None:
-            raise ConfigError(f"{where}.chain = {chain!r}: unknown chain (known: {', '.join(self.chains)})")
+            known = ", ".join(self.chains)
+            raise ConfigError(f"{where}.chain = {chain!r}: unknown chain (known: {known})")
         decimals = spec["decimals"]
         if not isinstance(decimals, int) or isinstance(decimals, bool) or not 0 <= decimals <= 36:
             raise ConfigError(f"{where}.decimals = {decimals!r}: must be an integer from 0 to 36")

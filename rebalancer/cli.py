@@ -51,8 +51,11 @@ def _add_localnet(p: argparse.ArgumentParser) -> None:
 
 COMMANDS: dict[str, tuple[str, str, Adder]] = {
     "balances": ("balances", "holdings of every configured wallet on every chain", _add_balances),
-    "localnet": ("localnet", "start, show or stop the local worlds (anvil, Solana, APIs)",
-                 _add_localnet),
+    "localnet": (
+        "localnet",
+        "start, show or stop the local worlds (anvil, Solana, APIs)",
+        _add_localnet,
+    ),
 }
 
 

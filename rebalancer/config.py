@@ -63,7 +63,7 @@ class Config(BaseModel):
     """Wallets to read and rebalance."""
 
     tokens: list[dict[str, Any]] = Field(default_factory=list)
-    """Extra tokens: tables with chain, symbol, asset, address, decimals (and class for a new asset)."""
+    """Extra tokens: tables of chain, symbol, asset, address, decimals (+ class for a new asset)."""
 
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     """Targets and bands."""
@@ -154,10 +154,11 @@ def load_config(path: str | Path) -> tuple[Config, Any]:
                 )
             seen.add((chain_name, address.lower()))
         wallets.append(w.model_copy(update={"address": address}))
-    unknown = [t for t in config.strategy.targets if t not in registry.classes
-               and registry.class_of(t) is None]
+    unknown = [
+        t
+        for t in config.strategy.targets
+        if t not in registry.classes and registry.class_of(t) is None
+    ]
     if unknown:
-        raise ConfigError(
-            f"config {p.name}: strategy.targets.{unknown[0]}: unknown asset or class"
-        )
+        raise ConfigError(f"config {p.name}: strategy.targets.{unknown[0]}: unknown asset or class")
     return config.model_copy(update={"wallets": wallets}), registry

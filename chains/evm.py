@@ -1,0 +1,119 @@
+"""The EVM chain adapter: one class, configured for Ethereum or Avalanche.
+
+A balance refresh is one HTTP request per chain: a JSON-RPC batch holding ``eth_chainId``
+(checked once per adapter) and one Multicall3 ``aggregate3`` ``eth_call`` per chunk of
+sub-calls, each sub-call a ``balanceOf`` or ``getEthBalance`` allowed to fail on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from chains.base import Balances, ChainAdapter, ReadFailure
+from chains.jsonrpc import HttpxProvider, result_of
+from chains.multicall import (
+    BALANCE_OF,
+    GET_ETH_BALANCE,
+    MULTICALL3,
+    DecodeError,
+    address_arg,
+    decode_aggregate3,
+    encode_aggregate3,
+    uint_result,
+)
+from core.errors import ChainError
+from core.types import ChainInfo, Holding, Token
+
+if TYPE_CHECKING:
+    import httpx
+    from web3 import AsyncWeb3
+
+
+class EvmChain(ChainAdapter):
+    """Reads (and later sends) on one EVM chain through AsyncWeb3 on an httpx client."""
+
+    def __init__(
+        self,
+        info: ChainInfo,
+        rpc_url: str,
+        client: httpx.AsyncClient,
+        *,
+        chunk_size: int = 500,
+        retries: int = 3,
+        backoff: float = 0.25,
+    ) -> None:
+        super().__init__(info, rpc_url, client)
+        self.provider = HttpxProvider(
+            rpc_url, client, label=info.name, retries=retries, backoff=backoff
+        )
+        self.chunk_size = chunk_size
+        self._chain_checked = False
+        self._w3: AsyncWeb3[Any] | None = None
+
+    @property
+    def w3(self) -> AsyncWeb3[Any]:
+        """AsyncWeb3 on the same provider, for everything beyond the balance hot path."""
+        if self._w3 is None:
+            from web3 import AsyncWeb3
+
+            self._w3 = AsyncWeb3(self.provider)
+        return self._w3
+
+    async def balances(self, wallets: Sequence[str], tokens: Sequence[Token]) -> Balances:
+        pairs: list[tuple[str, Token]] = [(w, t) for w in wallets for t in tokens]
+        calls = [
+            (MULTICALL3, GET_ETH_BALANCE + address_arg(w))
+            if t.address is None
+            else (t.address, BALANCE_OF + address_arg(w))
+            for w, t in pairs
+        ]
+        chunks = [calls[i : i + self.chunk_size] for i in range(0, len(calls), self.chunk_size)]
+        requests: list[tuple[Any, Any]] = []
+        if not self._chain_checked:
+            requests.append(("eth_chainId", []))
+        for chunk in chunks:
+            data = "0x" + encode_aggregate3(chunk).hex()
+            requests.append(("eth_call", [{"to": MULTICALL3, "data": data}, "latest"]))
+        if not requests:
+            return Balances(chain=self.info.name)
+        answers = await self.provider.make_batch_request(requests)
+        where = self.provider.where
+        if not self._chain_checked:
+            self._check_chain_id(result_of(answers[0], "eth_chainId", where))
+            answers = answers[1:]
+
+        out = Balances(chain=self.info.name)
+        index = 0
+        for chunk, answer in zip(chunks, answers, strict=True):
+            raw = result_of(answer, "eth_call", where)
+            try:
+                payload = bytes.fromhex(str(raw).removeprefix("0x"))
+                if not payload:
+                    raise DecodeError(f"empty answer: is Multicall3 deployed at {MULTICALL3}?")
+                results = decode_aggregate3(payload, len(chunk))
+            except (DecodeError, ValueError) as exc:
+                raise ChainError(f"{where}: bad Multicall3 answer: {exc}") from None
+            for success, ret in results:
+                wallet, token = pairs[index]
+                index += 1
+                value = uint_result(success, ret)
+                if value is None:
+                    reason = "call reverted" if not success else "not a token contract"
+                    out.failures.append(ReadFailure(self.info.name, wallet, token, reason))
+                else:
+                    out.holdings.append(Holding(self.info.name, wallet, token, value))
+        return out
+
+    def _check_chain_id(self, raw: Any) -> None:
+        try:
+            chain_id = int(str(raw), 16)
+        except ValueError:
+            raise ChainError(f"{self.provider.where}: eth_chainId answered {raw!r}") from None
+        if chain_id != self.info.chain_id:
+            raise ChainError(
+                f"{self.provider.where} is chain id {chain_id}, but the config says "
+                f"{self.info.name} (chain id {self.info.chain_id}): "
+                f"check chains.{self.info.name}.rpc"
+            )
+        self._chain_checked = True

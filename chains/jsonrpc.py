@@ -1,0 +1,129 @@
+"""JSON-RPC over an injected ``httpx.AsyncClient``, as a web3.py provider.
+
+``AsyncWeb3(HttpxProvider(...))`` works like any AsyncWeb3, and the adapter can also send a
+raw JSON-RPC batch through the same client: one HTTP request for a whole refresh. Timeouts,
+connection errors, 429 and 5xx are retried with backoff (Retry-After honoured); what still
+fails becomes one ChainError naming the node with its URL redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, cast
+
+import httpx
+from web3.providers.async_base import AsyncJSONBaseProvider
+from web3.types import RPCEndpoint, RPCResponse
+
+from core.errors import ChainError
+from core.redact import redact_url
+
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class HttpxProvider(AsyncJSONBaseProvider):
+    """A web3.py async provider on a shared httpx client, with retries and clear errors."""
+
+    def __init__(
+        self,
+        url: str,
+        client: httpx.AsyncClient,
+        *,
+        label: str = "node",
+        retries: int = 3,
+        backoff: float = 0.25,
+    ) -> None:
+        super().__init__()
+        self.url = url
+        self.client = client
+        self.label = label
+        self.retries = retries
+        self.backoff = backoff
+
+    def __str__(self) -> str:
+        return f"HttpxProvider({redact_url(self.url)})"
+
+    @property
+    def where(self) -> str:
+        return f"{self.label} node at {redact_url(self.url)}"
+
+    async def post(self, body: bytes) -> Any:
+        """POST one JSON-RPC body; return the decoded JSON. Retries transient failures."""
+        reason = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(self._delay(attempt, reason))
+            try:
+                resp = await self.client.post(
+                    self.url, content=body, headers={"Content-Type": "application/json"}
+                )
+            except httpx.TimeoutException:
+                reason = "timed out"
+                continue
+            except httpx.TransportError as exc:
+                reason = f"unreachable ({type(exc).__name__})"
+                continue
+            if resp.status_code in _RETRY_STATUS:
+                reason = f"HTTP {resp.status_code}"
+                self._retry_after = resp.headers.get("Retry-After")
+                continue
+            if resp.status_code != 200:
+                raise ChainError(f"{self.where} answered HTTP {resp.status_code}")
+            try:
+                return json.loads(resp.content)
+            except ValueError:
+                raise ChainError(f"{self.where} answered malformed JSON") from None
+        raise ChainError(f"{self.where} failed after {self.retries + 1} tries: {reason}")
+
+    _retry_after: str | None = None
+
+    def _delay(self, attempt: int, reason: str) -> float:
+        if reason == "HTTP 429" and self._retry_after:
+            try:
+                return min(float(self._retry_after), 30.0)
+            except ValueError:
+                pass
+        return float(self.backoff * 2 ** (attempt - 1))
+
+    async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        data = await self.post(self.encode_rpc_request(method, params))
+        if not isinstance(data, dict):
+            raise ChainError(f"{self.where} answered {method} with a non-object")
+        return cast(RPCResponse, data)
+
+    async def make_batch_request(
+        self, requests: list[tuple[RPCEndpoint, Any]]
+    ) -> list[RPCResponse]:
+        """Send ``requests`` as one JSON-RPC batch; answers come back in request order."""
+        data = await self.post(self.encode_batch_rpc_request(requests))
+        if isinstance(data, dict) and "error" in data:
+            message = str(data["error"].get("message", ""))[:120]
+            raise ChainError(f"{self.where} refused a JSON-RPC batch: {message}")
+        if not isinstance(data, list) or len(data) != len(requests):
+            raise ChainError(f"{self.where} answered a batch of {len(requests)} malformed")
+        try:
+            ordered = sorted(data, key=lambda r: int(r["id"]))
+        except (KeyError, TypeError, ValueError):
+            raise ChainError(f"{self.where} answered a batch without request ids") from None
+        return cast(list[RPCResponse], ordered)
+
+    async def is_connected(self, show_traceback: bool = False) -> bool:
+        try:
+            await self.make_request(RPCEndpoint("eth_chainId"), [])
+        except ChainError:
+            if show_traceback:
+                raise
+            return False
+        return True
+
+
+def result_of(resp: RPCResponse, method: str, where: str) -> Any:
+    """The ``result`` of one JSON-RPC answer, or a ChainError carrying the node's message."""
+    if "error" in resp:
+        err = resp["error"]
+        message = err.get("message", err) if isinstance(err, dict) else err
+        raise ChainError(f"{where}: {method} failed: {str(message)[:160]}")
+    if "result" not in resp:
+        raise ChainError(f"{where}: {method} answer has no result")
+    return resp["result"]

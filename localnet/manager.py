@@ -1,0 +1,235 @@
+"""Start, inspect and stop the local worlds: ``rebalancer localnet up | status | down``.
+
+``up`` starts each world detached on a free loopback port (anvil "ethereum" chain id 1 and
+"avalanche" chain id 43114 from the committed states, then the Solana node and the API
+stand-ins as they exist), funds the demo wallets with a deliberately skewed portfolio and
+writes a manifest (endpoints, PIDs, logs). ``down`` stops exactly the PIDs in that manifest.
+``up`` is idempotent: worlds already running and answering are left as they are.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from chains.anvil import (
+    PROJECT_ROOT,
+    NodeProcess,
+    pid_alive,
+    start_anvil,
+    start_listening,
+    stop_pid,
+)
+from chains.registry import Registry
+from core.errors import ChainError
+from localnet.rpc import Rpc
+from localnet.worlds import DEMO_HOLDINGS, WORLDS, demo_evm_address
+from rebalancer.endpoints import localnet_dir
+
+FIXTURES = PROJECT_ROOT / "fixtures"
+MANIFEST = "manifest.json"
+HARDFORK = {"ethereum": "prague", "avalanche": "cancun"}
+
+
+def default_dir() -> Path:
+    """Where the manifest, unpacked states and logs live (the configs' ``localnet:`` lookups
+    read the same place)."""
+    return localnet_dir()
+
+
+@dataclass
+class World:
+    """One running local world as the manifest records it."""
+
+    name: str
+    kind: str  # "anvil", "solana", "api"
+    url: str
+    pid: int
+    log: str
+    chain_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "url": self.url,
+            "pid": self.pid,
+            "log": self.log,
+            "chain_id": self.chain_id,
+        }
+
+
+def read_manifest(state_dir: Path) -> dict[str, Any] | None:
+    path = state_dir / MANIFEST
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ChainError(f"localnet manifest {path} is unreadable: {exc}") from None
+    return data
+
+
+def _answers(url: str, kind: str) -> bool:
+    method = "eth_chainId" if kind == "anvil" else "getHealth"
+    try:
+        r = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method}, timeout=2)
+        return r.status_code == 200 and "result" in r.json()
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def status(state_dir: Path) -> list[dict[str, Any]]:
+    """Each world in the manifest with whether its process is alive and answering."""
+    manifest = read_manifest(state_dir)
+    if manifest is None:
+        return []
+    rows = []
+    for w in manifest["worlds"]:
+        alive = pid_alive(int(w["pid"]))
+        rows.append({**w, "alive": alive, "answering": alive and _answers(w["url"], w["kind"])})
+    return rows
+
+
+def up(state_dir: Path, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """Start every world not already running; return the manifest."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    current = status(state_dir)
+    if current and all(row["answering"] for row in current):
+        progress("local worlds already running")
+        manifest = read_manifest(state_dir)
+        assert manifest is not None
+        return manifest
+    if current:
+        progress("some local worlds are down: restarting all of them")
+        down(state_dir)
+    worlds: list[World] = []
+    try:
+        registry = Registry.load()
+        for name, spec in WORLDS.items():
+            progress(f"starting anvil {name} (chain id {spec.chain_id})")
+            node = _start_evm_world(name, spec.chain_id, state_dir)
+            worlds.append(
+                World(name, "anvil", node.url, node.pid, str(node.log_path), spec.chain_id)
+            )
+            progress(f"funding the demo wallet on {name}")
+            fund_evm_demo(node.url, name, registry)
+        for extra in _optional_services(state_dir, progress):
+            worlds.append(extra)
+    except BaseException:
+        for w in worlds:
+            stop_pid(w.pid)
+        raise
+    manifest = {
+        "started_at": int(time.time()),
+        "demo_wallets": {"evm": demo_evm_address()},
+        "worlds": [w.as_dict() for w in worlds],
+    }
+    (state_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def down(state_dir: Path) -> list[dict[str, Any]]:
+    """Stop exactly the processes the manifest names; remove the manifest."""
+    manifest = read_manifest(state_dir)
+    if manifest is None:
+        return []
+    stopped = []
+    for w in manifest["worlds"]:
+        stop_pid(int(w["pid"]))
+        stopped.append(w)
+    (state_dir / MANIFEST).unlink(missing_ok=True)
+    return stopped
+
+
+def endpoint(state_dir: Path, name: str) -> str | None:
+    """The URL of a running world by name (for ``rpc = "localnet:NAME"`` in configs)."""
+    manifest = read_manifest(state_dir)
+    if manifest is None:
+        return None
+    for w in manifest["worlds"]:
+        if w["name"] == name:
+            return str(w["url"])
+    return None
+
+
+def unpack_state(name: str, state_dir: Path) -> Path:
+    """anvil's --load-state takes plain JSON only: unpack the committed .gz once per up."""
+    src = FIXTURES / "evm" / f"{name}.state.json.gz"
+    dst = state_dir / f"{name}.state.json"
+    dst.write_bytes(gzip.decompress(src.read_bytes()))
+    return dst
+
+
+def _start_evm_world(name: str, chain_id: int, state_dir: Path) -> NodeProcess:
+    return start_anvil(
+        name,
+        state_dir / f"{name}.log",
+        chain_id=chain_id,
+        load_state=unpack_state(name, state_dir),
+        extra=["--hardfork", HARDFORK[name], "--accounts", "1"],
+        detached=True,
+    )
+
+
+def fund_evm_demo(url: str, chain: str, registry: Registry) -> None:
+    """Give the demo wallet its skewed holdings: native via anvil_setBalance, tokens minted
+    by the world's deployer (wrapped native through a real WETH9 deposit)."""
+    world = json.loads((FIXTURES / "evm" / f"{chain}.world.json").read_text())
+    deployer = world["deployer"]
+    wallet = demo_evm_address()
+    rpc = Rpc(url)
+    try:
+        spec = WORLDS[chain]
+        for symbol, amount in DEMO_HOLDINGS[chain].items():
+            if symbol == "native":
+                raw = int(amount * Decimal(10) ** registry.native(chain).decimals)
+                rpc.call("anvil_setBalance", wallet, hex(raw))
+                continue
+            token = registry.by_symbol(chain, symbol)
+            assert token is not None and token.address is not None
+            raw = int(amount * Decimal(10) ** token.decimals)
+            if symbol == spec.wrapped_native:
+                rpc.call("anvil_setBalance", deployer, hex(raw + 10**21))
+                rpc.transact(deployer, token.address, "deposit()", value=raw)
+                rpc.transact(deployer, token.address, "transfer(address,uint256)", wallet, raw)
+            else:
+                rpc.transact(deployer, token.address, "mint(address,uint256)", wallet, raw)
+    finally:
+        rpc.close()
+
+
+def _optional_services(state_dir: Path, progress: Callable[[str], None]) -> list[World]:
+    """The Solana node (and, later, the API stand-ins), where their modules exist."""
+    import importlib.util
+    import sys
+
+    started: list[World] = []
+    snapshot = FIXTURES / "solana" / "demo.json"
+    if importlib.util.find_spec("localnet.solana_node") is not None and snapshot.exists():
+        progress("starting the Solana node")
+        log = state_dir / "solana.log"
+        node = start_listening(
+            "solana",
+            [
+                sys.executable,
+                "-m",
+                "localnet.solana_node",
+                "--port",
+                "0",
+                "--snapshot",
+                str(snapshot),
+            ],
+            log,
+            detached=True,
+        )
+        started.append(World("solana", "solana", node.url, node.pid, str(log)))
+    return started

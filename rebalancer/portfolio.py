@@ -1,0 +1,66 @@
+"""Read every configured wallet on every chain, all chains at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chains.base import ReadFailure, adapter_for
+from chains.registry import Registry
+from core.types import Holding, Token
+from rebalancer.config import Config
+from rebalancer.endpoints import resolve_rpc
+
+
+@dataclass
+class Snapshot:
+    """Holdings across all chains, and the balances that could not be read."""
+
+    holdings: list[Holding] = field(default_factory=list)
+    failures: list[ReadFailure] = field(default_factory=list)
+
+
+def tokens_for(config: Config, registry: Registry, chain: str) -> list[Token]:
+    """The tokens to read on ``chain``: the config's list, or every registry token there."""
+    wanted = config.chains[chain].tokens
+    if wanted is None:
+        return registry.tokens_on(chain)
+    native = registry.native(chain)
+    picked = [registry.by_symbol(chain, s) for s in wanted]
+    return [native, *(t for t in picked if t is not None and t != native)]
+
+
+async def read_holdings(
+    config: Config,
+    registry: Registry,
+    *,
+    env: Mapping[str, str] | None = None,
+    local_dir: Path | None = None,
+    timeout: float = 10.0,
+) -> Snapshot:
+    """Every wallet's holdings on every configured chain, the chains read concurrently.
+
+    Zero balances are dropped, except the native coin (gas money is worth seeing at zero).
+    """
+    import httpx
+
+    urls = {
+        name: resolve_rpc(name, chain.rpc, env, local_dir) for name, chain in config.chains.items()
+    }
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        jobs = []
+        for name in config.chains:
+            info = registry.chains[name]
+            wallets = [w.address for w in config.wallets if name in w.chains]
+            if not wallets:
+                continue
+            adapter = adapter_for(info, urls[name], client)
+            jobs.append(adapter.balances(wallets, tokens_for(config, registry, name)))
+        results = await asyncio.gather(*jobs)
+    snap = Snapshot()
+    for balances in results:
+        snap.holdings.extend(h for h in balances.holdings if h.raw or h.token.is_native)
+        snap.failures.extend(balances.failures)
+    return snap
