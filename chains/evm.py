@@ -49,6 +49,9 @@ class EvmChain(ChainAdapter):
         )
         self.chunk_size = chunk_size
         self._chain_checked = False
+        self._call_cache: dict[
+            tuple[tuple[str, ...], tuple[Token, ...]], tuple[list[tuple[str, Token]], list[str]]
+        ] = {}
         self._w3: AsyncWeb3[Any] | None = None
 
     @property
@@ -61,22 +64,15 @@ class EvmChain(ChainAdapter):
         return self._w3
 
     async def balances(self, wallets: Sequence[str], tokens: Sequence[Token]) -> Balances:
-        pairs: list[tuple[str, Token]] = [(w, t) for w in wallets for t in tokens]
-        calls = [
-            (MULTICALL3, GET_ETH_BALANCE + address_arg(w))
-            if t.address is None
-            else (t.address, BALANCE_OF + address_arg(w))
-            for w, t in pairs
-        ]
-        chunks = [calls[i : i + self.chunk_size] for i in range(0, len(calls), self.chunk_size)]
+        pairs, calls = self._calls(tuple(wallets), tuple(tokens))
         requests: list[tuple[Any, Any]] = []
         if not self._chain_checked:
             requests.append(("eth_chainId", []))
-        for chunk in chunks:
-            data = "0x" + encode_aggregate3(chunk).hex()
+        for data in calls:
             requests.append(("eth_call", [{"to": MULTICALL3, "data": data}, "latest"]))
-        if not requests:
+        if len(requests) == 0:
             return Balances(chain=self.info.name)
+        chunks = [len(c) for c in self._chunked(pairs)]
         answers = await self.provider.make_batch_request(requests)
         where = self.provider.where
         if not self._chain_checked:
@@ -85,13 +81,13 @@ class EvmChain(ChainAdapter):
 
         out = Balances(chain=self.info.name)
         index = 0
-        for chunk, answer in zip(chunks, answers, strict=True):
+        for size, answer in zip(chunks, answers, strict=True):
             raw = result_of(answer, "eth_call", where)
             try:
                 payload = bytes.fromhex(str(raw).removeprefix("0x"))
                 if not payload:
                     raise DecodeError(f"empty answer: is Multicall3 deployed at {MULTICALL3}?")
-                results = decode_aggregate3(payload, len(chunk))
+                results = decode_aggregate3(payload, size)
             except (DecodeError, ValueError) as exc:
                 raise ChainError(f"{where}: bad Multicall3 answer: {exc}") from None
             for success, ret in results:
@@ -104,6 +100,34 @@ class EvmChain(ChainAdapter):
                 else:
                     out.holdings.append(Holding(self.info.name, wallet, token, value))
         return out
+
+    def _chunked(self, items: Sequence[Any]) -> list[Sequence[Any]]:
+        return [items[i : i + self.chunk_size] for i in range(0, len(items), self.chunk_size)]
+
+    def _calls(
+        self, wallets: tuple[str, ...], tokens: tuple[Token, ...]
+    ) -> tuple[list[tuple[str, Token]], list[str]]:
+        """The (wallet, token) pairs and the hex calldata of each chunk's aggregate3.
+
+        Cached per wallet and token set: a watch loop refreshes the same set again and again,
+        and building a thousand sub-calls costs more than the node takes to answer them.
+        """
+        key = (wallets, tokens)
+        hit = self._call_cache.get(key)
+        if hit is not None:
+            return hit
+        pairs = [(w, t) for w in wallets for t in tokens]
+        calls = [
+            (MULTICALL3, GET_ETH_BALANCE + address_arg(w))
+            if t.address is None
+            else (t.address, BALANCE_OF + address_arg(w))
+            for w, t in pairs
+        ]
+        built = (pairs, ["0x" + encode_aggregate3(c).hex() for c in self._chunked(calls)])
+        if len(self._call_cache) >= 8:
+            self._call_cache.pop(next(iter(self._call_cache)))
+        self._call_cache[key] = built
+        return built
 
     def _check_chain_id(self, raw: Any) -> None:
         try:

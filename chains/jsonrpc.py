@@ -95,8 +95,19 @@ class HttpxProvider(AsyncJSONBaseProvider):
     async def make_batch_request(
         self, requests: list[tuple[RPCEndpoint, Any]]
     ) -> list[RPCResponse]:
-        """Send ``requests`` as one JSON-RPC batch; answers come back in request order."""
-        data = await self.post(self.encode_batch_rpc_request(requests))
+        """Send ``requests`` as one JSON-RPC batch; answers come back in request order.
+
+        Params must be plain JSON (str, int, dict, list): the body is built with the C JSON
+        encoder, which is several times faster than web3.py's for a 1,000-call refresh.
+        """
+        body = json.dumps(
+            [
+                {"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                for i, (m, p) in enumerate(requests)
+            ],
+            separators=(",", ":"),
+        ).encode()
+        data = await self.post(body)
         if isinstance(data, dict) and "error" in data:
             message = str(data["error"].get("message", ""))[:120]
             raise ChainError(f"{self.where} refused a JSON-RPC batch: {message}")

@@ -99,8 +99,16 @@ def status(state_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def up(state_dir: Path, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
-    """Start every world not already running; return the manifest."""
+def up(
+    state_dir: Path,
+    progress: Callable[[str], None] = lambda _m: None,
+    *,
+    services: bool = True,
+) -> dict[str, Any]:
+    """Start every world not already running; return the manifest.
+
+    ``services=False`` starts the EVM worlds only (tests of the EVM side need no more).
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     current = status(state_dir)
     if current and all(row["answering"] for row in current):
@@ -122,8 +130,8 @@ def up(state_dir: Path, progress: Callable[[str], None] = lambda _m: None) -> di
             )
             progress(f"funding the demo wallet on {name}")
             fund_evm_demo(node.url, name, registry)
-        for extra in _optional_services(state_dir, progress):
-            worlds.append(extra)
+        if services:
+            worlds.extend(_optional_services(state_dir, progress))
     except BaseException:
         for w in worlds:
             stop_pid(w.pid)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from core.errors import ChainError, ConfigError, RebalancerError, UserRejectedError
+from core.redact import redact_url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://eth-mainnet.g.alchemy.com/v2/SECRETKEY123",
+            "https://eth-mainnet.g.alchemy.com/***",
+        ),
+        ("https://mainnet.infura.io/v3/abcdef0123456789", "https://mainnet.infura.io/***"),
+        ("https://rpc.example.org/?apikey=SECRET", "https://rpc.example.org/***"),
+        ("https://user:SECRET@rpc.example.org", "https://rpc.example.org"),
+        ("https://rpc.ankr.com", "https://rpc.ankr.com"),
+        ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
+        ("not a url", "<unparseable url>"),
+    ],
+)
+def test_redact_url_hides_keys(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+    assert "SECRET" not in redact_url(url)
+
+
+def test_exit_codes_one_per_branch() -> None:
+    assert ConfigError("x").exit_code == 2
+    assert ChainError("x").exit_code == 4
+    assert UserRejectedError("x").exit_code == 5
+    assert issubclass(ChainError, RebalancerError)
