@@ -49,6 +49,17 @@ def _add_localnet(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-c",
+        "--config",
+        default="examples/local.toml",
+        metavar="FILE",
+        help="config for the local worlds (default: examples/local.toml)",
+    )
+    p.add_argument("--keep", action="store_true", help="leave the local worlds running after")
+
+
 COMMANDS: dict[str, tuple[str, str, Adder]] = {
     "balances": ("balances", "holdings of every configured wallet on every chain", _add_balances),
     "localnet": (
@@ -56,6 +67,7 @@ COMMANDS: dict[str, tuple[str, str, Adder]] = {
         "start, show or stop the local worlds (anvil, Solana, APIs)",
         _add_localnet,
     ),
+    "demo": ("demo", "the whole story on the local worlds, start to finish", _add_demo),
 }
 
 
