@@ -49,6 +49,12 @@ def _add_localnet(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_keys(p: argparse.ArgumentParser) -> None:
+    from rebalancer.commands.keys import add_arguments
+
+    add_arguments(p)
+
+
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-c",
@@ -68,6 +74,7 @@ COMMANDS: dict[str, tuple[str, str, Adder]] = {
         _add_localnet,
     ),
     "demo": ("demo", "the whole story on the local worlds, start to finish", _add_demo),
+    "keys": ("keys", "manage local keys: new, import, list, show (addresses only)", _add_keys),
 }
 
 

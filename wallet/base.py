@@ -1,0 +1,115 @@
+"""The one seam between the engine and whatever holds a key: a local file or a Ledger.
+
+A :class:`Signer` has a family (``evm`` or ``solana``), an identity (EIP-55 address or base58
+public key) and signs either an EVM transaction dict or the message bytes of a Solana versioned
+transaction. Every signing method is async because a device may take minutes to answer; local
+keys answer at once. Calling the method of the other family is a usage error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from solders.message import to_bytes_versioned
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
+
+from core.errors import ConfigError, DeviceError
+from core.types import Family
+
+
+@dataclass(frozen=True, slots=True)
+class SignedEvmTransaction:
+    """A signed EVM transaction ready for ``eth_sendRawTransaction``.
+
+    ``v`` is the y-parity (0/1) for typed transactions and the full EIP-155 value for legacy ones.
+    """
+
+    raw_transaction: bytes
+    hash: bytes
+    r: int
+    s: int
+    v: int
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """Something that holds one key of one family and signs with it."""
+
+    @property
+    def family(self) -> Family:
+        """``evm`` or ``solana``: which chains this key signs for."""
+        ...
+
+    @property
+    def identity(self) -> str:
+        """The EIP-55 checksummed address or the base58 Solana public key."""
+        ...
+
+    async def sign_evm_transaction(self, tx: Mapping[str, Any]) -> SignedEvmTransaction:
+        """Sign an EIP-1559 (``type`` 2) or legacy EIP-155 transaction dict (web3 field names)."""
+        ...
+
+    async def sign_solana_message(self, message: bytes) -> bytes:
+        """Sign the serialised message (``to_bytes_versioned``) and return the 64-byte signature."""
+        ...
+
+
+_ARTICLE = {"evm": "an EVM", "solana": "a Solana"}
+
+
+def wrong_family(identity: str, family: Family, wanted: Family) -> ConfigError:
+    """The error for asking a key of one family to sign for the other."""
+    return ConfigError(
+        f"signer {identity}: is {_ARTICLE[family]} key and cannot sign {_ARTICLE[wanted]} "
+        "transaction; "
+        "check the wallet's chains in the config"
+    )
+
+
+def signer_slot(tx: VersionedTransaction, pubkey: Pubkey) -> int:
+    """Index of ``pubkey`` among the transaction's required signers (its signature slot)."""
+    message = tx.message
+    required = message.header.num_required_signatures
+    keys = list(message.account_keys)[:required]
+    try:
+        return keys.index(pubkey)
+    except ValueError:
+        raise ConfigError(
+            f"solana transaction: {pubkey} is not one of its {required} required signers"
+        ) from None
+
+
+def with_signature(
+    tx: VersionedTransaction, pubkey: Pubkey, signature: bytes
+) -> VersionedTransaction:
+    """A copy of ``tx`` with ``signature`` in ``pubkey``'s slot; other slots are kept as they are.
+
+    The signature is verified first, so a device that signed the wrong bytes or with the wrong key
+    never produces a transaction that looks complete.
+    """
+    sig = Signature.from_bytes(signature)
+    message_bytes = to_bytes_versioned(tx.message)
+    if not sig.verify(pubkey, message_bytes):
+        raise DeviceError(f"solana signature for {pubkey} does not verify against the message")
+    signatures = list(tx.signatures)
+    signatures[signer_slot(tx, pubkey)] = sig
+    return VersionedTransaction.populate(tx.message, signatures)
+
+
+async def sign_versioned_transaction(
+    signer: Signer, tx: VersionedTransaction
+) -> VersionedTransaction:
+    """Fill ``signer``'s slot of a (possibly partly signed) versioned transaction.
+
+    Other signatures, e.g. an RFQ maker's, are kept: only the signer's own slot changes.
+    """
+    if signer.family != "solana":
+        raise wrong_family(signer.identity, signer.family, "solana")
+    pubkey = Pubkey.from_string(signer.identity)
+    signer_slot(tx, pubkey)  # fail before bothering a device
+    signature = await signer.sign_solana_message(to_bytes_versioned(tx.message))
+    return with_signature(tx, pubkey, signature)
