@@ -39,7 +39,15 @@ def _add_balances(p: argparse.ArgumentParser) -> None:
 
 
 def _add_localnet(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["up", "status", "down"], help="start, show or stop")
+    p.add_argument(
+        "action",
+        choices=["up", "status", "down", "snapshot"],
+        help="start, show or stop the worlds; snapshot: capture Solana accounts from any RPC "
+        "into a file the local node loads (--rpc URL --out FILE PUBKEY...)",
+    )
+    p.add_argument("accounts", nargs="*", metavar="PUBKEY", help="snapshot: accounts to capture")
+    p.add_argument("--rpc", metavar="URL", help="snapshot: the RPC to read from")
+    p.add_argument("--out", metavar="FILE", help="snapshot: the file to write")
     p.add_argument(
         "--dir",
         default=None,

@@ -12,6 +12,8 @@ def run(args: argparse.Namespace) -> int:
     from localnet import manager  # NOTE: lazy on purpose: product code never needs localnet
 
     state_dir = Path(args.dir) if args.dir else manager.default_dir()
+    if args.action == "snapshot":
+        return _snapshot(args)
     if args.action == "up":
         manifest = manager.up(state_dir, progress=(lambda _m: None) if args.json else progress)
         rows = [{**w, "alive": True, "answering": True} for w in manifest["worlds"]]
@@ -48,3 +50,26 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"\nmanifest: {state_dir / 'manifest.json'}")
     return 0 if all(r["answering"] for r in rows) else 4
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    """Capture chosen Solana accounts from any RPC: a user's fork of what they care about."""
+    from core.errors import ConfigError
+    from core.redact import redact_url
+    from localnet.solana_snapshot import capture_snapshot, dump_snapshot
+
+    if not args.rpc or not args.out or not args.accounts:
+        raise ConfigError("localnet snapshot needs --rpc URL, --out FILE and at least one PUBKEY")
+    snap = capture_snapshot(args.rpc, args.accounts)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(dump_snapshot(snap))
+    missing = snap["meta"].get("missing", [])
+    if args.json:
+        emit_json({"out": str(out), "accounts": len(snap["accounts"]), "missing": missing})
+    else:
+        print(
+            f"wrote {len(snap['accounts'])} accounts from {redact_url(args.rpc)} to {out}"
+            f" ({len(missing)} missing)"
+        )
+    return 0

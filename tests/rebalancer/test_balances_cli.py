@@ -34,8 +34,11 @@ def test_balances_json_matches_the_nodes(
     assert main(["balances", "-c", EXAMPLE, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) >= {"holdings", "total_usd"}
+    assert {h["chain"] for h in out["holdings"]} == {"ethereum", "avalanche", "solana"}
+    sol = {h["symbol"]: h for h in out["holdings"] if h["chain"] == "solana"}
+    assert sol["USDC"]["raw"] == "500000000"  # two token accounts of one mint, summed
+    assert sol["SOL"]["wallet"] == "6mEAPbHcy66wK4T2iyhJnZhaZuY4mjqa3P8rBZSU18td"
     rows = [h for h in out["holdings"] if h["chain"] in ("ethereum", "avalanche")]
-    assert {h["chain"] for h in rows} == {"ethereum", "avalanche"}
     for h in rows:
         assert set(h) >= KEYS
         assert isinstance(h["raw"], str) and h["price_usd"] is None

@@ -1,0 +1,307 @@
+"""The Solana chain adapter: SOL, SPL Token and Token-2022 balances of many wallets at once.
+
+A refresh is one HTTP request per 100 wallets: a JSON-RPC batch holding ``getGenesisHash``
+(checked once per adapter against the config's CAIP-2 reference), one ``getMultipleAccounts``
+for the wallets' lamports and two ``getTokenAccountsByOwner`` per wallet (SPL Token and
+Token-2022). Token accounts of one mint are summed; mints map to the tokens asked for (wSOL
+token accounts count as the wSOL token); other mints are ignored. Raw httpx, because
+solana-py's ``AsyncClient`` has no batch; the same code works against any real RPC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import struct
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+from chains.addresses import b58decode
+from chains.base import Balances, ChainAdapter
+from core.errors import ChainError, ConfigError
+from core.redact import redact_url
+from core.types import Holding, Token
+
+if TYPE_CHECKING:
+    from core.types import ChainInfo
+
+TOKEN_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+TOKEN_2022_PROGRAM = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
+MAX_WALLETS_PER_REQUEST = 100  # getMultipleAccounts takes at most 100 keys
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+# mint (32) + owner (32) + amount (u64): all a balance needs of a token account, on both
+# programs (Token-2022 keeps the classic layout first and puts extensions after it).
+_TOKEN_HEAD = 72
+
+
+# -- what the node answers, parsed once at the edge ---------------------------------------------
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _RpcError(_Model):
+    code: int
+    message: str
+
+
+class _Answer(_Model):
+    id: int
+    result: Any = None
+    error: _RpcError | None = None
+
+
+class _Account(_Model):
+    lamports: int
+    owner: str
+    data: tuple[str, str]
+
+
+class _Context(_Model):
+    slot: int
+
+
+class _MultipleAccounts(_Model):
+    context: _Context
+    value: list[_Account | None]
+
+
+class _KeyedAccount(_Model):
+    pubkey: str
+    account: _Account
+
+
+class _TokenAccounts(_Model):
+    context: _Context
+    value: list[_KeyedAccount]
+
+
+_BATCH = TypeAdapter(list[_Answer])
+
+
+class SolanaChain(ChainAdapter):
+    """Reads balances on Solana (mainnet or the local node) through an injected httpx client."""
+
+    def __init__(
+        self,
+        info: ChainInfo,
+        rpc_url: str,
+        client: httpx.AsyncClient,
+        *,
+        retries: int = 3,
+        backoff: float = 0.25,
+        commitment: str | None = None,
+    ) -> None:
+        super().__init__(info, rpc_url, client)
+        self.retries = retries
+        self.backoff = backoff
+        self.commitment = commitment
+        self._chain_checked = False
+
+    @property
+    def where(self) -> str:
+        return f"{self.info.name} node at {redact_url(self.rpc_url)}"
+
+    async def balances(self, wallets: Sequence[str], tokens: Sequence[Token]) -> Balances:
+        out = Balances(chain=self.info.name)
+        pairs = [(w, self._key(w, f"wallet {w!r}")) for w in wallets]
+        token_keys = [
+            None if t.address is None else self._key(t.address, f"token {t.symbol}") for t in tokens
+        ]
+        want_native = None in token_keys
+        want_tokens = any(k is not None for k in token_keys)
+        if not pairs or not tokens:
+            return out
+        chunks = [
+            pairs[i : i + MAX_WALLETS_PER_REQUEST]
+            for i in range(0, len(pairs), MAX_WALLETS_PER_REQUEST)
+        ]
+        check = not self._chain_checked
+        parts = await asyncio.gather(
+            *(
+                self._read_chunk(chunk, want_native, want_tokens, check=check and i == 0)
+                for i, chunk in enumerate(chunks)
+            )
+        )
+        raw: dict[str, dict[bytes | None, int]] = {}
+        for part in parts:
+            raw.update(part)
+        for wallet, _ in pairs:
+            amounts = raw.get(wallet, {})
+            for token, key in zip(tokens, token_keys, strict=True):
+                out.holdings.append(Holding(self.info.name, wallet, token, amounts.get(key, 0)))
+        return out
+
+    async def _read_chunk(
+        self,
+        chunk: list[tuple[str, bytes]],
+        want_native: bool,
+        want_tokens: bool,
+        *,
+        check: bool = False,
+    ) -> dict[str, dict[bytes | None, int]]:
+        """Lamports and token amounts by mint, for up to 100 wallets, in one HTTP request."""
+        calls: list[tuple[str, list[Any]]] = []
+        if check:
+            calls.append(("getGenesisHash", []))
+        names = [w for w, _ in chunk]
+        # NOTE: a validator's RPC refuses bodies over 50 KiB by default; 100 wallets' worth of
+        # calls stays under it only without per-call extras (no dataSlice, no commitment
+        # unless asked), so token accounts come back whole and commitment is the node's
+        # default (finalized) unless the adapter is built with one.
+        extra = {} if self.commitment is None else {"commitment": self.commitment}
+        if want_native and names:
+            cfg = {"encoding": "base64", "dataSlice": {"offset": 0, "length": 0}, **extra}
+            calls.append(("getMultipleAccounts", [names, cfg]))
+        if want_tokens:
+            cfg = {"encoding": "base64", **extra}
+            for name in names:
+                for program in (TOKEN_PROGRAM, TOKEN_2022_PROGRAM):
+                    calls.append(("getTokenAccountsByOwner", [name, {"programId": program}, cfg]))
+        if not calls:
+            return {}
+        answers = await self._batch(calls)
+        out: dict[str, dict[bytes | None, int]] = {name: {} for name in names}
+        try:
+            pos = 0
+            if check:
+                self._verify_genesis(self._result(answers[0], "getGenesisHash"))
+                pos = 1
+            if want_native and names:
+                accounts = _MultipleAccounts.model_validate(
+                    self._result(answers[pos], "getMultipleAccounts")
+                )
+                if len(accounts.value) != len(names):
+                    raise ChainError(f"{self.where}: getMultipleAccounts answered the wrong count")
+                for name, account in zip(names, accounts.value, strict=True):
+                    out[name][None] = 0 if account is None else account.lamports
+                pos += 1
+            if want_tokens:
+                for name, key in chunk:
+                    for _ in (TOKEN_PROGRAM, TOKEN_2022_PROGRAM):
+                        listed = _TokenAccounts.model_validate(
+                            self._result(answers[pos], "getTokenAccountsByOwner")
+                        )
+                        pos += 1
+                        for keyed in listed.value:
+                            mint, amount = self._token_head(keyed, key)
+                            out[name][mint] = out[name].get(mint, 0) + amount
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise ChainError(
+                f"{self.where} answered an unexpected shape ({loc}: {first['msg']})"
+            ) from None
+        return out
+
+    def _token_head(self, keyed: _KeyedAccount, wallet_key: bytes) -> tuple[bytes, int]:
+        """(mint, amount) of a listed token account; refuses one the wallet does not own."""
+        encoded, encoding = keyed.account.data
+        try:
+            head = base64.b64decode(encoded, validate=True) if encoding == "base64" else b""
+        except binascii.Error:
+            head = b""
+        if len(head) < _TOKEN_HEAD or keyed.account.owner not in (
+            TOKEN_PROGRAM,
+            TOKEN_2022_PROGRAM,
+        ):
+            raise ChainError(f"{self.where}: token account {keyed.pubkey} is malformed")
+        if head[32:64] != wallet_key:
+            raise ChainError(f"{self.where}: listed token account {keyed.pubkey} of another owner")
+        (amount,) = struct.unpack_from("<Q", head, 64)
+        return head[0:32], amount
+
+    def _verify_genesis(self, genesis: Any) -> None:
+        reference = self.info.caip2.split(":", 1)[1]
+        if not isinstance(genesis, str) or not genesis.startswith(reference):
+            raise ChainError(
+                f"{self.where} has genesis hash {genesis!r}, but the config says "
+                f"{self.info.name} ({self.info.caip2}): check chains.{self.info.name}.rpc"
+            )
+        self._chain_checked = True
+
+    def _result(self, answer: _Answer, method: str) -> Any:
+        if answer.error is not None:
+            raise ChainError(f"{self.where}: {method} failed: {answer.error.message[:160]}")
+        if answer.result is None and method == "getGenesisHash":
+            raise ChainError(f"{self.where}: {method} answer has no result")
+        return answer.result
+
+    @staticmethod
+    def _key(address: str, what: str) -> bytes:
+        try:
+            raw = b58decode(address)
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            raise ConfigError(f"{what}: {address!r} is not a Solana address (base58, 32 bytes)")
+        return raw
+
+    # -- transport ---------------------------------------------------------------------------
+    async def _batch(self, calls: list[tuple[str, list[Any]]]) -> list[_Answer]:
+        """POST ``calls`` as one JSON-RPC batch; answers in call order."""
+        body = json.dumps(
+            [
+                {"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                for i, (m, p) in enumerate(calls)
+            ],
+            separators=(",", ":"),
+        ).encode()
+        content = await self._post(body)
+        try:
+            answers = _BATCH.validate_json(content)
+        except ValidationError:
+            try:
+                data = json.loads(content)
+            except ValueError:
+                raise ChainError(f"{self.where} answered malformed JSON") from None
+            if isinstance(data, dict) and isinstance(data.get("error"), dict):
+                message = str(data["error"].get("message", ""))[:120]
+                raise ChainError(f"{self.where} refused a JSON-RPC batch: {message}") from None
+            raise ChainError(f"{self.where} answered a JSON-RPC batch malformed") from None
+        by_id = {a.id: a for a in answers}
+        if len(by_id) != len(calls) or set(by_id) != set(range(len(calls))):
+            raise ChainError(f"{self.where} answered {len(answers)} of {len(calls)} batched calls")
+        return [by_id[i] for i in range(len(calls))]
+
+    async def _post(self, body: bytes) -> bytes:
+        """One POST, retried with backoff on timeouts, connection errors, 429 and 5xx."""
+        reason = ""
+        retry_after: float | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                delay = (
+                    retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
+                )
+                await asyncio.sleep(delay)
+            retry_after = None
+            try:
+                resp = await self.client.post(
+                    self.rpc_url, content=body, headers={"Content-Type": "application/json"}
+                )
+            except httpx.TimeoutException:
+                reason = "timed out"
+                continue
+            except httpx.TransportError as exc:
+                reason = f"unreachable ({type(exc).__name__})"
+                continue
+            if resp.status_code in _RETRY_STATUS:
+                reason = f"HTTP {resp.status_code}"
+                retry_after = _retry_after(resp)
+                continue
+            if resp.status_code != 200:
+                raise ChainError(f"{self.where} answered HTTP {resp.status_code}")
+            return resp.content
+        raise ChainError(f"{self.where} failed after {self.retries + 1} tries: {reason}")
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    try:
+        return min(float(value), 30.0) if value is not None else None
+    except ValueError:
+        return None
