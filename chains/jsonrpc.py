@@ -8,7 +8,6 @@ fails becomes one ChainError naming the node with its URL redacted.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, cast
 
@@ -17,9 +16,8 @@ from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from core.errors import ChainError
+from core.http import send_with_retries
 from core.redact import redact_url
-
-_RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
 class HttpxProvider(AsyncJSONBaseProvider):
@@ -50,41 +48,21 @@ class HttpxProvider(AsyncJSONBaseProvider):
 
     async def post(self, body: bytes) -> Any:
         """POST one JSON-RPC body; return the decoded JSON. Retries transient failures."""
-        reason = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(self._delay(attempt, reason))
-            try:
-                resp = await self.client.post(
-                    self.url, content=body, headers={"Content-Type": "application/json"}
-                )
-            except httpx.TimeoutException:
-                reason = "timed out"
-                continue
-            except httpx.TransportError as exc:
-                reason = f"unreachable ({type(exc).__name__})"
-                continue
-            if resp.status_code in _RETRY_STATUS:
-                reason = f"HTTP {resp.status_code}"
-                self._retry_after = resp.headers.get("Retry-After")
-                continue
-            if resp.status_code != 200:
-                raise ChainError(f"{self.where} answered HTTP {resp.status_code}")
-            try:
-                return json.loads(resp.content)
-            except ValueError:
-                raise ChainError(f"{self.where} answered malformed JSON") from None
-        raise ChainError(f"{self.where} failed after {self.retries + 1} tries: {reason}")
-
-    _retry_after: str | None = None
-
-    def _delay(self, attempt: int, reason: str) -> float:
-        if reason == "HTTP 429" and self._retry_after:
-            try:
-                return min(float(self._retry_after), 30.0)
-            except ValueError:
-                pass
-        return float(self.backoff * 2 ** (attempt - 1))
+        resp = await send_with_retries(
+            lambda: self.client.post(
+                self.url, content=body, headers={"Content-Type": "application/json"}
+            ),
+            where=self.where,
+            error=ChainError,
+            retries=self.retries,
+            backoff=self.backoff,
+        )
+        if resp.status_code != 200:
+            raise ChainError(f"{self.where} answered HTTP {resp.status_code}")
+        try:
+            return json.loads(resp.content)
+        except ValueError:
+            raise ChainError(f"{self.where} answered malformed JSON") from None
 
     async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         data = await self.post(self.encode_rpc_request(method, params))

@@ -35,6 +35,7 @@ FIXTURES = PROJECT_ROOT / "fixtures" / "evm"
 NODE_MODULES = PROJECT_ROOT / "node_modules"
 CONTRACTS = Path(__file__).resolve().parent / "contracts"
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
+ONEINCH_ROUTER_V6 = "0x111111125421cA6dc452d289314280a0f8842A65"
 GENESIS_TIMESTAMP = 1767225600  # 2026-01-01T00:00:00Z
 BLOCK_INTERVAL = 12
 MAX_UINT = 2**256 - 1
@@ -55,17 +56,18 @@ def artifact(rel: str) -> str:
     return str(code).removeprefix("0x")
 
 
-def compile_local_token() -> str:
-    """Compile LocalToken.sol with the pinned solcjs; return its creation bytecode hex."""
-    source = (CONTRACTS / "LocalToken.sol").read_text()
+def compile_contracts(filename: str) -> dict[str, str]:
+    """Compile one of localnet/contracts/*.sol with the pinned solcjs; creation bytecode by
+    contract name."""
+    source = (CONTRACTS / filename).read_text()
     request = {
         "language": "Solidity",
-        "sources": {"LocalToken.sol": {"content": source}},
+        "sources": {filename: {"content": source}},
         "settings": {
             "optimizer": {"enabled": True, "runs": 200},
             "evmVersion": EVM_VERSION,
             "metadata": {"bytecodeHash": "none"},
-            "outputSelection": {"LocalToken.sol": {"LocalToken": ["evm.bytecode.object"]}},
+            "outputSelection": {filename: {"*": ["evm.bytecode.object"]}},
         },
     }
     out = subprocess.run(
@@ -79,7 +81,10 @@ def compile_local_token() -> str:
     errors = [e for e in result.get("errors", []) if e["severity"] == "error"]
     if errors:
         raise RuntimeError(errors[0]["formattedMessage"])
-    return str(result["contracts"]["LocalToken.sol"]["LocalToken"]["evm"]["bytecode"]["object"])
+    return {
+        name: str(c["evm"]["bytecode"]["object"])
+        for name, c in result["contracts"][filename].items()
+    }
 
 
 def short_string_slot(text: str) -> str:
@@ -137,7 +142,7 @@ class WorldBuilder:
             rpc.call("anvil_setStorageAt", wrapped.address, hex(slot), value)
         self.world["tokens"][wrapped.symbol] = wrapped.address
 
-        template = rpc.deploy(me, compile_local_token())
+        template = rpc.deploy(me, compile_contracts("LocalToken.sol")["LocalToken"])
         runtime = rpc.call("eth_getCode", template, "latest")
         for tok in self.registry.tokens_on(self.spec.chain):
             if tok.address is None or tok.symbol == wrapped.symbol:
@@ -182,6 +187,11 @@ class WorldBuilder:
             artifact(periphery + "NonfungiblePositionManager.sol/NonfungiblePositionManager.json"),
             npm_args,
         )
+        aggregator = compile_contracts("LocalAggregationRouter.sol")
+        self._place(aggregator["LocalAggregationRouter"], ONEINCH_ROUTER_V6)
+        rpc.transact(me, ONEINCH_ROUTER_V6, "init(address)", wrapped.address)
+        c["AggregationRouterV6"] = ONEINCH_ROUTER_V6
+        c["LocalExecutor"] = rpc.deploy(me, aggregator["LocalExecutor"])
         self._fund_deployer_and_approve(wrapped)
         for pool in self.spec.pools:
             self._add_pool(pool)

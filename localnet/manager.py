@@ -81,6 +81,11 @@ def read_manifest(state_dir: Path) -> dict[str, Any] | None:
 def _answers(url: str, kind: str) -> bool:
     method = "eth_chainId" if kind == "anvil" else "getHealth"
     try:
+        if kind == "api":
+            r = httpx.get(
+                url + "/1/approve/spender", timeout=2, headers={"Authorization": "Bearer status"}
+            )
+            return r.status_code == 200
         r = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method}, timeout=2)
         return r.status_code == 200 and "result" in r.json()
     except (httpx.HTTPError, ValueError):
@@ -130,6 +135,8 @@ def up(
             )
             progress(f"funding the demo wallet on {name}")
             fund_evm_demo(node.url, name, registry)
+        progress("starting the 1inch API stand-in")
+        worlds.append(_start_oneinch(state_dir, {w.chain_id: w.url for w in worlds}))
         if services:
             worlds.extend(_optional_services(state_dir, progress))
     except BaseException:
@@ -213,6 +220,18 @@ def fund_evm_demo(url: str, chain: str, registry: Registry) -> None:
                 rpc.transact(deployer, token.address, "mint(address,uint256)", wallet, raw)
     finally:
         rpc.close()
+
+
+def _start_oneinch(state_dir: Path, worlds: dict[int | None, str]) -> World:
+    """The local 1inch Swap API v6 stand-in over the EVM worlds."""
+    import sys
+
+    argv = [sys.executable, "-m", "localnet.oneinch_server", "--port", "0"]
+    for chain_id, url in worlds.items():
+        argv += ["--world", f"{chain_id}={url}"]
+    log = state_dir / "1inch.log"
+    node = start_listening("1inch", argv, log, detached=True)
+    return World("1inch", "api", node.url + "/swap/v6.0", node.pid, str(log))
 
 
 def _optional_services(state_dir: Path, progress: Callable[[str], None]) -> list[World]:

@@ -64,6 +64,19 @@ class Rpc:
             raise ChainError(f"{method} failed on {self.url}: {message}")
         return data["result"]
 
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Several calls in one JSON-RPC batch; each answer is its result, or the error
+        object (a dict with ``code``/``message``) where that call failed."""
+        if not calls:
+            return []
+        body = [
+            {"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)
+        ]
+        resp = self.http.post(self.url, json=body)
+        resp.raise_for_status()
+        answers = sorted(resp.json(), key=lambda a: a["id"])
+        return [a["result"] if "result" in a else {"error": a.get("error")} for a in answers]
+
     def send(self, sender: str, to: str | None, data: str = "0x", value: int = 0) -> dict[str, Any]:
         """Send from an unlocked account, wait for the (automined) receipt, insist on success."""
         # NOTE: an explicit gas limit; estimates fall short for Uniswap V3 mints (63/64 rule).

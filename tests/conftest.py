@@ -23,7 +23,9 @@ def localnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def evm_worlds(localnet_dir: Path) -> Iterator[dict[str, Any]]:
-    """Anvil "ethereum" and "avalanche" from the committed states, demo wallet funded.
+    """Every local world as `rebalancer localnet up` starts it: anvil "ethereum" and
+    "avalanche" from the committed states with the demo wallet funded, the 1inch stand-in,
+    and the Solana node (worlds by name).
 
     Also points ``localnet:`` config lookups (REBALANCER_LOCALNET_DIR) at them.
     """
@@ -32,7 +34,7 @@ def evm_worlds(localnet_dir: Path) -> Iterator[dict[str, Any]]:
     old = os.environ.get("REBALANCER_LOCALNET_DIR")
     os.environ["REBALANCER_LOCALNET_DIR"] = str(localnet_dir)
     try:
-        manifest = manager.up(localnet_dir, services=False)
+        manifest = manager.up(localnet_dir)
     except Exception:
         for log in localnet_dir.glob("*.log"):
             print(f"--- {log.name}\n{log.read_text()[-2000:]}")
@@ -59,7 +61,11 @@ def rpc_call(url: str, method: str, *params: Any) -> Any:
 @pytest.fixture
 def evm_isolated(evm_worlds: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The EVM worlds, reverted to their state before the test when it ends."""
-    snaps = {name: rpc_call(w["url"], "evm_snapshot") for name, w in evm_worlds.items()}
+    snaps = {
+        name: rpc_call(w["url"], "evm_snapshot")
+        for name, w in evm_worlds.items()
+        if w["kind"] == "anvil"
+    }
     try:
         yield evm_worlds
     finally:

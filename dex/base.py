@@ -1,0 +1,95 @@
+"""The one interface every DEX aggregator implements, and the swap types it trades in.
+
+An aggregator turns a ``SwapRequest`` into a ``Quote`` and then into a ``BuiltSwap``: an
+unsigned transaction written by someone else. Nothing built here is trusted until
+``dex.checks`` has decoded it and compared it with the request.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from core.errors import AggregatorError
+from core.types import Token
+
+
+class NoRouteError(AggregatorError):
+    """The aggregator found no route (no liquidity, token not tradable)."""
+
+
+class AllowanceError(AggregatorError):
+    """The router may not spend enough of the token yet: approve first."""
+
+
+class BalanceError(AggregatorError):
+    """The wallet holds less than the amount to sell."""
+
+
+@dataclass(frozen=True, slots=True)
+class SwapRequest:
+    """Sell exactly ``amount_in`` base units of ``sell`` for ``buy`` from ``wallet``."""
+
+    chain: str
+    chain_id: int | None
+    wallet: str
+    sell: Token
+    buy: Token
+    amount_in: int
+    slippage_bps: int
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """What the aggregator expects the swap to return, before any transaction exists."""
+
+    request: SwapRequest
+    expected_out: int
+    route: tuple[str, ...] = ()
+    gas: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvmTx:
+    """An unsigned EVM transaction as an aggregator proposed it (legacy gas price)."""
+
+    chain_id: int
+    sender: str
+    to: str
+    data: bytes
+    value: int
+    gas: int
+    gas_price: int
+
+
+@dataclass(frozen=True, slots=True)
+class SolanaTx:
+    """An unsigned (or partly co-signed) Solana versioned transaction, serialized."""
+
+    raw: bytes
+    last_valid_block_height: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltSwap:
+    """A swap transaction ready for checks: ``min_out`` is what the transaction promises."""
+
+    quote: Quote
+    tx: EvmTx | SolanaTx
+    expected_out: int
+    approval: EvmTx | None = None
+    notes: tuple[str, ...] = field(default=())
+
+
+class SwapAggregator(ABC):
+    """Quotes and builds swaps on the chains it serves."""
+
+    name: str = "aggregator"
+
+    @abstractmethod
+    async def quote(self, request: SwapRequest) -> Quote:
+        """The expected output of the swap; NoRouteError when there is none."""
+
+    @abstractmethod
+    async def build(self, quote: Quote) -> BuiltSwap:
+        """The transaction (and an exact-amount approval where one is needed)."""

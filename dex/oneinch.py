@@ -1,0 +1,301 @@
+"""1inch Swap API v6 adapter: quote, swap, exact-amount approvals, on EVM chains.
+
+Real users talk to ``https://api.1inch.com`` with ``Authorization: Bearer <key>``; the demo
+and the tests talk to the local stand-in (``localnet.oneinch_server``). Only the base URL
+differs. Every answer is parsed here into the models below; errors in 1inch's five-field
+shape become NoRouteError / AllowanceError / BalanceError / AggregatorError.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.errors import AggregatorError
+from core.redact import redact_url
+from dex.base import (
+    AllowanceError,
+    BalanceError,
+    BuiltSwap,
+    EvmTx,
+    NoRouteError,
+    Quote,
+    SwapAggregator,
+    SwapRequest,
+)
+from dex.http import fetch, parse
+
+NATIVE = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
+DEFAULT_BASE_URL = "https://api.1inch.com/swap/v6.0"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def _uint(v: Any) -> int:
+    """A non-negative integer from a decimal string (1inch's amounts) or a JSON number."""
+    if isinstance(v, bool):
+        raise ValueError("not an integer")
+    if isinstance(v, int):
+        n = v
+    elif isinstance(v, str) and v.isdigit():
+        n = int(v)
+    else:
+        raise ValueError(f"not a non-negative integer: {v!r}")
+    if n < 0:
+        raise ValueError("negative")
+    return n
+
+
+class TxData(_Model):
+    """``SwapResponse.tx``: six required fields; ``value``/``gasPrice`` decimal strings."""
+
+    from_: str = Field(alias="from")
+    to: str
+    data: str
+    value: int
+    gasPrice: int
+    gas: int
+
+    @field_validator("value", "gasPrice", "gas", mode="before")
+    @classmethod
+    def _ints(cls, v: Any) -> int:
+        return _uint(v)
+
+    @field_validator("data")
+    @classmethod
+    def _hex(cls, v: str) -> str:
+        if not v.startswith("0x") or len(v) % 2:
+            raise ValueError("not 0x-hex")
+        bytes.fromhex(v[2:])
+        return v
+
+
+class QuoteResponse(_Model):
+    dstAmount: int
+    gas: int | None = None
+    protocols: list[Any] | None = None
+
+    @field_validator("dstAmount", mode="before")
+    @classmethod
+    def _amount(cls, v: Any) -> int:
+        if not isinstance(v, str):
+            raise ValueError("dstAmount must be a decimal string")
+        return _uint(v)
+
+
+class SwapResponse(QuoteResponse):
+    tx: TxData
+
+
+class ApproveTransaction(_Model):
+    data: str
+    to: str
+    value: int
+    gasPrice: int
+
+    @field_validator("value", "gasPrice", mode="before")
+    @classmethod
+    def _ints(cls, v: Any) -> int:
+        return _uint(v)
+
+
+class Allowance(_Model):
+    allowance: int
+
+    @field_validator("allowance", mode="before")
+    @classmethod
+    def _int(cls, v: Any) -> int:
+        return _uint(v)
+
+
+class Spender(_Model):
+    address: str
+
+
+class ErrorBody(_Model):
+    error: str | None = None
+    description: str | None = None
+    statusCode: int | None = None
+
+
+def _token_address(token: Any) -> str:
+    return NATIVE if token.address is None else str(token.address)
+
+
+class OneInch(SwapAggregator):
+    """The 1inch Swap API v6 on the EVM chains of the config."""
+
+    name = "1inch"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        retries: int = 3,
+        backoff: float = 1.0,
+    ) -> None:
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.retries = retries
+        self.backoff = backoff
+
+    def __repr__(self) -> str:
+        return f"OneInch({redact_url(self.base_url)})"
+
+    async def _get(self, chain_id: int, endpoint: str, params: dict[str, str]) -> Any:
+        where = f"1inch API at {redact_url(self.base_url)}"
+        headers = {"Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        status, data = await fetch(
+            self.client,
+            "GET",
+            f"{self.base_url}/{chain_id}/{endpoint}",
+            where=where,
+            params=params,
+            headers=headers,
+            retries=self.retries,
+            backoff=self.backoff,
+        )
+        if status == 200:
+            return data
+        err = parse(ErrorBody, data if isinstance(data, dict) else {}, where)
+        text = (err.description or err.error or f"HTTP {status}").strip()
+        low = text.lower()
+        if status in (401, 403):
+            raise AggregatorError(
+                f"{where} refused the API key (HTTP {status}): set ONEINCH_API_KEY"
+            )
+        if "liquidity" in low or "no route" in low or "cannot sync token" in low:
+            raise NoRouteError(f"1inch: no route on chain {chain_id}: {text}")
+        if "allowance" in low:
+            raise AllowanceError(f"1inch: {text}")
+        if "balance" in low:
+            raise BalanceError(f"1inch: {text}")
+        raise AggregatorError(f"1inch answered HTTP {status}: {text[:200]}")
+
+    def _chain_id(self, request: SwapRequest) -> int:
+        if request.chain_id is None:
+            raise AggregatorError(f"1inch serves EVM chains only, not {request.chain}")
+        return request.chain_id
+
+    async def quote(self, request: SwapRequest) -> Quote:
+        chain_id = self._chain_id(request)
+        data = await self._get(
+            chain_id,
+            "quote",
+            {
+                "src": _token_address(request.sell),
+                "dst": _token_address(request.buy),
+                "amount": str(request.amount_in),
+                "includeGas": "true",
+                "includeProtocols": "true",
+            },
+        )
+        q = parse(QuoteResponse, data, "1inch quote")
+        if q.dstAmount == 0:
+            raise NoRouteError(
+                f"1inch: quote for {request.sell.symbol} -> {request.buy.symbol} is 0"
+            )
+        return Quote(
+            request=request, expected_out=q.dstAmount, route=_route(q.protocols), gas=q.gas
+        )
+
+    async def build(self, quote: Quote) -> BuiltSwap:
+        """The swap transaction, plus an exact-amount approval if the allowance is short.
+
+        With an approval pending the API cannot simulate the swap, so it is asked with
+        ``disableEstimate``; the engine simulates both on a fork before anything is signed.
+        """
+        req = quote.request
+        chain_id = self._chain_id(req)
+        approval = await self.approval(req)
+        params = {
+            "src": _token_address(req.sell),
+            "dst": _token_address(req.buy),
+            "amount": str(req.amount_in),
+            "from": req.wallet,
+            "origin": req.wallet,
+            "receiver": req.wallet,
+            "slippage": str(Decimal(req.slippage_bps) / 100),
+            "includeProtocols": "true",
+        }
+        if approval is not None:
+            params["disableEstimate"] = "true"
+        s = parse(SwapResponse, await self._get(chain_id, "swap", params), "1inch swap")
+        tx = EvmTx(
+            chain_id=chain_id,
+            sender=_checksum(s.tx.from_, "tx.from"),
+            to=_checksum(s.tx.to, "tx.to"),
+            data=bytes.fromhex(s.tx.data[2:]),
+            value=s.tx.value,
+            gas=s.tx.gas,
+            gas_price=s.tx.gasPrice,
+        )
+        return BuiltSwap(quote=quote, tx=tx, expected_out=s.dstAmount, approval=approval)
+
+    async def spender(self, chain_id: int) -> str:
+        return parse(Spender, await self._get(chain_id, "approve/spender", {}), "1inch").address
+
+    async def allowance(self, request: SwapRequest) -> int:
+        if request.sell.address is None:
+            return 2**256 - 1
+        data = await self._get(
+            self._chain_id(request),
+            "approve/allowance",
+            {"tokenAddress": str(request.sell.address), "walletAddress": request.wallet},
+        )
+        return parse(Allowance, data, "1inch allowance").allowance
+
+    async def approval(self, request: SwapRequest, *, unlimited: bool = False) -> EvmTx | None:
+        """The approval the swap needs, for exactly ``amount_in`` unless ``unlimited``;
+        None when the allowance already covers it or the native coin is sold."""
+        if request.sell.address is None or await self.allowance(request) >= request.amount_in:
+            return None
+        chain_id = self._chain_id(request)
+        params = {"tokenAddress": str(request.sell.address)}
+        if not unlimited:
+            params["amount"] = str(request.amount_in)
+        a = parse(
+            ApproveTransaction,
+            await self._get(chain_id, "approve/transaction", params),
+            "1inch approve",
+        )
+        return EvmTx(
+            chain_id=chain_id,
+            sender=request.wallet,
+            to=_checksum(a.to, "approve.to"),
+            data=bytes.fromhex(a.data.removeprefix("0x")),
+            value=a.value,
+            gas=80_000,
+            gas_price=a.gasPrice,
+        )
+
+
+def _checksum(address: str, field: str) -> str:
+    """Addresses are parsed at the edge: a malformed one is the API's fault."""
+    from eth_utils import is_hex_address, to_checksum_address
+
+    if not is_hex_address(address):
+        raise AggregatorError(f"1inch answered a malformed address in {field}: {address!r}")
+    return str(to_checksum_address(address))
+
+
+def _route(protocols: list[Any] | None) -> tuple[str, ...]:
+    names: list[str] = []
+    try:
+        for route in protocols or []:
+            for hop in route:
+                for part in hop:
+                    names.append(str(part.get("name")))
+    except (TypeError, AttributeError):
+        return ()
+    return tuple(names)
