@@ -1,0 +1,151 @@
+"""``rebalancer drift``: current vs target weights per class and asset, and which triggers fire.
+
+Also home of ``load_inputs``, shared with ``plan`` and ``harvest``: the config, the registry,
+holdings and prices (from ``--snapshot FILE`` offline, or the chains and the config's manual
+prices live), checked once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError, RefusedError
+from rebalancer.output import emit_json, warn
+
+
+@dataclass
+class Inputs:
+    """Everything the planner needs for one command, already validated."""
+
+    config: Any
+    registry: Any
+    targets: Any
+    portfolio: Any
+    now: datetime
+    as_of: datetime | None = None
+    last_rebalance: datetime | None = None
+    history: dict[str, list[Decimal]] = field(default_factory=dict)
+    lots: Sequence[Any] = ()
+    failures: Sequence[Any] = ()
+    names: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def _read(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file {path!r} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what} file {path!r}: {exc}") from None
+
+
+def _config_prices(config: Any) -> dict[str, Decimal] | None:
+    """The config's manual ``[prices]`` table (asset -> USD), when the config has one."""
+    prices = getattr(config, "prices", None)
+    if prices is None:
+        return None
+    table = prices if isinstance(prices, dict) else getattr(prices, "manual", None)
+    return {str(k): Decimal(str(v)) for k, v in table.items()} if table else None
+
+
+def load_inputs(args: argparse.Namespace, *, lots_arg: str | None = None) -> Inputs:
+    """Config, registry, targets, holdings at prices; every problem is a one-line error."""
+    from planner.model import Portfolio, validate_all
+    from planner.prices import ManualPrices, check_agreement
+    from planner.snapshot import parse_snapshot
+    from planner.tax import parse_lots_csv
+    from rebalancer.config import load_config
+
+    config, registry = load_config(args.config)
+    strategy = config.strategy
+    targets = validate_all(strategy, registry)
+    names = {(c, w.address): w.name for w in config.wallets for c in w.chains}
+    now = datetime.now(UTC)
+    if getattr(args, "snapshot", None):
+        snap = parse_snapshot(_read(args.snapshot, "snapshot"), registry, Path(args.snapshot).name)
+        if snap.reference_prices:
+            held = {h.token.asset for h in snap.holdings if h.raw > 0}
+            check_agreement(
+                ManualPrices(snap.prices, "snapshot prices"),
+                ManualPrices(snap.reference_prices, "reference_prices"),
+                held,
+                strategy.price_max_deviation_pct,
+            )
+        portfolio = Portfolio.build(snap.holdings, snap.prices)
+        inputs = Inputs(
+            config,
+            registry,
+            targets,
+            portfolio,
+            now=snap.as_of or now,
+            as_of=snap.as_of,
+            last_rebalance=snap.last_rebalance,
+            history=snap.history,
+            lots=snap.lots,
+            names=names,
+        )
+    else:
+        prices = _config_prices(config)
+        if not prices:
+            raise ConfigError(
+                "prices: no prices configured; add a [prices] table (asset = USD per unit) "
+                "to the config, or use --snapshot FILE"
+            )
+        try:
+            from rebalancer.portfolio import read_holdings
+        except ImportError as exc:  # pragma: no cover - the foundation ships it
+            raise ConfigError(
+                f"live balances are not available ({exc}); use --snapshot FILE"
+            ) from None
+        live = asyncio.run(read_holdings(config, registry))
+        failures = list(live.failures)
+        portfolio = Portfolio.build(live.holdings, ManualPrices(prices, "prices").table)
+        inputs = Inputs(config, registry, targets, portfolio, now=now, names=names)
+        inputs.failures = failures
+        for f in failures:
+            warn(
+                f"{f.chain}: {f.token.symbol} of {names.get((f.chain, f.wallet), f.wallet)}: "
+                f"{f.reason}"
+            )
+    if lots_arg:
+        inputs.lots = parse_lots_csv(
+            _read(lots_arg, "lots"), Path(lots_arg).name, known_assets=registry.assets
+        )
+    return inputs
+
+
+def refuse_partial(inputs: Inputs) -> None:
+    """Planning on a portfolio with unread balances could buy what is already held."""
+    if inputs.failures:
+        f = inputs.failures[0]
+        raise RefusedError(
+            f"{len(inputs.failures)} balance(s) could not be read (first: {f.token.symbol} on "
+            f"{f.chain}: {f.reason}); refusing to plan on a partial portfolio"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from planner.drift import compute_drift
+    from planner.render import drift_json, drift_text
+
+    inputs = load_inputs(args)
+    drift = compute_drift(
+        inputs.portfolio,
+        inputs.targets,
+        inputs.config.strategy,
+        now=inputs.now,
+        last_rebalance=inputs.last_rebalance,
+        history=inputs.history,
+    )
+    if args.json:
+        emit_json(drift_json(drift))
+    else:
+        print(drift_text(drift))
+    return 0

@@ -1,0 +1,65 @@
+"""``rebalancer plan``: the cheapest trades that bring the portfolio back within its bands.
+
+``--snapshot FILE`` plans offline; ``-o PLAN`` writes the plan document (the same JSON as
+``--json``, keys per ../shared/CLI.md) for ``simulate``/``apply`` to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+from rebalancer.commands.drift import Inputs, load_inputs, refuse_partial
+from rebalancer.output import emit_json
+
+
+def build(inputs: Inputs, force: bool = False) -> Any:
+    """The plan for these inputs (the planner is pure; this only passes things in)."""
+    from planner.plan import make_plan
+
+    return make_plan(
+        inputs.portfolio,
+        inputs.targets,
+        inputs.config.strategy,
+        inputs.registry,
+        now=inputs.now,
+        last_rebalance=inputs.last_rebalance,
+        history=inputs.history,
+        lots=inputs.lots,
+        force=force,
+    )
+
+
+def document(inputs: Inputs, plan: Any) -> dict[str, Any]:
+    """The plan JSON, with each trade's configured wallet name added."""
+    from planner.render import plan_json
+
+    doc = plan_json(plan, datetime.now(UTC), inputs.as_of)
+    for t in doc["trades"]:
+        t["wallet_name"] = inputs.names.get((t["chain"], t["wallet"]), t["wallet"])
+    return doc
+
+
+def run(args: argparse.Namespace) -> int:
+    from planner.render import plan_text
+
+    inputs = load_inputs(args, lots_arg=args.lots)
+    refuse_partial(inputs)
+    plan = build(inputs, force=args.force)
+    doc = document(inputs, plan)
+    if args.output:
+        try:
+            Path(args.output).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"-o {args.output!r}: cannot write: {exc.strerror}") from None
+    if args.json:
+        emit_json(doc)
+    else:
+        print(plan_text(plan))
+        if args.output:
+            print(f"\nplan written to {args.output}")
+    return 0
