@@ -78,9 +78,12 @@ def read_manifest(state_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-def _answers(url: str, kind: str) -> bool:
+def _answers(url: str, kind: str, name: str = "1inch") -> bool:
     method = "eth_chainId" if kind == "anvil" else "getHealth"
     try:
+        if kind == "api" and name == "jupiter":
+            r = httpx.get(url + "/program-id-to-label", timeout=2, headers={"x-api-key": "status"})
+            return r.status_code == 200
         if kind == "api":
             r = httpx.get(
                 url + "/1/approve/spender", timeout=2, headers={"Authorization": "Bearer status"}
@@ -100,7 +103,8 @@ def status(state_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for w in manifest["worlds"]:
         alive = pid_alive(int(w["pid"]))
-        rows.append({**w, "alive": alive, "answering": alive and _answers(w["url"], w["kind"])})
+        answering = alive and _answers(w["url"], w["kind"], w["name"])
+        rows.append({**w, "alive": alive, "answering": answering})
     return rows
 
 
@@ -259,4 +263,14 @@ def _optional_services(state_dir: Path, progress: Callable[[str], None]) -> list
             detached=True,
         )
         started.append(World("solana", "solana", node.url, node.pid, str(log)))
+        if importlib.util.find_spec("localnet.jupiter_server") is not None:
+            progress("starting the Jupiter API stand-in")
+            log = state_dir / "jupiter.log"
+            argv = [sys.executable, "-m", "localnet.jupiter_server", "--port", "0"]
+            try:
+                jup = start_listening("jupiter", [*argv, "--rpc", node.url], log, detached=True)
+            except BaseException:
+                stop_pid(node.pid)  # up() only stops what this function returned
+                raise
+            started.append(World("jupiter", "api", jup.url + "/swap/v1", jup.pid, str(log)))
     return started

@@ -432,6 +432,9 @@ class Api:
 def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # NOTE: headers and body go out in separate writes; without TCP_NODELAY each answer
+        # waits ~40 ms for the client's delayed ACK.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             parts = urlsplit(self.path)

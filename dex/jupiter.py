@@ -1,0 +1,294 @@
+"""Jupiter Swap API v1 adapter: quote, build, on Solana.
+
+Real users talk to ``https://api.jup.ag/swap/v1`` with an ``x-api-key`` header; the demo and
+the tests talk to the local stand-in (``localnet.jupiter_server``). Only the base URL differs.
+Every answer is parsed here into the models below; errors in Jupiter's ``{error, errorCode}``
+shape become NoRouteError / AggregatorError. The quote answer is kept verbatim in the
+``JupiterQuote`` because ``POST /swap`` wants it back unchanged.
+
+Native SOL (``Token.address is None``) is the wSOL mint with ``wrapAndUnwrapSol``; the wSOL
+token itself is the same mint without it (the wallet's wSOL account pays or receives).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, field_validator
+from solders.transaction import VersionedTransaction
+
+from core.errors import AggregatorError, SimulationError, SuspiciousResponseError
+from core.redact import redact_url
+from dex.base import BuiltSwap, NoRouteError, Quote, SolanaTx, SwapAggregator, SwapRequest
+from dex.http import fetch, parse
+
+WSOL_MINT = "So11111111111111111111111111111111111111112"
+DEFAULT_BASE_URL = "https://api.jup.ag/swap/v1"
+DEFAULT_MAX_PRIORITY_LAMPORTS = 1_000_000  # 0.001 SOL
+NO_ROUTE_CODES = frozenset({"COULD_NOT_FIND_ANY_ROUTE", "NO_ROUTES_FOUND", "TOKEN_NOT_TRADABLE"})
+PriorityLevel = Literal["medium", "high", "veryHigh"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def _amount(v: Any) -> int:
+    """Jupiter sends every amount as a decimal string of a u64."""
+    if not isinstance(v, str) or not v.isdigit():
+        raise ValueError(f"must be a decimal string, not {v!r}")
+    n = int(v)
+    if n >= 2**64:
+        raise ValueError("out of u64 range")
+    return n
+
+
+class SwapInfo(_Model):
+    """One leg of a route; ``feeAmount``/``feeMint`` left the spec in Nov 2025 (optional)."""
+
+    ammKey: str
+    label: str | None = None
+    inputMint: str
+    outputMint: str
+    inAmount: int
+    outAmount: int
+    feeAmount: int | None = None
+    feeMint: str | None = None
+
+    @field_validator("inAmount", "outAmount", mode="before")
+    @classmethod
+    def _amounts(cls, v: Any) -> int:
+        return _amount(v)
+
+    @field_validator("feeAmount", mode="before")
+    @classmethod
+    def _fee(cls, v: Any) -> int | None:
+        return None if v is None else _amount(v)
+
+
+class RoutePlanStep(_Model):
+    swapInfo: SwapInfo
+    percent: int | None = None  # nullable since Nov 2025
+    bps: int | None = None
+
+
+class PlatformFee(_Model):
+    amount: str | None = None
+    feeBps: int | None = None
+
+
+class QuoteResponse(_Model):
+    """``GET /quote`` (``@jup-ag/api`` 6.0.48 ``QuoteResponse``)."""
+
+    inputMint: str
+    inAmount: int
+    outputMint: str
+    outAmount: int
+    otherAmountThreshold: int
+    swapMode: Literal["ExactIn", "ExactOut"]
+    slippageBps: int
+    platformFee: PlatformFee | None = None
+    priceImpactPct: str
+    routePlan: list[RoutePlanStep]
+    contextSlot: int | None = None
+    timeTaken: float | None = None
+
+    @field_validator("inAmount", "outAmount", "otherAmountThreshold", mode="before")
+    @classmethod
+    def _amounts(cls, v: Any) -> int:
+        return _amount(v)
+
+
+class SimulationReport(_Model):
+    errorCode: str | None = None
+    error: str | None = None
+
+
+class SwapResponse(_Model):
+    """``POST /swap``: the spec's three fields plus what the service returns besides."""
+
+    swapTransaction: str
+    lastValidBlockHeight: int
+    prioritizationFeeLamports: int | None = None
+    computeUnitLimit: int | None = None
+    simulationError: SimulationReport | None = None
+
+
+class ErrorBody(_Model):
+    error: str | None = None
+    errorCode: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JupiterQuote(Quote):
+    """A quote plus what ``/swap`` and the checks need: the answer verbatim, the slippage
+    floor Jupiter computed, and whether SOL is wrapped for the wallet."""
+
+    response: dict[str, Any] = field(compare=False, hash=False)
+    other_amount_threshold: int
+    wrap_sol: bool
+
+
+def _mint(token: Any) -> str:
+    return WSOL_MINT if token.address is None else str(token.address)
+
+
+class Jupiter(SwapAggregator):
+    """The Jupiter Swap API v1 on Solana."""
+
+    name = "jupiter"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        max_priority_lamports: int = DEFAULT_MAX_PRIORITY_LAMPORTS,
+        priority_level: PriorityLevel = "medium",
+        retries: int = 3,
+        backoff: float = 1.0,
+    ) -> None:
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.max_priority_lamports = max_priority_lamports
+        self.priority_level = priority_level
+        self.retries = retries
+        self.backoff = backoff
+
+    def __repr__(self) -> str:
+        return f"Jupiter({redact_url(self.base_url)})"
+
+    async def _call(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        where = f"Jupiter API at {redact_url(self.base_url)}"
+        headers = {"Accept": "application/json"}
+        if self._api_key:
+            headers["x-api-key"] = self._api_key
+        status, data = await fetch(
+            self.client,
+            method,
+            f"{self.base_url}/{endpoint}",
+            where=where,
+            params=params,
+            body=body,
+            headers=headers,
+            retries=self.retries,
+            backoff=self.backoff,
+        )
+        if status == 200:
+            return data
+        err = parse(ErrorBody, data if isinstance(data, dict) else {}, where)
+        text = (err.error or f"HTTP {status}").strip()[:200]
+        if status in (401, 403):
+            raise AggregatorError(
+                f"{where} refused the API key (HTTP {status}): set JUPITER_API_KEY"
+            )
+        if err.errorCode in NO_ROUTE_CODES:
+            raise NoRouteError(f"Jupiter: no route: {text} ({err.errorCode})")
+        code = f" ({err.errorCode})" if err.errorCode else ""
+        raise AggregatorError(f"Jupiter answered HTTP {status}: {text}{code}")
+
+    @staticmethod
+    def _mints(request: SwapRequest) -> tuple[str, str, bool]:
+        if request.chain_id is not None:
+            raise AggregatorError(f"Jupiter serves Solana only, not {request.chain}")
+        sell, buy = _mint(request.sell), _mint(request.buy)
+        if sell == buy:
+            raise NoRouteError(
+                f"Jupiter: {request.sell.symbol} -> {request.buy.symbol} is the same mint "
+                "(wrapping SOL is not a swap)"
+            )
+        wrap = request.sell.address is None or request.buy.address is None
+        return sell, buy, wrap
+
+    async def quote(self, request: SwapRequest) -> JupiterQuote:
+        sell, buy, wrap = self._mints(request)
+        data = await self._call(
+            "GET",
+            "quote",
+            params={
+                "inputMint": sell,
+                "outputMint": buy,
+                "amount": str(request.amount_in),
+                "slippageBps": str(request.slippage_bps),
+                "swapMode": "ExactIn",
+                "restrictIntermediateTokens": "true",
+            },
+        )
+        q = parse(QuoteResponse, data, "Jupiter quote")
+        asked = (sell, buy, request.amount_in, "ExactIn")
+        if (q.inputMint, q.outputMint, q.inAmount, q.swapMode) != asked:
+            raise SuspiciousResponseError(
+                f"Jupiter quoted {q.inAmount} {q.inputMint} -> {q.outputMint} ({q.swapMode}), "
+                f"not {request.amount_in} {sell} -> {buy} (ExactIn)"
+            )
+        if q.outAmount == 0:
+            raise NoRouteError(
+                f"Jupiter: quote for {request.sell.symbol} -> {request.buy.symbol} is 0"
+            )
+        return JupiterQuote(
+            request=request,
+            expected_out=q.outAmount,
+            route=tuple(step.swapInfo.label or step.swapInfo.ammKey for step in q.routePlan),
+            response=data,
+            other_amount_threshold=q.otherAmountThreshold,
+            wrap_sol=wrap,
+        )
+
+    async def build(self, quote: Quote) -> BuiltSwap:
+        """The swap transaction for the wallet, co-signed by an RFQ maker where one fills it.
+
+        The compute-unit limit is simulated by Jupiter (``dynamicComputeUnitLimit``) and the
+        priority fee capped at ``max_priority_lamports``; ``dex.checks`` verifies both.
+        """
+        if not isinstance(quote, JupiterQuote):
+            raise AggregatorError("Jupiter builds only from its own quotes")
+        req = quote.request
+        data = await self._call(
+            "POST",
+            "swap",
+            body={
+                "userPublicKey": req.wallet,
+                "quoteResponse": quote.response,
+                "wrapAndUnwrapSol": quote.wrap_sol,
+                "dynamicComputeUnitLimit": True,
+                "prioritizationFeeLamports": {
+                    "priorityLevelWithMaxLamports": {
+                        "priorityLevel": self.priority_level,
+                        "maxLamports": self.max_priority_lamports,
+                    }
+                },
+            },
+        )
+        s = parse(SwapResponse, data, "Jupiter swap")
+        if s.simulationError is not None:
+            why = s.simulationError.error or s.simulationError.errorCode or "no reason given"
+            raise SimulationError(f"Jupiter's simulation of the swap failed: {why[:200]}")
+        try:
+            raw = base64.b64decode(s.swapTransaction, validate=True)
+            VersionedTransaction.from_bytes(raw)
+        except (binascii.Error, ValueError):
+            raise AggregatorError(
+                "Jupiter answered a swapTransaction that is not a base64 versioned transaction"
+            ) from None
+        notes: tuple[str, ...] = ()
+        if s.prioritizationFeeLamports is not None:
+            notes = (f"priority fee {s.prioritizationFeeLamports} lamports",)
+        return BuiltSwap(
+            quote=quote,
+            tx=SolanaTx(raw=raw, last_valid_block_height=s.lastValidBlockHeight),
+            expected_out=quote.expected_out,
+            notes=notes,
+        )

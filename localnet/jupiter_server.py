@@ -1,0 +1,542 @@
+"""A local stand-in for the Jupiter Swap API v1 (Metis), over the local Solana node.
+
+It serves ``/swap/v1/quote``, ``POST /swap/v1/swap`` and ``/swap/v1/program-id-to-label`` with
+the real API's schemas (amounts as strings, ``routePlan`` with ``percent`` and ``bps``,
+``{error, errorCode}`` bodies with HTTP 400, 401 without an ``x-api-key``). No swap program
+can run on the local node, so every swap is filled the way Jupiter's RFQ venue (JupiterZ)
+fills it: one v0 transaction, fee payer the user, holding the compute-budget instructions, an
+idempotent creation of the user's output token account, and two transfers (user -> maker
+``inAmount``, maker -> user the maker's price), co-signed by the maker with the user's slot
+left empty. SOL legs are System transfers when ``wrapAndUnwrapSol`` is on. The maker prices
+from the constant-product book of ``localnet.jupiter_amm`` and refuses a fill its inventory
+on the node cannot pay. ExactIn only; no address lookup tables.
+
+PUBLIC DEMO KEY: the maker is ``localnet.solana_fixtures.maker_keypair()``
+(``Keypair.from_seed(sha256(b"rebalancer demo solana maker"))``); anyone can sign for it.
+
+    python -m localnet.jupiter_server --port 0 --rpc http://127.0.0.1:PORT [--amm FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.hash import Hash
+from solders.instruction import AccountMeta, Instruction
+from solders.keypair import Keypair
+from solders.message import MessageV0
+from solders.null_signer import NullSigner
+from solders.pubkey import Pubkey
+from solders.system_program import TransferParams, transfer
+from solders.token.associated import get_associated_token_address
+from solders.transaction import VersionedTransaction
+
+from core.errors import ChainError
+from localnet.jupiter_amm import AMM_PATH, Book, Hop
+from localnet.rpc import Rpc
+from localnet.solana_accounts import (
+    ASSOCIATED_TOKEN_PROGRAM,
+    NATIVE_MINT,
+    SYSTEM_PROGRAM,
+    TOKEN_PROGRAMS,
+)
+from localnet.solana_fixtures import maker_keypair
+
+JUPITER_V6 = "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4"
+PREFIX = "/swap/v1"
+DEFAULT_CU_LIMIT = 1_400_000  # what Jupiter sets without dynamicComputeUnitLimit
+CU_MARGIN_PCT = 20
+# Compute-unit prices (micro-lamports) per priority level on the quiet local chain.
+PRIORITY_PRICE = {"medium": 10_000, "high": 50_000, "veryHigh": 200_000}
+MAKER_SOL_RESERVE = 10**9  # lamports the maker keeps for fees
+_NO_ROUTE = ("Could not find any route", "COULD_NOT_FIND_ANY_ROUTE")
+
+
+class ApiError(Exception):
+    """An answer in Jupiter's ``{error, errorCode}`` shape."""
+
+    def __init__(self, status: int, error: str, code: str | None = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.code = code
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.error}
+        if self.code is not None:
+            body["errorCode"] = self.code
+        return body
+
+
+def _bad(message: str) -> ApiError:
+    return ApiError(400, message, "INVALID_REQUEST")
+
+
+# -- instructions (shared with the tests, which build hostile variants) --------------------------
+def transfer_checked(
+    program: Pubkey,
+    source: Pubkey,
+    mint: Pubkey,
+    dest: Pubkey,
+    owner: Pubkey,
+    amount: int,
+    decimals: int,
+) -> Instruction:
+    """SPL Token ``TransferChecked`` (tag 12, u64 amount, u8 decimals)."""
+    return Instruction(
+        program,
+        bytes([12]) + struct.pack("<QB", amount, decimals),
+        [
+            AccountMeta(source, False, True),
+            AccountMeta(mint, False, False),
+            AccountMeta(dest, False, True),
+            AccountMeta(owner, True, False),
+        ],
+    )
+
+
+def create_ata_idempotent(
+    payer: Pubkey, owner: Pubkey, mint: Pubkey, program: Pubkey
+) -> Instruction:
+    """Associated Token Account ``CreateIdempotent`` (data ``[1]``)."""
+    return Instruction(
+        ASSOCIATED_TOKEN_PROGRAM,
+        bytes([1]),
+        [
+            AccountMeta(payer, True, True),
+            AccountMeta(get_associated_token_address(owner, mint, program), False, True),
+            AccountMeta(owner, False, False),
+            AccountMeta(mint, False, False),
+            AccountMeta(SYSTEM_PROGRAM, False, False),
+            AccountMeta(program, False, False),
+        ],
+    )
+
+
+def sol_transfer(source: Pubkey, dest: Pubkey, lamports: int) -> Instruction:
+    return transfer(TransferParams(from_pubkey=source, to_pubkey=dest, lamports=lamports))
+
+
+def pool_key(name: str) -> str:
+    """A stable base58 ``ammKey`` for a pool of the book (Jupiter answers pubkeys there)."""
+    return str(Pubkey(hashlib.sha256(b"rebalancer local pool " + name.encode()).digest()))
+
+
+# -- the maker ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class MintInfo:
+    program: Pubkey
+    decimals: int
+
+
+class Maker:
+    """The RFQ market maker: prices from the book, pays from its inventory on the node."""
+
+    def __init__(self, rpc: Rpc, book: Book, keypair: Keypair) -> None:
+        self.rpc = rpc
+        self.book = book
+        self.keypair = keypair
+        self.pubkey = keypair.pubkey()
+        self._mints: dict[Pubkey, MintInfo] = {}
+        self._lock = threading.Lock()
+
+    def mint(self, mint: Pubkey) -> MintInfo:
+        """Token program and decimals of a mint, read once from the node."""
+        with self._lock:
+            info = self._mints.get(mint)
+        if info is not None:
+            return info
+        acc = self.rpc.call("getAccountInfo", str(mint), {"encoding": "base64"})["value"]
+        if acc is None or Pubkey.from_string(acc["owner"]) not in TOKEN_PROGRAMS:
+            raise ApiError(400, f"The token {mint} is not tradable", "TOKEN_NOT_TRADABLE")
+        data = base64.b64decode(acc["data"][0])
+        info = MintInfo(Pubkey.from_string(acc["owner"]), data[44])
+        with self._lock:
+            self._mints[mint] = info
+        return info
+
+    def inventory(self, mint: Pubkey, native: bool) -> int:
+        """What the maker can pay out of ``mint`` now (lamports above its reserve for SOL)."""
+        if native:
+            lamports = int(self.rpc.call("getBalance", str(self.pubkey))["value"])
+            return max(lamports - MAKER_SOL_RESERVE, 0)
+        ata = get_associated_token_address(self.pubkey, mint, self.mint(mint).program)
+        try:
+            value = self.rpc.call("getTokenAccountBalance", str(ata))["value"]
+        except ChainError:
+            return 0
+        return int(value["amount"])
+
+    def route(self, mint_in: Pubkey, mint_out: Pubkey, amount: int) -> list[Hop]:
+        for m in (mint_in, mint_out):
+            if str(m) not in self.book.mints:
+                raise ApiError(400, f"The token {m} is not tradable", "TOKEN_NOT_TRADABLE")
+        hops = self.book.best(str(mint_in), str(mint_out), amount)
+        if hops is None:
+            raise ApiError(400, *_NO_ROUTE)
+        return hops
+
+
+# -- the API ------------------------------------------------------------------------------------
+def _one(q: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
+    v = q.get(name)
+    return v[0] if v else default
+
+
+def _pubkey(value: Any, name: str) -> Pubkey:
+    if not isinstance(value, str):
+        raise _bad(f"{name} is required")
+    try:
+        return Pubkey.from_string(value)
+    except ValueError:
+        raise _bad(f"{name}: invalid public key {value!r}") from None
+
+
+def _uint(value: Any, name: str, maximum: int = 2**64 - 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise _bad(f"{name} must be an unsigned integer")
+    n = int(value)
+    if n > maximum:
+        raise _bad(f"{name} is out of range")
+    return n
+
+
+def _flag(q: dict[str, list[str]], name: str, default: bool) -> bool:
+    v = _one(q, name)
+    if v is None:
+        return default
+    if v not in ("true", "false"):
+        raise _bad(f"{name} must be true or false")
+    return v == "true"
+
+
+class Api:
+    """Request dispatch, independent of the HTTP server (tests may call it directly)."""
+
+    def __init__(self, maker: Maker) -> None:
+        self.maker = maker
+
+    def handle(
+        self, method: str, path: str, query: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, Any]:
+        try:
+            if not headers.get("x-api-key"):
+                raise ApiError(401, "Unauthorized: missing x-api-key header")
+            endpoint = path.removeprefix(PREFIX).rstrip("/")
+            if not path.startswith(PREFIX + "/"):
+                raise ApiError(404, f"Cannot {method} {path}")
+            if method == "GET" and endpoint == "/quote":
+                return 200, self.quote(parse_qs(query))
+            if method == "POST" and endpoint == "/swap":
+                try:
+                    request = json.loads(body or b"null")
+                except ValueError:
+                    raise _bad("Failed to parse the JSON body") from None
+                if not isinstance(request, dict):
+                    raise _bad("The body must be a JSON object")
+                return 200, self.swap(request)
+            if method == "GET" and endpoint == "/program-id-to-label":
+                return 200, {JUPITER_V6: "Jupiter", str(self.maker.pubkey): "JupiterZ"}
+            raise ApiError(404, f"Cannot {method} {path}")
+        except ApiError as exc:
+            return exc.status, exc.body()
+
+    # -- /quote ---------------------------------------------------------------------------------
+    def quote(self, q: dict[str, list[str]]) -> dict[str, Any]:
+        started = time.perf_counter()
+        mint_in = _pubkey(_one(q, "inputMint"), "inputMint")
+        mint_out = _pubkey(_one(q, "outputMint"), "outputMint")
+        amount = _uint(_one(q, "amount"), "amount")
+        slippage = _uint(_one(q, "slippageBps", "50"), "slippageBps", 10_000)
+        mode = _one(q, "swapMode", "ExactIn")
+        if mode not in ("ExactIn", "ExactOut"):
+            raise _bad(f"swapMode must be ExactIn or ExactOut, not {mode!r}")
+        if mode == "ExactOut":
+            raise ApiError(
+                400, "ExactOut is not supported by the local RFQ maker", "EXACT_OUT_NOT_SUPPORTED"
+            )
+        _flag(q, "restrictIntermediateTokens", True)
+        _flag(q, "onlyDirectRoutes", False)
+        if amount == 0:
+            raise _bad("amount must be greater than 0")
+        if mint_in == mint_out:
+            raise ApiError(400, "Circular arbitrage is disabled", "CIRCULAR_ARBITRAGE_IS_DISABLED")
+        hops = self.maker.route(mint_in, mint_out, amount)
+        out = hops[-1].amount_out
+        native_out = mint_out == NATIVE_MINT
+        if self.maker.inventory(mint_out, native_out) < out:
+            raise ApiError(400, *_NO_ROUTE)
+        mid = self.maker.book.mid_out(hops)
+        impact = max(Decimal(0), (mid - out) / mid) if mid else Decimal(0)
+        # NOTE: rounded up, as in real answers (hummingbot/gateway#499: 10392472 at 100 bps
+        # gives 10288548).
+        threshold = -(-out * (10_000 - slippage) // 10_000)
+        slot = int(self.maker.rpc.call("getSlot"))
+        return {
+            "inputMint": str(mint_in),
+            "inAmount": str(amount),
+            "outputMint": str(mint_out),
+            "outAmount": str(out),
+            "otherAmountThreshold": str(threshold),
+            "swapMode": "ExactIn",
+            "slippageBps": slippage,
+            "platformFee": None,
+            "priceImpactPct": str(impact.quantize(Decimal("1e-16"))),
+            "routePlan": [
+                {
+                    "swapInfo": {
+                        "ammKey": pool_key(h.pool.key),
+                        "label": h.pool.label,
+                        "inputMint": h.mint_in,
+                        "outputMint": h.mint_out,
+                        "inAmount": str(h.amount_in),
+                        "outAmount": str(h.amount_out),
+                        "feeAmount": str(h.fee),
+                        "feeMint": h.mint_in,
+                    },
+                    "percent": 100,
+                    "bps": 10_000,
+                }
+                for h in hops
+            ],
+            "contextSlot": slot,
+            "timeTaken": round(time.perf_counter() - started, 6),
+        }
+
+    # -- /swap ----------------------------------------------------------------------------------
+    def swap(self, req: dict[str, Any]) -> dict[str, Any]:
+        user = _pubkey(req.get("userPublicKey"), "userPublicKey")
+        quote = req.get("quoteResponse")
+        if not isinstance(quote, dict):
+            raise _bad("quoteResponse is required")
+        if quote.get("swapMode", "ExactIn") != "ExactIn":
+            raise ApiError(
+                400, "ExactOut is not supported by the local RFQ maker", "EXACT_OUT_NOT_SUPPORTED"
+            )
+        mint_in = _pubkey(quote.get("inputMint"), "quoteResponse.inputMint")
+        mint_out = _pubkey(quote.get("outputMint"), "quoteResponse.outputMint")
+        amount = _uint(quote.get("inAmount"), "quoteResponse.inAmount")
+        threshold = _uint(quote.get("otherAmountThreshold"), "quoteResponse.otherAmountThreshold")
+        if amount == 0 or mint_in == mint_out:
+            raise _bad("quoteResponse is not a valid quote")
+        wrap = req.get("wrapAndUnwrapSol", True)
+        dynamic = req.get("dynamicComputeUnitLimit", False)
+        if not isinstance(wrap, bool) or not isinstance(dynamic, bool):
+            raise _bad("wrapAndUnwrapSol and dynamicComputeUnitLimit must be booleans")
+        if req.get("asLegacyTransaction"):
+            raise _bad("asLegacyTransaction is not supported by the local stand-in")
+        # NOTE: the maker re-prices now and never pays the client's outAmount on trust; it
+        # fills at its own price if that still meets the quote's otherAmountThreshold.
+        hops = self.maker.route(mint_in, mint_out, amount)
+        out = hops[-1].amount_out
+        if out < threshold:
+            raise ApiError(
+                400,
+                "The quote is stale: the maker's price moved beyond the slippage",
+                "STALE_QUOTE",
+            )
+        native_in = wrap and mint_in == NATIVE_MINT
+        native_out = wrap and mint_out == NATIVE_MINT
+        if self.maker.inventory(mint_out, native_out) < out:
+            raise ApiError(400, *_NO_ROUTE)
+        dest = req.get("destinationTokenAccount")
+        dest_key = None if dest is None else _pubkey(dest, "destinationTokenAccount")
+        if dest_key is not None and native_out:
+            raise _bad("destinationTokenAccount needs wrapAndUnwrapSol false for SOL output")
+
+        swap_ixs = self._transfers(
+            user, mint_in, mint_out, amount, out, native_in, native_out, dest_key
+        )
+        blockhash = self.maker.rpc.call("getLatestBlockhash", {"commitment": "confirmed"})["value"]
+        recent = Hash.from_string(blockhash["blockhash"])
+
+        simulation_error = None
+        limit = DEFAULT_CU_LIMIT
+        if dynamic:
+            probe = self._sign(user, [set_compute_unit_limit(DEFAULT_CU_LIMIT), *swap_ixs], recent)
+            units, simulation_error = self._simulate(probe)
+            if units is not None:
+                limit = units * (100 + CU_MARGIN_PCT) // 100 + 1_000
+        price, fee = self._priority(req, limit)
+        ixs = [set_compute_unit_limit(limit)]
+        if price:
+            ixs.append(set_compute_unit_price(price))
+        tx = self._sign(user, [*ixs, *swap_ixs], recent)
+        body: dict[str, Any] = {
+            "swapTransaction": base64.b64encode(bytes(tx)).decode(),
+            "lastValidBlockHeight": int(blockhash["lastValidBlockHeight"]),
+            "prioritizationFeeLamports": fee,
+            "computeUnitLimit": limit,
+            "prioritizationType": {
+                "computeBudget": {"microLamports": price, "estimatedMicroLamports": price}
+            },
+        }
+        if simulation_error is not None:
+            body["simulationError"] = simulation_error
+        return body
+
+    def _transfers(
+        self,
+        user: Pubkey,
+        mint_in: Pubkey,
+        mint_out: Pubkey,
+        amount: int,
+        out: int,
+        native_in: bool,
+        native_out: bool,
+        dest: Pubkey | None,
+    ) -> list[Instruction]:
+        """Create the user's output account if needed, then the two legs of the fill."""
+        maker = self.maker.pubkey
+        ixs: list[Instruction] = []
+        if native_out:
+            pay = sol_transfer(maker, user, out)
+        else:
+            info = self.maker.mint(mint_out)
+            if dest is None:
+                ixs.append(create_ata_idempotent(user, user, mint_out, info.program))
+                dest = get_associated_token_address(user, mint_out, info.program)
+            src = get_associated_token_address(maker, mint_out, info.program)
+            pay = transfer_checked(info.program, src, mint_out, dest, maker, out, info.decimals)
+        if native_in:
+            take = sol_transfer(user, maker, amount)
+        else:
+            info = self.maker.mint(mint_in)
+            take = transfer_checked(
+                info.program,
+                get_associated_token_address(user, mint_in, info.program),
+                mint_in,
+                get_associated_token_address(maker, mint_in, info.program),
+                user,
+                amount,
+                info.decimals,
+            )
+        return [*ixs, take, pay]
+
+    def _sign(self, user: Pubkey, ixs: list[Instruction], blockhash: Hash) -> VersionedTransaction:
+        """The maker's signature, the user's slot left empty (RFQ co-signing)."""
+        message = MessageV0.try_compile(user, ixs, [], blockhash)
+        return VersionedTransaction(message, [NullSigner(user), self.maker.keypair])
+
+    def _simulate(self, tx: VersionedTransaction) -> tuple[int | None, dict[str, str] | None]:
+        """Units the swap consumes, or the simulation's error in Jupiter's shape."""
+        value = self.maker.rpc.call(
+            "simulateTransaction",
+            base64.b64encode(bytes(tx)).decode(),
+            {"encoding": "base64", "sigVerify": False, "replaceRecentBlockhash": True},
+        )["value"]
+        if value.get("err") is not None:
+            logs = value.get("logs") or []
+            return None, {
+                "errorCode": "TRANSACTION_SIMULATION_FAILED",
+                "error": f"{json.dumps(value['err'])} {' | '.join(logs[-2:])}".strip(),
+            }
+        return int(value.get("unitsConsumed") or 0), None
+
+    @staticmethod
+    def _priority(req: dict[str, Any], limit: int) -> tuple[int, int]:
+        """(micro-lamports per unit, total priority fee in lamports) from the request."""
+        fee = req.get("prioritizationFeeLamports")
+        explicit = req.get("computeUnitPriceMicroLamports")
+        if explicit is not None:
+            price = _uint(explicit, "computeUnitPriceMicroLamports")
+            return price, price * limit // 1_000_000
+        if fee is None or fee == "auto":
+            price = PRIORITY_PRICE["medium"]
+        elif isinstance(fee, int) and not isinstance(fee, bool):
+            price = fee * 1_000_000 // limit
+        elif isinstance(fee, dict) and isinstance(fee.get("priorityLevelWithMaxLamports"), dict):
+            spec = fee["priorityLevelWithMaxLamports"]
+            level = spec.get("priorityLevel")
+            if level not in PRIORITY_PRICE:
+                raise _bad("priorityLevel must be medium, high or veryHigh")
+            cap = _uint(spec.get("maxLamports"), "maxLamports")
+            price = min(PRIORITY_PRICE[level], cap * 1_000_000 // limit)
+        else:
+            raise _bad("prioritizationFeeLamports: unsupported form on the local stand-in")
+        return price, price * limit // 1_000_000
+
+
+def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            # NOTE: headers and body go out in two writes; with Nagle on, a keep-alive client
+            # waits ~40 ms for the delayed ACK on every answer.
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def _answer(self, method: str) -> None:
+            parts = urlsplit(self.path)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            try:
+                status, answer = api.handle(method, parts.path, parts.query, body, headers)
+            except Exception as exc:  # a stand-in bug: answer 500 like the real API would
+                print(f"internal error: {exc!r}", file=sys.stderr, flush=True)
+                status, answer = 500, {"error": f"internal error: {type(exc).__name__}"}
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._answer("GET")
+
+        def do_POST(self) -> None:
+            self._answer("POST")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            sys.stderr.write(
+                f"jupiter-standin {self.command} {urlsplit(self.path).path} "
+                f"{args[1] if len(args) > 1 else ''}\n"
+            )
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m localnet.jupiter_server",
+        description="local Jupiter Swap API v1 stand-in (RFQ fills on the local Solana node)",
+    )
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--rpc", required=True, help="the local Solana node's JSON-RPC URL")
+    parser.add_argument("--amm", type=Path, default=AMM_PATH, help="the maker's pool fixture")
+    args = parser.parse_args(argv)
+    api = Api(Maker(Rpc(args.rpc), Book.load(args.amm), maker_keypair()))
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(api))
+    server.daemon_threads = True
+    print(f"Listening on 127.0.0.1:{server.server_address[1]}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
