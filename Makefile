@@ -21,6 +21,7 @@ $(NPM_STAMP): package.json package-lock.json
 setup: $(PY_STAMP) $(NPM_STAMP)
 
 demo: setup
+	@chmod 600 examples/keys/*.json  # git does not keep file modes; key files must be private
 	$(BIN)/rebalancer demo -c examples/local.toml
 
 lint: setup

@@ -50,6 +50,14 @@ class ChainAdapter(ABC):
         """Every wallet's balance of every token (native included), in as few requests as
         the chain allows. Checks the node is the configured chain first."""
 
+    @abstractmethod
+    async def send_raw(self, raw: bytes) -> str:
+        """Broadcast a signed transaction; return its id (hash or signature)."""
+
+    @abstractmethod
+    async def tx_status(self, tx_id: str) -> str:
+        """``confirmed``, ``failed``, or ``unknown`` (not landed, or never seen)."""
+
 
 # family -> "module:Class"; imported lazily so the CLI does not pay for web3 or solders.
 ADAPTERS: dict[str, str] = {

@@ -110,6 +110,14 @@ class Registry:
         info = self.chains[chain]
         return self._by_address.get((chain, self._key(info, address)))
 
+    def by_id(self, token_id: str) -> Token | None:
+        """A token by its CAIP-19 id (as plan files carry them)."""
+        for chain in self.chains:
+            for token in self.tokens_on(chain):
+                if token.id == token_id:
+                    return token
+        return None
+
     def class_of(self, asset: str) -> str | None:
         for klass, assets in self.classes.items():
             if asset in assets:

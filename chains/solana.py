@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from chains.addresses import b58decode
 from chains.base import Balances, ChainAdapter
 from core.errors import ChainError, ConfigError
+from core.http import send_with_retries
 from core.redact import redact_url
 from core.types import Holding, Token
 
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 TOKEN_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 TOKEN_2022_PROGRAM = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
 MAX_WALLETS_PER_REQUEST = 100  # getMultipleAccounts takes at most 100 keys
-_RETRY_STATUS = {429, 500, 502, 503, 504}
 # mint (32) + owner (32) + amount (u64): all a balance needs of a token account, on both
 # programs (Token-2022 keeps the classic layout first and puts extensions after it).
 _TOKEN_HEAD = 72
@@ -270,38 +270,55 @@ class SolanaChain(ChainAdapter):
 
     async def _post(self, body: bytes) -> bytes:
         """One POST, retried with backoff on timeouts, connection errors, 429 and 5xx."""
-        reason = ""
-        retry_after: float | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                delay = (
-                    retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
-                )
-                await asyncio.sleep(delay)
-            retry_after = None
-            try:
-                resp = await self.client.post(
-                    self.rpc_url, content=body, headers={"Content-Type": "application/json"}
-                )
-            except httpx.TimeoutException:
-                reason = "timed out"
-                continue
-            except httpx.TransportError as exc:
-                reason = f"unreachable ({type(exc).__name__})"
-                continue
-            if resp.status_code in _RETRY_STATUS:
-                reason = f"HTTP {resp.status_code}"
-                retry_after = _retry_after(resp)
-                continue
-            if resp.status_code != 200:
-                raise ChainError(f"{self.where} answered HTTP {resp.status_code}")
-            return resp.content
-        raise ChainError(f"{self.where} failed after {self.retries + 1} tries: {reason}")
+        resp = await send_with_retries(
+            lambda: self.client.post(
+                self.rpc_url, content=body, headers={"Content-Type": "application/json"}
+            ),
+            where=self.where,
+            error=ChainError,
+            retries=self.retries,
+            backoff=self.backoff,
+        )
+        if resp.status_code != 200:
+            raise ChainError(f"{self.where} answered HTTP {resp.status_code}")
+        return resp.content
 
+    async def call(self, method: str, params: list[Any]) -> Any:
+        """One JSON-RPC call (in a batch of one); the node's error becomes a ChainError."""
+        (answer,) = await self._batch([(method, params)])
+        if answer.error is not None:
+            raise ChainError(f"{self.where}: {method} failed: {answer.error.message[:300]}")
+        return answer.result
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    try:
-        return min(float(value), 30.0) if value is not None else None
-    except ValueError:
-        return None
+    async def send_raw(self, raw: bytes) -> str:
+        """Broadcast a fully signed transaction; its signature is its id. Preflight is on,
+        so a transaction that would fail is refused by the node with its reason."""
+        import base64
+
+        sig = await self.call(
+            "sendTransaction",
+            [
+                base64.b64encode(raw).decode(),
+                {"encoding": "base64", "preflightCommitment": "confirmed"},
+            ],
+        )
+        return str(sig)
+
+    async def tx_status(self, tx_id: str) -> str:
+        """``confirmed``, ``failed`` or ``unknown`` (not seen by the node yet)."""
+        result = await self.call(
+            "getSignatureStatuses", [[tx_id], {"searchTransactionHistory": True}]
+        )
+        value = (result or {}).get("value") or [None]
+        status = value[0]
+        if status is None:
+            return "unknown"
+        if status.get("err") is not None:
+            return "failed"
+        if status.get("confirmationStatus") in ("confirmed", "finalized"):
+            return "confirmed"
+        return "unknown"
+
+    async def blockhash_valid(self, blockhash: str) -> bool:
+        result = await self.call("isBlockhashValid", [blockhash, {"commitment": "processed"}])
+        return bool((result or {}).get("value"))

@@ -71,7 +71,52 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="config for the local worlds (default: examples/local.toml)",
     )
-    p.add_argument("--keep", action="store_true", help="leave the local worlds running after")
+    p.add_argument("--stop", action="store_true", help="stop the local worlds at the end")
+
+
+def _add_drift(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+    p.add_argument(
+        "--snapshot",
+        metavar="FILE",
+        help="holdings and prices from a JSON file "
+        "(offline; format: examples/README-snapshot.md) instead of the chains",
+    )
+
+
+def _add_plan(p: argparse.ArgumentParser) -> None:
+    _add_drift(p)
+    p.add_argument("-o", "--output", metavar="PLAN", help="also write the plan to this file")
+    p.add_argument("--lots", metavar="CSV", help="tax lots (date,asset,amount,cost_basis_usd)")
+    p.add_argument("--force", action="store_true", help="plan even when no trigger fires")
+
+
+def _add_harvest(p: argparse.ArgumentParser) -> None:
+    _add_drift(p)
+    p.add_argument("--lots", metavar="CSV", help="tax lots (date,asset,amount,cost_basis_usd)")
+
+
+def _add_simulate(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+    p.add_argument("plan", metavar="PLAN", help="a plan file written by `rebalancer plan -o`")
+
+
+def _add_apply(p: argparse.ArgumentParser) -> None:
+    _add_simulate(p)
+    p.add_argument("--yes", action="store_true", help="do not ask before signing")
+
+
+def _add_run(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+    p.add_argument("--execute", action="store_true", help="sign and send (default: dry run)")
+    p.add_argument("--yes", action="store_true", help="do not ask before signing")
+    p.add_argument("--force", action="store_true", help="plan even when no trigger fires")
+    p.set_defaults(snapshot=None)
+
+
+def _add_history(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="the last N runs")
 
 
 COMMANDS: dict[str, tuple[str, str, Adder]] = {
@@ -82,7 +127,38 @@ COMMANDS: dict[str, tuple[str, str, Adder]] = {
         _add_localnet,
     ),
     "demo": ("demo", "the whole story on the local worlds, start to finish", _add_demo),
+    "simulate": (
+        "execution:simulate",
+        "build and simulate every trade of a plan on forks; sign nothing",
+        _add_simulate,
+    ),
+    "apply": (
+        "execution:apply",
+        "execute exactly that plan: simulate, check, sign, send, confirm, record",
+        _add_apply,
+    ),
+    "run": (
+        "execution:run",
+        "plan and apply in one go; without --execute it stops after simulation",
+        _add_run,
+    ),
+    "history": ("execution:history", "past runs and trades from the journal", _add_history),
     "keys": ("keys", "manage local keys: new, import, list, show (addresses only)", _add_keys),
+    "drift": (
+        "drift",
+        "current vs target weights per class and asset, and which triggers fire",
+        _add_drift,
+    ),
+    "plan": (
+        "plan",
+        "the cheapest trades that bring the portfolio back within its bands",
+        _add_plan,
+    ),
+    "harvest": (
+        "harvest",
+        "tax-loss harvesting candidates, coordinated with the plan",
+        _add_harvest,
+    ),
 }
 
 
@@ -117,10 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from core.errors import RebalancerError
 
     args = build_parser().parse_args(argv)
-    module_name = COMMANDS[args.command][0]
+    module_name, _, func = COMMANDS[args.command][0].partition(":")
     try:
         module = import_module(f"rebalancer.commands.{module_name}")
-        return int(module.run(args) or 0)
+        return int(getattr(module, func or "run")(args) or 0)
     except RebalancerError as exc:
         print(f"error: {_scrub(exc.message)}", file=sys.stderr)
         return exc.exit_code

@@ -7,8 +7,9 @@ from the environment by the CLI; ``localnet:NAME`` points at a local world's man
 from __future__ import annotations
 
 import tomllib
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -36,6 +37,27 @@ class ChainConfig(BaseModel):
         raise ValueError("must start with http://, https://, env: or localnet:")
 
 
+class SignerConfig(BaseModel):
+    """How a wallet signs: a local key file or a Ledger. Secrets stay out of this file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["keyfile", "ledger"]
+    """``keyfile`` (EVM keystore v3 or Solana keypair file) or ``ledger``."""
+
+    file: str | None = None
+    """keyfile: the key file's path."""
+
+    passphrase_env: str | None = None
+    """keyfile: the environment variable holding the passphrase (else an interactive prompt)."""
+
+    path: str | None = None
+    """ledger: BIP32 path (default m/44'/60'/0'/0/0 on EVM, m/44'/501'/0'/0' on Solana)."""
+
+    transport: str = "hid"
+    """ledger: ``hid`` (USB) or ``tcp://HOST:PORT`` (Speculos framing, e.g. an emulator)."""
+
+
 class WalletConfig(BaseModel):
     """A self-custodied wallet: its public address and the chains it holds funds on."""
 
@@ -49,6 +71,79 @@ class WalletConfig(BaseModel):
 
     chains: list[str] = Field(min_length=1)
     """Chains this address is used on, e.g. ``["ethereum", "avalanche"]``."""
+
+    signer: SignerConfig | None = None
+    """How to sign for this wallet; without one the wallet is read-only (plans, no trades)."""
+
+
+class AggregatorConfig(BaseModel):
+    """Where an aggregator API is and which environment variable holds its key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str
+    """The API's base URL (``https://…``), or ``localnet:NAME`` for a local stand-in."""
+
+    api_key_env: str | None = None
+    """The environment variable holding the API key (sent as a header, never shown)."""
+
+
+def _default_aggregators() -> dict[str, AggregatorConfig]:
+    return {
+        "1inch": AggregatorConfig(
+            base_url="https://api.1inch.com/swap/v6.0", api_key_env="ONEINCH_API_KEY"
+        ),
+        "jupiter": AggregatorConfig(
+            base_url="https://api.jup.ag/swap/v1", api_key_env="JUPITER_API_KEY"
+        ),
+    }
+
+
+class PolicyConfig(BaseModel):
+    """What a trade must satisfy before anything is signed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_slippage_bps: int = Field(default=100, ge=1, le=1000)
+    """Slippage limit: a swap's guaranteed minimum may be at most this far below its quote."""
+
+    max_price_deviation_pct: Decimal = Field(default=Decimal(3), gt=0, le=50)
+    """A quote (and a simulation) may differ at most this much from the planner's independent
+    price for the same trade."""
+
+    max_trade_usd: Decimal = Field(default=Decimal(50_000), gt=0)
+    """The largest single trade, in USD at the planner's prices."""
+
+    max_run_usd: Decimal = Field(default=Decimal(250_000), gt=0)
+    """The most one run may trade in total, in USD."""
+
+    require_simulation: bool = True
+    """Refuse a trade that could not be simulated (no anvil, RPC cannot be forked)."""
+
+    unlimited_approval: bool = False
+    """Approve the router for unlimited amounts (default: exactly each trade's amount)."""
+
+    extra_routers: dict[str, list[str]] = Field(default_factory=dict)
+    """More EVM routers to allow, by chain name (the real 1inch v6 router is always allowed)."""
+
+    extra_programs: list[str] = Field(default_factory=list)
+    """More Solana programs to allow beyond System, Token, Token-2022, ATA, Compute Budget
+    and Jupiter v6."""
+
+    rfq_makers: list[str] = Field(default_factory=list)
+    """Solana RFQ market makers allowed to co-sign a swap."""
+
+    max_compute_units: int = Field(default=1_400_000, ge=1)
+    """Solana: the most compute units a swap may request."""
+
+    max_priority_fee_lamports: int = Field(default=1_000_000, ge=0)
+    """Solana: the most a swap may pay as priority fee, in lamports (0.001 SOL)."""
+
+    max_plan_age_s: int = Field(default=900, ge=1)
+    """``apply`` refuses a plan older than this (seconds)."""
+
+    on_refusal: Literal["continue", "stop"] = "continue"
+    """When one trade is refused: go on with the rest of the plan, or stop the run."""
 
 
 class Config(BaseModel):
@@ -67,6 +162,18 @@ class Config(BaseModel):
 
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     """Targets and bands."""
+
+    prices: dict[str, Decimal] = Field(default_factory=dict)
+    """Manual prices in USD per unit of each asset (the snapshot price source)."""
+
+    aggregators: dict[str, AggregatorConfig] = Field(default_factory=_default_aggregators)
+    """``1inch`` (EVM chains) and ``jupiter`` (Solana)."""
+
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    """The checks every trade must pass before it is signed."""
+
+    journal: str | None = None
+    """The SQLite journal's path (default: the user's data folder)."""
 
 
 def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
@@ -154,11 +261,26 @@ def load_config(path: str | Path) -> tuple[Config, Any]:
                 )
             seen.add((chain_name, address.lower()))
         wallets.append(w.model_copy(update={"address": address}))
-    unknown = [
-        t
-        for t in config.strategy.targets
-        if t not in registry.classes and registry.class_of(t) is None
+    from planner.model import validate_all
+
+    try:
+        validate_all(config.strategy, registry)
+    except ConfigError as exc:
+        raise ConfigError(f"config {p.name}: {exc.message}") from None
+
+    # NOTE: relative paths in a config (journal, key files) are relative to the config file,
+    # so a config works from any current folder.
+    base = p.resolve().parent
+
+    def here(path: str | None) -> str | None:
+        if path is None or path.startswith("~") or Path(path).is_absolute():
+            return path
+        return str(base / path)
+
+    wallets = [
+        w.model_copy(update={"signer": w.signer.model_copy(update={"file": here(w.signer.file)})})
+        if w.signer is not None and w.signer.file
+        else w
+        for w in wallets
     ]
-    if unknown:
-        raise ConfigError(f"config {p.name}: strategy.targets.{unknown[0]}: unknown asset or class")
-    return config.model_copy(update={"wallets": wallets}), registry
+    return config.model_copy(update={"wallets": wallets, "journal": here(config.journal)}), registry

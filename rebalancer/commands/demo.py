@@ -1,48 +1,115 @@
 """``rebalancer demo``: the whole story on the local worlds, start to finish.
 
-Starts the local worlds if they are not running (and stops them again at the end, unless
-``--keep``), then shows each step of one rebalance on the demo wallet. Steps that later issues
-build (plan, simulation, execution) are added here as they land.
+Starts the local worlds if they are not running, then on the demo wallets: balances on every
+chain -> drift against the targets -> the cheapest plan -> every trade simulated on a fork,
+checked, signed with the demo keys, sent and confirmed -> the drift after. The worlds are left
+running so that a second ``rebalancer demo`` finds nothing to do (``--stop`` stops them at the
+end; ``rebalancer localnet down`` any time).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+from decimal import Decimal
+from typing import Any
 
 from rebalancer.output import progress
+
+# Public demo secrets: the demo key file's passphrase and any non-empty API key for the local
+# stand-ins. Set only when the user has not set them.
+DEMO_ENV = {
+    "REBALANCER_DEMO_PASSPHRASE": "demo",
+    "ONEINCH_API_KEY": "local-demo",
+    "JUPITER_API_KEY": "local-demo",
+}
+
+
+def _max_drift(doc: dict[str, Any]) -> Decimal:
+    return max(
+        (abs(Decimal(str(r["drift_pp"]))) for r in doc["rows"] if r.get("drift_pp") is not None),
+        default=Decimal(0),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from localnet import manager  # NOTE: lazy on purpose: product code never needs localnet
+    from planner.drift import compute_drift
+    from planner.render import drift_json, drift_text
     from rebalancer.commands import balances
+    from rebalancer.commands.drift import load_inputs, refuse_partial
+    from rebalancer.commands.plan import build, document
+    from rebalancer.engine import intents_from_trades
+    from rebalancer.runs import execute, open_journal, recover, results_table
 
-    say = (lambda _m: None) if args.json else progress
+    for key, value in DEMO_ENV.items():
+        os.environ.setdefault(key, value)
+    quiet = args.json
+    say = (lambda _m: None) if quiet else progress
     state_dir = manager.default_dir()
-    was_running = bool(manager.status(state_dir)) and all(
-        row["answering"] for row in manager.status(state_dir)
-    )
     manager.up(state_dir, progress=say)
+
+    def show(title: str) -> None:
+        if not quiet:
+            print(f"\n== {title}")
+
+    def drift_of(inputs: Any) -> Any:
+        return compute_drift(
+            inputs.portfolio, inputs.targets, inputs.config.strategy, now=inputs.now
+        )
+
     try:
-        say("step 1: balances of the demo wallet on every chain")
-        code = balances.run(argparse.Namespace(config=args.config, json=args.json))
-        if code:
-            return code
-        if args.json:
-            print(
-                json.dumps(
-                    {
-                        "before_max_drift_pp": None,
-                        "after_max_drift_pp": None,
-                        "band_pp": None,
-                        "trades": [],
-                    }
-                )
+        show("1. balances of the demo wallets on every chain")
+        if not quiet:
+            balances.run(argparse.Namespace(config=args.config, json=False))
+        load_args = argparse.Namespace(config=args.config, snapshot=None)
+        inputs = load_inputs(load_args)
+        refuse_partial(inputs)
+        before = drift_json(drift_of(inputs))
+        show("2. drift from the targets")
+        if not quiet:
+            print(drift_text(drift_of(inputs)))
+        plan = build(inputs, force=False)
+        doc = document(inputs, plan)
+        intents = intents_from_trades(plan.trades)
+        show(f"3. the plan: {len(intents)} trade(s), estimated cost ${doc['est_cost_usd']}")
+        config, registry = inputs.config, inputs.registry
+        journal = open_journal(config)
+        try:
+            recover(config, registry, journal, say)
+            show("4. simulate on forks, check, sign with the demo keys, send, confirm")
+            report = execute(
+                config, registry, journal, intents, mode="execute", plan_doc=doc, progress=say
             )
+        finally:
+            journal.close()
+        if not quiet:
+            print(results_table(report.results) if report.results else "nothing to do")
+        after_inputs = load_inputs(load_args)
+        after = drift_json(drift_of(after_inputs))
+        show("5. drift after")
+        if not quiet:
+            print(drift_text(drift_of(after_inputs)))
+        summary = {
+            "before_max_drift_pp": str(_max_drift(before).quantize(Decimal("0.01"))),
+            "after_max_drift_pp": str(_max_drift(after).quantize(Decimal("0.01"))),
+            "band_pp": str(config.strategy.band_pp),
+            "est_cost_usd": doc["est_cost_usd"],
+            "trades": [{"chain": r.chain, "tx": r.tx, "status": r.status} for r in report.results],
+        }
+        if quiet:
+            print(json.dumps(summary))
         else:
-            print("\n(planning, simulation and execution join this demo as they are built)")
-        return 0
+            print(
+                f"\nmax drift {summary['before_max_drift_pp']} pp -> "
+                f"{summary['after_max_drift_pp']} pp (band {summary['band_pp']} pp)"
+            )
+        bad = [r for r in report.results if r.status != "confirmed"]
+        return 3 if bad else 0
     finally:
-        if not was_running and not args.keep:
-            say("stopping the local worlds this demo started (use --keep to leave them up)")
+        if args.stop:
+            say("stopping the local worlds")
             manager.down(state_dir)
+        else:
+            say("the local worlds keep running: `rebalancer localnet down` stops them")

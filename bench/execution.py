@@ -1,0 +1,92 @@
+"""The demo's rebalance on the local worlds: wall time (node start excluded) and the latency of
+each trade's simulation, against the naive way (no simulation would be unsafe, so the
+comparison is the whole run against its simulations).
+
+Prints figures for a person, and as its last line one JSON object of them.
+`.venv/bin/python bench/execution.py` starts and stops its own worlds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import rebalancer.engine as engine_mod
+from localnet import manager
+from rebalancer.commands.demo import DEMO_ENV
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    for k, v in DEMO_ENV.items():
+        os.environ.setdefault(k, v)
+    sims: list[float] = []
+    real_evm, real_sol = engine_mod.simulate_evm, engine_mod.simulate_solana
+
+    async def timed_evm(*a, **kw):  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        try:
+            return await real_evm(*a, **kw)
+        finally:
+            sims.append(time.perf_counter() - t)
+
+    async def timed_sol(*a, **kw):  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        try:
+            return await real_sol(*a, **kw)
+        finally:
+            sims.append(time.perf_counter() - t)
+
+    engine_mod.simulate_evm = timed_evm  # type: ignore[assignment]
+    engine_mod.simulate_solana = timed_sol  # type: ignore[assignment]
+    with tempfile.TemporaryDirectory() as tmp:
+        worlds = Path(tmp) / "worlds"
+        os.environ["REBALANCER_LOCALNET_DIR"] = str(worlds)
+        t0 = time.perf_counter()
+        manager.up(worlds)
+        start_s = time.perf_counter() - t0
+        config = Path(tmp) / "demo.toml"
+        text = (ROOT / "examples" / "local.toml").read_text()
+        text = text.replace('journal = ".demo-journal.sqlite"', f'journal = "{tmp}/j.sqlite"')
+        text = text.replace('file = "keys/', f'file = "{ROOT}/examples/keys/')
+        config.write_text(text)
+        from rebalancer.cli import main as cli
+
+        try:
+            t1 = time.perf_counter()
+            code = cli(["run", "-c", str(config), "--execute", "--yes", "--json"])
+            run_s = time.perf_counter() - t1
+        finally:
+            manager.down(worlds)
+    figures = {
+        "exit_code": code,
+        "worlds_start_s": round(start_s, 2),
+        "rebalance_wall_s": round(run_s, 2),
+        "trades_simulated": len(sims),
+        "simulation_median_ms": round(statistics.median(sims) * 1000, 1) if sims else None,
+        "simulation_max_ms": round(max(sims) * 1000, 1) if sims else None,
+        "simulation_share": round(sum(sims) / run_s, 2) if sims else None,
+    }
+    print(f"local worlds start: {figures['worlds_start_s']} s (excluded)")
+    print(
+        f"demo rebalance (plan, quote, build, check, simulate, sign, send, confirm): "
+        f"{figures['rebalance_wall_s']} s, exit {code}"
+    )
+    print(
+        f"simulations: {len(sims)}, median {figures['simulation_median_ms']} ms, "
+        f"max {figures['simulation_max_ms']} ms, {figures['simulation_share']} of the run"
+    )
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

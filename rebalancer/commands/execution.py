@@ -1,0 +1,188 @@
+"""``simulate PLAN``, ``apply PLAN``, ``run`` and ``history``: the execution commands.
+
+``simulate`` builds and simulates every trade and signs nothing. ``apply`` executes exactly a
+plan file after refusing a stale one (exit 3). ``run`` plans from fresh balances and applies in
+one go; without ``--execute`` it stops after simulation (a dry run).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rebalancer.output import emit_json, progress
+
+
+def _say(args: argparse.Namespace) -> Any:
+    return (lambda _m: None) if args.json else progress
+
+
+def _report(args: argparse.Namespace, report: Any, extra: dict[str, Any] | None = None) -> int:
+    from rebalancer.runs import results_table
+
+    if args.json:
+        emit_json({**report.as_dict(), **(extra or {})})
+    else:
+        if report.results:
+            print(results_table(report.results))
+        else:
+            print("nothing to do: no trades")
+        print(f"\nrun {report.run_id} ({report.mode}): {report.status}")
+    refused = [r for r in report.results if r.status == "refused"]
+    return 3 if refused and len(refused) == len(report.results) else 0
+
+
+def simulate(args: argparse.Namespace) -> int:
+    return _apply(args, mode="simulate")
+
+
+def apply(args: argparse.Namespace) -> int:
+    return _apply(args, mode="execute")
+
+
+def _apply(args: argparse.Namespace, *, mode: str) -> int:
+    import asyncio
+
+    from rebalancer.config import load_config
+    from rebalancer.portfolio import read_holdings
+    from rebalancer.runs import check_balances, confirm, execute, open_journal, read_plan, recover
+
+    config, registry = load_config(args.config)
+    say = _say(args)
+    doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry)
+    journal = open_journal(config)
+    try:
+        recovered = recover(config, registry, journal, say)
+        snap = asyncio.run(read_holdings(config, registry))
+        check_balances(intents, snap.holdings)
+        if mode == "execute" and intents:
+            confirm(f"Sign and send {len(intents)} trade(s) from {args.plan}?", args.yes)
+        report = execute(
+            config,
+            registry,
+            journal,
+            intents,
+            mode=mode,
+            plan_doc=doc,
+            progress=say,
+            recovered=recovered,
+        )
+    finally:
+        journal.close()
+    return _report(args, report)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plan from fresh balances, then simulate (dry run) or execute."""
+    from rebalancer.commands.drift import load_inputs, refuse_partial
+    from rebalancer.commands.plan import build, document
+    from rebalancer.config import load_config
+    from rebalancer.engine import intents_from_trades
+    from rebalancer.runs import confirm, execute, open_journal, recover
+
+    config, registry = load_config(args.config)
+    say = _say(args)
+    journal = open_journal(config)
+    try:
+        recovered = recover(config, registry, journal, say)
+        inputs = load_inputs(args)
+        refuse_partial(inputs)
+        plan = build(inputs, force=getattr(args, "force", False))
+        doc = document(inputs, plan)
+        intents = intents_from_trades(plan.trades)
+        mode = "execute" if args.execute else "simulate"
+        if mode == "execute" and intents:
+            confirm(f"Sign and send {len(intents)} trade(s)?", args.yes)
+        say(f"plan: {len(intents)} trade(s), est. cost ${doc['est_cost_usd']}")
+        report = execute(
+            config,
+            registry,
+            journal,
+            intents,
+            mode=mode,
+            plan_doc=doc,
+            progress=say,
+            recovered=recovered,
+        )
+    finally:
+        journal.close()
+    return _report(args, report, {"plan": doc})
+
+
+def history(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from rebalancer.config import load_config
+    from rebalancer.output import table
+    from rebalancer.runs import open_journal
+
+    config, registry = load_config(args.config)
+    journal = open_journal(config)
+
+    def sym(token_id: str) -> str:
+        token = registry.by_id(token_id)
+        return token.symbol if token is not None else token_id
+
+    try:
+        runs = journal.runs(limit=args.limit)
+        trades = {r["id"]: journal.trades(r["id"]) for r in runs}
+    finally:
+        journal.close()
+    if args.json:
+        emit_json(
+            {
+                "runs": [
+                    {
+                        **r,
+                        "trades": [
+                            {
+                                "id": t.trade_id,
+                                "chain": t.chain,
+                                "wallet": t.wallet,
+                                "sell": t.sell,
+                                "buy": t.buy,
+                                "amount_in": str(t.amount_in),
+                                "min_out": None if t.min_out is None else str(t.min_out),
+                                "state": t.state,
+                                "tx": t.tx_hash,
+                                "realised_out": None
+                                if t.realised_out is None
+                                else str(t.realised_out),
+                                "error": t.error,
+                            }
+                            for t in trades[r["id"]]
+                        ],
+                    }
+                    for r in runs
+                ]
+            }
+        )
+        return 0
+    if not runs:
+        print("no runs yet")
+        return 0
+    for r in runs:
+        when = datetime.fromtimestamp(r["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"run {r['id']}  {when} UTC  {r['mode']}  {r['status']}")
+        rows = [
+            (
+                t.chain,
+                t.trade_id,
+                t.sell.split(":")[-1][:12],
+                t.buy.split(":")[-1][:12],
+                t.amount_in,
+                t.state,
+                (t.tx_hash or t.error or "")[:66],
+            )
+            for t in trades[r["id"]]
+        ]
+        if rows:
+            print(
+                table(
+                    ["chain", "trade", "sell", "buy", "amount in", "state", "tx / error"],
+                    rows,
+                    right=(4,),
+                )
+            )
+        print()
+    return 0

@@ -1,0 +1,488 @@
+"""The engine: one rebalance as one straight line, and recovery after a crash.
+
+For each trade of a plan, chains in parallel and each chain's trades in order (nonces):
+
+    quote -> policy(quote) -> build -> check -> simulate -> policy(simulation)
+          -> sign -> record -> send -> confirm -> reconcile
+
+Nothing is signed before the checks and the simulation passed; every signed transaction is
+written to the journal before it is sent; a trade left ``signed`` or ``sent`` by a crash is
+looked up on chain by its id, and at most re-broadcast byte for byte, never signed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from chains.evm import EvmChain
+from chains.solana import SolanaChain
+from core.errors import (
+    ChainError,
+    ConfigError,
+    ExternalError,
+    PolicyError,
+    RefusedError,
+    SimulationError,
+)
+from core.types import Token
+from dex.base import BuiltSwap, EvmTx, NoRouteError, SolanaTx, SwapRequest
+from dex.checks import CheckedSwap, check_evm_swap, check_solana_swap
+from rebalancer.journal import Journal, TradeRow
+from rebalancer.services import Services
+from rebalancer.simulate import SimResult, simulate_evm, simulate_solana
+
+Progress = Callable[[str], None]
+CONFIRM_TIMEOUT_S = 180.0
+
+
+@dataclass(frozen=True)
+class TradeIntent:
+    """One trade the plan asks for, with the planner's independent expectations."""
+
+    id: str
+    chain: str
+    wallet: str
+    sell: Token
+    buy: Token
+    amount_in: int
+    expected_out: int
+    min_out: int
+    value_usd: Decimal
+
+
+@dataclass
+class TradeResult:
+    """What became of one trade in this run."""
+
+    id: str
+    chain: str
+    wallet: str
+    sell: str
+    buy: str
+    amount_in: int
+    status: str  # simulated | confirmed | failed | refused | skipped | dropped | pending
+    tx: str | None = None
+    min_out: int | None = None
+    quoted_out: int | None = None
+    simulated_out: int | None = None
+    realised_out: int | None = None
+    method: str | None = None
+    reason: str | None = None
+    sell_decimals: int = 0
+    buy_decimals: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "chain": self.chain,
+            "wallet": self.wallet,
+            "sell": self.sell,
+            "buy": self.buy,
+            "amount_in": str(self.amount_in),
+            "status": self.status,
+            "tx": self.tx,
+            "min_out": None if self.min_out is None else str(self.min_out),
+            "quoted_out": None if self.quoted_out is None else str(self.quoted_out),
+            "simulated_out": None if self.simulated_out is None else str(self.simulated_out),
+            "realised_out": None if self.realised_out is None else str(self.realised_out),
+            "simulation": self.method,
+            "reason": self.reason,
+        }
+
+
+def intents_from_plan(doc: dict[str, Any], registry: Any) -> list[TradeIntent]:
+    """The trades of a plan document (``plan -o PLAN``), parsed once; bad fields are exit 2."""
+    out = []
+    for i, t in enumerate(doc.get("trades") or []):
+        where = f"plan trades[{i}]"
+        try:
+            sell = registry.by_id(t["sell"]["id"])
+            buy = registry.by_id(t["buy"]["id"])
+            intent = TradeIntent(
+                id=str(t["id"]),
+                chain=str(t["chain"]),
+                wallet=str(t["wallet"]),
+                sell=sell,
+                buy=buy,
+                amount_in=int(t["amount_in"]),
+                expected_out=int(t["expected_out"]),
+                min_out=int(t["min_out"]),
+                value_usd=Decimal(str(t.get("value_usd") or "0")),
+            )
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise ConfigError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
+        if sell is None or buy is None:
+            raise ConfigError(
+                f"{where}: unknown token {t['sell']['id'] if sell is None else t['buy']['id']}"
+            )
+        if intent.amount_in <= 0 or intent.min_out < 0:
+            raise ConfigError(f"{where}.amount_in = {intent.amount_in}: must be positive")
+        out.append(intent)
+    return out
+
+
+def intents_from_trades(trades: Sequence[Any]) -> list[TradeIntent]:
+    """The planner's Trade objects as intents (``run`` plans and applies in one go)."""
+    return [
+        TradeIntent(
+            t.id,
+            t.chain,
+            t.wallet,
+            t.sell,
+            t.buy,
+            t.amount_in,
+            t.expected_out,
+            t.min_out,
+            t.value_usd,
+        )
+        for t in trades
+    ]
+
+
+class Engine:
+    """Runs trades through the straight line and keeps the journal."""
+
+    def __init__(self, services: Services, journal: Journal, progress: Progress) -> None:
+        self.s = services
+        self.journal = journal
+        self.say = progress
+        self.policy = services.config.policy
+
+    # -- the run ---------------------------------------------------------------------------
+    async def execute(
+        self, run_id: int, intents: Sequence[TradeIntent], *, sign: bool
+    ) -> list[TradeResult]:
+        total = sum((t.value_usd for t in intents), Decimal(0))
+        if total > self.policy.max_run_usd:
+            raise PolicyError(
+                f"the plan trades ${total:,.0f}, over policy.max_run_usd "
+                f"${self.policy.max_run_usd:,.0f}"
+            )
+        for t in intents:
+            self.journal.add_trade(
+                run_id,
+                {
+                    "id": t.id,
+                    "chain": t.chain,
+                    "wallet": t.wallet,
+                    "sell": t.sell.id,
+                    "buy": t.buy.id,
+                    "amount_in": t.amount_in,
+                    "min_out": t.min_out,
+                },
+            )
+        by_chain: dict[str, list[TradeIntent]] = {}
+        for t in intents:
+            by_chain.setdefault(t.chain, []).append(t)
+        stop = asyncio.Event()
+        # NOTE: a failing chain (node down) must not cancel the others mid-send: every chain
+        # finishes its current trade cleanly, then the first error is raised.
+        groups = await asyncio.gather(
+            *(self._chain_trades(run_id, ts, sign, stop) for ts in by_chain.values()),
+            return_exceptions=True,
+        )
+        for g in groups:
+            if isinstance(g, BaseException):
+                raise g
+        order = {t.id: i for i, t in enumerate(intents)}
+        return sorted(
+            (r for g in groups if isinstance(g, list) for r in g), key=lambda r: order[r.id]
+        )
+
+    async def _chain_trades(
+        self, run_id: int, trades: list[TradeIntent], sign: bool, stop: asyncio.Event
+    ) -> list[TradeResult]:
+        results = []
+        for t in trades:
+            if stop.is_set():
+                results.append(self._result(t, "skipped", reason="the run stopped after a refusal"))
+                self.journal.update(run_id, t.id, "skipped", error="run stopped")
+                continue
+            try:
+                results.append(await self._trade(run_id, t, sign))
+            except RefusedError as exc:
+                self.journal.update(run_id, t.id, "refused", error=exc.message)
+                self.say(f"{t.chain}: {t.id} refused: {exc.message}")
+                results.append(self._result(t, "refused", reason=exc.message))
+                if self.policy.on_refusal == "stop":
+                    stop.set()
+            except NoRouteError as exc:
+                self.journal.update(run_id, t.id, "skipped", error=exc.message)
+                results.append(self._result(t, "skipped", reason=f"no_route: {exc.message}"))
+        return results
+
+    def _result(self, t: TradeIntent, status: str, **kw: Any) -> TradeResult:
+        return TradeResult(
+            t.id,
+            t.chain,
+            t.wallet,
+            t.sell.symbol,
+            t.buy.symbol,
+            t.amount_in,
+            status,
+            sell_decimals=t.sell.decimals,
+            buy_decimals=t.buy.decimals,
+            **kw,
+        )
+
+    async def _trade(self, run_id: int, t: TradeIntent, sign: bool) -> TradeResult:
+        """One trade, start to finish: the straight line of the module docstring."""
+        self.say(f"{t.chain}: {t.id} sell {t.sell.symbol} for {t.buy.symbol}: quoting")
+        if t.value_usd > self.policy.max_trade_usd:
+            raise PolicyError(
+                f"trade of ${t.value_usd:,.0f} is over policy.max_trade_usd "
+                f"${self.policy.max_trade_usd:,.0f}"
+            )
+        agg = self.s.aggregator(t.chain)
+        request = SwapRequest(
+            chain=t.chain,
+            chain_id=self.s.registry.chains[t.chain].chain_id,
+            wallet=t.wallet,
+            sell=t.sell,
+            buy=t.buy,
+            amount_in=t.amount_in,
+            slippage_bps=self.policy.max_slippage_bps,
+        )
+        quote = await agg.quote(request)
+        self._within_price(t, quote.expected_out, "the quote")
+        built = await agg.build(quote)
+        checked = self._check(built)
+        self.say(f"{t.chain}: {t.id} simulating")
+        sim = await self._simulate(t, checked)
+        if sim.out < checked.min_out:
+            raise SimulationError(
+                f"simulated output {sim.out} {t.buy.symbol} (base units) is below the "
+                f"transaction's minimum {checked.min_out}"
+            )
+        self._within_price(t, sim.out, "the simulation")
+        self.journal.update(run_id, t.id, "planned", min_out=checked.min_out, simulated_out=sim.out)
+        result = self._result(
+            t,
+            "simulated",
+            min_out=checked.min_out,
+            quoted_out=quote.expected_out,
+            simulated_out=sim.out,
+            method=sim.method,
+        )
+        self.say(
+            f"{t.chain}: {t.id} simulated ({sim.method}): {t.amount_in} {t.sell.symbol} -> "
+            f"{sim.out} {t.buy.symbol} base units (guaranteed at least {checked.min_out})"
+        )
+        if not sign:
+            self.journal.update(run_id, t.id, "simulated")
+            return result
+        adapter = self.s.adapter(t.chain)
+        before = await self._balance(adapter, t.wallet, t.buy)
+        if isinstance(adapter, EvmChain):
+            tx_id, status = await self._send_evm(run_id, t, adapter, checked, sim)
+        elif isinstance(adapter, SolanaChain):
+            tx_id, status = await self._send_solana(run_id, t, adapter, checked)
+        else:  # pragma: no cover - every family has an adapter
+            raise ConfigError(f"no sender for {t.chain}")
+        result.tx = tx_id
+        result.status = status
+        if status == "confirmed":
+            gained = await self._balance(adapter, t.wallet, t.buy) - before
+            result.realised_out = gained
+            self.journal.update(run_id, t.id, "confirmed", realised_out=gained)
+            self.say(f"{t.chain}: {t.id} confirmed in {tx_id}")
+        else:
+            self.journal.update(run_id, t.id, status, error=f"transaction {status}")
+            result.reason = f"transaction {status}"
+            self.say(f"{t.chain}: {t.id} {status}: {tx_id}")
+        return result
+
+    # -- policy, checks, simulation ------------------------------------------------------
+    def _within_price(self, t: TradeIntent, out: int, what: str) -> None:
+        """``out`` may be worse than the planner's independent expectation by at most
+        policy.max_price_deviation_pct."""
+        if t.expected_out <= 0:
+            return
+        shortfall = (Decimal(t.expected_out) - Decimal(out)) / Decimal(t.expected_out) * 100
+        if shortfall > self.policy.max_price_deviation_pct:
+            raise PolicyError(
+                f"{what} gives {out} {t.buy.symbol} base units, {shortfall:.2f}% below the "
+                f"independent price ({t.expected_out}); policy.max_price_deviation_pct is "
+                f"{self.policy.max_price_deviation_pct}"
+            )
+
+    def _check(self, built: BuiltSwap) -> CheckedSwap:
+        if isinstance(built.tx, EvmTx):
+            return check_evm_swap(built, self.s.swap_policy())
+        return check_solana_swap(built, self.s.swap_policy())
+
+    async def _simulate(self, t: TradeIntent, checked: CheckedSwap) -> SimResult:
+        adapter = self.s.adapter(t.chain)
+        try:
+            if isinstance(adapter, EvmChain):
+                return await simulate_evm(adapter, checked, self.s.work_dir)
+            if isinstance(adapter, SolanaChain):
+                return await simulate_solana(adapter, checked)
+        except SimulationError:
+            if self.policy.require_simulation:
+                raise
+        raise SimulationError(f"{t.chain}: no simulation was possible, and policy requires one")
+
+    @staticmethod
+    async def _balance(adapter: Any, wallet: str, token: Token) -> int:
+        got = await adapter.balances([wallet], [token])
+        if got.failures:
+            raise ChainError(
+                f"{adapter.info.name}: cannot read {token.symbol}: {got.failures[0].reason}"
+            )
+        return int(got.holdings[0].raw)
+
+    # -- EVM: sign, record, send, confirm ------------------------------------------------
+    async def _send_evm(
+        self, run_id: int, t: TradeIntent, adapter: EvmChain, checked: CheckedSwap, sim: SimResult
+    ) -> tuple[str, str]:
+        signer = await self.s.signer(t.chain, t.wallet)
+        max_fee, tip = await adapter.fees()
+        nonce = await adapter.nonce(t.wallet)
+        approval = checked.built.approval
+        if approval is not None:
+            aid = f"{t.id}/approve"
+            self.journal.add_trade(
+                run_id,
+                {
+                    "id": aid,
+                    "chain": t.chain,
+                    "wallet": t.wallet,
+                    "sell": t.sell.id,
+                    "buy": t.sell.id,
+                    "amount_in": t.amount_in,
+                    "min_out": None,
+                },
+            )
+            self.say(
+                f"{t.chain}: {t.id} signing the approval of exactly {t.amount_in} {t.sell.symbol}"
+            )
+            gas = max(sim.approval_gas_used * 13 // 10, 50_000)
+            _tx, status = await self._sign_send_wait_evm(
+                run_id, aid, adapter, signer, approval, nonce, gas, max_fee, tip
+            )
+            if status != "confirmed":
+                raise SimulationError(f"the approval was {status}; the swap was not sent")
+            self.journal.update(run_id, t.id, "approved")
+            nonce += 1
+        swap = checked.built.tx
+        assert isinstance(swap, EvmTx)
+        gas = max(sim.gas_used * 13 // 10, 100_000)
+        self.say(f"{t.chain}: {t.id} signing the swap")
+        return await self._sign_send_wait_evm(
+            run_id, t.id, adapter, signer, swap, nonce, gas, max_fee, tip
+        )
+
+    async def _sign_send_wait_evm(
+        self,
+        run_id: int,
+        trade_id: str,
+        adapter: EvmChain,
+        signer: Any,
+        tx: EvmTx,
+        nonce: int,
+        gas: int,
+        max_fee: int,
+        tip: int,
+    ) -> tuple[str, str]:
+        signed = await signer.sign_evm_transaction(
+            {
+                "type": 2,
+                "chainId": tx.chain_id,
+                "nonce": nonce,
+                "to": tx.to,
+                "data": tx.data,
+                "value": tx.value,
+                "gas": gas,
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": tip,
+            }
+        )
+        tx_hash = "0x" + signed.hash.hex()
+        # NOTE: durably recorded before the send: a crash from here on is recovered by hash.
+        self.journal.update(
+            run_id,
+            trade_id,
+            "signed",
+            tx_hash=tx_hash,
+            raw_tx=signed.raw_transaction.hex(),
+            nonce=nonce,
+        )
+        await adapter.send_raw(signed.raw_transaction)
+        self.journal.update(run_id, trade_id, "sent")
+        status = await self._wait(adapter, tx_hash)
+        if trade_id.endswith("/approve") or status != "confirmed":
+            self.journal.update(run_id, trade_id, status)
+        return tx_hash, status
+
+    # -- Solana: sign, record, send, confirm ---------------------------------------------
+    async def _send_solana(
+        self, run_id: int, t: TradeIntent, adapter: SolanaChain, checked: CheckedSwap
+    ) -> tuple[str, str]:
+        from solders.transaction import VersionedTransaction
+
+        from wallet.base import sign_versioned_transaction
+
+        tx = checked.built.tx
+        assert isinstance(tx, SolanaTx)
+        signer = await self.s.signer(t.chain, t.wallet)
+        signed = await sign_versioned_transaction(signer, VersionedTransaction.from_bytes(tx.raw))
+        raw = bytes(signed)
+        sig = str(signed.signatures[0])
+        self.journal.update(run_id, t.id, "signed", tx_hash=sig, raw_tx=raw.hex())
+        await adapter.send_raw(raw)
+        self.journal.update(run_id, t.id, "sent")
+        return sig, await self._wait(adapter, sig)
+
+    async def _wait(self, adapter: Any, tx_id: str, timeout: float = CONFIRM_TIMEOUT_S) -> str:
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while time.monotonic() < deadline:
+            status = str(await adapter.tx_status(tx_id))
+            if status in ("confirmed", "failed"):
+                return status
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        return "pending"
+
+    # -- recovery --------------------------------------------------------------------------
+    async def recover(self) -> list[TradeRow]:
+        """Settle what a crash left between signing and confirmation; never sign anything."""
+        settled = []
+        for row in self.journal.unfinished():
+            if row.chain not in self.s.config.chains:
+                continue
+            adapter = self.s.adapter(row.chain)
+            assert row.tx_hash is not None
+            self.say(f"recovering {row.chain} trade {row.trade_id} from run {row.run_id}")
+            status = str(await adapter.tx_status(row.tx_hash))
+            if status == "unknown":
+                status = await self._rebroadcast(adapter, row)
+            if status in ("confirmed", "failed", "dropped"):
+                self.journal.update(row.run_id, row.trade_id, status)
+                settled.append(replace(row, state=status))
+        return settled
+
+    async def _rebroadcast(self, adapter: Any, row: TradeRow) -> str:
+        """Send the journalled bytes again if they can still land; else call them dropped."""
+        raw = bytes.fromhex(row.raw_tx or "")
+        if isinstance(adapter, EvmChain):
+            if row.nonce is not None and await adapter.mined_nonce(row.wallet) > row.nonce:
+                return "dropped"  # that nonce is used by another transaction: ours cannot land
+        elif isinstance(adapter, SolanaChain):
+            from solders.transaction import VersionedTransaction
+
+            blockhash = str(VersionedTransaction.from_bytes(raw).message.recent_blockhash)
+            if not await adapter.blockhash_valid(blockhash):
+                return "dropped"
+        try:
+            await adapter.send_raw(raw)
+        except ExternalError as exc:
+            if "already" not in exc.message.lower():
+                raise
+        return await self._wait(adapter, str(row.tx_hash), timeout=60)

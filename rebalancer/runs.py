@@ -1,0 +1,258 @@
+"""Plan, simulate, apply and run: the commands' shared path through the engine.
+
+A run is: recover what a crash left -> (plan from fresh balances) -> execute the trades
+(simulate only, or sign and send) -> record the summary. Each step that talks to chains runs
+in its own event loop because the planner's input loader reads balances with its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError, RefusedError, UserRejectedError
+from rebalancer.config import Config
+from rebalancer.engine import Engine, TradeIntent, TradeResult
+from rebalancer.journal import Journal
+from rebalancer.services import Services, journal_path
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunReport:
+    run_id: int
+    mode: str
+    results: list[TradeResult]
+    recovered: int
+
+    @property
+    def status(self) -> str:
+        bad = [r for r in self.results if r.status in ("failed", "refused", "pending")]
+        return "partial" if bad else "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "mode": self.mode,
+            "status": self.status,
+            "recovered": self.recovered,
+            "trades": [r.as_dict() for r in self.results],
+        }
+
+
+def open_journal(config: Config) -> Journal:
+    import os
+
+    return Journal(journal_path(config, os.environ))
+
+
+async def _with_engine(
+    config: Config,
+    registry: Any,
+    journal: Journal,
+    progress: Progress,
+    work: Path,
+    job: Callable[[Engine], Any],
+) -> Any:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        services = Services(config, registry, client, work_dir=work)
+        return await job(Engine(services, journal, progress))
+
+
+def recover(config: Config, registry: Any, journal: Journal, progress: Progress) -> int:
+    """Settle trades a crash left signed or sent; returns how many were settled."""
+    if not journal.unfinished():
+        return 0
+    with tempfile.TemporaryDirectory(prefix="rebalancer-") as tmp:
+        settled = asyncio.run(
+            _with_engine(config, registry, journal, progress, Path(tmp), lambda e: e.recover())
+        )
+    return len(settled)
+
+
+def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> dict[str, Any]:
+    """A portfolio snapshot for the journal (reports read these): holdings at prices."""
+    from decimal import Decimal
+
+    rows = []
+    total = Decimal(0)
+    for h in holdings:
+        price = prices.get(h.token.asset)
+        value = (
+            None
+            if price is None
+            else Decimal(h.raw).scaleb(-h.token.decimals) * Decimal(str(price))
+        )
+        if value is not None:
+            total += value
+        rows.append(
+            {
+                "chain": h.chain,
+                "wallet": h.wallet,
+                "asset": h.token.asset,
+                "symbol": h.token.symbol,
+                "token": h.token.id,
+                "decimals": h.token.decimals,
+                "raw": str(h.raw),
+                "value_usd": None if value is None else str(value),
+            }
+        )
+    return {
+        "prices": {k: str(v) for k, v in prices.items()},
+        "holdings": rows,
+        "total_usd": str(total),
+    }
+
+
+def snapshot_now(config: Config, registry: Any, journal: Journal, run_id: int, kind: str) -> None:
+    """Read the portfolio and record it at the config's prices (one request per chain)."""
+    from rebalancer.portfolio import read_holdings
+
+    snap = asyncio.run(read_holdings(config, registry))
+    journal.snapshot(run_id, kind, portfolio_doc(snap.holdings, config.prices))
+
+
+def execute(
+    config: Config,
+    registry: Any,
+    journal: Journal,
+    intents: Sequence[TradeIntent],
+    *,
+    mode: str,
+    plan_doc: dict[str, Any],
+    progress: Progress,
+    recovered: int = 0,
+) -> RunReport:
+    """Run ``intents`` through the engine: ``simulate`` signs nothing, ``execute`` does.
+
+    An executing run records the portfolio before and after (``portfolio_before`` and
+    ``portfolio_after`` snapshots) for performance reports.
+    """
+    run_id = journal.start_run(mode, plan_doc)
+    if mode == "execute" and config.prices:
+        snapshot_now(config, registry, journal, run_id, "portfolio_before")
+    status = "error"
+    report = RunReport(run_id, mode, [], recovered)
+    try:
+        with tempfile.TemporaryDirectory(prefix="rebalancer-") as tmp:
+            report.results = asyncio.run(
+                _with_engine(
+                    config,
+                    registry,
+                    journal,
+                    progress,
+                    Path(tmp),
+                    lambda e: e.execute(run_id, intents, sign=(mode == "execute")),
+                )
+            )
+        status = report.status
+        if mode == "execute" and config.prices:
+            snapshot_now(config, registry, journal, run_id, "portfolio_after")
+        return report
+    finally:
+        journal.finish_run(run_id, status, {"trades": [r.as_dict() for r in report.results]})
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before signing; without a terminal, --yes is required."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError("no terminal to confirm on: pass --yes to execute without a prompt")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise UserRejectedError("not confirmed: nothing was signed")
+
+
+def read_plan(path: str, max_age_s: int, registry: Any) -> tuple[dict[str, Any], list[TradeIntent]]:
+    """A PLAN file, parsed once; a plan older than the policy allows is refused (exit 3)."""
+    from rebalancer.engine import intents_from_plan
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"plan file {path!r} not found") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"plan file {path!r} is not a plan: {exc}") from None
+    if not isinstance(doc, dict) or "trades" not in doc or "created_at" not in doc:
+        raise ConfigError(f"plan file {path!r}: not a plan (needs created_at and trades)")
+    try:
+        created = datetime.fromisoformat(str(doc["created_at"]))
+    except ValueError:
+        raise ConfigError(f"plan file {path!r}: created_at = {doc['created_at']!r}") from None
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    age = (datetime.now(UTC) - created).total_seconds()
+    if age > max_age_s:
+        raise RefusedError(
+            f"plan {path!r} is {age / 60:.0f} min old, over policy.max_plan_age_s "
+            f"({max_age_s} s): make a new plan"
+        )
+    return doc, intents_from_plan(doc, registry)
+
+
+def check_balances(intents: Sequence[TradeIntent], holdings: Sequence[Any]) -> None:
+    """A stale plan sells what is no longer there: every trade's sell amount must be held."""
+    held: dict[tuple[str, str, str], int] = {}
+    for h in holdings:
+        key = (h.chain, h.wallet.lower(), h.token.id)
+        held[key] = held.get(key, 0) + int(h.raw)
+    need: dict[tuple[str, str, str], int] = {}
+    for t in intents:
+        key = (t.chain, t.wallet.lower(), t.sell.id)
+        need[key] = need.get(key, 0) + t.amount_in
+    for key, amount in need.items():
+        if held.get(key, 0) < amount:
+            chain, wallet, token = key
+            raise RefusedError(
+                f"stale plan: it sells {amount} base units of {token} from {wallet} on {chain}, "
+                f"but the wallet holds {held.get(key, 0)}: make a new plan"
+            )
+
+
+def results_table(results: Sequence[TradeResult]) -> str:
+    """Trades in token units for people (the JSON keeps exact base units)."""
+    from decimal import Decimal
+
+    from rebalancer.output import fmt_amount, table
+
+    def units(raw: int | None, decimals: int) -> str:
+        return "-" if raw is None else fmt_amount(Decimal(raw).scaleb(-decimals))
+
+    rows = [
+        (
+            r.chain,
+            r.id,
+            f"{units(r.amount_in, r.sell_decimals)} {r.sell}",
+            f"{units(r.simulated_out, r.buy_decimals)} {r.buy}",
+            units(r.min_out, r.buy_decimals),
+            units(r.realised_out, r.buy_decimals),
+            r.status,
+            (r.tx or r.reason or "")[:66],
+        )
+        for r in results
+    ]
+    return table(
+        [
+            "chain",
+            "trade",
+            "sell",
+            "buy (simulated)",
+            "min out",
+            "realised",
+            "status",
+            "tx / reason",
+        ],
+        rows,
+        right=(2, 3, 4, 5),
+    )

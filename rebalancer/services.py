@@ -1,0 +1,178 @@
+"""The composition root: chain adapters, aggregators, signers and the policy, built once from
+the config for one run. Nothing below this reads the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chains.base import ChainAdapter, adapter_for
+from chains.registry import Registry
+from core.errors import ConfigError
+from dex.base import SwapAggregator
+from dex.checks import DEFAULT_EVM_ROUTERS, SwapPolicy
+from rebalancer.config import Config, WalletConfig
+from rebalancer.endpoints import resolve_rpc
+
+if TYPE_CHECKING:
+    import httpx
+
+    from wallet.base import Signer
+
+
+def data_dir(env: Mapping[str, str]) -> Path:
+    """The user's data folder for the journal (XDG), overridable with REBALANCER_DATA_DIR."""
+    if env.get("REBALANCER_DATA_DIR"):
+        return Path(env["REBALANCER_DATA_DIR"])
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "rebalancer"
+
+
+def journal_path(config: Config, env: Mapping[str, str]) -> Path:
+    return Path(config.journal).expanduser() if config.journal else data_dir(env) / "journal.sqlite"
+
+
+def _resolve_api(name: str, spec: str, local_dir: Path | None) -> str:
+    """An aggregator base URL; ``localnet:NAME`` points at a running local stand-in."""
+    if not spec.startswith("localnet:"):
+        return spec
+    import json
+
+    from rebalancer.endpoints import localnet_dir
+
+    manifest = (local_dir or localnet_dir()) / "manifest.json"
+    try:
+        worlds = json.loads(manifest.read_text())["worlds"]
+    except (OSError, ValueError, KeyError):
+        raise ConfigError(
+            f"aggregators.{name}.base_url = {spec!r}: no local worlds are running "
+            "(run `rebalancer localnet up`)"
+        ) from None
+    for w in worlds:
+        if w.get("name") == spec.removeprefix("localnet:"):
+            return str(w["url"])
+    raise ConfigError(f"aggregators.{name}.base_url = {spec!r}: no such local stand-in is running")
+
+
+class Services:
+    """What one run needs, made lazily from the config and shared across its trades."""
+
+    def __init__(
+        self,
+        config: Config,
+        registry: Registry,
+        client: httpx.AsyncClient,
+        *,
+        env: Mapping[str, str] | None = None,
+        local_dir: Path | None = None,
+        work_dir: Path,
+        prompt: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.client = client
+        self.env = os.environ if env is None else env
+        self.local_dir = local_dir
+        self.work_dir = work_dir
+        self.prompt = prompt
+        self.urls = {
+            name: resolve_rpc(name, c.rpc, self.env, local_dir) for name, c in config.chains.items()
+        }
+        self._adapters: dict[str, ChainAdapter] = {}
+        self._aggregators: dict[str, SwapAggregator] = {}
+        self._signers: dict[tuple[str, str], Signer] = {}
+
+    def adapter(self, chain: str) -> ChainAdapter:
+        if chain not in self._adapters:
+            if chain not in self.urls:
+                raise ConfigError(f"chains.{chain}: not configured")
+            self._adapters[chain] = adapter_for(
+                self.registry.chains[chain], self.urls[chain], self.client
+            )
+        return self._adapters[chain]
+
+    def aggregator(self, chain: str) -> SwapAggregator:
+        family = self.registry.chains[chain].family
+        name = "1inch" if family == "evm" else "jupiter"
+        if name not in self._aggregators:
+            spec = self.config.aggregators.get(name)
+            if spec is None:
+                raise ConfigError(f"aggregators.{name}: not configured (needed for {chain})")
+            url = _resolve_api(name, spec.base_url, self.local_dir)
+            key = self.env.get(spec.api_key_env) if spec.api_key_env else None
+            agg: SwapAggregator
+            if name == "1inch":
+                from dex.oneinch import OneInch
+
+                agg = OneInch(self.client, base_url=url, api_key=key)
+            else:
+                from dex.jupiter import Jupiter
+
+                agg = Jupiter(
+                    self.client,
+                    base_url=url,
+                    api_key=key,
+                    max_priority_lamports=self.config.policy.max_priority_fee_lamports,
+                )
+            self._aggregators[name] = agg
+        return self._aggregators[name]
+
+    def swap_policy(self) -> SwapPolicy:
+        p = self.config.policy
+        routers: dict[int, frozenset[str]] = dict(DEFAULT_EVM_ROUTERS)
+        for chain, extra in p.extra_routers.items():
+            info = self.registry.chains.get(chain)
+            if info is None or info.chain_id is None:
+                raise ConfigError(f"policy.extra_routers.{chain}: not an EVM chain")
+            routers[info.chain_id] = routers.get(info.chain_id, frozenset()) | {
+                a.lower() for a in extra
+            }
+        kwargs: dict[str, Any] = {
+            "evm_routers": routers,
+            "max_slippage_bps": p.max_slippage_bps,
+            "unlimited_approval": p.unlimited_approval,
+        }
+        return SwapPolicy(
+            **kwargs,
+            extra_programs=frozenset(p.extra_programs),
+            rfq_makers=frozenset(p.rfq_makers),
+            max_compute_units=p.max_compute_units,
+            max_priority_fee_lamports=p.max_priority_fee_lamports,
+        )
+
+    def wallet(self, chain: str, address: str) -> WalletConfig:
+        for w in self.config.wallets:
+            if chain in w.chains and w.address.lower() == address.lower():
+                return w
+        raise ConfigError(f"wallet {address} on {chain} is not in the config")
+
+    async def signer(self, chain: str, address: str) -> Signer:
+        """The wallet's signer, opened once per run (a key file is decrypted once)."""
+        key = (self.registry.chains[chain].family, address.lower())
+        if key not in self._signers:
+            from wallet.factory import open_signer
+
+            w = self.wallet(chain, address)
+            if w.signer is None:
+                raise ConfigError(
+                    f"wallets.{w.name}.signer: not set, so this wallet is read-only; add "
+                    '`signer = { kind = "keyfile", file = ... }` or a Ledger'
+                )
+            s = w.signer
+            kwargs: dict[str, Any] = {}
+            if self.prompt is not None:
+                kwargs["prompt"] = self.prompt
+            self._signers[key] = await open_signer(
+                kind=s.kind,
+                family=self.registry.chains[chain].family,
+                address=w.address,
+                environ=self.env,
+                path=s.path,
+                transport=s.transport,
+                file=s.file,
+                passphrase_env=s.passphrase_env,
+                **kwargs,
+            )
+        return self._signers[key]

@@ -1,0 +1,343 @@
+"""The engine on the local worlds: dry runs, execution, the journal, and the faults of issue 7.
+
+Every test runs `rebalancer` in-process against real anvil worlds and the 1inch stand-in, with
+its own journal; the worlds are reverted after each test.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chains.evm import EvmChain
+from rebalancer.cli import main
+from rebalancer.journal import Journal
+from tests.conftest import rpc_call
+from tests.market import pump
+
+KEYS = Path(__file__).parents[2] / "examples" / "keys"
+WALLET = "0x38933fB3600db971A459767D149B492e58e40b76"
+
+
+def write_config(tmp_path: Path, policy: str = "") -> Path:
+    text = f"""
+journal = "{tmp_path / "journal.sqlite"}"
+
+[chains.ethereum]
+rpc = "localnet:ethereum"
+[chains.avalanche]
+rpc = "localnet:avalanche"
+
+[[wallets]]
+name = "demo"
+address = "{WALLET}"
+chains = ["ethereum", "avalanche"]
+signer = {{ kind = "keyfile", file = "{KEYS / "demo-evm.json"}", passphrase_env = "DEMO_PASS" }}
+
+[strategy]
+targets = {{ BTC = 40, ETH = 30, ALTS = 20, STABLES = 10 }}
+band_pp = 5
+
+[prices]
+BTC = 95000
+ETH = 3200
+AVAX = 25
+LINK = 15
+UNI = 8
+AAVE = 250
+USDC = 1
+USDT = 1
+
+[aggregators."1inch"]
+base_url = "localnet:1inch"
+api_key_env = "ONEINCH_API_KEY"
+
+[policy]
+max_slippage_bps = 100
+max_price_deviation_pct = 3
+{policy}
+"""
+    path = tmp_path / "rebalancer.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def cfg(evm_isolated: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DEMO_PASS", "demo")
+    monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
+    return write_config(tmp_path)
+
+
+def nonce(worlds: dict[str, Any], chain: str) -> int:
+    return int(rpc_call(worlds[chain]["url"], "eth_getTransactionCount", WALLET, "latest"), 16)
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code = main([*argv, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else {}
+
+
+def journal_txs(path: Path) -> dict[str, int]:
+    """Journal rows that hold a signed transaction, per chain."""
+    j = Journal(path)
+    try:
+        rows = [t for t in j.trades() if t.tx_hash is not None]
+    finally:
+        j.close()
+    out: dict[str, int] = {}
+    for t in rows:
+        out[t.chain] = out.get(t.chain, 0) + 1
+    return out
+
+
+def test_dry_run_signs_nothing(
+    cfg: Path, evm_isolated: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = {c: nonce(evm_isolated, c) for c in ("ethereum", "avalanche")}
+    code, out = run_json(capsys, "run", "-c", str(cfg))
+    assert code == 0
+    assert out["mode"] == "simulate" and out["trades"]
+    for t in out["trades"]:
+        assert t["status"] == "simulated" and t["tx"] is None
+        assert int(t["simulated_out"]) >= int(t["min_out"]) > 0
+        assert t["simulation"] == "anvil fork"
+    assert {c: nonce(evm_isolated, c) for c in before} == before
+
+
+def test_execute_rebalances_and_a_second_run_finds_nothing(
+    cfg: Path, evm_isolated: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    assert code == 0 and out["status"] == "ok"
+    for t in out["trades"]:
+        assert t["status"] == "confirmed"
+        assert int(t["realised_out"]) >= int(t["min_out"])
+    code, drift = run_json(capsys, "drift", "-c", str(cfg))
+    assert code == 0
+    for row in drift["rows"]:
+        if row["kind"] == "class":
+            assert abs(Decimal(row["drift_pp"])) <= Decimal(5), row
+    code, again = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    assert code == 0 and again["trades"] == []
+    code, hist = run_json(capsys, "history", "-c", str(cfg))
+    assert [r["mode"] for r in hist["runs"]] == ["execute", "execute"]
+    confirmed = [t for t in hist["runs"][1]["trades"] if t["state"] == "confirmed"]
+    assert len(confirmed) >= len(out["trades"])
+    # every transaction on chain is in the journal exactly once
+    assert journal_txs(cfg.parent / "journal.sqlite") == {
+        c: nonce(evm_isolated, c) for c in journal_txs(cfg.parent / "journal.sqlite")
+    }
+
+
+def test_killed_after_send_is_recovered_not_resent(
+    cfg: Path,
+    evm_isolated: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_send = EvmChain.send_raw
+    sends = {"n": 0}
+
+    async def send_then_die(self: EvmChain, raw: bytes) -> str:
+        await real_send(self, raw)
+        sends["n"] += 1
+        raise KeyboardInterrupt  # the process dies after the node took the transaction
+
+    monkeypatch.setattr(EvmChain, "send_raw", send_then_die)
+    assert main(["run", "-c", str(cfg), "--execute", "--yes"]) == 130
+    monkeypatch.setattr(EvmChain, "send_raw", real_send)
+    capsys.readouterr()
+    j = Journal(cfg.parent / "journal.sqlite")
+    try:
+        left = j.unfinished()
+    finally:
+        j.close()
+    assert left and all(t.state == "signed" for t in left)
+    code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    assert code == 0 and out["recovered"] >= 1
+    j = Journal(cfg.parent / "journal.sqlite")
+    try:
+        assert not j.unfinished()
+        settled = [t for t in j.trades() if t.tx_hash == left[0].tx_hash]
+    finally:
+        j.close()
+    assert [t.state for t in settled] == ["confirmed"]
+    txs = journal_txs(cfg.parent / "journal.sqlite")
+    for chain, count in txs.items():
+        assert nonce(evm_isolated, chain) == count, chain  # nothing sent twice, nothing lost
+
+
+def test_simulation_below_min_out_is_refused_and_nothing_signed(
+    cfg: Path,
+    evm_isolated: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rebalancer.engine import Engine
+
+    real = Engine._simulate
+
+    async def front_run_then_simulate(self: Engine, t: Any, checked: Any) -> Any:
+        pump(evm_isolated[t.chain]["url"], t.chain, t.buy.symbol, Decimal(4))
+        return await real(self, t, checked)
+
+    monkeypatch.setattr(Engine, "_simulate", front_run_then_simulate)
+    before = {c: nonce(evm_isolated, c) for c in ("ethereum", "avalanche")}
+    code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    assert code == 3
+    assert {t["status"] for t in out["trades"]} == {"refused"}
+    reasons = [t["reason"] for t in out["trades"]]
+    assert any("reverts on the fork" in r for r in reasons)
+    # a later trade of the same chain sees the moved market already at the quote
+    assert all("reverts on the fork" in r or "below the independent price" in r for r in reasons)
+    assert {c: nonce(evm_isolated, c) for c in before} == before
+
+
+def test_reverted_transaction_is_recorded_failed_and_next_run_replans(
+    cfg: Path,
+    evm_isolated: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rebalancer.engine import Engine
+
+    real = Engine._send_evm
+    moved: set[str] = set()
+
+    async def front_run_then_send(self: Engine, run_id: int, t: Any, *rest: Any) -> Any:
+        if t.chain == "ethereum" and not moved:
+            moved.add(t.id)
+            pump(evm_isolated[t.chain]["url"], t.chain, t.buy.symbol, Decimal(2))
+        return await real(self, run_id, t, *rest)
+
+    monkeypatch.setattr(Engine, "_send_evm", front_run_then_send)
+    code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    assert code == 0 and out["status"] == "partial"
+    failed = [t for t in out["trades"] if t["status"] == "failed"]
+    assert [t["id"] for t in failed] == sorted(moved)
+    monkeypatch.setattr(Engine, "_send_evm", real)
+    code, again = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    assert code == 0 and again["trades"]
+    assert all(t["status"] == "confirmed" for t in again["trades"])
+    assert any(t["chain"] == "ethereum" for t in again["trades"])
+
+
+@pytest.mark.parametrize("on_refusal", ["continue", "stop"])
+def test_a_suspicious_answer_is_refused_and_the_rest_follows_the_policy(
+    evm_isolated: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    on_refusal: str,
+) -> None:
+    import dataclasses
+
+    from dex.oneinch import OneInch
+    from tests.dex.test_oneinch import _retarget
+
+    monkeypatch.setenv("DEMO_PASS", "demo")
+    monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
+    cfg = write_config(tmp_path, f'on_refusal = "{on_refusal}"')
+    real = OneInch.build
+    seen: list[str] = []
+
+    async def hostile_first(self: OneInch, quote: Any) -> Any:
+        built = await real(self, quote)
+        if quote.request.chain == "avalanche" and not seen:
+            seen.append(quote.request.sell.symbol)
+            return _retarget(built, dst_receiver="0x000000000000000000000000000000000000dEaD")
+        return dataclasses.replace(built)
+
+    monkeypatch.setattr(OneInch, "build", hostile_first)
+    code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    statuses = [(t["chain"], t["status"]) for t in out["trades"]]
+    avalanche = [s for c, s in statuses if c == "avalanche"]
+    assert avalanche[0] == "refused"
+    assert "not the wallet" in out["trades"][[c for c, _ in statuses].index("avalanche")]["reason"]
+    if on_refusal == "continue":
+        assert all(s == "confirmed" for s in avalanche[1:])
+    else:
+        assert all(s == "skipped" for s in avalanche[1:])
+    assert code == 0
+
+
+def test_apply_refuses_a_stale_plan(
+    cfg: Path, evm_isolated: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.json"
+    assert main(["plan", "-c", str(cfg), "-o", str(plan), "--json"]) == 0
+    doc = json.loads(plan.read_text())
+    doc["created_at"] = "2020-01-01T00:00:00+00:00"
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert main(["apply", str(old), "-c", str(cfg), "--yes"]) == 3
+    assert "old" in capsys.readouterr().err
+    # a plan that sells more than the wallet holds is stale too
+    fresh = json.loads(plan.read_text())
+    fresh["trades"][0]["amount_in"] = str(10**40)
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps(fresh))
+    assert main(["apply", str(big), "-c", str(cfg), "--yes"]) == 3
+    assert "stale plan" in capsys.readouterr().err
+    # the fresh plan itself applies
+    code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
+    assert code == 0 and all(t["status"] == "confirmed" for t in out["trades"])
+
+
+def test_apply_without_yes_and_without_a_terminal_is_refused(
+    cfg: Path, evm_isolated: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.json"
+    assert main(["plan", "-c", str(cfg), "-o", str(plan), "--json"]) == 0
+    before = nonce(evm_isolated, "ethereum")
+    assert main(["apply", str(plan), "-c", str(cfg)]) == 2
+    assert "--yes" in capsys.readouterr().err
+    assert nonce(evm_isolated, "ethereum") == before
+
+
+def test_a_node_dying_mid_run_exits_4_and_the_rerun_completes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chains.anvil import stop_pid
+    from localnet import manager
+    from rebalancer.engine import Engine
+
+    worlds_dir = tmp_path / "worlds"
+    monkeypatch.setenv("REBALANCER_LOCALNET_DIR", str(worlds_dir))
+    monkeypatch.setenv("DEMO_PASS", "demo")
+    monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
+    manifest = manager.up(worlds_dir, services=False)
+    try:
+        cfg = write_config(tmp_path)
+        avalanche = next(w for w in manifest["worlds"] if w["name"] == "avalanche")
+        real = Engine._trade
+
+        async def kill_then_trade(self: Engine, run_id: int, t: Any, sign: bool) -> Any:
+            if t.chain == "avalanche":
+                stop_pid(int(avalanche["pid"]))
+            return await real(self, run_id, t, sign)
+
+        monkeypatch.setattr(Engine, "_trade", kill_then_trade)
+        assert main(["run", "-c", str(cfg), "--execute", "--yes"]) == 4
+        err = capsys.readouterr().err.splitlines()[-1]
+        # the aggregator (or the node itself) reports the dead node: one line, exit 4
+        assert err.startswith("error: ") and "failed after" in err
+        j = Journal(cfg.parent / "journal.sqlite")
+        try:
+            assert not j.unfinished()  # ethereum finished cleanly; avalanche never signed
+            assert {t.state for t in j.trades() if t.chain == "avalanche"} == {"planned"}
+        finally:
+            j.close()
+        monkeypatch.setattr(Engine, "_trade", real)
+        manager.up(worlds_dir, services=False)  # the dead world comes back
+        code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+        assert code == 0 and all(t["status"] == "confirmed" for t in out["trades"])
+    finally:
+        manager.down(worlds_dir)
