@@ -30,6 +30,8 @@ def find_anvil() -> str:
     """The anvil binary: $REBALANCER_ANVIL, the project's pinned npm copy, or PATH."""
     explicit = os.environ.get("REBALANCER_ANVIL")
     if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise ConfigError(f"REBALANCER_ANVIL = {explicit!r}: not an executable file")
         return explicit
     if _NPM_ANVIL.exists():
         return str(_NPM_ANVIL)

@@ -114,6 +114,14 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.set_defaults(snapshot=None)
 
 
+def _add_watch(p: argparse.ArgumentParser) -> None:
+    _add_run(p)
+    p.add_argument(
+        "--interval", default="15m", metavar="EVERY", help="how often to check (15m, 1h, 30s)"
+    )
+    p.add_argument("--count", type=int, default=0, metavar="N", help="stop after N checks")
+
+
 def _add_history(p: argparse.ArgumentParser) -> None:
     _config_arg(p)
     p.add_argument("--limit", type=int, default=20, metavar="N", help="the last N runs")
@@ -141,6 +149,11 @@ COMMANDS: dict[str, tuple[str, str, Adder]] = {
         "execution:run",
         "plan and apply in one go; without --execute it stops after simulation",
         _add_run,
+    ),
+    "watch": (
+        "watch",
+        "check the triggers on a schedule and run when one fires",
+        _add_watch,
     ),
     "history": ("execution:history", "past runs and trades from the journal", _add_history),
     "keys": ("keys", "manage local keys: new, import, list, show (addresses only)", _add_keys),

@@ -146,6 +146,15 @@ class PolicyConfig(BaseModel):
     """When one trade is refused: go on with the rest of the plan, or stop the run."""
 
 
+class NotifyConfig(BaseModel):
+    """Where a JSON summary goes after each run of ``watch`` (and ``run``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    webhook_env: str | None = None
+    """The environment variable holding the webhook URL (URLs often carry a token)."""
+
+
 class Config(BaseModel):
     """The whole portfolio config file."""
 
@@ -174,6 +183,9 @@ class Config(BaseModel):
 
     journal: str | None = None
     """The SQLite journal's path (default: the user's data folder)."""
+
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    """Notifications after each run."""
 
 
 def _describe(exc: ValidationError, data: dict[str, Any]) -> str:

@@ -30,11 +30,16 @@ from core.errors import (
     SimulationError,
 )
 from core.types import Token
-from dex.base import BuiltSwap, EvmTx, NoRouteError, SolanaTx, SwapRequest
+from dex.base import BuiltSwap, EvmTx, NoRouteError, Quote, SolanaTx, SwapRequest
 from dex.checks import CheckedSwap, check_evm_swap, check_solana_swap
 from rebalancer.journal import Journal, TradeRow
 from rebalancer.services import Services
-from rebalancer.simulate import SimResult, simulate_evm, simulate_solana
+from rebalancer.simulate import (
+    SimResult,
+    SimulationUnavailable,
+    simulate_evm,
+    simulate_solana,
+)
 
 Progress = Callable[[str], None]
 CONFIRM_TIMEOUT_S = 180.0
@@ -144,6 +149,15 @@ def intents_from_trades(trades: Sequence[Any]) -> list[TradeIntent]:
     ]
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A trade quoted, built, checked and simulated: all that comes before signing."""
+
+    quote: Quote
+    checked: CheckedSwap
+    sim: SimResult
+
+
 class Engine:
     """Runs trades through the straight line and keeps the journal."""
 
@@ -230,8 +244,11 @@ class Engine:
             **kw,
         )
 
-    async def _trade(self, run_id: int, t: TradeIntent, sign: bool) -> TradeResult:
-        """One trade, start to finish: the straight line of the module docstring."""
+    async def prepare(self, t: TradeIntent) -> Prepared:
+        """Everything before a signature: quote, policy, build, check, simulate, policy again.
+
+        Needs no signer, so ``export --unsigned`` runs the very same steps as ``apply``.
+        """
         self.say(f"{t.chain}: {t.id} sell {t.sell.symbol} for {t.buy.symbol}: quoting")
         if t.value_usd > self.policy.max_trade_usd:
             raise PolicyError(
@@ -260,6 +277,12 @@ class Engine:
                 f"transaction's minimum {checked.min_out}"
             )
         self._within_price(t, sim.out, "the simulation")
+        return Prepared(quote, checked, sim)
+
+    async def _trade(self, run_id: int, t: TradeIntent, sign: bool) -> TradeResult:
+        """One trade, start to finish: the straight line of the module docstring."""
+        prepared = await self.prepare(t)
+        quote, checked, sim = prepared.quote, prepared.checked, prepared.sim
         self.journal.update(run_id, t.id, "planned", min_out=checked.min_out, simulated_out=sim.out)
         result = self._result(
             t,
@@ -317,16 +340,22 @@ class Engine:
         return check_solana_swap(built, self.s.swap_policy())
 
     async def _simulate(self, t: TradeIntent, checked: CheckedSwap) -> SimResult:
+        """Simulate before signing; with no way to simulate, refuse unless the policy
+        explicitly allows unsimulated trades (then the transaction's own minimum stands)."""
         adapter = self.s.adapter(t.chain)
         try:
             if isinstance(adapter, EvmChain):
                 return await simulate_evm(adapter, checked, self.s.work_dir)
             if isinstance(adapter, SolanaChain):
                 return await simulate_solana(adapter, checked)
-        except SimulationError:
+            raise SimulationUnavailable(f"{t.chain}: no simulation for this chain family")
+        except SimulationUnavailable as exc:
             if self.policy.require_simulation:
-                raise
-        raise SimulationError(f"{t.chain}: no simulation was possible, and policy requires one")
+                raise SimulationError(
+                    f"{exc.message}; policy.require_simulation is on, so nothing is signed"
+                ) from None
+            self.say(f"{t.chain}: {t.id} NOT simulated ({exc.message}): policy allows it")
+            return SimResult("none (policy allows unsimulated trades)", checked.min_out)
 
     @staticmethod
     async def _balance(adapter: Any, wallet: str, token: Token) -> int:
@@ -362,7 +391,8 @@ class Engine:
             self.say(
                 f"{t.chain}: {t.id} signing the approval of exactly {t.amount_in} {t.sell.symbol}"
             )
-            gas = max(sim.approval_gas_used * 13 // 10, 50_000)
+            # NOTE: gas from the simulation with a margin; unsimulated, the aggregator's figure.
+            gas = sim.approval_gas_used * 13 // 10 if sim.approval_gas_used else approval.gas
             _tx, status = await self._sign_send_wait_evm(
                 run_id, aid, adapter, signer, approval, nonce, gas, max_fee, tip
             )
@@ -372,7 +402,7 @@ class Engine:
             nonce += 1
         swap = checked.built.tx
         assert isinstance(swap, EvmTx)
-        gas = max(sim.gas_used * 13 // 10, 100_000)
+        gas = sim.gas_used * 13 // 10 if sim.gas_used else swap.gas
         self.say(f"{t.chain}: {t.id} signing the swap")
         return await self._sign_send_wait_evm(
             run_id, t.id, adapter, signer, swap, nonce, gas, max_fee, tip

@@ -158,6 +158,14 @@ class Journal:
             {**dict(r), "summary": json.loads(r["summary"]) if r["summary"] else None} for r in rows
         ]
 
+    def last_rebalance(self) -> float | None:
+        """When the last run that confirmed a trade finished (for the calendar trigger)."""
+        row = self.db.execute(
+            "SELECT MAX(r.finished_at) FROM runs r WHERE r.mode = 'execute' AND EXISTS "
+            "(SELECT 1 FROM trades t WHERE t.run_id = r.id AND t.state = 'confirmed')"
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def snapshots(self, kind: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT run_id, taken_at, kind, data FROM snapshots"
         args: tuple[Any, ...] = ()

@@ -2,7 +2,9 @@
 
 EVM: a throwaway anvil fork of the chain's own RPC at its latest block; the wallet is
 impersonated, the approval and the swap run unsigned, and the wallet's real balance change is
-measured. Solana: ``simulateTransaction`` (signatures not verified, the user's slot still empty)
+measured. Where anvil is missing or cannot fork the RPC, ``eth_simulateV1`` on the RPC itself
+runs the same calls in one simulated block (balance read, approval, swap, balance read).
+Solana: ``simulateTransaction`` (signatures not verified, the user's slot still empty)
 returning the post-state of the account that receives the output.
 """
 
@@ -25,6 +27,10 @@ from dex.base import EvmTx, SolanaTx
 from dex.checks import CheckedSwap
 
 
+class SimulationUnavailable(SimulationError):
+    """No way to simulate here (no anvil, RPC cannot be forked, no eth_simulateV1)."""
+
+
 @dataclass(frozen=True)
 class SimResult:
     """What the simulation showed the wallet would get, and what it cost."""
@@ -36,6 +42,17 @@ class SimResult:
 
 
 async def simulate_evm(adapter: EvmChain, checked: CheckedSwap, log_dir: Path) -> SimResult:
+    """On an anvil fork if one can be started, else with ``eth_simulateV1``."""
+    try:
+        return await simulate_evm_fork(adapter, checked, log_dir)
+    except SimulationUnavailable as fork_problem:
+        try:
+            return await simulate_evm_rpc(adapter, checked)
+        except SimulationUnavailable as rpc_problem:
+            raise SimulationUnavailable(f"{fork_problem.message}; {rpc_problem.message}") from None
+
+
+async def simulate_evm_fork(adapter: EvmChain, checked: CheckedSwap, log_dir: Path) -> SimResult:
     """Run the approval (if any) and the swap on a fork, as the wallet; measure the output."""
     req = checked.built.quote.request
     swap = checked.built.tx
@@ -48,9 +65,9 @@ async def simulate_evm(adapter: EvmChain, checked: CheckedSwap, log_dir: Path) -
             fork_url=adapter.rpc_url,
         )
     except ConfigError as exc:
-        raise SimulationError(f"cannot simulate on {req.chain}: {exc}") from None
+        raise SimulationUnavailable(f"no anvil fork of {req.chain}: {exc}") from None
     except ChainError as exc:
-        raise SimulationError(f"cannot fork {req.chain} to simulate: {exc}") from None
+        raise SimulationUnavailable(f"cannot fork {req.chain}: {exc}") from None
     try:
         async with httpx.AsyncClient(timeout=60) as client:
             fork = EvmChain(adapter.info, node.url, client, retries=1, backoff=0.05)
@@ -76,6 +93,66 @@ async def simulate_evm(adapter: EvmChain, checked: CheckedSwap, log_dir: Path) -
             return SimResult("anvil fork", gained, gas, approval_gas)
     finally:
         await asyncio.to_thread(stop_pid, node.pid)
+
+
+def _balance_call(wallet: str, token: Token) -> dict[str, str]:
+    """A read of ``wallet``'s balance as a call (the native coin through Multicall3)."""
+    from chains.multicall import BALANCE_OF, GET_ETH_BALANCE, MULTICALL3, address_arg
+
+    if token.address is None:
+        return {"to": MULTICALL3, "data": "0x" + (GET_ETH_BALANCE + address_arg(wallet)).hex()}
+    return {"to": str(token.address), "data": "0x" + (BALANCE_OF + address_arg(wallet)).hex()}
+
+
+async def simulate_evm_rpc(adapter: EvmChain, checked: CheckedSwap) -> SimResult:
+    """``eth_simulateV1`` on the chain's RPC: one simulated block holding a balance read, the
+    approval, the swap and a second balance read, state carried from call to call."""
+    req = checked.built.quote.request
+    swap = checked.built.tx
+    assert isinstance(swap, EvmTx)
+
+    def call(tx: EvmTx) -> dict[str, str]:
+        return {
+            "from": tx.sender,
+            "to": tx.to,
+            "data": "0x" + tx.data.hex(),
+            "value": hex(tx.value),
+            "gas": hex(max(tx.gas, 1_000_000)),
+        }
+
+    read = {"from": req.wallet, **_balance_call(req.wallet, req.buy)}
+    calls = [read]
+    if checked.built.approval is not None:
+        calls.append(call(checked.built.approval))
+    calls += [call(swap), read]
+    try:
+        blocks = await adapter.call(
+            "eth_simulateV1",
+            [{"blockStateCalls": [{"calls": calls}], "validation": False}, "latest"],
+        )
+    except ChainError as exc:
+        if (
+            "not found" in exc.message.lower()
+            or "not supported" in exc.message.lower()
+            or ("-32601" in exc.message)
+        ):
+            raise SimulationUnavailable(f"{req.chain}: the RPC has no eth_simulateV1") from None
+        raise SimulationError(f"{req.chain}: eth_simulateV1 failed: {exc.message}") from None
+    try:
+        results = blocks[0]["calls"]
+        statuses = [int(str(r["status"]), 16) for r in results]
+        before = int(str(results[0]["returnData"]), 16)
+        after = int(str(results[-1]["returnData"]), 16)
+        gas = int(str(results[-2]["gasUsed"]), 16)
+        approval_gas = int(str(results[1]["gasUsed"]), 16) if len(results) == 4 else 0
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise SimulationError(f"{req.chain}: eth_simulateV1 answered malformed") from None
+    if not all(statuses):
+        raise SimulationError(
+            f"{req.chain}: the swap {req.sell.symbol} -> {req.buy.symbol} reverts in "
+            "eth_simulateV1 (price moved past minReturn, or the route is broken)"
+        )
+    return SimResult("eth_simulateV1", after - before, gas, approval_gas)
 
 
 async def _run(fork: EvmChain, tx: EvmTx) -> dict[str, Any]:

@@ -72,8 +72,12 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
     return _report(args, report)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Plan from fresh balances, then simulate (dry run) or execute."""
+def run_once(
+    args: argparse.Namespace, say: Any, *, execute_trades: bool, yes: bool
+) -> tuple[Any, dict[str, Any]]:
+    """Recover, plan from fresh balances, then simulate (dry run) or execute: one run."""
+    from datetime import UTC, datetime
+
     from rebalancer.commands.drift import load_inputs, refuse_partial
     from rebalancer.commands.plan import build, document
     from rebalancer.config import load_config
@@ -81,18 +85,20 @@ def run(args: argparse.Namespace) -> int:
     from rebalancer.runs import confirm, execute, open_journal, recover
 
     config, registry = load_config(args.config)
-    say = _say(args)
     journal = open_journal(config)
     try:
         recovered = recover(config, registry, journal, say)
         inputs = load_inputs(args)
         refuse_partial(inputs)
+        if inputs.last_rebalance is None:
+            last = journal.last_rebalance()
+            inputs.last_rebalance = None if last is None else datetime.fromtimestamp(last, UTC)
         plan = build(inputs, force=getattr(args, "force", False))
         doc = document(inputs, plan)
         intents = intents_from_trades(plan.trades)
-        mode = "execute" if args.execute else "simulate"
+        mode = "execute" if execute_trades else "simulate"
         if mode == "execute" and intents:
-            confirm(f"Sign and send {len(intents)} trade(s)?", args.yes)
+            confirm(f"Sign and send {len(intents)} trade(s)?", yes)
         say(f"plan: {len(intents)} trade(s), est. cost ${doc['est_cost_usd']}")
         report = execute(
             config,
@@ -106,6 +112,12 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         journal.close()
+    return report, doc
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plan from fresh balances, then simulate (dry run) or execute."""
+    report, doc = run_once(args, _say(args), execute_trades=args.execute, yes=args.yes)
     return _report(args, report, {"plan": doc})
 
 

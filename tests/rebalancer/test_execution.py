@@ -341,3 +341,46 @@ def test_a_node_dying_mid_run_exits_4_and_the_rerun_completes(
         assert code == 0 and all(t["status"] == "confirmed" for t in out["trades"])
     finally:
         manager.down(worlds_dir)
+
+
+def test_without_anvil_eth_simulate_v1_is_used_and_says_so(
+    cfg: Path,
+    evm_isolated: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REBALANCER_ANVIL", "/nonexistent/anvil")
+    code, out = run_json(capsys, "run", "-c", str(cfg))
+    assert code == 0 and out["trades"]
+    for t in out["trades"]:
+        assert t["simulation"] == "eth_simulateV1"
+        assert int(t["simulated_out"]) >= int(t["min_out"]) > 0
+
+
+def test_with_no_way_to_simulate_nothing_is_signed_unless_policy_allows(
+    evm_isolated: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import rebalancer.simulate as sim
+
+    async def no_rpc_simulation(*_a: Any, **_kw: Any) -> Any:
+        raise sim.SimulationUnavailable("ethereum: the RPC has no eth_simulateV1")
+
+    monkeypatch.setenv("REBALANCER_ANVIL", "/nonexistent/anvil")
+    monkeypatch.setattr(sim, "simulate_evm_rpc", no_rpc_simulation)
+    monkeypatch.setenv("DEMO_PASS", "demo")
+    monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
+    strict = write_config(tmp_path)
+    before = nonce(evm_isolated, "ethereum")
+    code, out = run_json(capsys, "run", "-c", str(strict), "--execute", "--yes")
+    assert code == 3 and {t["status"] for t in out["trades"]} == {"refused"}
+    assert all("require_simulation" in t["reason"] for t in out["trades"])
+    assert nonce(evm_isolated, "ethereum") == before
+    lax_dir = tmp_path / "lax"
+    lax_dir.mkdir()
+    lax = write_config(lax_dir, "require_simulation = false")
+    code, out = run_json(capsys, "run", "-c", str(lax), "--execute", "--yes")
+    assert code == 0 and all(t["status"] == "confirmed" for t in out["trades"])
+    assert all(t["simulation"].startswith("none") for t in out["trades"])
