@@ -6,7 +6,7 @@ name on every chain (``eip155:1/erc20:0x…``, ``solana:5eykt…/token:EPjF…``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
@@ -41,6 +41,17 @@ class Token:
     address: str | None
     decimals: int
     native_slip44: int | None = None
+    # NOTE: the id is computed once: planners and adapters look it up hundreds of thousands
+    # of times per plan.
+    _id: str = field(init=False, repr=False, compare=False, default="")
+
+    def __post_init__(self) -> None:
+        if self.address is None:
+            ident = f"{self.caip2}/slip44:{self.native_slip44}"
+        else:
+            namespace = "erc20" if self.caip2.startswith("eip155:") else "token"
+            ident = f"{self.caip2}/{namespace}:{self.address}"
+        object.__setattr__(self, "_id", ident)
 
     @property
     def is_native(self) -> bool:
@@ -49,10 +60,7 @@ class Token:
     @property
     def id(self) -> str:
         """CAIP-19 asset id: the one name this token has everywhere in the tool."""
-        if self.address is None:
-            return f"{self.caip2}/slip44:{self.native_slip44}"
-        namespace = "erc20" if self.caip2.startswith("eip155:") else "token"
-        return f"{self.caip2}/{namespace}:{self.address}"
+        return self._id
 
 
 @dataclass(frozen=True, slots=True)

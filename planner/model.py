@@ -58,10 +58,13 @@ class Position:
     token: Token
     raw: int
     price: Decimal
+    value: Decimal = field(init=False, compare=False, default=Decimal(0))
+    """What the position is worth in USD (computed once: the optimiser reads it often)."""
 
-    @property
-    def value(self) -> Decimal:
-        return from_base_units(self.raw, self.token.decimals) * self.price
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "value", from_base_units(self.raw, self.token.decimals) * self.price
+        )
 
 
 @dataclass(frozen=True, slots=True)
