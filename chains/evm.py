@@ -22,7 +22,7 @@ from chains.multicall import (
     encode_aggregate3,
     uint_result,
 )
-from core.errors import ChainError
+from core.errors import ChainError, WrongChainError
 from core.types import ChainInfo, Holding, Token
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ class EvmChain(ChainAdapter):
         except ValueError:
             raise ChainError(f"{self.provider.where}: eth_chainId answered {raw!r}") from None
         if chain_id != self.info.chain_id:
-            raise ChainError(
+            raise WrongChainError(
                 f"{self.provider.where} is chain id {chain_id}, but the config says "
                 f"{self.info.name} (chain id {self.info.chain_id}): "
                 f"check chains.{self.info.name}.rpc"

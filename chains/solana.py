@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from chains.addresses import b58decode
 from chains.base import Balances, ChainAdapter
-from core.errors import ChainError, ConfigError
+from core.errors import ChainError, ConfigError, WrongChainError
 from core.http import send_with_retries
 from core.redact import redact_url
 from core.types import Holding, Token
@@ -218,7 +218,7 @@ class SolanaChain(ChainAdapter):
     def _verify_genesis(self, genesis: Any) -> None:
         reference = self.info.caip2.split(":", 1)[1]
         if not isinstance(genesis, str) or not genesis.startswith(reference):
-            raise ChainError(
+            raise WrongChainError(
                 f"{self.where} has genesis hash {genesis!r}, but the config says "
                 f"{self.info.name} ({self.info.caip2}): check chains.{self.info.name}.rpc"
             )

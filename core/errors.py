@@ -2,6 +2,7 @@
 
     RebalancerError                 1  a bug if it ever escapes un-subclassed
     ├── ConfigError                 2  usage, config or input file: names the field and value
+    │   └── WrongChainError            the RPC answers for another chain than the config says
     ├── RefusedError                3  a check said no: policy, simulation, stale plan, bad quote
     │   ├── PolicyError
     │   ├── SimulationError
@@ -37,6 +38,10 @@ class ConfigError(RebalancerError):
     """Bad usage, config or input file; the message names the field and the value."""
 
     exit_code = 2
+
+
+class WrongChainError(ConfigError):
+    """The node at a configured RPC is another chain (a config mistake, caught before any read)."""
 
 
 class RefusedError(RebalancerError):

@@ -10,7 +10,7 @@ from eth_account import Account
 
 from chains.evm import EvmChain
 from chains.registry import Registry
-from core.errors import ChainError
+from core.errors import ChainError, WrongChainError
 from localnet.worlds import demo_evm_address
 from tests.conftest import rpc_call
 
@@ -111,7 +111,9 @@ async def test_a_broken_token_does_not_spoil_the_rest(evm_isolated: dict[str, An
 async def test_wrong_chain_id_is_refused(evm_worlds: dict[str, Any]) -> None:
     url = evm_worlds["avalanche"]["url"]  # chain id 43114, configured as ethereum
     async with httpx.AsyncClient() as client:
-        with pytest.raises(ChainError, match=r"is chain id 43114, but the config says ethereum"):
+        with pytest.raises(
+            WrongChainError, match=r"is chain id 43114, but the config says ethereum"
+        ):
             await EvmChain(REG.chains["ethereum"], url, client).balances(
                 [demo_evm_address()], REG.tokens_on("ethereum")
             )

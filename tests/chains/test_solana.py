@@ -27,7 +27,7 @@ from chains.anvil import NodeProcess
 from chains.base import adapter_for
 from chains.registry import Registry
 from chains.solana import SolanaChain
-from core.errors import ChainError, ConfigError
+from core.errors import ChainError, ConfigError, WrongChainError
 from core.types import Token
 from localnet.solana_accounts import TOKEN_2022_PROGRAM, TOKEN_PROGRAM
 from localnet.solana_fixtures import PYUSD_MINT, demo_keypair, maker_keypair
@@ -155,7 +155,7 @@ async def test_balances_follow_transfers(solana_node: NodeProcess) -> None:
 async def test_wrong_chain_is_refused(solana_node: NodeProcess) -> None:
     devnet = replace(INFO, caip2="solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1")
     async with httpx.AsyncClient() as client:
-        with pytest.raises(ChainError, match="genesis hash"):
+        with pytest.raises(WrongChainError, match="genesis hash"):
             await SolanaChain(devnet, solana_node.url, client).balances([DEMO], TOKENS)
 
 

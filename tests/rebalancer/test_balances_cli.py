@@ -85,3 +85,16 @@ def test_help_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_wrong_chain_at_the_rpc_exits_2_naming_the_field(
+    evm_worlds: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[chains.ethereum]\nrpc = "{evm_worlds["avalanche"]["url"]}"\n[[wallets]]\nname = "w"\n'
+        'address = "0x38933fB3600db971A459767D149B492e58e40b76"\nchains = ["ethereum"]\n'
+    )
+    assert main(["balances", "-c", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "is chain id 43114" in err and "chains.ethereum.rpc" in err and err.count("\n") == 1
