@@ -16,7 +16,7 @@ from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from core.errors import ChainError
-from core.http import send_with_retries
+from core.http import post_json_body
 from core.redact import redact_url
 
 
@@ -48,19 +48,17 @@ class HttpxProvider(AsyncJSONBaseProvider):
 
     async def post(self, body: bytes) -> Any:
         """POST one JSON-RPC body; return the decoded JSON. Retries transient failures."""
-        resp = await send_with_retries(
-            lambda: self.client.post(
-                self.url, content=body, headers={"Content-Type": "application/json"}
-            ),
+        content = await post_json_body(
+            self.client,
+            self.url,
+            body,
             where=self.where,
             error=ChainError,
             retries=self.retries,
             backoff=self.backoff,
         )
-        if resp.status_code != 200:
-            raise ChainError(f"{self.where} answered HTTP {resp.status_code}")
         try:
-            return json.loads(resp.content)
+            return json.loads(content)
         except ValueError:
             raise ChainError(f"{self.where} answered malformed JSON") from None
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from chains.addresses import b58decode
 from chains.base import Balances, ChainAdapter
 from core.errors import ChainError, ConfigError, WrongChainError
-from core.http import send_with_retries
+from core.http import post_json_body
 from core.redact import redact_url
 from core.types import Holding, Token
 
@@ -270,18 +270,15 @@ class SolanaChain(ChainAdapter):
 
     async def _post(self, body: bytes) -> bytes:
         """One POST, retried with backoff on timeouts, connection errors, 429 and 5xx."""
-        resp = await send_with_retries(
-            lambda: self.client.post(
-                self.rpc_url, content=body, headers={"Content-Type": "application/json"}
-            ),
+        return await post_json_body(
+            self.client,
+            self.rpc_url,
+            body,
             where=self.where,
             error=ChainError,
             retries=self.retries,
             backoff=self.backoff,
         )
-        if resp.status_code != 200:
-            raise ChainError(f"{self.where} answered HTTP {resp.status_code}")
-        return resp.content
 
     async def call(self, method: str, params: list[Any]) -> Any:
         """One JSON-RPC call (in a batch of one); the node's error becomes a ChainError."""

@@ -51,3 +51,26 @@ async def send_with_retries(
             continue
         return resp
     raise error(f"{where} failed after {retries + 1} tries: {reason}")
+
+
+async def post_json_body(
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    *,
+    where: str,
+    error: type[ExternalError],
+    retries: int = 3,
+    backoff: float = 0.25,
+) -> bytes:
+    """POST a JSON body with the retry policy above; anything but HTTP 200 is ``error``."""
+    resp = await send_with_retries(
+        lambda: client.post(url, content=body, headers={"Content-Type": "application/json"}),
+        where=where,
+        error=error,
+        retries=retries,
+        backoff=backoff,
+    )
+    if resp.status_code != 200:
+        raise error(f"{where} answered HTTP {resp.status_code}")
+    return resp.content
