@@ -127,6 +127,18 @@ def _add_history(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=20, metavar="N", help="the last N runs")
 
 
+def _add_report(p: argparse.ArgumentParser) -> None:
+    from rebalancer.commands.report import add_arguments
+
+    add_arguments(p)
+
+
+def _add_backtest(p: argparse.ArgumentParser) -> None:
+    from rebalancer.commands.backtest import add_arguments
+
+    add_arguments(p)
+
+
 COMMANDS: dict[str, tuple[str, str, Adder]] = {
     "balances": ("balances", "holdings of every configured wallet on every chain", _add_balances),
     "localnet": (
@@ -171,6 +183,16 @@ COMMANDS: dict[str, tuple[str, str, Adder]] = {
         "harvest",
         "tax-loss harvesting candidates, coordinated with the plan",
         _add_harvest,
+    ),
+    "report": (
+        "report",
+        "performance: P&L, returns, risk, costs and charts from the journal",
+        _add_report,
+    ),
+    "backtest": (
+        "backtest",
+        "replay a price history under the configured rules and compare strategies",
+        _add_backtest,
     ),
 }
 

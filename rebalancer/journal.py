@@ -158,6 +158,13 @@ class Journal:
             {**dict(r), "summary": json.loads(r["summary"]) if r["summary"] else None} for r in rows
         ]
 
+    def runs_with_plans(self) -> list[dict[str, Any]]:
+        """Every run, oldest first, with its stored plan document (for reports)."""
+        rows = self.db.execute(
+            "SELECT id, started_at, finished_at, mode, status, plan FROM runs ORDER BY id"
+        ).fetchall()
+        return [dict(r) for r in rows]
+
     def last_rebalance(self) -> float | None:
         """When the last run that confirmed a trade finished (for the calendar trigger)."""
         row = self.db.execute(
