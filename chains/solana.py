@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 TOKEN_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 TOKEN_2022_PROGRAM = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
 MAX_WALLETS_PER_REQUEST = 100  # getMultipleAccounts takes at most 100 keys
+ALT_PROGRAM = "AddressLookupTab1e1111111111111111111111111"
+# An address lookup table account: bincode ProgramState::LookupTable (u32 tag 1), then the meta
+# (deactivation slot u64, last extended slot u64, start index u8, Option<authority> 1 + 32,
+# padding u16) padded to 56 bytes, then 32-byte addresses (solana-labs/solana,
+# sdk/program/src/address_lookup_table/state.rs: LOOKUP_TABLE_META_SIZE = 56).
+_ALT_META = 56
 # mint (32) + owner (32) + amount (u64): all a balance needs of a token account, on both
 # programs (Token-2022 keeps the classic layout first and puts extensions after it).
 _TOKEN_HEAD = 72
@@ -286,6 +292,66 @@ class SolanaChain(ChainAdapter):
         if answer.error is not None:
             raise ChainError(f"{self.where}: {method} failed: {answer.error.message[:300]}")
         return answer.result
+
+    async def lookup_tables(self, keys: list[str]) -> dict[str, list[str]]:
+        """The addresses held by address lookup tables, read with one getMultipleAccounts per
+        100 tables, so a v0 transaction's accounts can be resolved before it is checked.
+
+        A table that is missing, not owned by the lookup table program or malformed is a
+        ChainError. Entries never change once written (tables only grow), so what is read
+        here is what the runtime will load for indexes that exist now.
+        """
+        from solders.pubkey import Pubkey
+
+        wanted = list(dict.fromkeys(keys))
+        for key in wanted:
+            if len(self._chain_key(key)) != 32:
+                raise ChainError(f"{self.where}: lookup table key {key!r} is not a public key")
+        extra = {} if self.commitment is None else {"commitment": self.commitment}
+        out: dict[str, list[str]] = {}
+        for i in range(0, len(wanted), MAX_WALLETS_PER_REQUEST):
+            chunk = wanted[i : i + MAX_WALLETS_PER_REQUEST]
+            result = await self.call(
+                "getMultipleAccounts", [chunk, {"encoding": "base64", **extra}]
+            )
+            try:
+                accounts = _MultipleAccounts.model_validate(result)
+            except ValidationError:
+                raise ChainError(f"{self.where}: getMultipleAccounts answered garbage") from None
+            if len(accounts.value) != len(chunk):
+                raise ChainError(f"{self.where}: getMultipleAccounts answered the wrong count")
+            for key, account in zip(chunk, accounts.value, strict=True):
+                data = self._alt_data(key, account)
+                out[key] = [
+                    str(Pubkey.from_bytes(data[j : j + 32]))
+                    for j in range(_ALT_META, len(data), 32)
+                ]
+        return out
+
+    def _alt_data(self, key: str, account: _Account | None) -> bytes:
+        """The raw data of a lookup table account, its owner, tag and size checked."""
+        if account is None:
+            raise ChainError(f"{self.where}: address lookup table {key} does not exist")
+        if account.owner != ALT_PROGRAM:
+            raise ChainError(
+                f"{self.where}: {key} is not an address lookup table (owner {account.owner})"
+            )
+        encoded, encoding = account.data
+        try:
+            data = base64.b64decode(encoded, validate=True) if encoding == "base64" else b""
+        except binascii.Error:
+            data = b""
+        malformed = len(data) < _ALT_META or (len(data) - _ALT_META) % 32
+        if malformed or struct.unpack_from("<I", data)[0] != 1:  # 1: LookupTable
+            raise ChainError(f"{self.where}: address lookup table {key} is malformed")
+        return data
+
+    @staticmethod
+    def _chain_key(address: str) -> bytes:
+        try:
+            return b58decode(address)
+        except ValueError:
+            return b""
 
     async def send_raw(self, raw: bytes) -> str:
         """Broadcast a fully signed transaction; its signature is its id. Preflight is on,

@@ -9,7 +9,7 @@ SuspiciousResponseError (exit 3) naming the field.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from eth_abi import decode
@@ -185,7 +185,11 @@ class _Flows:
     other_ixs: int = 0
 
 
-def check_solana_swap(built: BuiltSwap, policy: SwapPolicy) -> CheckedSwap:
+def check_solana_swap(
+    built: BuiltSwap,
+    policy: SwapPolicy,
+    lookup_tables: Mapping[str, Sequence[str]] | None = None,
+) -> CheckedSwap:
     """Decode a Solana swap transaction and hold its signers, programs, compute budget and
     money movements to the request.
 
@@ -194,8 +198,11 @@ def check_solana_swap(built: BuiltSwap, policy: SwapPolicy) -> CheckedSwap:
     understands: compute budget, token-account creation for the wallet, System and SPL token
     transfers (an RFQ fill), wSOL sync/close, or a Jupiter v6 route whose amounts are read
     from its arguments. The wallet must send exactly ``amount_in`` of the sold token and
-    receive at least ``min_out`` of the bought one in its own account. Transactions with
-    address lookup tables are refused: their accounts cannot be resolved offline.
+    receive at least ``min_out`` of the bought one in its own account.
+
+    A v0 transaction's address lookup tables are resolved from ``lookup_tables`` (table ->
+    addresses, as read from the chain) and every check runs on the resolved accounts; a
+    table not given or an index out of range refuses the transaction.
     """
     req = built.quote.request
     if not isinstance(built.tx, SolanaTx):
@@ -206,17 +213,16 @@ def check_solana_swap(built: BuiltSwap, policy: SwapPolicy) -> CheckedSwap:
     except ValueError:
         raise _refuse("the Solana transaction or the wallet address does not decode") from None
     msg = vtx.message
-    if isinstance(msg, MessageV0) and msg.address_table_lookups:
-        raise _refuse("it uses address lookup tables, whose accounts this check cannot resolve")
-    keys = list(msg.account_keys)
-    if not keys or keys[0] != wallet:
-        raise _refuse(f"fee payer {keys[0] if keys else None} is not the wallet {req.wallet}")
+    static = list(msg.account_keys)
+    keys = static + _loaded_keys(msg, lookup_tables)
+    if not static or static[0] != wallet:
+        raise _refuse(f"fee payer {static[0] if static else None} is not the wallet {req.wallet}")
     n_signers = msg.header.num_required_signatures
-    if len(vtx.signatures) != n_signers:
+    if len(vtx.signatures) != n_signers or n_signers > len(static):
         raise _refuse("signature count does not match the message header")
     message_bytes = to_bytes_versioned(msg)
     empty = Signature.default()
-    for key, sig in zip(keys[:n_signers], vtx.signatures, strict=True):
+    for key, sig in zip(static[:n_signers], vtx.signatures, strict=True):
         if key == wallet:
             if sig != empty:
                 raise _refuse("the wallet's signature slot is already filled")
@@ -277,6 +283,35 @@ def check_solana_swap(built: BuiltSwap, policy: SwapPolicy) -> CheckedSwap:
             f"is above {policy.max_priority_fee_lamports}"
         )
     return CheckedSwap(built=built, min_out=min_out)
+
+
+def _loaded_keys(msg: object, lookup_tables: Mapping[str, Sequence[str]] | None) -> list[Pubkey]:
+    """The accounts a v0 message loads from lookup tables, in the runtime's order: every
+    table's writable indexes, then every table's readonly ones (after the static keys)."""
+    if not isinstance(msg, MessageV0) or not msg.address_table_lookups:
+        return []
+    writable: list[Pubkey] = []
+    readonly: list[Pubkey] = []
+    for lookup in msg.address_table_lookups:
+        key = str(lookup.account_key)
+        table = None if lookup_tables is None else lookup_tables.get(key)
+        if table is None:
+            raise _refuse(f"it uses address lookup tables that were not provided ({key})")
+        for indexes, out in (
+            (bytes(lookup.writable_indexes), writable),
+            (bytes(lookup.readonly_indexes), readonly),
+        ):
+            for i in indexes:
+                if i >= len(table):
+                    raise _refuse(
+                        f"address lookup table {key} has {len(table)} entries; index {i} "
+                        "is out of range"
+                    )
+                try:
+                    out.append(Pubkey.from_string(table[i]))
+                except ValueError:
+                    raise _refuse(f"address lookup table {key} holds a bad address") from None
+    return [*writable, *readonly]
 
 
 def _solana_min_out(built: BuiltSwap, policy: SwapPolicy) -> int:

@@ -9,12 +9,18 @@ idempotent creation of the user's output token account, and two transfers (user 
 ``inAmount``, maker -> user the maker's price), co-signed by the maker with the user's slot
 left empty. SOL legs are System transfers when ``wrapAndUnwrapSol`` is on. The maker prices
 from the constant-product book of ``localnet.jupiter_amm`` and refuses a fill its inventory
-on the node cannot pay. ExactIn only; no address lookup tables.
+on the node cannot pay. ExactIn only.
+
+Like Jupiter's own transactions, fills load accounts through an address lookup table: at
+startup the maker creates and extends a real table on the node (the mints, its token accounts
+and the programs fills use) with the Address Lookup Table program, and every fill is compiled
+against it. ``--no-lookup-table`` turns that off (static account keys only).
 
 PUBLIC DEMO KEY: the maker is ``localnet.solana_fixtures.maker_keypair()``
 (``Keypair.from_seed(sha256(b"rebalancer demo solana maker"))``); anyone can sign for it.
 
     python -m localnet.jupiter_server --port 0 --rpc http://127.0.0.1:PORT [--amm FILE]
+        [--no-lookup-table]
 """
 
 from __future__ import annotations
@@ -36,6 +42,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+from solders.address_lookup_table_account import (
+    AddressLookupTableAccount,
+    derive_lookup_table_address,
+)
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
@@ -59,6 +70,10 @@ from localnet.solana_accounts import (
 from localnet.solana_fixtures import maker_keypair
 
 JUPITER_V6 = "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4"
+ALT_PROGRAM = Pubkey.from_string("AddressLookupTab1e1111111111111111111111111")
+COMPUTE_BUDGET_PROGRAM = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
+EXTEND_CHUNK = 20  # addresses per ExtendLookupTable: keeps each transaction under 1232 bytes
+TABLE_READY_TIMEOUT_S = 10.0
 PREFIX = "/swap/v1"
 DEFAULT_CU_LIMIT = 1_400_000  # what Jupiter sets without dynamicComputeUnitLimit
 CU_MARGIN_PCT = 20
@@ -133,6 +148,42 @@ def sol_transfer(source: Pubkey, dest: Pubkey, lamports: int) -> Instruction:
     return transfer(TransferParams(from_pubkey=source, to_pubkey=dest, lamports=lamports))
 
 
+def create_lookup_table(
+    authority: Pubkey, payer: Pubkey, recent_slot: int
+) -> tuple[Instruction, Pubkey]:
+    """Address Lookup Table ``CreateLookupTable`` (bincode: u32 tag 0, u64 recent_slot, u8 bump)
+    at the address derived from the authority and the slot; the authority need not sign."""
+    table, bump = derive_lookup_table_address(authority, recent_slot)
+    ix = Instruction(
+        ALT_PROGRAM,
+        struct.pack("<IQB", 0, recent_slot, bump),
+        [
+            AccountMeta(table, False, True),
+            AccountMeta(authority, False, False),
+            AccountMeta(payer, True, True),
+            AccountMeta(SYSTEM_PROGRAM, False, False),
+        ],
+    )
+    return ix, table
+
+
+def extend_lookup_table(
+    table: Pubkey, authority: Pubkey, payer: Pubkey, addresses: list[Pubkey]
+) -> Instruction:
+    """``ExtendLookupTable`` (u32 tag 2, then a bincode Vec: u64 length, 32-byte addresses)."""
+    data = struct.pack("<IQ", 2, len(addresses)) + b"".join(bytes(a) for a in addresses)
+    return Instruction(
+        ALT_PROGRAM,
+        data,
+        [
+            AccountMeta(table, False, True),
+            AccountMeta(authority, True, False),
+            AccountMeta(payer, True, True),
+            AccountMeta(SYSTEM_PROGRAM, False, False),
+        ],
+    )
+
+
 def pool_key(name: str) -> str:
     """A stable base58 ``ammKey`` for a pool of the book (Jupiter answers pubkeys there)."""
     return str(Pubkey(hashlib.sha256(b"rebalancer local pool " + name.encode()).digest()))
@@ -155,6 +206,8 @@ class Maker:
         self.pubkey = keypair.pubkey()
         self._mints: dict[Pubkey, MintInfo] = {}
         self._lock = threading.Lock()
+        self.lookup_table: AddressLookupTableAccount | None = None
+        """The table fills are compiled against (None: static account keys only)."""
 
     def mint(self, mint: Pubkey) -> MintInfo:
         """Token program and decimals of a mint, read once from the node."""
@@ -182,6 +235,46 @@ class Maker:
         except ChainError:
             return 0
         return int(value["amount"])
+
+    def open_lookup_table(self) -> AddressLookupTableAccount:
+        """Create and extend a lookup table owned by the maker on the node, holding what
+        fills use (programs, every mint of the book and the maker's token accounts), then
+        wait until the node's slot has passed the last extension so lookups may use it."""
+        addresses = [SYSTEM_PROGRAM, *TOKEN_PROGRAMS, ASSOCIATED_TOKEN_PROGRAM]
+        addresses.append(COMPUTE_BUDGET_PROGRAM)
+        for mint in sorted(self.book.mints):
+            key = Pubkey.from_string(mint)
+            addresses += [
+                key,
+                get_associated_token_address(self.pubkey, key, self.mint(key).program),
+            ]
+        slot = int(self.rpc.call("getSlot", {"commitment": "finalized"}))
+        create, table = create_lookup_table(self.pubkey, self.pubkey, slot)
+        chunks = [addresses[i : i + EXTEND_CHUNK] for i in range(0, len(addresses), EXTEND_CHUNK)]
+        for i, chunk in enumerate(chunks):
+            extend = extend_lookup_table(table, self.pubkey, self.pubkey, chunk)
+            self._send([create, extend] if i == 0 else [extend])
+        extended = int(self.rpc.call("getSlot"))
+        deadline = time.monotonic() + TABLE_READY_TIMEOUT_S
+        while int(self.rpc.call("getSlot")) <= extended:
+            if time.monotonic() > deadline:
+                raise ChainError(f"the node's slot did not pass {extended}: lookup table unusable")
+            time.sleep(0.05)
+        return AddressLookupTableAccount(table, addresses)
+
+    def _send(self, ixs: list[Instruction]) -> None:
+        """Send a transaction the maker alone signs and pays; ChainError unless it landed."""
+        blockhash = self.rpc.call("getLatestBlockhash", {"commitment": "confirmed"})["value"]
+        message = MessageV0.try_compile(
+            self.pubkey, ixs, [], Hash.from_string(blockhash["blockhash"])
+        )
+        tx = VersionedTransaction(message, [self.keypair])
+        sig = self.rpc.call(
+            "sendTransaction", base64.b64encode(bytes(tx)).decode(), {"encoding": "base64"}
+        )
+        status = self.rpc.call("getSignatureStatuses", [sig])["value"][0]
+        if status is None or status.get("err") is not None:
+            raise ChainError(f"the maker's lookup table transaction {sig} failed: {status}")
 
     def route(self, mint_in: Pubkey, mint_out: Pubkey, amount: int) -> list[Hop]:
         for m in (mint_in, mint_out):
@@ -431,7 +524,8 @@ class Api:
 
     def _sign(self, user: Pubkey, ixs: list[Instruction], blockhash: Hash) -> VersionedTransaction:
         """The maker's signature, the user's slot left empty (RFQ co-signing)."""
-        message = MessageV0.try_compile(user, ixs, [], blockhash)
+        table = self.maker.lookup_table
+        message = MessageV0.try_compile(user, ixs, [] if table is None else [table], blockhash)
         return VersionedTransaction(message, [NullSigner(user), self.maker.keypair])
 
     def _simulate(self, tx: VersionedTransaction) -> tuple[int | None, dict[str, str] | None]:
@@ -523,8 +617,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--rpc", required=True, help="the local Solana node's JSON-RPC URL")
     parser.add_argument("--amm", type=Path, default=AMM_PATH, help="the maker's pool fixture")
+    parser.add_argument(
+        "--lookup-table",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="compile fills against an address lookup table the maker creates on the node "
+        "at startup, as Jupiter's transactions do (default: on)",
+    )
     args = parser.parse_args(argv)
-    api = Api(Maker(Rpc(args.rpc), Book.load(args.amm), maker_keypair()))
+    maker = Maker(Rpc(args.rpc), Book.load(args.amm), maker_keypair())
+    if args.lookup_table:
+        try:
+            maker.lookup_table = maker.open_lookup_table()
+        except (ChainError, ApiError, httpx.HTTPError) as exc:
+            print(f"error: cannot create the maker's lookup table: {exc}", file=sys.stderr)
+            return 4
+        table = maker.lookup_table
+        print(
+            f"lookup table {table.key} ({len(table.addresses)} addresses)",
+            file=sys.stderr,
+            flush=True,
+        )
+    api = Api(maker)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(api))
     server.daemon_threads = True
     print(f"Listening on 127.0.0.1:{server.server_address[1]}", flush=True)

@@ -320,6 +320,11 @@ class SolanaNode:
         self.slot = slot
         epoch = slot // SLOTS_PER_EPOCH
         self.svm.set_clock(Clock(slot, self._wall0, epoch, epoch + 1, self.block_time(slot)))
+        # NOTE: the SlotHashes sysvar follows the slot as on a validator (newest first), so
+        # programs that need a recent slot work: creating an address lookup table does.
+        self.svm.set_slot_hashes(
+            [(self._hashes[h], Hash.from_string(h)) for h in reversed(self._hash_order)]
+        )
 
     def blockhash_at(self, slot: int) -> str:
         """The blockhash of ``slot`` (unpredictable per node run, like a real chain)."""

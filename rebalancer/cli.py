@@ -139,6 +139,20 @@ def _add_backtest(p: argparse.ArgumentParser) -> None:
     add_arguments(p)
 
 
+def _add_export(p: argparse.ArgumentParser) -> None:
+    from rebalancer.commands.external import add_export_arguments
+
+    _config_arg(p)
+    add_export_arguments(p)
+
+
+def _add_submit(p: argparse.ArgumentParser) -> None:
+    from rebalancer.commands.external import add_submit_arguments
+
+    _config_arg(p)
+    add_submit_arguments(p)
+
+
 COMMANDS: dict[str, tuple[str, str, Adder]] = {
     "balances": ("balances", "holdings of every configured wallet on every chain", _add_balances),
     "localnet": (
@@ -168,6 +182,16 @@ COMMANDS: dict[str, tuple[str, str, Adder]] = {
         _add_watch,
     ),
     "history": ("execution:history", "past runs and trades from the journal", _add_history),
+    "export": (
+        "external:export",
+        "write a plan's unsigned transactions for signing elsewhere (--unsigned DIR)",
+        _add_export,
+    ),
+    "submit": (
+        "external:submit",
+        "check the signed transactions of an export against it, then send them",
+        _add_submit,
+    ),
     "keys": ("keys", "manage local keys: new, import, list, show (addresses only)", _add_keys),
     "drift": (
         "drift",

@@ -175,6 +175,12 @@ class Config(BaseModel):
     prices: dict[str, Decimal] = Field(default_factory=dict)
     """Manual prices in USD per unit of each asset (the snapshot price source)."""
 
+    price_check: Literal["off", "quotes"] = "off"
+    """``quotes``: before planning on live balances (drift, plan, run, demo, watch), quote each
+    held asset (about $1,000 of it) into USDC through the aggregators and refuse (exit 3) when
+    a manual price differs from the quoted one by more than
+    ``strategy.price_max_deviation_pct``. ``off``: trust ``[prices]`` as given."""
+
     aggregators: dict[str, AggregatorConfig] = Field(default_factory=_default_aggregators)
     """``1inch`` (EVM chains) and ``jupiter`` (Solana)."""
 

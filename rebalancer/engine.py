@@ -28,6 +28,7 @@ from core.errors import (
     PolicyError,
     RefusedError,
     SimulationError,
+    SuspiciousResponseError,
 )
 from core.types import Token
 from dex.base import BuiltSwap, EvmTx, NoRouteError, Quote, SolanaTx, SwapRequest
@@ -37,6 +38,7 @@ from rebalancer.services import Services
 from rebalancer.simulate import (
     SimResult,
     SimulationUnavailable,
+    gas_limit,
     simulate_evm,
     simulate_solana,
 )
@@ -268,7 +270,7 @@ class Engine:
         quote = await agg.quote(request)
         self._within_price(t, quote.expected_out, "the quote")
         built = await agg.build(quote)
-        checked = self._check(built)
+        checked = self._check(built, await self._lookup_tables(t.chain, built))
         self.say(f"{t.chain}: {t.id} simulating")
         sim = await self._simulate(t, checked)
         if sim.out < checked.min_out:
@@ -334,10 +336,40 @@ class Engine:
                 f"{self.policy.max_price_deviation_pct}"
             )
 
-    def _check(self, built: BuiltSwap) -> CheckedSwap:
+    def _check(
+        self, built: BuiltSwap, lookup_tables: dict[str, list[str]] | None = None
+    ) -> CheckedSwap:
         if isinstance(built.tx, EvmTx):
             return check_evm_swap(built, self.s.swap_policy())
-        return check_solana_swap(built, self.s.swap_policy())
+        return check_solana_swap(built, self.s.swap_policy(), lookup_tables)
+
+    async def _lookup_tables(self, chain: str, built: BuiltSwap) -> dict[str, list[str]] | None:
+        """The address lookup tables a Solana swap uses, read from its chain, so the check
+        sees every account the runtime will load (None when there are none to read)."""
+        if not isinstance(built.tx, SolanaTx):
+            return None
+        from solders.message import MessageV0
+        from solders.transaction import VersionedTransaction
+
+        try:
+            msg = VersionedTransaction.from_bytes(built.tx.raw).message
+        except ValueError:
+            return None  # the check refuses what does not decode
+        if not isinstance(msg, MessageV0) or not msg.address_table_lookups:
+            return None
+        adapter = self.s.adapter(chain)
+        if not isinstance(adapter, SolanaChain):
+            return None
+        keys = [str(x.account_key) for x in msg.address_table_lookups]
+        try:
+            return await adapter.lookup_tables(keys)
+        except ChainError as exc:
+            if "lookup table" not in exc.message:
+                raise  # the node is down: that is exit 4, not this trade's fault
+            # NOTE: a table that is missing or not a table is the aggregator's answer at fault.
+            raise SuspiciousResponseError(
+                f"aggregator transaction refused: {exc.message}"
+            ) from None
 
     async def _simulate(self, t: TradeIntent, checked: CheckedSwap) -> SimResult:
         """Simulate before signing; with no way to simulate, refuse unless the policy
@@ -391,8 +423,7 @@ class Engine:
             self.say(
                 f"{t.chain}: {t.id} signing the approval of exactly {t.amount_in} {t.sell.symbol}"
             )
-            # NOTE: gas from the simulation with a margin; unsimulated, the aggregator's figure.
-            gas = sim.approval_gas_used * 13 // 10 if sim.approval_gas_used else approval.gas
+            gas = gas_limit(sim.approval_gas_used, approval.gas)
             _tx, status = await self._sign_send_wait_evm(
                 run_id, aid, adapter, signer, approval, nonce, gas, max_fee, tip
             )
@@ -402,7 +433,7 @@ class Engine:
             nonce += 1
         swap = checked.built.tx
         assert isinstance(swap, EvmTx)
-        gas = sim.gas_used * 13 // 10 if sim.gas_used else swap.gas
+        gas = gas_limit(sim.gas_used, swap.gas)
         self.say(f"{t.chain}: {t.id} signing the swap")
         return await self._sign_send_wait_evm(
             run_id, t.id, adapter, signer, swap, nonce, gas, max_fee, tip

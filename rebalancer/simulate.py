@@ -27,6 +27,12 @@ from dex.base import EvmTx, SolanaTx
 from dex.checks import CheckedSwap
 
 
+def gas_limit(simulated: int, fallback: int) -> int:
+    """A transaction's gas limit: what the simulation used plus 30%, or, unsimulated, the
+    aggregator's own figure."""
+    return simulated * 13 // 10 if simulated else fallback
+
+
 class SimulationUnavailable(SimulationError):
     """No way to simulate here (no anvil, RPC cannot be forked, no eth_simulateV1)."""
 

@@ -17,13 +17,8 @@ from typing import Any
 
 from rebalancer.output import progress
 
-# Public demo secrets: the demo key file's passphrase and any non-empty API key for the local
-# stand-ins. Set only when the user has not set them.
-DEMO_ENV = {
-    "REBALANCER_DEMO_PASSPHRASE": "demo",
-    "ONEINCH_API_KEY": "local-demo",
-    "JUPITER_API_KEY": "local-demo",
-}
+# The demo key file's passphrase: public, like the demo keys. Set only when the user has not.
+DEMO_ENV = {"REBALANCER_DEMO_PASSPHRASE": "demo"}
 
 
 def _max_drift(doc: dict[str, Any]) -> Decimal:

@@ -106,6 +106,10 @@ def load_inputs(args: argparse.Namespace, *, lots_arg: str | None = None) -> Inp
             ) from None
         live = asyncio.run(read_holdings(config, registry))
         failures = list(live.failures)
+        if config.price_check == "quotes":
+            from rebalancer.quote_prices import check_quote_prices
+
+            check_quote_prices(config, registry, live.holdings, prices, warn=warn)
         portfolio = Portfolio.build(live.holdings, ManualPrices(prices, "prices").table)
         inputs = Inputs(config, registry, targets, portfolio, now=now, names=names)
         inputs.failures = failures

@@ -20,16 +20,17 @@ import httpx
 import pytest
 from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.hash import Hash
-from solders.instruction import AccountMeta, Instruction
+from solders.instruction import AccountMeta, CompiledInstruction, Instruction
 from solders.keypair import Keypair
-from solders.message import MessageV0
+from solders.message import MessageAddressTableLookup, MessageV0
 from solders.null_signer import NullSigner
 from solders.pubkey import Pubkey
 from solders.token.associated import get_associated_token_address
 from solders.transaction import VersionedTransaction
 
 from chains.registry import Registry
-from core.errors import AggregatorError, SimulationError, SuspiciousResponseError
+from chains.solana import SolanaChain
+from core.errors import AggregatorError, ChainError, SimulationError, SuspiciousResponseError
 from core.types import Token
 from dex.base import BuiltSwap, NoRouteError, SolanaTx, SwapRequest
 from dex.checks import SwapPolicy, check_solana_swap
@@ -286,6 +287,17 @@ def holding(node: str, wallet: Pubkey, symbol: str) -> int:
     return int(rpc_call(node, "getTokenAccountBalance", str(ata))["value"]["amount"])
 
 
+async def tables_of(node: str, built: BuiltSwap) -> dict[str, list[str]] | None:
+    """The lookup tables a built swap uses, read from the node by the chain adapter."""
+    assert isinstance(built.tx, SolanaTx)
+    msg = VersionedTransaction.from_bytes(built.tx.raw).message
+    keys = [str(lookup.account_key) for lookup in getattr(msg, "address_table_lookups", [])]
+    if not keys:
+        return None
+    async with httpx.AsyncClient() as client:
+        return await SolanaChain(REG.chains["solana"], node, client).lookup_tables(keys)
+
+
 @pytest.mark.parametrize(
     ("sell", "buy", "amount"),
     [
@@ -312,7 +324,7 @@ async def test_swap_end_to_end(urls: tuple[str, str], sell: str, buy: str, amoun
         api = Jupiter(client, base_url=jupiter, api_key="local")
         q = await api.quote(req)
         built = await api.build(q)
-    checked = check_solana_swap(built, POLICY)
+    checked = check_solana_swap(built, POLICY, await tables_of(node, built))
     assert isinstance(built.tx, SolanaTx)
     tx = await sign_versioned_transaction(signer, VersionedTransaction.from_bytes(built.tx.raw))
     sold_before, bought_before = holding(node, wallet, sell), holding(node, wallet, buy)
@@ -561,3 +573,168 @@ def test_jupiter_route_arguments_are_checked() -> None:
         check_solana_swap(
             built_from([*wrap, route(SOL, 100 * 10**6)], [NullSigner(USER)]), SwapPolicy()
         )
+
+
+# -- address lookup tables ----------------------------------------------------------------------
+async def test_a_swap_through_the_makers_lookup_table_end_to_end(urls: tuple[str, str]) -> None:
+    """The stand-in compiles fills against the maker's real lookup table on the node, as
+    Jupiter does: the adapter reads the table, the check resolves it, the swap lands."""
+    node, jupiter = urls
+    signer = fresh_wallet("alt USDC-JUP")
+    wallet = Pubkey.from_string(signer.identity)
+    amount = 300 * 10**6
+    fund(node, wallet, 10 * SOL, {"USDC": amount})
+    async with httpx.AsyncClient() as client:
+        api = Jupiter(client, base_url=jupiter, api_key="local")
+        built = await api.build(await api.quote(request("USDC", "JUP", amount, signer.identity)))
+    assert isinstance(built.tx, SolanaTx)
+    msg = VersionedTransaction.from_bytes(built.tx.raw).message
+    assert isinstance(msg, MessageV0)
+    (lookup,) = msg.address_table_lookups
+    table = str(lookup.account_key)
+    account = rpc_call(node, "getAccountInfo", table, {"encoding": "base64"})["value"]
+    assert account["owner"] == "AddressLookupTab1e1111111111111111111111111"
+    tables = await tables_of(node, built)
+    assert tables is not None
+    # the mints and the maker's accounts are only in the table, not in the static keys
+    jup_mint = Pubkey.from_string(str(token("JUP").address))
+    assert jup_mint not in msg.account_keys and str(jup_mint) in tables[table]
+    with pytest.raises(SuspiciousResponseError, match="not provided"):
+        check_solana_swap(built, POLICY)
+    checked = check_solana_swap(built, POLICY, tables)
+    tx = await sign_versioned_transaction(signer, VersionedTransaction.from_bytes(built.tx.raw))
+    before = holding(node, wallet, "JUP")
+    sig = send(node, tx)
+    got = rpc_call(
+        node, "getTransaction", sig, {"encoding": "json", "maxSupportedTransactionVersion": 0}
+    )
+    assert got["meta"]["loadedAddresses"]["writable"]
+    assert holding(node, wallet, "JUP") - before >= checked.min_out > 0
+    assert holding(node, wallet, "USDC") == 0
+
+
+async def test_lookup_tables_missing_foreign_or_malformed_are_chain_errors(
+    urls: tuple[str, str],
+) -> None:
+    node, _jupiter = urls
+    async with httpx.AsyncClient() as client:
+        chain = SolanaChain(REG.chains["solana"], node, client)
+        with pytest.raises(ChainError, match="does not exist"):
+            await chain.lookup_tables([str(Keypair().pubkey())])
+        with pytest.raises(ChainError, match="not an address lookup table"):
+            await chain.lookup_tables([str(USDC_MINT)])
+
+    def short_table(r: httpx.Request) -> httpx.Response:
+        account = {
+            "lamports": 1,
+            "owner": "AddressLookupTab1e1111111111111111111111111",
+            "data": [base64.b64encode(bytes(57)).decode(), "base64"],
+            "executable": False,
+        }
+        result = {"context": {"slot": 1}, "value": [account]}
+        return httpx.Response(200, json=[{"jsonrpc": "2.0", "id": 0, "result": result}])
+
+    async with mock(short_table) as client:
+        chain = SolanaChain(REG.chains["solana"], "http://node.invalid", client)
+        with pytest.raises(ChainError, match="malformed"):
+            await chain.lookup_tables([str(ATTACKER.pubkey())])
+
+
+TABLE = Keypair.from_seed(hashlib.sha256(b"jupiter test lookup table").digest()).pubkey()
+MAKER_USDC = get_associated_token_address(MAKER.pubkey(), USDC_MINT)
+USER_USDC = get_associated_token_address(USER, USDC_MINT)
+ENTRIES = [MAKER_USDC, USDC_MINT, USER_USDC]
+
+
+def _with_table() -> BuiltSwap:
+    """The plain RFQ fill, compiled against a table holding the maker's and the wallet's
+    USDC accounts and the mint."""
+    return built_from(rfq_ixs(), tables=[AddressLookupTableAccount(TABLE, ENTRIES)])
+
+
+def _entries(*keys: Pubkey) -> dict[str, list[str]]:
+    return {str(TABLE): [str(k) for k in keys]}
+
+
+def _table_names_a_program() -> BuiltSwap:
+    """An extra instruction whose program id is an index into the table's addresses."""
+    good = built_from(
+        rfq_ixs(), tables=[AddressLookupTableAccount(TABLE, [*ENTRIES, ATTACKER.pubkey()])]
+    )
+    assert isinstance(good.tx, SolanaTx)
+    msg = VersionedTransaction.from_bytes(good.tx.raw).message
+    assert isinstance(msg, MessageV0)
+    (lookup,) = msg.address_table_lookups
+    writable, readonly = bytes(lookup.writable_indexes), bytes(lookup.readonly_indexes)
+    program = len(msg.account_keys) + len(writable) + len(readonly)  # the new last readonly
+    hostile = MessageV0(
+        msg.header,
+        msg.account_keys,
+        msg.recent_blockhash,
+        [*msg.instructions, CompiledInstruction(program, b"drain", bytes([0]))],
+        [MessageAddressTableLookup(TABLE, writable, readonly + bytes([3]))],
+    )
+    tx = VersionedTransaction(hostile, [NullSigner(USER), MAKER])
+    return dataclasses.replace(good, tx=SolanaTx(bytes(tx)))
+
+
+def test_a_fill_through_a_lookup_table_passes_when_the_table_is_given() -> None:
+    built = _with_table()
+    assert isinstance(built.tx, SolanaTx)
+    msg = VersionedTransaction.from_bytes(built.tx.raw).message
+    assert isinstance(msg, MessageV0) and msg.address_table_lookups
+    assert USER_USDC not in msg.account_keys  # the wallet's output account is loaded
+    checked = check_solana_swap(built, POLICY, _entries(*ENTRIES))
+    assert checked.min_out == 179_100_000
+
+
+HOSTILE_TABLES: dict[str, tuple[Any, dict[str, list[str]], str]] = {
+    "the table swaps the wallet's output account": (
+        _with_table,
+        _entries(MAKER_USDC, USDC_MINT, get_associated_token_address(ATTACKER.pubkey(), USDC_MINT)),
+        "goes to",
+    ),
+    "the table swaps the mint": (
+        _with_table,
+        _entries(MAKER_USDC, Keypair().pubkey(), USER_USDC),
+        "receives mint",
+    ),
+    "a lookup index resolves to an unknown program": (
+        _table_names_a_program,
+        _entries(*ENTRIES, ATTACKER.pubkey()),
+        f"program {ATTACKER.pubkey()} is not on the allow-list",
+    ),
+    "a lookup index out of range": (_with_table, _entries(MAKER_USDC, USDC_MINT), "out of range"),
+    "the table was not provided": (_with_table, {}, "not provided"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_TABLES))
+def test_hostile_lookup_tables_are_refused(case: str) -> None:
+    make, tables, message = HOSTILE_TABLES[case]
+    with pytest.raises(SuspiciousResponseError, match=message) as err:
+        check_solana_swap(make(), POLICY, tables)
+    assert err.value.exit_code == 3
+
+
+async def test_the_stand_in_can_answer_without_lookup_tables(
+    urls: tuple[str, str], tmp_path: Path
+) -> None:
+    """``--no-lookup-table``: static account keys only, checked with no tables to read."""
+    import sys
+
+    from chains.anvil import start_listening, stop_pid
+
+    node, _jupiter = urls
+    argv = [sys.executable, "-m", "localnet.jupiter_server", "--port", "0", "--rpc", node]
+    stand_in = start_listening("jupiter", [*argv, "--no-lookup-table"], tmp_path / "jup.log")
+    try:
+        async with httpx.AsyncClient() as client:
+            api = Jupiter(client, base_url=stand_in.url + "/swap/v1", api_key="local")
+            built = await api.build(await api.quote(request("SOL", "USDC", SOL)))
+    finally:
+        stop_pid(stand_in.pid)
+    assert isinstance(built.tx, SolanaTx)
+    msg = VersionedTransaction.from_bytes(built.tx.raw).message
+    assert isinstance(msg, MessageV0) and not msg.address_table_lookups
+    assert check_solana_swap(built, POLICY).min_out > 0

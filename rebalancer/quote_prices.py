@@ -1,0 +1,209 @@
+"""Prices from the aggregators themselves: what a modest swap into USDC pays per unit.
+
+The aggregator-quote price source of issue 4, next to the manual ``[prices]`` table. For each
+held asset it quotes about $1,000 worth (at the manual price; 1 unit without one) into USDC on
+the chain holding most of the asset, through the aggregator that would trade it there, and
+reads USD per unit off the quote with integer arithmetic on base units. USDC is the unit of
+account (1 by definition); USDT is quoted like any asset and is 1 only when it cannot be.
+``check_quote_prices`` refuses to plan (exit 3) when the two sources disagree on an asset by
+more than ``strategy.price_max_deviation_pct``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
+from typing import TYPE_CHECKING, Any
+
+from core.types import Holding, Token
+from dex.base import NoRouteError, SwapRequest
+from planner.model import to_base_units
+from planner.prices import ManualPrices, check_agreement
+
+if TYPE_CHECKING:
+    from rebalancer.config import Config
+    from rebalancer.services import Services
+
+QUOTE_ASSET = "USDC"
+STABLES = frozenset({"USDC", "USDT"})
+NOTIONAL_USD = Decimal(1000)
+PRICE_DIGITS = 12  # significant digits kept of a quoted price (far below any deviation limit)
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """One quote to ask: sell ``amount`` of ``token`` for USDC on ``chain`` as ``wallet``."""
+
+    asset: str
+    chain: str
+    wallet: str
+    token: Token
+    usdc: Token
+    amount: int
+
+
+@dataclass(frozen=True)
+class QuotePrices:
+    """USD per unit of each asset as the aggregators quote it (a ``PriceSource``).
+
+    ``skipped`` names the assets no quote could price, with the reason.
+    """
+
+    table: Mapping[str, Decimal]
+    name: str = "aggregator quotes"
+    skipped: Mapping[str, str] = field(default_factory=dict)
+
+    def prices(self, assets: Iterable[str]) -> dict[str, Decimal]:
+        return {a: self.table[a] for a in assets if a in self.table}
+
+    @classmethod
+    async def fetch(
+        cls,
+        services: Services,
+        holdings: Sequence[Holding],
+        manual: Mapping[str, Decimal],
+        *,
+        notional_usd: Decimal = NOTIONAL_USD,
+    ) -> QuotePrices:
+        """Quote every held asset; one aggregator's quotes go one at a time (free API tiers
+        allow about one request a second), different aggregators run concurrently."""
+        table: dict[str, Decimal] = {}
+        skipped: dict[str, str] = {}
+        by_aggregator: dict[str, list[_Probe]] = {}
+        for asset in sorted({h.token.asset for h in holdings if h.raw > 0}):
+            if asset == QUOTE_ASSET:
+                table[asset] = Decimal(1)
+                continue
+            probe = _probe(services, holdings, asset, manual.get(asset), notional_usd)
+            if probe is None:
+                if asset in STABLES:
+                    table[asset] = Decimal(1)
+                else:
+                    skipped[asset] = f"no configured chain has both {asset} and {QUOTE_ASSET}"
+                continue
+            family = services.registry.chains[probe.chain].family
+            by_aggregator.setdefault(family, []).append(probe)
+
+        async def run(probes: list[_Probe]) -> None:
+            for p in probes:
+                try:
+                    table[p.asset] = await _quote(services, p)
+                except NoRouteError as exc:
+                    if p.asset in STABLES:
+                        table[p.asset] = Decimal(1)
+                    else:
+                        skipped[p.asset] = exc.message
+
+        await asyncio.gather(*(run(ps) for ps in by_aggregator.values()))
+        return cls(dict(sorted(table.items())), skipped=dict(sorted(skipped.items())))
+
+
+def _probe(
+    services: Services,
+    holdings: Sequence[Holding],
+    asset: str,
+    manual_price: Decimal | None,
+    notional_usd: Decimal,
+) -> _Probe | None:
+    """Where and how much of ``asset`` to quote: the configured chain holding most of it
+    (in whole units) among those with a USDC token, its most-held token and wallet there."""
+    reg = services.registry
+    held: dict[str, Decimal] = {}
+    for h in holdings:
+        if h.token.asset == asset and h.raw > 0:
+            held[h.chain] = held.get(h.chain, Decimal(0)) + Decimal(h.raw).scaleb(-h.token.decimals)
+    order = list(services.config.chains)
+    candidates = [
+        c
+        for c in order
+        if reg.by_symbol(c, QUOTE_ASSET) is not None
+        and any(t.asset == asset for t in reg.tokens_on(c))
+    ]
+    if not candidates:
+        return None
+    chain = min(candidates, key=lambda c: (-held.get(c, Decimal(0)), order.index(c)))
+    usdc = reg.by_symbol(chain, QUOTE_ASSET)
+    assert usdc is not None
+    here = [h for h in holdings if h.chain == chain and h.token.asset == asset and h.raw > 0]
+    if here:
+        best = max(here, key=lambda h: h.raw)
+        token, wallet = best.token, best.wallet
+    else:
+        token = next(t for t in reg.tokens_on(chain) if t.asset == asset)
+        wallets = [w.address for w in services.config.wallets if chain in w.chains]
+        if not wallets:
+            return None
+        wallet = wallets[0]
+    if manual_price is not None and manual_price > 0:
+        amount = max(to_base_units(notional_usd / manual_price, token.decimals), 1)
+    else:
+        amount = 10**token.decimals
+    return _Probe(asset, chain, wallet, token, usdc, amount)
+
+
+async def _quote(services: Services, p: _Probe) -> Decimal:
+    """USD per whole unit from one quote: (out / 10^usdc_dec) / (in / 10^dec), computed as
+    one exact integer ratio and rounded once."""
+    request = SwapRequest(
+        chain=p.chain,
+        chain_id=services.registry.chains[p.chain].chain_id,
+        wallet=p.wallet,
+        sell=p.token,
+        buy=p.usdc,
+        amount_in=p.amount,
+        slippage_bps=services.config.policy.max_slippage_bps,
+    )
+    quote = await services.aggregator(p.chain).quote(request)
+    if quote.expected_out <= 0:
+        raise NoRouteError(f"{p.chain}: the quote for {p.token.symbol} -> USDC is 0")
+    numerator = quote.expected_out * 10**p.token.decimals
+    denominator = p.amount * 10**p.usdc.decimals
+    with localcontext() as ctx:
+        ctx.prec = PRICE_DIGITS
+        return Decimal(numerator) / Decimal(denominator)
+
+
+def check_quote_prices(
+    config: Config,
+    registry: Any,
+    holdings: Sequence[Holding],
+    manual: Mapping[str, Decimal],
+    *,
+    warn: Callable[[str], None] = lambda _m: None,
+    env: Mapping[str, str] | None = None,
+) -> QuotePrices:
+    """Quote the held assets and refuse (PriceDisagreementError, exit 3) to go on with
+    manual prices the quotes disagree with by more than the strategy allows."""
+    quotes = asyncio.run(_fetch(config, registry, holdings, manual, env))
+    for asset, why in quotes.skipped.items():
+        warn(f"price check: {asset} not quoted ({why}); its manual price is not checked")
+    held = {h.token.asset for h in holdings if h.raw > 0}
+    check_agreement(
+        ManualPrices(dict(manual), "[prices]"),
+        quotes,
+        held,
+        config.strategy.price_max_deviation_pct,
+    )
+    return quotes
+
+
+async def _fetch(
+    config: Config,
+    registry: Any,
+    holdings: Sequence[Holding],
+    manual: Mapping[str, Decimal],
+    env: Mapping[str, str] | None,
+) -> QuotePrices:
+    import tempfile
+    from pathlib import Path
+
+    import httpx
+
+    from rebalancer.services import Services
+
+    with tempfile.TemporaryDirectory(prefix="rebalancer-prices-") as tmp:
+        async with httpx.AsyncClient(timeout=30) as client:
+            services = Services(config, registry, client, env=env, work_dir=Path(tmp))
+            return await QuotePrices.fetch(services, holdings, manual)
