@@ -22,9 +22,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from solders.transaction import VersionedTransaction
 
 from core.errors import AggregatorError, SimulationError, SuspiciousResponseError
-from core.redact import redact_url
-from dex.base import BuiltSwap, NoRouteError, Quote, SolanaTx, SwapAggregator, SwapRequest
-from dex.http import fetch, parse
+from dex.base import BuiltSwap, NoRouteError, Quote, SolanaTx, SwapRequest
+from dex.http import HttpAggregator, parse
 
 WSOL_MINT = "So11111111111111111111111111111111111111112"
 DEFAULT_BASE_URL = "https://api.jup.ag/swap/v1"
@@ -137,10 +136,13 @@ def _mint(token: Any) -> str:
     return WSOL_MINT if token.address is None else str(token.address)
 
 
-class Jupiter(SwapAggregator):
+class Jupiter(HttpAggregator):
     """The Jupiter Swap API v1 on Solana."""
 
     name = "jupiter"
+    label = "Jupiter"
+    key_env = "JUPITER_API_KEY"
+    default_base_url = DEFAULT_BASE_URL
 
     def __init__(
         self,
@@ -153,16 +155,14 @@ class Jupiter(SwapAggregator):
         retries: int = 3,
         backoff: float = 1.0,
     ) -> None:
-        self.client = client
-        self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
+        super().__init__(
+            client, base_url=base_url, api_key=api_key, retries=retries, backoff=backoff
+        )
         self.max_priority_lamports = max_priority_lamports
         self.priority_level = priority_level
-        self.retries = retries
-        self.backoff = backoff
 
-    def __repr__(self) -> str:
-        return f"Jupiter({redact_url(self.base_url)})"
+    def _auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"x-api-key": api_key}
 
     async def _call(
         self,
@@ -172,29 +172,13 @@ class Jupiter(SwapAggregator):
         params: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
     ) -> Any:
-        where = f"Jupiter API at {redact_url(self.base_url)}"
-        headers = {"Accept": "application/json"}
-        if self._api_key:
-            headers["x-api-key"] = self._api_key
-        status, data = await fetch(
-            self.client,
-            method,
-            f"{self.base_url}/{endpoint}",
-            where=where,
-            params=params,
-            body=body,
-            headers=headers,
-            retries=self.retries,
-            backoff=self.backoff,
+        status, data = await self._fetch(
+            method, f"{self.base_url}/{endpoint}", params=params, body=body
         )
         if status == 200:
             return data
-        err = parse(ErrorBody, data if isinstance(data, dict) else {}, where)
+        err = self._error_body(ErrorBody, status, data)
         text = (err.error or f"HTTP {status}").strip()[:200]
-        if status in (401, 403):
-            raise AggregatorError(
-                f"{where} refused the API key (HTTP {status}): set JUPITER_API_KEY"
-            )
         if err.errorCode in NO_ROUTE_CODES:
             raise NoRouteError(f"Jupiter: no route: {text} ({err.errorCode})")
         code = f" ({err.errorCode})" if err.errorCode else ""

@@ -11,11 +11,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import AggregatorError
-from core.redact import redact_url
 from dex.base import (
     AllowanceError,
     BalanceError,
@@ -23,10 +21,9 @@ from dex.base import (
     EvmTx,
     NoRouteError,
     Quote,
-    SwapAggregator,
     SwapRequest,
 )
-from dex.http import fetch, parse
+from dex.http import HttpAggregator, parse
 
 NATIVE = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
 DEFAULT_BASE_URL = "https://api.1inch.com/swap/v6.0"
@@ -127,53 +124,26 @@ def _token_address(token: Any) -> str:
     return NATIVE if token.address is None else str(token.address)
 
 
-class OneInch(SwapAggregator):
+class OneInch(HttpAggregator):
     """The 1inch Swap API v6 on the EVM chains of the config."""
 
     name = "1inch"
+    label = "1inch"
+    key_env = "ONEINCH_API_KEY"
+    default_base_url = DEFAULT_BASE_URL
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        *,
-        base_url: str = DEFAULT_BASE_URL,
-        api_key: str | None = None,
-        retries: int = 3,
-        backoff: float = 1.0,
-    ) -> None:
-        self.client = client
-        self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
-        self.retries = retries
-        self.backoff = backoff
-
-    def __repr__(self) -> str:
-        return f"OneInch({redact_url(self.base_url)})"
+    def _auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"}
 
     async def _get(self, chain_id: int, endpoint: str, params: dict[str, str]) -> Any:
-        where = f"1inch API at {redact_url(self.base_url)}"
-        headers = {"Accept": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        status, data = await fetch(
-            self.client,
-            "GET",
-            f"{self.base_url}/{chain_id}/{endpoint}",
-            where=where,
-            params=params,
-            headers=headers,
-            retries=self.retries,
-            backoff=self.backoff,
+        status, data = await self._fetch(
+            "GET", f"{self.base_url}/{chain_id}/{endpoint}", params=params
         )
         if status == 200:
             return data
-        err = parse(ErrorBody, data if isinstance(data, dict) else {}, where)
+        err = self._error_body(ErrorBody, status, data)
         text = (err.description or err.error or f"HTTP {status}").strip()
         low = text.lower()
-        if status in (401, 403):
-            raise AggregatorError(
-                f"{where} refused the API key (HTTP {status}): set ONEINCH_API_KEY"
-            )
         if "liquidity" in low or "no route" in low or "cannot sync token" in low:
             raise NoRouteError(f"1inch: no route on chain {chain_id}: {text}")
         if "allowance" in low:

@@ -29,18 +29,15 @@ import argparse
 import base64
 import hashlib
 import json
-import signal
-import socket
 import struct
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import httpx
 from solders.address_lookup_table_account import (
@@ -59,6 +56,7 @@ from solders.token.associated import get_associated_token_address
 from solders.transaction import VersionedTransaction
 
 from core.errors import ChainError
+from localnet.http_server import json_handler, serve
 from localnet.jupiter_amm import AMM_PATH, Book, Hop
 from localnet.rpc import Rpc
 from localnet.solana_accounts import (
@@ -567,46 +565,10 @@ class Api:
         return price, price * limit // 1_000_000
 
 
-def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            # NOTE: headers and body go out in two writes; with Nagle on, a keep-alive client
-            # waits ~40 ms for the delayed ACK on every answer.
-            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def _answer(self, method: str) -> None:
-            parts = urlsplit(self.path)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            try:
-                status, answer = api.handle(method, parts.path, parts.query, body, headers)
-            except Exception as exc:  # a stand-in bug: answer 500 like the real API would
-                print(f"internal error: {exc!r}", file=sys.stderr, flush=True)
-                status, answer = 500, {"error": f"internal error: {type(exc).__name__}"}
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            self._answer("GET")
-
-        def do_POST(self) -> None:
-            self._answer("POST")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            sys.stderr.write(
-                f"jupiter-standin {self.command} {urlsplit(self.path).path} "
-                f"{args[1] if len(args) > 1 else ''}\n"
-            )
-
-    return Handler
+def _internal_error(exc: Exception) -> dict[str, Any]:
+    """A stand-in bug: logged, and answered in Jupiter's error shape."""
+    print(f"internal error: {exc!r}", file=sys.stderr, flush=True)
+    return {"error": f"internal error: {type(exc).__name__}"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -638,18 +600,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-    api = Api(maker)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(api))
-    server.daemon_threads = True
-    print(f"Listening on 127.0.0.1:{server.server_address[1]}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    handler = json_handler(
+        "jupiter-standin",
+        Api(maker).handle,
+        methods=("GET", "POST"),
+        internal_error=_internal_error,
+    )
+    return serve(handler, args.port)
 
 
 if __name__ == "__main__":

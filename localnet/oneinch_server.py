@@ -20,15 +20,15 @@ import sys
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from eth_abi import decode, encode
 from eth_utils import to_checksum_address
 
 from chains.registry import Registry
+from localnet.http_server import json_handler, serve
 from localnet.rpc import Rpc, calldata
 
 NATIVE = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
@@ -429,36 +429,6 @@ class Api:
         }
 
 
-def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # NOTE: headers and body go out in separate writes; without TCP_NODELAY each answer
-        # waits ~40 ms for the client's delayed ACK.
-        disable_nagle_algorithm = True
-
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            try:
-                status, body = api.handle(parts.path, parts.query, headers)
-            except Exception as exc:  # a stand-in bug: answer 500 like the real API would
-                status, body = 500, ApiError(500, f"internal error: {type(exc).__name__}").body()
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            sys.stderr.write(
-                f"1inch-standin {self.command} {urlsplit(self.path).path} "
-                f"{args[1] if len(args) > 1 else ''}\n"
-            )
-
-    return Handler
-
-
 def build_api(worlds: dict[int, str]) -> Api:
     registry = Registry.load()
     routers = {}
@@ -475,19 +445,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world", action="append", default=[], metavar="CHAINID=URL")
     args = parser.parse_args(argv)
     worlds = {int(w.split("=", 1)[0]): w.split("=", 1)[1] for w in args.world}
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(build_api(worlds)))
-    server.daemon_threads = True
-    print(f"Listening on 127.0.0.1:{server.server_address[1]}", flush=True)
-    import signal
-
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    api = build_api(worlds)
+    handler = json_handler(
+        "1inch-standin",
+        lambda method, path, query, body, headers: api.handle(path, query, headers),
+        methods=("GET",),
+        internal_error=lambda exc: ApiError(500, f"internal error: {type(exc).__name__}").body(),
+    )
+    return serve(handler, args.port)
 
 
 if __name__ == "__main__":

@@ -173,12 +173,7 @@ class Engine:
     async def execute(
         self, run_id: int, intents: Sequence[TradeIntent], *, sign: bool
     ) -> list[TradeResult]:
-        total = sum((t.value_usd for t in intents), Decimal(0))
-        if total > self.policy.max_run_usd:
-            raise PolicyError(
-                f"the plan trades ${total:,.0f}, over policy.max_run_usd "
-                f"${self.policy.max_run_usd:,.0f}"
-            )
+        self.check_run_total(intents)
         for t in intents:
             self.journal.add_trade(
                 run_id,
@@ -323,6 +318,15 @@ class Engine:
         return result
 
     # -- policy, checks, simulation ------------------------------------------------------
+    def check_run_total(self, intents: Sequence[TradeIntent]) -> None:
+        """policy.max_run_usd caps what one run, or one export, trades in total."""
+        total = sum((t.value_usd for t in intents), Decimal(0))
+        if total > self.policy.max_run_usd:
+            raise PolicyError(
+                f"the plan trades ${total:,.0f}, over policy.max_run_usd "
+                f"${self.policy.max_run_usd:,.0f}"
+            )
+
     def _within_price(self, t: TradeIntent, out: int, what: str) -> None:
         """``out`` may be worse than the planner's independent expectation by at most
         policy.max_price_deviation_pct."""

@@ -23,7 +23,6 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -165,12 +164,7 @@ async def _prepare_all(
     """Every trade prepared; EVM ones get their nonces (per wallet and chain) and fees."""
     from dex.base import EvmTx, NoRouteError, SolanaTx
 
-    total = sum((t.value_usd for t in intents), Decimal(0))
-    if total > engine.policy.max_run_usd:
-        raise RefusedError(
-            f"the plan trades ${total:,.0f}, over policy.max_run_usd "
-            f"${engine.policy.max_run_usd:,.0f}"
-        )
+    engine.check_run_total(intents)
     registry = engine.s.registry
     txs: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}

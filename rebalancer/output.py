@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -23,6 +23,11 @@ def _default(o: Any) -> Any:
 def progress(message: str) -> None:
     """A progress line on stderr: visible to a person, invisible to a script reading stdout."""
     print(f"· {message}", file=sys.stderr, flush=True)
+
+
+def progress_unless(quiet: bool) -> Callable[[str], None]:
+    """``progress``, or nothing when a script reads the output (``--json``) or it is quiet."""
+    return (lambda _m: None) if quiet else progress
 
 
 def warn(message: str) -> None:

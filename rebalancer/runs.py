@@ -11,7 +11,8 @@ import asyncio
 import json
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +79,19 @@ def recover(config: Config, registry: Any, journal: Journal, progress: Progress)
             _with_engine(config, registry, journal, progress, Path(tmp), lambda e: e.recover())
         )
     return len(settled)
+
+
+@contextmanager
+def recovered_journal(
+    config: Config, registry: Any, progress: Progress
+) -> Iterator[tuple[Journal, int]]:
+    """The journal and how many trades a crash left were settled (``recover``) before any new
+    work; the journal is closed whatever happens."""
+    journal = open_journal(config)
+    try:
+        yield journal, recover(config, registry, journal, progress)
+    finally:
+        journal.close()
 
 
 def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,10 +215,12 @@ def read_plan(path: str, max_age_s: int, registry: Any) -> tuple[dict[str, Any],
     return doc, intents_from_plan(doc, registry)
 
 
-def check_balances(intents: Sequence[TradeIntent], holdings: Sequence[Any]) -> None:
-    """A stale plan sells what is no longer there: every trade's sell amount must be held."""
+def check_balances(config: Config, registry: Any, intents: Sequence[TradeIntent]) -> None:
+    """A stale plan sells what is no longer there: every trade's sell amount must be held now."""
+    from rebalancer.portfolio import read_holdings
+
     held: dict[tuple[str, str, str], int] = {}
-    for h in holdings:
+    for h in asyncio.run(read_holdings(config, registry)).holdings:
         key = (h.chain, h.wallet.lower(), h.token.id)
         held[key] = held.get(key, 0) + int(h.raw)
     need: dict[tuple[str, str, str], int] = {}

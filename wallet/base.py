@@ -70,6 +70,42 @@ def wrong_family(identity: str, family: Family, wanted: Family) -> ConfigError:
     )
 
 
+class EvmKey:
+    """The EVM side of a ``Signer``: its family, its address, and no Solana messages."""
+
+    __slots__ = ()
+    _identity: str
+
+    @property
+    def family(self) -> Family:
+        return "evm"
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    async def sign_solana_message(self, message: bytes) -> bytes:
+        raise wrong_family(self._identity, "evm", "solana")
+
+
+class SolanaKey:
+    """The Solana side of a ``Signer``: its family, its public key, and no EVM transactions."""
+
+    __slots__ = ()
+    _identity: str
+
+    @property
+    def family(self) -> Family:
+        return "solana"
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    async def sign_evm_transaction(self, tx: Mapping[str, Any]) -> SignedEvmTransaction:
+        raise wrong_family(self._identity, "solana", "evm")
+
+
 def signer_slot(tx: VersionedTransaction, pubkey: Pubkey) -> int:
     """Index of ``pubkey`` among the transaction's required signers (its signature slot)."""
     message = tx.message

@@ -26,12 +26,12 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, Self
 
 from core.errors import ConfigError, DeviceError, RebalancerError, UserRejectedError
 from core.types import Family
 from wallet import evm_tx
-from wallet.base import SignedEvmTransaction, wrong_family
+from wallet.base import EvmKey, SignedEvmTransaction, SolanaKey
 from wallet.hd import (
     EVM_DEFAULT_PATH,
     SOLANA_DEFAULT_PATH,
@@ -588,39 +588,64 @@ def describe_solana(message: bytes, path: str) -> str:
 # ----------------------------------------------------------------------------------- signers
 
 
-class LedgerEvmSigner:
-    """An EVM account on a Ledger's Ethereum app, at one BIP32 path."""
+class _LedgerSigner:
+    """What both apps' signers share: the device client, the BIP32 path, the identity the
+    device gave when opened (checked against the config's), and the prompt."""
 
-    def __init__(self, client: LedgerClient, path: str, address: str, prompt: Prompt) -> None:
-        self.client, self.path, self._address, self.prompt = client, path, address, prompt
+    default_path: ClassVar[str]
+    _noun: ClassVar[str]  # how a mismatch names the identity: "address", "public key"
+    _identity: str
+
+    def __init__(self, client: LedgerClient, path: str, identity: str, prompt: Prompt) -> None:
+        self.client, self.path, self._identity, self.prompt = client, path, identity, prompt
+
+    @staticmethod
+    def _read_identity(client: LedgerClient, path: str) -> str:
+        raise NotImplementedError
+
+    @staticmethod
+    def _matches(identity: str, expected: str) -> bool:
+        return identity == expected
 
     @classmethod
     async def open(
         cls,
         transport: Transport,
-        path: str = EVM_DEFAULT_PATH,
+        path: str | None = None,
         *,
         expected: str | None = None,
         prompt: Prompt = print_to_stderr,
-    ) -> LedgerEvmSigner:
-        """Read the address at ``path``; refuse if it differs from ``expected`` (the config's)."""
-        path = format_path(parse_path(path))
+    ) -> Self:
+        """Read the identity at ``path`` (the app's default path unless given); refuse if it
+        differs from ``expected`` (the config's)."""
+        path = format_path(parse_path(cls.default_path if path is None else path))
         client = LedgerClient(transport)
-        address = await asyncio.to_thread(client.eth_address, path)
-        if expected is not None and expected.lower() != address.lower():
+        identity = await asyncio.to_thread(cls._read_identity, client, path)
+        if expected is not None and not cls._matches(identity, expected):
             raise ConfigError(
-                f"ledger path {path}: the device's address is {address}, not the configured "
+                f"ledger path {path}: the device's {cls._noun} is {identity}, not the configured "
                 f"{expected} (wrong path, wrong device or wrong passphrase on the device?)"
             )
-        return cls(client, path, address, prompt)
+        return cls(client, path, identity, prompt)
 
-    @property
-    def family(self) -> Family:
-        return "evm"
+    def __repr__(self) -> str:
+        description = self.client.transport.description
+        return f"{type(self).__name__}({self._identity}, {self.path}, {description})"
 
-    @property
-    def identity(self) -> str:
-        return self._address
+
+class LedgerEvmSigner(_LedgerSigner, EvmKey):
+    """An EVM account on a Ledger's Ethereum app, at one BIP32 path."""
+
+    default_path = EVM_DEFAULT_PATH
+    _noun = "address"
+
+    @staticmethod
+    def _read_identity(client: LedgerClient, path: str) -> str:
+        return client.eth_address(path)
+
+    @staticmethod
+    def _matches(identity: str, expected: str) -> bool:
+        return identity.lower() == expected.lower()  # NOTE: EIP-55 casing is only a checksum
 
     async def sign_evm_transaction(self, tx: Mapping[str, Any]) -> SignedEvmTransaction:
         from eth_keys import keys
@@ -644,57 +669,24 @@ class LedgerEvmSigner:
             signer = signature.recover_public_key_from_msg_hash(evm_tx.signing_hash(norm))
         except Exception:
             raise DeviceError("Ledger: returned an invalid signature") from None
-        if signer.to_checksum_address() != self._address:
+        if signer.to_checksum_address() != self._identity:
             raise DeviceError(
-                f"Ledger: signed with {signer.to_checksum_address()}, not {self._address} "
+                f"Ledger: signed with {signer.to_checksum_address()}, not {self._identity} "
                 "(device changed or different passphrase?); nothing was sent"
             )
         raw = evm_tx.signed_encoding(norm, v, r, s)
         return SignedEvmTransaction(raw_transaction=raw, hash=evm_tx.tx_hash(raw), r=r, s=s, v=v)
 
-    async def sign_solana_message(self, message: bytes) -> bytes:
-        raise wrong_family(self._address, "evm", "solana")
 
-    def __repr__(self) -> str:
-        return f"LedgerEvmSigner({self._address}, {self.path}, {self.client.transport.description})"
-
-
-class LedgerSolanaSigner:
+class LedgerSolanaSigner(_LedgerSigner, SolanaKey):
     """A Solana account on a Ledger's Solana app, at one (all-hardened) BIP32 path."""
 
-    def __init__(self, client: LedgerClient, path: str, pubkey: str, prompt: Prompt) -> None:
-        self.client, self.path, self._pubkey, self.prompt = client, path, pubkey, prompt
+    default_path = SOLANA_DEFAULT_PATH
+    _noun = "public key"
 
-    @classmethod
-    async def open(
-        cls,
-        transport: Transport,
-        path: str = SOLANA_DEFAULT_PATH,
-        *,
-        expected: str | None = None,
-        prompt: Prompt = print_to_stderr,
-    ) -> LedgerSolanaSigner:
-        """Read the public key at ``path``; refuse if it differs from ``expected``."""
-        path = format_path(parse_path(path))
-        client = LedgerClient(transport)
-        pubkey = await asyncio.to_thread(client.sol_pubkey, path)
-        if expected is not None and expected != pubkey:
-            raise ConfigError(
-                f"ledger path {path}: the device's public key is {pubkey}, not the configured "
-                f"{expected} (wrong path, wrong device or wrong passphrase on the device?)"
-            )
-        return cls(client, path, pubkey, prompt)
-
-    @property
-    def family(self) -> Family:
-        return "solana"
-
-    @property
-    def identity(self) -> str:
-        return self._pubkey
-
-    async def sign_evm_transaction(self, tx: Mapping[str, Any]) -> SignedEvmTransaction:
-        raise wrong_family(self._pubkey, "solana", "evm")
+    @staticmethod
+    def _read_identity(client: LedgerClient, path: str) -> str:
+        return client.sol_pubkey(path)
 
     async def sign_solana_message(self, message: bytes) -> bytes:
         from solders.pubkey import Pubkey
@@ -702,16 +694,11 @@ class LedgerSolanaSigner:
 
         self.prompt(describe_solana(message, self.path))
         signature = await asyncio.to_thread(self.client.sol_sign, self.path, message)
-        if not Signature.from_bytes(signature).verify(Pubkey.from_string(self._pubkey), message):
+        if not Signature.from_bytes(signature).verify(Pubkey.from_string(self._identity), message):
             raise DeviceError(
-                f"Ledger: signature does not verify for {self._pubkey}; nothing was sent"
+                f"Ledger: signature does not verify for {self._identity}; nothing was sent"
             )
         return signature
-
-    def __repr__(self) -> str:
-        return (
-            f"LedgerSolanaSigner({self._pubkey}, {self.path}, {self.client.transport.description})"
-        )
 
 
 async def open_ledger_signer(
@@ -724,10 +711,5 @@ async def open_ledger_signer(
 ) -> LedgerEvmSigner | LedgerSolanaSigner:
     """The signer for a config entry ``signer = {kind = "ledger", path = ..., transport = ...}``."""
     t = make_transport(transport) if isinstance(transport, str) else transport
-    if family == "evm":
-        return await LedgerEvmSigner.open(
-            t, path or EVM_DEFAULT_PATH, expected=expected, prompt=prompt
-        )
-    return await LedgerSolanaSigner.open(
-        t, path or SOLANA_DEFAULT_PATH, expected=expected, prompt=prompt
-    )
+    cls = LedgerEvmSigner if family == "evm" else LedgerSolanaSigner
+    return await cls.open(t, path or cls.default_path, expected=expected, prompt=prompt)

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from core.errors import ConfigError, UserRejectedError
 from core.types import Family
-from wallet.base import SignedEvmTransaction, wrong_family
+from wallet.base import EvmKey, SignedEvmTransaction, SolanaKey
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENCRYPTED_KIND = "rebalancer-solana-keypair"
 
 
-class LocalEvmSigner:
+class LocalEvmSigner(EvmKey):
     """An EVM key held in memory; signs with eth-account (RFC 6979 deterministic ECDSA)."""
 
-    __slots__ = ("_address", "_key")
+    __slots__ = ("_identity", "_key")
 
     def __init__(self, private_key: bytes) -> None:
         from eth_account import Account
@@ -54,18 +54,10 @@ class LocalEvmSigner:
         if len(private_key) != 32:
             raise ConfigError("evm private key: must be 32 bytes")
         try:
-            self._address: str = Account.from_key(private_key).address
+            self._identity: str = Account.from_key(private_key).address
         except Exception:
             raise ConfigError("evm private key: not a valid secp256k1 key") from None
         self._key = bytes(private_key)
-
-    @property
-    def family(self) -> Family:
-        return "evm"
-
-    @property
-    def identity(self) -> str:
-        return self._address
 
     async def sign_evm_transaction(self, tx: Mapping[str, Any]) -> SignedEvmTransaction:
         from eth_account import Account
@@ -79,19 +71,16 @@ class LocalEvmSigner:
             v=signed.v,
         )
 
-    async def sign_solana_message(self, message: bytes) -> bytes:
-        raise wrong_family(self._address, "evm", "solana")
-
     def __repr__(self) -> str:
-        return f"LocalEvmSigner({self._address})"
+        return f"LocalEvmSigner({self._identity})"
 
     __str__ = __repr__
 
 
-class LocalSolanaSigner:
+class LocalSolanaSigner(SolanaKey):
     """A Solana ed25519 keypair held in memory; signs message bytes (deterministic Ed25519)."""
 
-    __slots__ = ("_keypair", "_pubkey")
+    __slots__ = ("_identity", "_keypair")
 
     def __init__(self, keypair_bytes: bytes) -> None:
         from solders.keypair import Keypair
@@ -104,7 +93,7 @@ class LocalSolanaSigner:
             raise ConfigError(
                 "solana keypair: public half does not match the secret half"
             ) from None
-        self._pubkey: str = str(self._keypair.pubkey())
+        self._identity: str = str(self._keypair.pubkey())
 
     @classmethod
     def from_seed(cls, seed: bytes) -> LocalSolanaSigner:
@@ -112,17 +101,6 @@ class LocalSolanaSigner:
         from solders.keypair import Keypair
 
         return cls(bytes(Keypair.from_seed(seed)))
-
-    @property
-    def family(self) -> Family:
-        return "solana"
-
-    @property
-    def identity(self) -> str:
-        return self._pubkey
-
-    async def sign_evm_transaction(self, tx: Mapping[str, Any]) -> SignedEvmTransaction:
-        raise wrong_family(self._pubkey, "solana", "evm")
 
     async def sign_solana_message(self, message: bytes) -> bytes:
         return bytes(self._keypair.sign_message(message))
@@ -132,7 +110,7 @@ class LocalSolanaSigner:
         return bytes(self._keypair)
 
     def __repr__(self) -> str:
-        return f"LocalSolanaSigner({self._pubkey})"
+        return f"LocalSolanaSigner({self._identity})"
 
     __str__ = __repr__
 

@@ -15,7 +15,7 @@ import os
 from decimal import Decimal
 from typing import Any
 
-from rebalancer.output import progress
+from rebalancer.output import progress_unless
 
 # The demo key file's passphrase: public, like the demo keys. Set only when the user has not.
 DEMO_ENV = {"REBALANCER_DEMO_PASSPHRASE": "demo"}
@@ -36,12 +36,12 @@ def run(args: argparse.Namespace) -> int:
     from rebalancer.commands.drift import load_inputs, refuse_partial
     from rebalancer.commands.plan import build, document
     from rebalancer.engine import intents_from_trades
-    from rebalancer.runs import execute, open_journal, recover, results_table
+    from rebalancer.runs import execute, recovered_journal, results_table
 
     for key, value in DEMO_ENV.items():
         os.environ.setdefault(key, value)
     quiet = args.json
-    say = (lambda _m: None) if quiet else progress
+    say = progress_unless(quiet)
     state_dir = manager.default_dir()
     manager.up(state_dir, progress=say)
 
@@ -70,15 +70,11 @@ def run(args: argparse.Namespace) -> int:
         intents = intents_from_trades(plan.trades)
         show(f"3. the plan: {len(intents)} trade(s), estimated cost ${doc['est_cost_usd']}")
         config, registry = inputs.config, inputs.registry
-        journal = open_journal(config)
-        try:
-            recover(config, registry, journal, say)
+        with recovered_journal(config, registry, say) as (journal, _recovered):
             show("4. simulate on forks, check, sign with the demo keys, send, confirm")
             report = execute(
                 config, registry, journal, intents, mode="execute", plan_doc=doc, progress=say
             )
-        finally:
-            journal.close()
         if not quiet:
             print(results_table(report.results) if report.results else "nothing to do")
         after_inputs = load_inputs(load_args)

@@ -10,11 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rebalancer.output import emit_json, progress
-
-
-def _say(args: argparse.Namespace) -> Any:
-    return (lambda _m: None) if args.json else progress
+from rebalancer.output import emit_json, progress_unless
 
 
 def _report(args: argparse.Namespace, report: Any, extra: dict[str, Any] | None = None) -> int:
@@ -41,20 +37,14 @@ def apply(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace, *, mode: str) -> int:
-    import asyncio
-
     from rebalancer.config import load_config
-    from rebalancer.portfolio import read_holdings
-    from rebalancer.runs import check_balances, confirm, execute, open_journal, read_plan, recover
+    from rebalancer.runs import check_balances, confirm, execute, read_plan, recovered_journal
 
     config, registry = load_config(args.config)
-    say = _say(args)
+    say = progress_unless(args.json)
     doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry)
-    journal = open_journal(config)
-    try:
-        recovered = recover(config, registry, journal, say)
-        snap = asyncio.run(read_holdings(config, registry))
-        check_balances(intents, snap.holdings)
+    with recovered_journal(config, registry, say) as (journal, recovered):
+        check_balances(config, registry, intents)
         if mode == "execute" and intents:
             confirm(f"Sign and send {len(intents)} trade(s) from {args.plan}?", args.yes)
         report = execute(
@@ -67,8 +57,6 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
             progress=say,
             recovered=recovered,
         )
-    finally:
-        journal.close()
     return _report(args, report)
 
 
@@ -82,12 +70,10 @@ def run_once(
     from rebalancer.commands.plan import build, document
     from rebalancer.config import load_config
     from rebalancer.engine import intents_from_trades
-    from rebalancer.runs import confirm, execute, open_journal, recover
+    from rebalancer.runs import confirm, execute, recovered_journal
 
     config, registry = load_config(args.config)
-    journal = open_journal(config)
-    try:
-        recovered = recover(config, registry, journal, say)
+    with recovered_journal(config, registry, say) as (journal, recovered):
         inputs = load_inputs(args)
         refuse_partial(inputs)
         if inputs.last_rebalance is None:
@@ -110,14 +96,14 @@ def run_once(
             progress=say,
             recovered=recovered,
         )
-    finally:
-        journal.close()
     return report, doc
 
 
 def run(args: argparse.Namespace) -> int:
     """Plan from fresh balances, then simulate (dry run) or execute."""
-    report, doc = run_once(args, _say(args), execute_trades=args.execute, yes=args.yes)
+    report, doc = run_once(
+        args, progress_unless(args.json), execute_trades=args.execute, yes=args.yes
+    )
     return _report(args, report, {"plan": doc})
 
 

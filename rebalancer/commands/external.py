@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from rebalancer.output import emit_json, progress
+from rebalancer.output import emit_json, progress_unless
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,27 +29,17 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--yes", action="store_true", help="do not ask before sending")
 
 
-def _say(args: argparse.Namespace) -> Any:
-    return (lambda _m: None) if args.json else progress
-
-
 def export(args: argparse.Namespace) -> int:
-    import asyncio
-
     from rebalancer.config import load_config
     from rebalancer.external import export as export_plan
     from rebalancer.output import table
-    from rebalancer.portfolio import read_holdings
-    from rebalancer.runs import check_balances, open_journal, read_plan, recover
+    from rebalancer.runs import check_balances, read_plan, recovered_journal
 
     config, registry = load_config(args.config)
-    say = _say(args)
+    say = progress_unless(args.json)
     doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry)
-    journal = open_journal(config)
-    try:
-        recover(config, registry, journal, say)
-        snap = asyncio.run(read_holdings(config, registry))
-        check_balances(intents, snap.holdings)
+    with recovered_journal(config, registry, say) as (journal, _recovered):
+        check_balances(config, registry, intents)
         report = export_plan(
             config,
             registry,
@@ -60,8 +49,6 @@ def export(args: argparse.Namespace) -> int:
             out=Path(args.unsigned),
             progress=say,
         )
-    finally:
-        journal.close()
     if args.json:
         emit_json(report.as_dict())
         return 0
@@ -90,25 +77,21 @@ def export(args: argparse.Namespace) -> int:
 def submit(args: argparse.Namespace) -> int:
     from rebalancer.config import load_config
     from rebalancer.external import submit as submit_dir
-    from rebalancer.runs import RunReport, confirm, open_journal, recover, results_table
+    from rebalancer.runs import RunReport, confirm, recovered_journal, results_table
 
     config, registry = load_config(args.config)
-    say = _say(args)
+    say = progress_unless(args.json)
     folder = Path(args.dir)
     if not folder.is_dir():
         from core.errors import ConfigError
 
         raise ConfigError(f"DIR {args.dir!r}: not a folder")
-    journal = open_journal(config)
-    try:
-        recovered = recover(config, registry, journal, say)
+    with recovered_journal(config, registry, say) as (journal, recovered):
 
         def ask(n: int) -> None:
             confirm(f"Send the {n} signed transaction(s) in {folder}?", args.yes)
 
         run_id, results = submit_dir(config, registry, journal, folder, say, ask)
-    finally:
-        journal.close()
     report = RunReport(run_id, "submit", results, recovered)
     if args.json:
         emit_json(report.as_dict())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rebalancer.output import emit_json, progress, table
+from rebalancer.output import emit_json, progress_unless, table
 
 
 def run(args: argparse.Namespace) -> int:
@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "snapshot":
         return _snapshot(args)
     if args.action == "up":
-        manifest = manager.up(state_dir, progress=(lambda _m: None) if args.json else progress)
+        manifest = manager.up(state_dir, progress=progress_unless(args.json))
         rows = [{**w, "alive": True, "answering": True} for w in manifest["worlds"]]
     elif args.action == "status":
         rows = manager.status(state_dir)

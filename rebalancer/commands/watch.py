@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.errors import ConfigError, ExternalError, RefusedError
-from rebalancer.output import progress, warn
+from rebalancer.output import progress, progress_unless, warn
 
 _INTERVAL = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    say = (lambda _m: None) if args.json else progress
+    say = progress_unless(args.json)
     checks = 0
     code = 0
     try:

@@ -30,6 +30,23 @@ PRICES = {
     "USDT": Decimal(1),
 }
 
+# The keys the plan and drift JSON promise to scripts (the CLI and ``planner.render`` alike).
+PLAN_KEYS = {"created_at", "trades", "skipped", "after", "est_cost_usd"}
+TRADE_KEYS = {
+    "id",
+    "chain",
+    "wallet",
+    "sell",
+    "buy",
+    "amount_in",
+    "expected_out",
+    "min_out",
+    "value_usd",
+    "est_cost_usd",
+    "reason",
+}
+DRIFT_ROW_KEYS = {"name", "kind", "value_usd", "weight_pct", "target_pct", "drift_pp", "triggered"}
+
 CONFIG_TOML = """
 [chains.ethereum]
 rpc = "http://127.0.0.1:9"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rebalancer.cli import main
-from tests.planner.conftest import EXAMPLE
+from tests.planner.conftest import DRIFT_ROW_KEYS, EXAMPLE, PLAN_KEYS, TRADE_KEYS
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -26,15 +26,7 @@ def test_drift_json(capsys: pytest.CaptureFixture[str], config_file: Path) -> No
     assert set(doc) >= {"total_usd", "band_pp", "rows", "triggered"}
     assert doc["triggered"] is True
     row = doc["rows"][0]
-    assert set(row) >= {
-        "name",
-        "kind",
-        "value_usd",
-        "weight_pct",
-        "target_pct",
-        "drift_pp",
-        "triggered",
-    }
+    assert set(row) >= DRIFT_ROW_KEYS
     assert {r["kind"] for r in doc["rows"]} == {"class", "asset"}
 
 
@@ -60,22 +52,10 @@ def test_plan_json_and_file(
     )
     assert code == 0
     doc = json.loads(out)
-    assert set(doc) >= {"created_at", "trades", "skipped", "after", "est_cost_usd"}
+    assert set(doc) >= PLAN_KEYS
     assert doc["trades"]
     for t in doc["trades"]:
-        assert set(t) >= {
-            "id",
-            "chain",
-            "wallet",
-            "sell",
-            "buy",
-            "amount_in",
-            "expected_out",
-            "min_out",
-            "value_usd",
-            "est_cost_usd",
-            "reason",
-        }
+        assert set(t) >= TRADE_KEYS
         assert int(t["min_out"]) <= int(t["expected_out"])
     assert all(not r["triggered"] for r in doc["after"])
     saved = json.loads(out_file.read_text())

@@ -95,6 +95,19 @@ def fund_evm(url: str, usdc: int) -> None:
         rpc.close()
 
 
+def usdc_to_weth(
+    worlds: dict[str, Any], tmp_path: Path, port: int, trade_id: str
+) -> tuple[Path, Path]:
+    """Config and plan for one Ledger-signed trade: $2,000 of the 5,000 USDC funded, for WETH."""
+    fund_evm(worlds["ethereum"]["url"], 5_000 * 10**6)
+    cfg = ledger_config(tmp_path, port)
+    plan = write_plan(
+        tmp_path / "plan.json",
+        [trade(trade_id, "ethereum", LEDGER_EVM, "USDC", "WETH", Decimal(2000))],
+    )
+    return cfg, plan
+
+
 def ledger_nonce(worlds: dict[str, Any]) -> int:
     url = worlds["ethereum"]["url"]
     return int(rpc_call(url, "eth_getTransactionCount", LEDGER_EVM, "latest"), 16)
@@ -113,12 +126,7 @@ def test_a_ledger_signed_swap_with_its_approval_executes(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    fund_evm(evm_isolated["ethereum"]["url"], 5_000 * 10**6)
-    cfg = ledger_config(tmp_path, device.port)
-    plan = write_plan(
-        tmp_path / "plan.json",
-        [trade("ledger-usdc", "ethereum", LEDGER_EVM, "USDC", "WETH", Decimal(2000))],
-    )
+    cfg, plan = usdc_to_weth(evm_isolated, tmp_path, device.port, "ledger-usdc")
     code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
     assert code == 0, out
     (t,) = out["trades"]
@@ -152,12 +160,7 @@ def test_rejected_on_the_device_exits_5_and_sends_nothing(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    fund_evm(evm_isolated["ethereum"]["url"], 5_000 * 10**6)
-    cfg = ledger_config(tmp_path, device.port)
-    plan = write_plan(
-        tmp_path / "plan.json",
-        [trade("ledger-no", "ethereum", LEDGER_EVM, "USDC", "WETH", Decimal(2000))],
-    )
+    cfg, plan = usdc_to_weth(evm_isolated, tmp_path, device.port, "ledger-no")
     device.set(reject=True)
     capsys.readouterr()
     code = main_apply(plan, cfg)

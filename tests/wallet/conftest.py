@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from localnet.ledger_emulator import TEST_MNEMONIC
@@ -146,13 +145,6 @@ def evm_test_key(test_seed: bytes) -> bytes:
 def solana_test_seed(test_seed: bytes) -> bytes:
     """The emulated device's Solana secret seed at m/44'/501'/0'/0'."""
     return solana_key_from_seed(test_seed)
-
-
-def rpc(url: str, method: str, *params: Any) -> Any:
-    r = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
-    data = r.json()
-    assert "error" not in data, data
-    return data["result"]
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 
-from tests.wallet.conftest import ROOT, Device, rpc, start_listening, stop
+from tests.conftest import rpc_call
+from tests.wallet.conftest import ROOT, Device, start_listening, stop
 from wallet.base import sign_versioned_transaction
 from wallet.ledger import LedgerEvmSigner, LedgerSolanaSigner
 
@@ -41,7 +42,7 @@ def _quiet(_: str) -> None:
 def _receipt(url: str, tx_hash: str) -> dict[str, Any]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        receipt = rpc(url, "eth_getTransactionReceipt", tx_hash)
+        receipt = rpc_call(url, "eth_getTransactionReceipt", tx_hash)
         if receipt:
             return dict(receipt)
         time.sleep(0.01)
@@ -51,7 +52,7 @@ def _receipt(url: str, tx_hash: str) -> dict[str, Any]:
 def _deploy_weth(url: str) -> str:
     bytecode = json.loads(WETH9.read_text())["bytecode"]
     code = bytecode if bytecode.startswith("0x") else "0x" + bytecode
-    tx_hash = rpc(
+    tx_hash = rpc_call(
         url, "eth_sendTransaction", {"from": ANVIL_DEV, "data": code, "gas": hex(2_000_000)}
     )
     receipt = _receipt(url, tx_hash)
@@ -64,13 +65,13 @@ async def test_ledger_signed_weth_deposit_on_anvil(
 ) -> None:
     url = anvil(1)
     signer = await LedgerEvmSigner.open(device.transport(), prompt=_quiet)
-    rpc(url, "anvil_setBalance", signer.identity, hex(10 * 10**18))
+    rpc_call(url, "anvil_setBalance", signer.identity, hex(10 * 10**18))
     weth = _deploy_weth(url)
-    base_fee = int(rpc(url, "eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
+    base_fee = int(rpc_call(url, "eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
     tx = {
         "type": 2,
         "chainId": 1,
-        "nonce": int(rpc(url, "eth_getTransactionCount", signer.identity, "pending"), 16),
+        "nonce": int(rpc_call(url, "eth_getTransactionCount", signer.identity, "pending"), 16),
         "maxFeePerGas": 2 * base_fee + 10**9,
         "maxPriorityFeePerGas": 10**9,
         "gas": 100_000,
@@ -79,13 +80,13 @@ async def test_ledger_signed_weth_deposit_on_anvil(
         "data": "0xd0e30db0",  # deposit()
     }
     signed = await signer.sign_evm_transaction(tx)
-    tx_hash = rpc(url, "eth_sendRawTransaction", "0x" + signed.raw_transaction.hex())
+    tx_hash = rpc_call(url, "eth_sendRawTransaction", "0x" + signed.raw_transaction.hex())
     assert tx_hash == "0x" + signed.hash.hex()
     receipt = _receipt(url, tx_hash)
     assert receipt["status"] == "0x1"
     assert receipt["from"].lower() == signer.identity.lower()
     balance_call = {"to": weth, "data": "0x70a08231" + signer.identity[2:].lower().rjust(64, "0")}
-    assert int(rpc(url, "eth_call", balance_call, "latest"), 16) == 10**18
+    assert int(rpc_call(url, "eth_call", balance_call, "latest"), 16) == 10**18
 
 
 async def test_ledger_signed_legacy_transfer_on_avalanche_chain_id(
@@ -94,15 +95,15 @@ async def test_ledger_signed_legacy_transfer_on_avalanche_chain_id(
     """Legacy EIP-155 on chain 43114: the one-byte v from the device must be rebuilt right."""
     url = anvil(43114)
     signer = await LedgerEvmSigner.open(device.transport(), prompt=_quiet)
-    rpc(url, "anvil_setBalance", signer.identity, hex(10**18))
+    rpc_call(url, "anvil_setBalance", signer.identity, hex(10**18))
     to = "0x000000000000000000000000000000000000dEaD"
-    gas_price = int(rpc(url, "eth_gasPrice"), 16)
+    gas_price = int(rpc_call(url, "eth_gasPrice"), 16)
     tx = {"chainId": 43114, "nonce": 0, "gasPrice": gas_price, "gas": 21000, "to": to, "value": 777}
     signed = await signer.sign_evm_transaction(tx)
     assert signed.v in (43114 * 2 + 35, 43114 * 2 + 36)
-    tx_hash = rpc(url, "eth_sendRawTransaction", "0x" + signed.raw_transaction.hex())
+    tx_hash = rpc_call(url, "eth_sendRawTransaction", "0x" + signed.raw_transaction.hex())
     assert _receipt(url, tx_hash)["status"] == "0x1"
-    assert int(rpc(url, "eth_getBalance", to, "latest"), 16) == 777
+    assert int(rpc_call(url, "eth_getBalance", to, "latest"), 16) == 777
 
 
 @pytest.fixture
@@ -122,18 +123,18 @@ async def test_ledger_signed_transfer_on_the_local_solana_node(
     device.set(app="sol")
     signer = await LedgerSolanaSigner.open(device.transport(), prompt=_quiet)
     payer = Pubkey.from_string(signer.identity)
-    rpc(solana_node, "requestAirdrop", str(payer), 2 * 10**9)
+    rpc_call(solana_node, "requestAirdrop", str(payer), 2 * 10**9)
     to = Keypair().pubkey()
-    blockhash = rpc(solana_node, "getLatestBlockhash")["value"]["blockhash"]
+    blockhash = rpc_call(solana_node, "getLatestBlockhash")["value"]["blockhash"]
     ix = transfer(TransferParams(from_pubkey=payer, to_pubkey=to, lamports=123_456_789))
     msg = MessageV0.try_compile(payer, [ix], [], Hash.from_string(blockhash))
     tx = await sign_versioned_transaction(signer, VersionedTransaction(msg, [NullSigner(payer)]))
     wire = base64.b64encode(bytes(tx)).decode()
-    sig = rpc(solana_node, "sendTransaction", wire, {"encoding": "base64"})
+    sig = rpc_call(solana_node, "sendTransaction", wire, {"encoding": "base64"})
     assert sig == str(tx.signatures[0])
-    statuses = rpc(solana_node, "getSignatureStatuses", [sig])["value"]
+    statuses = rpc_call(solana_node, "getSignatureStatuses", [sig])["value"]
     assert statuses[0] is not None and statuses[0]["err"] is None
-    assert rpc(solana_node, "getBalance", str(to))["value"] == 123_456_789
+    assert rpc_call(solana_node, "getBalance", str(to))["value"] == 123_456_789
 
 
 async def test_ledger_fills_its_slot_next_to_an_rfq_maker_on_litesvm(device: Device) -> None:
