@@ -98,8 +98,22 @@ def drift(
     ax.set_title(title)
     ax.legend(fontsize="small", ncols=min(4, len(series) + 1))
     ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
+    _dates(fig, ax, x)
     return _png(fig)
+
+
+def _dates(fig: Any, ax: Any, x: Sequence[Any]) -> None:
+    """Readable time ticks at any span, from seconds (the demo's runs) to years."""
+    import datetime as dt
+
+    if x and isinstance(x[0], dt.date):
+        import matplotlib.dates as mdates
+
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    else:
+        fig.autofmt_xdate()
 
 
 def value(
@@ -126,7 +140,7 @@ def value(
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     ax.yaxis.set_major_formatter(_usd_formatter())
-    fig.autofmt_xdate()
+    _dates(fig, ax, x)
     return _png(fig)
 
 
