@@ -117,6 +117,10 @@ class PolicyConfig(BaseModel):
     max_run_usd: Decimal = Field(default=Decimal(250_000), gt=0)
     """The most one run may trade in total, in USD."""
 
+    max_fee_pct: Decimal = Field(default=Decimal(2), gt=0, le=100)
+    """EVM: the most a trade's network fee (simulated gas of approval and swap at the max fee
+    per gas, valued at the [prices] of the native coin) may be, in percent of its value."""
+
     require_simulation: bool = True
     """Refuse a trade that could not be simulated (no anvil, RPC cannot be forked)."""
 

@@ -274,7 +274,28 @@ class Engine:
                 f"transaction's minimum {checked.min_out}"
             )
         self._within_price(t, sim.out, "the simulation")
+        await self._within_fee_budget(t, sim)
         return Prepared(quote, checked, sim)
+
+    async def _within_fee_budget(self, t: TradeIntent, sim: SimResult) -> None:
+        """EVM: the network fee may be at most policy.max_fee_pct of the trade's value.
+
+        Priced at the max fee per gas the transaction will carry (its worst case); skipped when
+        the trade's value or the native coin's price is unknown."""
+        adapter = self.s.adapter(t.chain)
+        gas = sim.gas_used + sim.approval_gas_used
+        native = self.s.registry.native(t.chain)
+        price = self.s.config.prices.get(native.asset)
+        if not isinstance(adapter, EvmChain) or not gas or price is None or t.value_usd <= 0:
+            return
+        max_fee, _tip = await adapter.fees()
+        fee_usd = Decimal(gas_limit(gas, gas) * max_fee).scaleb(-native.decimals) * price
+        budget = t.value_usd * self.policy.max_fee_pct / 100
+        if fee_usd > budget:
+            raise PolicyError(
+                f"network fee up to ${fee_usd:,.2f} is over policy.max_fee_pct "
+                f"({self.policy.max_fee_pct}% of ${t.value_usd:,.2f})"
+            )
 
     async def _trade(self, run_id: int, t: TradeIntent, sign: bool) -> TradeResult:
         """One trade, start to finish: the straight line of the module docstring."""

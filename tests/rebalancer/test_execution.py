@@ -384,3 +384,19 @@ def test_with_no_way_to_simulate_nothing_is_signed_unless_policy_allows(
     code, out = run_json(capsys, "run", "-c", str(lax), "--execute", "--yes")
     assert code == 0 and all(t["status"] == "confirmed" for t in out["trades"])
     assert all(t["simulation"].startswith("none") for t in out["trades"])
+
+
+def test_a_fee_over_budget_is_refused_before_signing(
+    evm_isolated: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DEMO_PASS", "demo")
+    monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
+    cfg = write_config(tmp_path, "max_fee_pct = 0.0001")
+    before = nonce(evm_isolated, "ethereum")
+    code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    assert code == 3
+    assert all("max_fee_pct" in t["reason"] for t in out["trades"])
+    assert nonce(evm_isolated, "ethereum") == before
