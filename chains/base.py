@@ -58,6 +58,10 @@ class ChainAdapter(ABC):
     async def tx_status(self, tx_id: str) -> str:
         """``confirmed``, ``failed``, or ``unknown`` (not landed, or never seen)."""
 
+    @abstractmethod
+    async def fee_paid(self, tx_id: str) -> int | None:
+        """The network fee a landed transaction paid, in native base units."""
+
 
 # family -> "module:Class"; imported lazily so the CLI does not pay for web3 or solders.
 ADAPTERS: dict[str, str] = {

@@ -140,6 +140,13 @@ class EvmChain(ChainAdapter):
         result = await self.call("eth_getTransactionReceipt", [tx_hash])
         return result if isinstance(result, dict) else None
 
+    async def fee_paid(self, tx_id: str) -> int | None:
+        """Gas used times the effective gas price, in wei; None if not mined."""
+        r = await self.receipt(tx_id)
+        if r is None:
+            return None
+        return int(str(r["gasUsed"]), 16) * int(str(r.get("effectiveGasPrice", "0x0")), 16)
+
     async def tx_status(self, tx_id: str) -> str:
         """``confirmed``, ``failed`` (reverted) or ``unknown`` (not mined, or never seen)."""
         r = await self.receipt(tx_id)

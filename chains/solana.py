@@ -382,6 +382,23 @@ class SolanaChain(ChainAdapter):
             return "confirmed"
         return "unknown"
 
+    async def fee_paid(self, tx_id: str) -> int | None:
+        """The fee the transaction paid, in lamports; None if the node does not have it."""
+        tx = await self.call(
+            "getTransaction",
+            [
+                tx_id,
+                {
+                    "encoding": "json",
+                    "maxSupportedTransactionVersion": 0,
+                    "commitment": "confirmed",
+                },
+            ],
+        )
+        meta = (tx or {}).get("meta") or {}
+        fee = meta.get("fee")
+        return int(fee) if isinstance(fee, int) else None
+
     async def blockhash_valid(self, blockhash: str) -> bool:
         result = await self.call("isBlockhashValid", [blockhash, {"commitment": "processed"}])
         return bool((result or {}).get("value"))

@@ -502,6 +502,7 @@ class Engine:
         await adapter.send_raw(signed.raw_transaction)
         self.journal.update(run_id, trade_id, "sent")
         status = await self._wait(adapter, tx_hash)
+        await self._record_fee(run_id, trade_id, adapter, tx_hash)
         if trade_id.endswith("/approve") or status != "confirmed":
             self.journal.update(run_id, trade_id, status)
         return tx_hash, status
@@ -523,7 +524,18 @@ class Engine:
         self.journal.update(run_id, t.id, "signed", tx_hash=sig, raw_tx=raw.hex())
         await adapter.send_raw(raw)
         self.journal.update(run_id, t.id, "sent")
-        return sig, await self._wait(adapter, sig)
+        status = await self._wait(adapter, sig)
+        await self._record_fee(run_id, t.id, adapter, sig)
+        return sig, status
+
+    async def _record_fee(self, run_id: int, trade_id: str, adapter: Any, tx_id: str) -> None:
+        """What the landed transaction paid the network (reports read it); best effort."""
+        try:
+            fee = await adapter.fee_paid(tx_id)
+        except ChainError:
+            return
+        if fee is not None:
+            self.journal.set_fee(run_id, trade_id, fee)
 
     async def _wait(self, adapter: Any, tx_id: str, timeout: float = CONFIRM_TIMEOUT_S) -> str:
         deadline = time.monotonic() + timeout

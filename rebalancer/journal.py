@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS trades (
     approval_tx  TEXT,
     simulated_out TEXT,
     realised_out TEXT,
+    fee_native   TEXT,
     error        TEXT,
     updated_at   REAL NOT NULL,
     PRIMARY KEY (run_id, trade_id)
@@ -86,6 +87,7 @@ class TradeRow:
     realised_out: int | None
     error: str | None
     updated_at: float
+    fee_native: int | None = None
 
 
 def _int(v: Any) -> int | None:
@@ -107,6 +109,9 @@ class Journal:
         self.db.execute("PRAGMA synchronous=FULL")
         try:
             self.db.executescript(_SCHEMA)
+            columns = {r[1] for r in self.db.execute("PRAGMA table_info(trades)").fetchall()}
+            if "fee_native" not in columns:  # a journal written before fees were recorded
+                self.db.execute("ALTER TABLE trades ADD COLUMN fee_native TEXT")
         except sqlite3.DatabaseError as exc:
             raise ConfigError(
                 f"journal {str(self.path)!r} is not a rebalancer journal: {exc}"
@@ -226,6 +231,14 @@ class Journal:
                 (*values, run_id, trade_id),
             )
 
+    def set_fee(self, run_id: int, trade_id: str, fee_native: int) -> None:
+        """The network fee a landed transaction paid, in the native coin's base units."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE trades SET fee_native = ? WHERE run_id = ? AND trade_id = ?",
+                (str(fee_native), run_id, trade_id),
+            )
+
     def trades(self, run_id: int | None = None, states: tuple[str, ...] = ()) -> list[TradeRow]:
         sql = "SELECT * FROM trades"
         where: list[str] = []
@@ -258,6 +271,7 @@ class Journal:
                 realised_out=_int(r["realised_out"]),
                 error=r["error"],
                 updated_at=r["updated_at"],
+                fee_native=_int(r["fee_native"]),
             )
             for r in rows
         ]

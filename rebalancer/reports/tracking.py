@@ -22,10 +22,11 @@ How the figures are made:
   Without lots, an average cost per asset that
   starts at the first snapshot's market value: P&L since tracking began. Holdings that change
   between runs (deposits, withdrawals, gas) are reconciled at each snapshot without P&L.
-- **Costs**: the plan's estimates (``fee_usd``, ``impact_usd``, ``gas_usd``) of confirmed
-  trades, and the shortfall of ``realised_out`` against ``expected_out`` at the buy asset's
-  price (negative: better than expected). Gas paid is the plan's estimate: the journal does not
-  record gas used. Turnover: value sold over the average portfolio value.
+- **Costs**: the plan's estimates (``fee_usd``, ``impact_usd``) of confirmed trades, the gas
+  actually paid (the journal's ``fee_native`` of the swap and its approval, valued at the plan's
+  native-coin price; the plan's estimate where no fee was recorded), and the shortfall of
+  ``realised_out`` against ``expected_out`` at the buy asset's price (negative: better than
+  expected). Turnover: value sold over the average portfolio value.
 
 ``report --json`` keys::
 
@@ -314,6 +315,11 @@ def _fills(
         plans[int(r["id"])] = {str(t.get("id")): t for t in doc.get("trades") or []}
     states: dict[str, int] = {}
     fills = []
+    fees = {
+        (x.run_id, x.trade_id): int(x.fee_native)
+        for x in trades
+        if getattr(x, "fee_native", None) is not None
+    }
     for t in trades:
         states[t.state] = states.get(t.state, 0) + 1
         if t.state != "confirmed":
@@ -330,6 +336,17 @@ def _fills(
             return token.asset, token.decimals
 
         sell, sell_dec = side("sell", t.sell)
+        paid = [
+            fees[key]
+            for key in ((t.run_id, t.trade_id), (t.run_id, f"{t.trade_id}/approve"))
+            if key in fees
+        ]
+        gas_usd = _dec(entry.get("gas_usd")) or _ZERO
+        gas_est = int(entry.get("gas_native") or 0)
+        if paid and gas_est > 0:
+            # NOTE: the fee actually paid (swap + approval), valued at the plan's own price of
+            # the native coin (its estimate in USD over its estimate in base units).
+            gas_usd = gas_usd * Decimal(sum(paid)) / Decimal(gas_est)
         buy, buy_dec = side("buy", t.buy)
         expected = entry.get("expected_out")
         out = t.realised_out if t.realised_out is not None else expected
@@ -346,7 +363,7 @@ def _fills(
                 value_usd=_dec(entry.get("value_usd")) or _ZERO,
                 fee_usd=_dec(entry.get("fee_usd")) or _ZERO,
                 impact_usd=_dec(entry.get("impact_usd")) or _ZERO,
-                gas_usd=_dec(entry.get("gas_usd")) or _ZERO,
+                gas_usd=gas_usd,
                 est_cost_usd=_dec(entry.get("est_cost_usd")) or _ZERO,
             )
         )

@@ -129,6 +129,13 @@ def test_execute_rebalances_and_a_second_run_finds_nothing(
     assert [r["mode"] for r in hist["runs"]] == ["execute", "execute"]
     confirmed = [t for t in hist["runs"][1]["trades"] if t["state"] == "confirmed"]
     assert len(confirmed) >= len(out["trades"])
+    # every landed transaction's network fee is recorded (reports use it)
+    j = Journal(cfg.parent / "journal.sqlite")
+    try:
+        landed = [t for t in j.trades() if t.state == "confirmed"]
+    finally:
+        j.close()
+    assert landed and all(t.fee_native is not None and t.fee_native > 0 for t in landed)
     # every transaction on chain is in the journal exactly once
     assert journal_txs(cfg.parent / "journal.sqlite") == {
         c: nonce(evm_isolated, c) for c in journal_txs(cfg.parent / "journal.sqlite")
