@@ -1,12 +1,19 @@
-"""``rebalancer balances``: holdings of every configured wallet on every chain."""
+"""``rebalancer balances``: holdings of every configured wallet on every chain.
+
+USD values come from the config's ``[prices]``; an asset without a price shows null (JSON) or
+``-`` (table), and the total counts only what is priced.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from decimal import Decimal
 
 from rebalancer.config import load_config
 from rebalancer.output import emit_json, fmt_amount, table, warn
+
+_CENT = Decimal("0.01")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,6 +33,12 @@ def run(args: argparse.Namespace) -> int:
             h.token.symbol,
         ),
     )
+    prices = config.prices
+    values = [
+        None if h.token.asset not in prices else h.amount * prices[h.token.asset] for h in holdings
+    ]
+    priced = [v for v in values if v is not None]
+    total = sum(priced, Decimal(0)) if priced else None
     if args.json:
         emit_json(
             {
@@ -40,12 +53,14 @@ def run(args: argparse.Namespace) -> int:
                         "decimals": h.token.decimals,
                         "raw": str(h.raw),
                         "amount": format(h.amount.normalize(), "f"),
-                        "price_usd": None,
-                        "value_usd": None,
+                        "price_usd": None
+                        if h.token.asset not in prices
+                        else str(prices[h.token.asset]),
+                        "value_usd": None if v is None else str(v.quantize(_CENT)),
                     }
-                    for h in holdings
+                    for h, v in zip(holdings, values, strict=True)
                 ],
-                "total_usd": None,
+                "total_usd": None if total is None else str(total.quantize(_CENT)),
                 "failures": [
                     {
                         "chain": f.chain,
@@ -66,16 +81,20 @@ def run(args: argparse.Namespace) -> int:
             h.token.symbol,
             h.token.asset,
             fmt_amount(h.amount),
-            "-",
+            "-" if v is None else f"{v:,.2f}",
         )
-        for h in holdings
+        for h, v in zip(holdings, values, strict=True)
     ]
     print(table(["chain", "wallet", "token", "asset", "amount", "value (USD)"], rows, right=(4, 5)))
     wallets = len({(h.chain, h.wallet) for h in holdings})
-    print(
-        f"\n{len(holdings)} holdings in {wallets} wallet/chain pairs; "
-        "no prices yet, so no USD values."
-    )
+    summary = f"\n{len(holdings)} holdings in {wallets} wallet/chain pairs"
+    if total is not None:
+        summary += f"; total ${total:,.2f} at the config's [prices]"
+        if len(priced) < len(values):
+            summary += f" ({len(values) - len(priced)} holding(s) without a price left out)"
+    else:
+        summary += "; no [prices] in the config, so no USD values"
+    print(summary)
     for f in snap.failures:
         warn(f"{f.chain}: {f.token.symbol} for {names[(f.chain, f.wallet)]}: {f.reason}")
     return 0

@@ -51,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
 
     def drift_of(inputs: Any) -> Any:
         return compute_drift(
-            inputs.portfolio, inputs.targets, inputs.config.strategy, now=inputs.now
+            inputs.portfolio,
+            inputs.targets,
+            inputs.config.strategy,
+            now=inputs.now,
+            last_rebalance=inputs.last_rebalance,
         )
 
     try:

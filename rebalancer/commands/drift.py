@@ -55,6 +55,25 @@ def _config_prices(config: Any) -> dict[str, Decimal] | None:
     return {str(k): Decimal(str(v)) for k, v in table.items()} if table else None
 
 
+def _last_rebalance(config: Any) -> datetime | None:
+    """When the journal last confirmed a trade (the calendar trigger's clock); a journal that
+    does not exist yet is not created by a read-only command."""
+    import os
+
+    from rebalancer.journal import Journal
+    from rebalancer.services import journal_path
+
+    path = journal_path(config, os.environ)
+    if not path.exists():
+        return None
+    journal = Journal(path)
+    try:
+        last = journal.last_rebalance()
+    finally:
+        journal.close()
+    return None if last is None else datetime.fromtimestamp(last, UTC)
+
+
 def load_inputs(args: argparse.Namespace, *, lots_arg: str | None = None) -> Inputs:
     """Config, registry, targets, holdings at prices; every problem is a one-line error."""
     from planner.model import Portfolio, validate_all
@@ -112,6 +131,7 @@ def load_inputs(args: argparse.Namespace, *, lots_arg: str | None = None) -> Inp
             check_quote_prices(config, registry, live.holdings, prices, warn=warn)
         portfolio = Portfolio.build(live.holdings, ManualPrices(prices, "prices").table)
         inputs = Inputs(config, registry, targets, portfolio, now=now, names=names)
+        inputs.last_rebalance = _last_rebalance(config)
         inputs.failures = failures
         for f in failures:
             warn(

@@ -64,7 +64,6 @@ def run_once(
     args: argparse.Namespace, say: Any, *, execute_trades: bool, yes: bool
 ) -> tuple[Any, dict[str, Any]]:
     """Recover, plan from fresh balances, then simulate (dry run) or execute: one run."""
-    from datetime import UTC, datetime
 
     from rebalancer.commands.drift import load_inputs, refuse_partial
     from rebalancer.commands.plan import build, document
@@ -76,9 +75,6 @@ def run_once(
     with recovered_journal(config, registry, say) as (journal, recovered):
         inputs = load_inputs(args)
         refuse_partial(inputs)
-        if inputs.last_rebalance is None:
-            last = journal.last_rebalance()
-            inputs.last_rebalance = None if last is None else datetime.fromtimestamp(last, UTC)
         plan = build(inputs, force=getattr(args, "force", False))
         doc = document(inputs, plan)
         intents = intents_from_trades(plan.trades)

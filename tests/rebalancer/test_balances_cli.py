@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ def test_balances_json_matches_the_nodes(
     assert main(["balances", "-c", EXAMPLE, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) >= {"holdings", "total_usd"}
+    assert Decimal(out["total_usd"]) > 50_000
     assert {h["chain"] for h in out["holdings"]} == {"ethereum", "avalanche", "solana"}
     sol = {h["symbol"]: h for h in out["holdings"] if h["chain"] == "solana"}
     assert sol["USDC"]["raw"] == "500000000"  # two token accounts of one mint, summed
@@ -41,7 +43,13 @@ def test_balances_json_matches_the_nodes(
     rows = [h for h in out["holdings"] if h["chain"] in ("ethereum", "avalanche")]
     for h in rows:
         assert set(h) >= KEYS
-        assert isinstance(h["raw"], str) and h["price_usd"] is None
+        assert isinstance(h["raw"], str)
+        price = {"ETH": "3200", "AVAX": "25", "BTC": "95000", "USDC": "1"}.get(h["asset"])
+        if price is not None:
+            assert h["price_usd"] == price
+            assert Decimal(h["value_usd"]) == (Decimal(h["amount"]) * Decimal(price)).quantize(
+                Decimal("0.01")
+            )
         if h["symbol"] in ("ETH", "AVAX"):
             url = evm_worlds[h["chain"]]["url"]
             assert int(h["raw"]) == int(rpc_call(url, "eth_getBalance", h["wallet"], "latest"), 16)
