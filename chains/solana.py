@@ -100,7 +100,7 @@ class SolanaChain(ChainAdapter):
         *,
         retries: int = 3,
         backoff: float = 0.25,
-        commitment: str | None = None,
+        commitment: str | None = "confirmed",
     ) -> None:
         super().__init__(info, rpc_url, client)
         self.retries = retries
@@ -156,9 +156,10 @@ class SolanaChain(ChainAdapter):
             calls.append(("getGenesisHash", []))
         names = [w for w, _ in chunk]
         # NOTE: a validator's RPC refuses bodies over 50 KiB by default; 100 wallets' worth of
-        # calls stays under it only without per-call extras (no dataSlice, no commitment
-        # unless asked), so token accounts come back whole and commitment is the node's
-        # default (finalized) unless the adapter is built with one.
+        # calls stays under it (about 49.4 KiB with the commitment) only without other
+        # per-call extras, so token accounts come back whole. The commitment is "confirmed"
+        # by default: balances must show the trades this tool just confirmed, or the next
+        # plan would trade them again (finalized lags by ~13 s).
         extra = {} if self.commitment is None else {"commitment": self.commitment}
         if want_native and names:
             cfg = {"encoding": "base64", "dataSlice": {"offset": 0, "length": 0}, **extra}

@@ -13,10 +13,11 @@ looked up on chain by its id, and at most re-broadcast byte for byte, never sign
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from chains.evm import EvmChain
@@ -102,34 +103,53 @@ class TradeResult:
         }
 
 
-def intents_from_plan(doc: dict[str, Any], registry: Any) -> list[TradeIntent]:
-    """The trades of a plan document (``plan -o PLAN``), parsed once; bad fields are exit 2."""
+_TRADE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def intents_from_plan(
+    doc: dict[str, Any], registry: Any, prices: Mapping[str, Decimal]
+) -> list[TradeIntent]:
+    """The trades of a plan document (``plan -o PLAN``), parsed once; bad fields are exit 2.
+
+    The file says what to trade; what the trade is worth is not taken from it: the value
+    (for the size limits and the fee budget) and the independent expected output (for the
+    price checks) are recomputed from the config's ``[prices]``, so an old or edited plan
+    cannot switch a policy check off.
+    """
     out = []
     for i, t in enumerate(doc.get("trades") or []):
         where = f"plan trades[{i}]"
         try:
             sell = registry.by_id(t["sell"]["id"])
             buy = registry.by_id(t["buy"]["id"])
-            intent = TradeIntent(
-                id=str(t["id"]),
-                chain=str(t["chain"]),
-                wallet=str(t["wallet"]),
-                sell=sell,
-                buy=buy,
-                amount_in=int(t["amount_in"]),
-                expected_out=int(t["expected_out"]),
-                min_out=int(t["min_out"]),
-                value_usd=Decimal(str(t.get("value_usd") or "0")),
-            )
+            trade_id = str(t["id"])
+            chain, wallet = str(t["chain"]), str(t["wallet"])
+            amount_in, min_out = int(t["amount_in"]), int(t["min_out"])
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise ConfigError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
         if sell is None or buy is None:
             raise ConfigError(
                 f"{where}: unknown token {t['sell']['id'] if sell is None else t['buy']['id']}"
             )
-        if intent.amount_in <= 0 or intent.min_out < 0:
-            raise ConfigError(f"{where}.amount_in = {intent.amount_in}: must be positive")
-        out.append(intent)
+        if not _TRADE_ID.match(trade_id):
+            raise ConfigError(f"{where}.id = {trade_id!r}: letters, digits, '.', '_', '-' only")
+        if amount_in <= 0 or min_out < 0:
+            raise ConfigError(f"{where}.amount_in = {amount_in}: must be positive")
+        if sell.chain != chain or buy.chain != chain:
+            raise ConfigError(f"{where}: tokens are not on chain {chain!r}")
+        for token in (sell, buy):
+            if token.asset not in prices:
+                raise ConfigError(
+                    f"{where}: no [prices] entry for {token.asset}: a plan is applied at the "
+                    "config's prices"
+                )
+        value = Decimal(amount_in).scaleb(-sell.decimals) * prices[sell.asset]
+        expected = int(
+            (value / prices[buy.asset]).scaleb(buy.decimals).to_integral_value(ROUND_FLOOR)
+        )
+        out.append(
+            TradeIntent(trade_id, chain, wallet, sell, buy, amount_in, expected, min_out, value)
+        )
     return out
 
 
@@ -158,6 +178,8 @@ class Prepared:
     quote: Quote
     checked: CheckedSwap
     sim: SimResult
+    fees: tuple[int, int] | None = None
+    """EVM (max fee, tip) per gas: checked against the fee budget, and then signed with."""
 
 
 class Engine:
@@ -208,14 +230,22 @@ class Engine:
     async def _chain_trades(
         self, run_id: int, trades: list[TradeIntent], sign: bool, stop: asyncio.Event
     ) -> list[TradeResult]:
-        results = []
+        results: list[TradeResult] = []
+        in_flight = False
         for t in trades:
-            if stop.is_set():
-                results.append(self._result(t, "skipped", reason="the run stopped after a refusal"))
-                self.journal.update(run_id, t.id, "skipped", error="run stopped")
+            if stop.is_set() or in_flight:
+                why = (
+                    "an earlier trade on this chain is still in flight"
+                    if in_flight
+                    else "the run stopped after a refusal"
+                )
+                results.append(self._result(t, "skipped", reason=why))
+                self.journal.update(run_id, t.id, "skipped", error=why)
                 continue
             try:
                 results.append(await self._trade(run_id, t, sign))
+                # NOTE: later trades were planned on the balances this one changes
+                in_flight = results[-1].status == "pending"
             except RefusedError as exc:
                 self.journal.update(run_id, t.id, "refused", error=exc.message)
                 self.say(f"{t.chain}: {t.id} refused: {exc.message}")
@@ -274,28 +304,42 @@ class Engine:
                 f"transaction's minimum {checked.min_out}"
             )
         self._within_price(t, sim.out, "the simulation")
-        await self._within_fee_budget(t, sim)
-        return Prepared(quote, checked, sim)
+        # NOTE: what the signed transaction guarantees binds the chain, not the quote: the
+        # worst price it can execute at must also be within the deviation limit.
+        self._within_price(t, checked.min_out, "the transaction's guaranteed minimum")
+        fees = await self._fees_within_budget(t, checked, sim)
+        return Prepared(quote, checked, sim, fees)
 
-    async def _within_fee_budget(self, t: TradeIntent, sim: SimResult) -> None:
-        """EVM: the network fee may be at most policy.max_fee_pct of the trade's value.
+    async def _fees_within_budget(
+        self, t: TradeIntent, checked: CheckedSwap, sim: SimResult
+    ) -> tuple[int, int] | None:
+        """EVM: the fees per gas the transactions will be signed with, and the check that the
+        network fee stays within policy.max_fee_pct of the trade's value.
 
-        Priced at the max fee per gas the transaction will carry (its worst case); skipped when
-        the trade's value or the native coin's price is unknown."""
+        Priced at the max fee per gas (the worst case) for the gas limits that will be signed
+        (the simulation's, or the aggregator's when unsimulated); the budget check is skipped
+        only when the native coin has no price."""
         adapter = self.s.adapter(t.chain)
-        gas = sim.gas_used + sim.approval_gas_used
+        if not isinstance(adapter, EvmChain):
+            return None
+        fees = await adapter.fees()
+        swap = checked.built.tx
+        assert isinstance(swap, EvmTx)
+        gas = gas_limit(sim.gas_used, swap.gas)
+        if checked.built.approval is not None:
+            gas += gas_limit(sim.approval_gas_used, checked.built.approval.gas)
         native = self.s.registry.native(t.chain)
         price = self.s.config.prices.get(native.asset)
-        if not isinstance(adapter, EvmChain) or not gas or price is None or t.value_usd <= 0:
-            return
-        max_fee, _tip = await adapter.fees()
-        fee_usd = Decimal(gas_limit(gas, gas) * max_fee).scaleb(-native.decimals) * price
+        if price is None:
+            return fees
+        fee_usd = Decimal(gas * fees[0]).scaleb(-native.decimals) * price
         budget = t.value_usd * self.policy.max_fee_pct / 100
         if fee_usd > budget:
             raise PolicyError(
                 f"network fee up to ${fee_usd:,.2f} is over policy.max_fee_pct "
                 f"({self.policy.max_fee_pct}% of ${t.value_usd:,.2f})"
             )
+        return fees
 
     async def _trade(self, run_id: int, t: TradeIntent, sign: bool) -> TradeResult:
         """One trade, start to finish: the straight line of the module docstring."""
@@ -320,7 +364,8 @@ class Engine:
         adapter = self.s.adapter(t.chain)
         before = await self._balance(adapter, t.wallet, t.buy)
         if isinstance(adapter, EvmChain):
-            tx_id, status = await self._send_evm(run_id, t, adapter, checked, sim)
+            assert prepared.fees is not None
+            tx_id, status = await self._send_evm(run_id, t, adapter, checked, sim, prepared.fees)
         elif isinstance(adapter, SolanaChain):
             tx_id, status = await self._send_solana(run_id, t, adapter, checked)
         else:  # pragma: no cover - every family has an adapter
@@ -332,6 +377,11 @@ class Engine:
             result.realised_out = gained
             self.journal.update(run_id, t.id, "confirmed", realised_out=gained)
             self.say(f"{t.chain}: {t.id} confirmed in {tx_id}")
+        elif status == "pending":
+            # NOTE: still in flight: the row stays "sent", so the next run recovers it (and
+            # refuses to plan until it has landed or been dropped) instead of trading again.
+            result.reason = "not confirmed in time: still in flight"
+            self.say(f"{t.chain}: {t.id} not confirmed yet: {tx_id}")
         else:
             self.journal.update(run_id, t.id, status, error=f"transaction {status}")
             result.reason = f"transaction {status}"
@@ -425,10 +475,16 @@ class Engine:
 
     # -- EVM: sign, record, send, confirm ------------------------------------------------
     async def _send_evm(
-        self, run_id: int, t: TradeIntent, adapter: EvmChain, checked: CheckedSwap, sim: SimResult
+        self,
+        run_id: int,
+        t: TradeIntent,
+        adapter: EvmChain,
+        checked: CheckedSwap,
+        sim: SimResult,
+        fees: tuple[int, int],
     ) -> tuple[str, str]:
         signer = await self.s.signer(t.chain, t.wallet)
-        max_fee, tip = await adapter.fees()
+        max_fee, tip = fees  # the fees the budget was checked with
         nonce = await adapter.nonce(t.wallet)
         approval = checked.built.approval
         if approval is not None:
@@ -449,9 +505,11 @@ class Engine:
                 f"{t.chain}: {t.id} signing the approval of exactly {t.amount_in} {t.sell.symbol}"
             )
             gas = gas_limit(sim.approval_gas_used, approval.gas)
-            _tx, status = await self._sign_send_wait_evm(
+            approval_tx, status = await self._sign_send_wait_evm(
                 run_id, aid, adapter, signer, approval, nonce, gas, max_fee, tip
             )
+            if status == "pending":
+                return approval_tx, "pending"  # the swap waits for a later run
             if status != "confirmed":
                 raise SimulationError(f"the approval was {status}; the swap was not sent")
             self.journal.update(run_id, t.id, "approved")
@@ -503,7 +561,7 @@ class Engine:
         self.journal.update(run_id, trade_id, "sent")
         status = await self._wait(adapter, tx_hash)
         await self._record_fee(run_id, trade_id, adapter, tx_hash)
-        if trade_id.endswith("/approve") or status != "confirmed":
+        if status != "pending" and (trade_id.endswith("/approve") or status != "confirmed"):
             self.journal.update(run_id, trade_id, status)
         return tx_hash, status
 
@@ -567,20 +625,27 @@ class Engine:
         return settled
 
     async def _rebroadcast(self, adapter: Any, row: TradeRow) -> str:
-        """Send the journalled bytes again if they can still land; else call them dropped."""
+        """Send the journalled bytes again if they can still land; else call them dropped,
+        after asking once more whether they landed meanwhile (a lagging node, a race)."""
         raw = bytes.fromhex(row.raw_tx or "")
+        tx_id = str(row.tx_hash)
+        cannot_land = False
         if isinstance(adapter, EvmChain):
-            if row.nonce is not None and await adapter.mined_nonce(row.wallet) > row.nonce:
-                return "dropped"  # that nonce is used by another transaction: ours cannot land
+            # that nonce is used by another transaction, or by ours on a lagging receipt node
+            cannot_land = (
+                row.nonce is not None and await adapter.mined_nonce(row.wallet) > row.nonce
+            )
         elif isinstance(adapter, SolanaChain):
             from solders.transaction import VersionedTransaction
 
             blockhash = str(VersionedTransaction.from_bytes(raw).message.recent_blockhash)
-            if not await adapter.blockhash_valid(blockhash):
-                return "dropped"
+            cannot_land = not await adapter.blockhash_valid(blockhash)
+        if cannot_land:
+            status = str(await adapter.tx_status(tx_id))
+            return status if status in ("confirmed", "failed") else "dropped"
         try:
             await adapter.send_raw(raw)
         except ExternalError as exc:
             if "already" not in exc.message.lower():
                 raise
-        return await self._wait(adapter, str(row.tx_hash), timeout=60)
+        return await self._wait(adapter, tx_id, timeout=60)

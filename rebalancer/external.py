@@ -543,6 +543,23 @@ async def _send_all(
     return results
 
 
+def _fresh_enough(manifest: dict[str, Any], max_age_s: int, folder: Path) -> None:
+    """An export is a plan's trades at the prices of its day: like ``apply``, refuse an old
+    one rather than send it against a portfolio and a market that have moved."""
+    try:
+        made = datetime.fromisoformat(str(manifest["created_at"]))
+    except (KeyError, ValueError):
+        raise ConfigError(f"{folder / MANIFEST}: created_at is missing or malformed") from None
+    if made.tzinfo is None:
+        made = made.replace(tzinfo=UTC)
+    age = (datetime.now(UTC) - made).total_seconds()
+    if age > max_age_s:
+        raise RefusedError(
+            f"{folder}: exported {age / 60:.0f} min ago, over policy.max_plan_age_s "
+            f"({max_age_s} s): make a new plan and export again"
+        )
+
+
 def submit(
     config: Config,
     registry: Any,
@@ -554,7 +571,9 @@ def submit(
     """Check every signed file, ``ask`` (the prompt), then journal, send, confirm and record
     them; returns the run id and the trades."""
     manifest = read_manifest(folder, journal)
+    _fresh_enough(manifest, config.policy.max_plan_age_s, folder)
     entries = manifest["transactions"]
+    sent_before = {t.tx_hash for t in journal.trades() if t.tx_hash}
     for e in entries:
         chain = e.get("chain")
         if chain not in config.chains:
@@ -563,6 +582,12 @@ def submit(
         if want != registry.chains[chain].chain_id:
             raise RefusedError(f"manifest: chain {chain} has chain id {want}, not the config's")
     signed = [_verify_file(folder, e) for e in entries]
+    for one in signed:
+        if one.tx_id in sent_before:
+            raise RefusedError(
+                f"{folder}: {one.entry['id']} was already submitted (tx {one.tx_id}); "
+                "nothing sent: to trade again, make a new plan and export again"
+            )
     ask(len(signed))
 
     async def job(engine: Engine) -> tuple[int, list[TradeResult]]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from core.errors import ConfigError
 
-OPEN_STATES = ("planned", "approved", "signed", "sent")
+OPEN_STATES = ("planned", "approved", "signed", "sent", "pending")
 FINAL_STATES = ("confirmed", "failed", "dropped", "refused", "skipped", "simulated")
 
 _SCHEMA = """
@@ -278,4 +278,4 @@ class Journal:
 
     def unfinished(self) -> list[TradeRow]:
         """Trades a crash may have left between signing and confirmation."""
-        return self.trades(states=("signed", "sent"))
+        return self.trades(states=("signed", "sent", "pending"))

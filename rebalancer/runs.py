@@ -87,11 +87,30 @@ def recovered_journal(
 ) -> Iterator[tuple[Journal, int]]:
     """The journal and how many trades a crash left were settled (``recover``) before any new
     work; the journal is closed whatever happens."""
+    import fcntl
+
     journal = open_journal(config)
+    lock = open(str(journal.path) + ".lock", "w")  # noqa: SIM115 - held for the whole run
     try:
-        yield journal, recover(config, registry, journal, progress)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RefusedError(
+                f"another rebalancer run holds the journal {journal.path}: one run at a time "
+                "(two runs would plan the same trades)"
+            ) from None
+        recovered = recover(config, registry, journal, progress)
+        left = journal.unfinished()
+        if left:
+            t = left[0]
+            raise RefusedError(
+                f"{len(left)} trade(s) still in flight (first: {t.trade_id} on {t.chain}, "
+                f"tx {t.tx_hash}); not planning until they land or are dropped: run again later"
+            )
+        yield journal, recovered
     finally:
         journal.close()
+        lock.close()  # releases the lock
 
 
 def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> dict[str, Any]:
@@ -188,7 +207,9 @@ def confirm(question: str, yes: bool) -> None:
         raise UserRejectedError("not confirmed: nothing was signed")
 
 
-def read_plan(path: str, max_age_s: int, registry: Any) -> tuple[dict[str, Any], list[TradeIntent]]:
+def read_plan(
+    path: str, max_age_s: int, registry: Any, prices: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[TradeIntent]]:
     """A PLAN file, parsed once; a plan older than the policy allows is refused (exit 3)."""
     from rebalancer.engine import intents_from_plan
 
@@ -212,7 +233,7 @@ def read_plan(path: str, max_age_s: int, registry: Any) -> tuple[dict[str, Any],
             f"plan {path!r} is {age / 60:.0f} min old, over policy.max_plan_age_s "
             f"({max_age_s} s): make a new plan"
         )
-    return doc, intents_from_plan(doc, registry)
+    return doc, intents_from_plan(doc, registry, prices)
 
 
 def check_balances(config: Config, registry: Any, intents: Sequence[TradeIntent]) -> None:

@@ -211,7 +211,9 @@ async def simulate_solana(adapter: SolanaChain, checked: CheckedSwap) -> SimResu
     tx = checked.built.tx
     assert isinstance(tx, SolanaTx)
     account = receiving_account(req.wallet, req.buy)
-    info = await adapter.call("getAccountInfo", [account, {"encoding": "base64"}])
+    info = await adapter.call(
+        "getAccountInfo", [account, {"encoding": "base64", "commitment": "confirmed"}]
+    )
     before = _amount_of((info or {}).get("value"), req.buy.is_native)
     encoded = base64.b64encode(tx.raw).decode()
     result = await adapter.call(

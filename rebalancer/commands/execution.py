@@ -42,7 +42,7 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
 
     config, registry = load_config(args.config)
     say = progress_unless(args.json)
-    doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry)
+    doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, config.prices)
     with recovered_journal(config, registry, say) as (journal, recovered):
         check_balances(config, registry, intents)
         if mode == "execute" and intents:

@@ -37,7 +37,7 @@ def export(args: argparse.Namespace) -> int:
 
     config, registry = load_config(args.config)
     say = progress_unless(args.json)
-    doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry)
+    doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, config.prices)
     with recovered_journal(config, registry, say) as (journal, _recovered):
         check_balances(config, registry, intents)
         report = export_plan(

@@ -45,6 +45,9 @@ band_pp = 5
 [prices]
 BTC = 95000
 ETH = 3200
+SOL = 180
+JUP = 0.8
+BONK = 0.00002
 AVAX = 25
 LINK = 15
 UNI = 8
@@ -220,7 +223,9 @@ def test_reverted_transaction_is_recorded_failed_and_next_run_replans(
     async def front_run_then_send(self: Engine, run_id: int, t: Any, *rest: Any) -> Any:
         if t.chain == "ethereum" and not moved:
             moved.add(t.id)
-            pump(evm_isolated[t.chain]["url"], t.chain, t.buy.symbol, Decimal(2))
+            # past the 1% slippage limit, but within what a re-plan may accept (the guaranteed
+            # minimum at most 3% under the independent price)
+            pump(evm_isolated[t.chain]["url"], t.chain, t.buy.symbol, Decimal("1.5"))
         return await real(self, run_id, t, *rest)
 
     monkeypatch.setattr(Engine, "_send_evm", front_run_then_send)
@@ -407,3 +412,81 @@ def test_a_fee_over_budget_is_refused_before_signing(
     assert code == 3
     assert all("max_fee_pct" in t["reason"] for t in out["trades"])
     assert nonce(evm_isolated, "ethereum") == before
+
+
+def test_a_trade_still_in_flight_blocks_the_next_plan_until_it_lands(
+    cfg: Path,
+    evm_isolated: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rebalancer.engine import Engine
+
+    url = evm_isolated["ethereum"]["url"]
+    real_wait = Engine._wait
+
+    async def short_wait(self: Engine, adapter: Any, tx_id: str, timeout: float = 0) -> str:
+        return await real_wait(self, adapter, tx_id, timeout=0.3)
+
+    monkeypatch.setattr(Engine, "_wait", short_wait)
+    rpc_call(url, "evm_setAutomine", False)  # ethereum stops mining: sends stay in the pool
+    try:
+        code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+        eth = [t for t in out["trades"] if t["chain"] == "ethereum"]
+        # the first ethereum transaction (here the approval) is left in flight, journalled
+        # "sent"; its swap is not sent and the chain's later trades are not attempted
+        assert eth and eth[0]["status"] == "pending"
+        assert all(t["status"] == "skipped" for t in eth[1:])
+        j = Journal(cfg.parent / "journal.sqlite")
+        try:
+            assert [t.state for t in j.unfinished()] == ["sent"]
+        finally:
+            j.close()
+        # the next run recovers nothing new (not mined yet) and refuses to plan
+        assert main(["run", "-c", str(cfg), "--execute", "--yes"]) == 3
+        assert "still in flight" in capsys.readouterr().err
+    finally:
+        rpc_call(url, "evm_setAutomine", True)
+    rpc_call(url, "evm_mine")
+    code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    assert code == 0 and out["recovered"] >= 1
+    txs = journal_txs(cfg.parent / "journal.sqlite")
+    assert nonce(evm_isolated, "ethereum") == txs["ethereum"]  # nothing sent twice
+
+
+def test_one_run_at_a_time(
+    cfg: Path, evm_isolated: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fcntl
+
+    with open(str(cfg.parent / "journal.sqlite") + ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert main(["run", "-c", str(cfg), "--execute", "--yes"]) == 3
+    assert "one run at a time" in capsys.readouterr().err
+
+
+def test_an_edited_plan_cannot_switch_the_policy_off(
+    evm_isolated: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DEMO_PASS", "demo")
+    monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
+    cfg = write_config(tmp_path, "max_trade_usd = 100")
+    plan = tmp_path / "plan.json"
+    assert main(["plan", "-c", str(cfg), "-o", str(plan), "--json"]) == 0
+    doc = json.loads(plan.read_text())
+    for t in doc["trades"]:
+        t["value_usd"] = "0"  # the file lies about what the trades are worth
+        t["expected_out"] = "1"
+    plan.write_text(json.dumps(doc))
+    capsys.readouterr()
+    before = nonce(evm_isolated, "ethereum")
+    code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
+    assert code == 3 and all("max_trade_usd" in t["reason"] for t in out["trades"])
+    assert nonce(evm_isolated, "ethereum") == before
+    doc["trades"][0]["id"] = "../../escape"
+    plan.write_text(json.dumps(doc))
+    assert main(["apply", str(plan), "-c", str(cfg), "--yes"]) == 2
+    assert "letters, digits" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import hashlib
 import json
 import stat
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -407,3 +407,27 @@ def test_export_refuses_a_stale_plan_and_a_used_folder(
     cfg, plan = setup("old")
     assert main(["export", str(plan), "--unsigned", str(used), "-c", str(cfg)]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_an_old_export_is_refused_like_an_old_plan(
+    setup: Callable[..., tuple[Path, Path]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    import rebalancer.external as external
+
+    cfg, plan = setup("aged")
+    out = tmp_path / "unsigned"
+    manifest = export(capsys, cfg, plan, out)
+    for entry in manifest["transactions"]:
+        sign_evm(out, entry)
+    real_now = external.datetime
+
+    class Later(real_now):  # type: ignore[misc, valid-type]
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return real_now.now(tz) + timedelta(hours=2)
+
+    monkeypatch.setattr(external, "datetime", Later)
+    assert "export again" in refused(capsys, cfg, out)
