@@ -65,6 +65,31 @@ class CheckedSwap:
 
     built: BuiltSwap
     min_out: int
+    simulation_must_show: str | None = None
+    """What only a simulation can prove (the token bought, for 1inch ``unoswap`` routes whose
+    calldata names pools, not tokens); the engine refuses such a swap unsimulated."""
+
+
+# 1inch v6 "unoswap" entry points: name -> (selector, has `to`, sells the native coin, pools).
+# Their arguments are all uint256 words (1inch's packed ``Address`` type for tokens).
+_UNOSWAPS: dict[bytes, tuple[str, bool, bool, int]] = {
+    bytes.fromhex(sel): (name, to, eth, pools)
+    for sel, name, to, eth, pools in [
+        ("83800a8e", "unoswap", False, False, 1),
+        ("8770ba91", "unoswap2", False, False, 2),
+        ("19367472", "unoswap3", False, False, 3),
+        ("e2c95c82", "unoswapTo", True, False, 1),
+        ("ea76dddf", "unoswapTo2", True, False, 2),
+        ("f7a70056", "unoswapTo3", True, False, 3),
+        ("a76dfc3b", "ethUnoswap", False, True, 1),
+        ("89af926a", "ethUnoswap2", False, True, 2),
+        ("188ac35d", "ethUnoswap3", False, True, 3),
+        ("175accdc", "ethUnoswapTo", True, True, 1),
+        ("0f449d71", "ethUnoswapTo2", True, True, 2),
+        ("493189f0", "ethUnoswapTo3", True, True, 3),
+    ]
+}
+_LOW160 = (1 << 160) - 1
 
 
 def _refuse(what: str) -> SuspiciousResponseError:
@@ -93,8 +118,12 @@ def check_evm_swap(built: BuiltSwap, policy: SwapPolicy) -> CheckedSwap:
     expected_value = req.amount_in if selling_native else 0
     if tx.value != expected_value:
         raise _refuse(f"value {tx.value} wei, expected {expected_value}")
+    if tx.data[:4] in _UNOSWAPS:
+        return _check_unoswap(built, tx, policy)
     if tx.data[:4] != SWAP_SELECTOR:
-        raise _refuse(f"router method 0x{tx.data[:4].hex()} is not swap (0x07ed2379)")
+        raise _refuse(
+            f"router method 0x{tx.data[:4].hex()} is neither swap (0x07ed2379) nor an unoswap"
+        )
     try:
         _executor, desc, _data = decode(["address", SWAP_DESC, "bytes"], tx.data[4:])
     except (DecodingError, ValueError, OverflowError):
@@ -112,6 +141,13 @@ def check_evm_swap(built: BuiltSwap, policy: SwapPolicy) -> CheckedSwap:
         raise _refuse(f"pays {dst_receiver}, not the wallet {req.wallet}")
     if flags & (_PARTIAL_FILL | _REQUIRES_EXTRA_ETH):
         raise _refuse(f"flags {flags:#x} allow a partial fill or extra ETH")
+    _check_min_return(built, policy, min_return)
+    if built.approval is not None:
+        check_evm_approval(built, policy)
+    return CheckedSwap(built=built, min_out=int(min_return))
+
+
+def _check_min_return(built: BuiltSwap, policy: SwapPolicy, min_return: int) -> None:
     if min_return == 0:
         raise _refuse("minReturn is 0")
     floor = built.quote.expected_out * (10_000 - policy.max_slippage_bps) // 10_000
@@ -122,9 +158,49 @@ def check_evm_swap(built: BuiltSwap, policy: SwapPolicy) -> CheckedSwap:
         )
     if min_return > built.expected_out:
         raise _refuse(f"minReturn {min_return} is above the expected {built.expected_out}")
+
+
+def _packed_address(word: int, what: str) -> str:
+    """A 1inch packed ``Address`` word that must be a plain address (no flag bits)."""
+    if word >> 160:
+        raise _refuse(f"{what} carries flag bits {word >> 160:#x}")
+    return f"0x{word & _LOW160:040x}"
+
+
+def _check_unoswap(built: BuiltSwap, tx: EvmTx, policy: SwapPolicy) -> CheckedSwap:
+    """The ``unoswap`` family: sold token, amount, receiver and minReturn are in the calldata;
+    the token bought is not (the pools decide it), so only a simulation can prove it."""
+    req = built.quote.request
+    name, has_to, sells_eth, pools = _UNOSWAPS[tx.data[:4]]
+    args = tx.data[4:]
+    n = int(has_to) + (0 if sells_eth else 2) + 1 + pools
+    if len(args) != 32 * n:
+        raise _refuse(f"{name} calldata has {len(args)} bytes, not {32 * n}")
+    words = [int.from_bytes(args[i : i + 32], "big") for i in range(0, len(args), 32)]
+    if has_to:
+        to = _packed_address(words.pop(0), f"{name} receiver")
+        if to != req.wallet.lower():
+            raise _refuse(f"{name} pays {to}, not the wallet {req.wallet}")
+    if sells_eth:
+        if req.sell.address is not None:
+            raise _refuse(f"{name} sells the native coin, not {req.sell.symbol}")
+        amount = tx.value
+    else:
+        token = _packed_address(words.pop(0), f"{name} token")
+        if req.sell.address is None or token != str(req.sell.address).lower():
+            raise _refuse(f"{name} sells {token}, not {req.sell.symbol}")
+        amount = words.pop(0)
+    if amount != req.amount_in:
+        raise _refuse(f"{name} amount {amount}, not {req.amount_in}")
+    min_return = words.pop(0)
+    _check_min_return(built, policy, min_return)
     if built.approval is not None:
         check_evm_approval(built, policy)
-    return CheckedSwap(built=built, min_out=int(min_return))
+    return CheckedSwap(
+        built=built,
+        min_out=min_return,
+        simulation_must_show=f"that {name} buys {req.buy.symbol}",
+    )
 
 
 def check_evm_approval(built: BuiltSwap, policy: SwapPolicy) -> None:

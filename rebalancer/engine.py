@@ -457,7 +457,12 @@ class Engine:
                 return await simulate_solana(adapter, checked)
             raise SimulationUnavailable(f"{t.chain}: no simulation for this chain family")
         except SimulationUnavailable as exc:
-            if self.policy.require_simulation:
+            if self.policy.require_simulation or checked.simulation_must_show:
+                if checked.simulation_must_show and not self.policy.require_simulation:
+                    raise SimulationError(
+                        f"{exc.message}; only a simulation can show "
+                        f"{checked.simulation_must_show}, so nothing is signed"
+                    ) from None
                 raise SimulationError(
                     f"{exc.message}; policy.require_simulation is on, so nothing is signed"
                 ) from None
