@@ -510,6 +510,10 @@ def _pair(
 # -- exact evaluation ---------------------------------------------------------------------------
 def evaluate(ctx: _Context, proposals: Sequence[Proposal]) -> Outcome:
     """Turn proposals into integer trades, enforcing every hard constraint exactly."""
+    if not proposals:  # doing nothing leaves the portfolio as it is: no need to rebuild it
+        return Outcome(
+            (), (), ctx.portfolio, Decimal(0), Decimal(0), _violation(ctx, ctx.portfolio)
+        )
     state = _held(ctx)
     tokens = dict(ctx.tokens)
     prices = ctx.portfolio.prices
