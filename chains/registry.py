@@ -31,6 +31,7 @@ class Registry:
     def __post_init__(self) -> None:
         self._by_symbol: dict[tuple[str, str], Token] = {}
         self._by_address: dict[tuple[str, str], Token] = {}
+        self._by_id: dict[str, Token] = {}
         natives = [self._native_token(c) for c in self.chains.values()]
         for token in [*natives, *self.tokens]:
             self._index(token)
@@ -112,11 +113,7 @@ class Registry:
 
     def by_id(self, token_id: str) -> Token | None:
         """A token by its CAIP-19 id (as plan files carry them)."""
-        for chain in self.chains:
-            for token in self.tokens_on(chain):
-                if token.id == token_id:
-                    return token
-        return None
+        return self._by_id.get(token_id)
 
     def class_of(self, asset: str) -> str | None:
         for klass, assets in self.classes.items():
@@ -146,6 +143,7 @@ class Registry:
         )
 
     def _index(self, token: Token) -> None:
+        self._by_id[token.id] = token
         self._by_symbol[(token.chain, token.symbol.lower())] = token
         if token.address is not None:
             info = self.chains[token.chain]
