@@ -90,6 +90,20 @@ class TradeRow:
     fee_native: int | None = None
 
 
+# Columns stored as decimal text (amounts can exceed SQLite's 64-bit integers).
+_INT_COLUMNS = frozenset({"amount_in", "min_out", "simulated_out", "realised_out", "fee_native"})
+
+
+def _trade_row(r: sqlite3.Row) -> TradeRow:
+    """A trades-table row as a TradeRow (its columns are the dataclass's fields)."""
+    # NOTE: .keys(): iterating an sqlite3.Row yields its values, not its column names
+    fields: dict[str, Any] = {
+        k: _int(r[k]) if k in _INT_COLUMNS else r[k]
+        for k in r.keys()  # noqa: SIM118
+    }
+    return TradeRow(**fields)
+
+
 def _int(v: Any) -> int | None:
     return None if v is None else int(v)
 
@@ -252,29 +266,7 @@ class Journal:
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self.db.execute(sql + " ORDER BY run_id, rowid", args).fetchall()
-        return [
-            TradeRow(
-                run_id=r["run_id"],
-                trade_id=r["trade_id"],
-                chain=r["chain"],
-                wallet=r["wallet"],
-                sell=r["sell"],
-                buy=r["buy"],
-                amount_in=int(r["amount_in"]),
-                min_out=_int(r["min_out"]),
-                state=r["state"],
-                tx_hash=r["tx_hash"],
-                raw_tx=r["raw_tx"],
-                nonce=r["nonce"],
-                approval_tx=r["approval_tx"],
-                simulated_out=_int(r["simulated_out"]),
-                realised_out=_int(r["realised_out"]),
-                error=r["error"],
-                updated_at=r["updated_at"],
-                fee_native=_int(r["fee_native"]),
-            )
-            for r in rows
-        ]
+        return [_trade_row(r) for r in rows]
 
     def unfinished(self) -> list[TradeRow]:
         """Trades a crash may have left between signing and confirmation."""
