@@ -39,8 +39,8 @@ bench: setup
 
 # Rebuild the committed local-world states from npm bytecode (deterministic).
 fixtures: setup
-	$(BIN)/python -m localnet.build
-	$(BIN)/python -m localnet.solana_fixtures
+	$(BIN)/python -m rebalancer.localnet.build
+	$(BIN)/python -m rebalancer.localnet.solana_fixtures
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

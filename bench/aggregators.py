@@ -25,13 +25,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chains.registry import Registry
-from dex.base import SwapAggregator, SwapRequest
-from dex.jupiter import Jupiter
-from dex.oneinch import OneInch
-from localnet import manager
-from localnet.solana_fixtures import demo_keypair
-from localnet.worlds import demo_evm_address
+from rebalancer.chains.registry import Registry
+from rebalancer.dex.base import SwapAggregator, SwapRequest
+from rebalancer.dex.jupiter import Jupiter
+from rebalancer.dex.oneinch import OneInch
+from rebalancer.localnet import manager
+from rebalancer.localnet.solana_fixtures import demo_keypair
+from rebalancer.localnet.worlds import demo_evm_address
 
 # (chain, sell, buy, amount in base units)
 CASES = [

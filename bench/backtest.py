@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from planner.model import resolve_targets
-from planner.synthetic import make_strategy, make_universe
+from rebalancer.planner.model import resolve_targets
+from rebalancer.planner.synthetic import make_strategy, make_universe
 from rebalancer.reports import backtest as bt
 from rebalancer.reports.prices_csv import parse_prices_csv
 

@@ -21,12 +21,12 @@ from eth_utils import to_checksum_address
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chains.anvil import start_anvil, stop_pid
-from chains.evm import EvmChain
-from chains.registry import Registry
-from core.types import Token
-from localnet.manager import unpack_state
-from localnet.rpc import Rpc
+from rebalancer.chains.anvil import start_anvil, stop_pid
+from rebalancer.chains.evm import EvmChain
+from rebalancer.chains.registry import Registry
+from rebalancer.core.types import Token
+from rebalancer.localnet.manager import unpack_state
+from rebalancer.localnet.rpc import Rpc
 
 ERC20_ABI = [
     {

@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import rebalancer.engine as engine_mod
-from localnet import manager
 from rebalancer.commands.demo import DEMO_ENV
+from rebalancer.localnet import manager
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,13 +60,14 @@ def main() -> int:
         config.write_text(text)
         import web3  # noqa: F401
 
+        import rebalancer.commands.execution
+
         # NOTE: imported before the clock starts: the figure is the rebalance, not Python's
         # first import of web3, scipy and solders (~2 s on these machines, once per process).
-        import dex.jupiter
-        import dex.oneinch  # noqa: F401
-        import planner.plan  # noqa: F401
-        import rebalancer.commands.execution  # noqa: F401
-        import wallet.factory  # noqa: F401
+        import rebalancer.dex.jupiter
+        import rebalancer.dex.oneinch
+        import rebalancer.planner.plan
+        import rebalancer.wallet.factory  # noqa: F401
         from rebalancer.cli import main as cli
 
         try:

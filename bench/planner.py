@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from planner.model import Portfolio, validate_all
-from planner.plan import make_plan
-from planner.synthetic import make_portfolio, make_strategy, make_universe
+from rebalancer.planner.model import Portfolio, validate_all
+from rebalancer.planner.plan import make_plan
+from rebalancer.planner.synthetic import make_portfolio, make_strategy, make_universe
 
 
 def time_plan(n_assets: int, wallets: int, seeds: range, repeats: int) -> dict[str, object]:

@@ -25,10 +25,10 @@ from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 
-from localnet.ledger_emulator import TEST_MNEMONIC, LedgerEmulator, serve_in_thread
-from wallet.hd import evm_key_from_seed, seed_from_mnemonic, solana_key_from_seed
-from wallet.ledger import LedgerEvmSigner, LedgerSolanaSigner, TcpTransport
-from wallet.local import (
+from rebalancer.localnet.ledger_emulator import TEST_MNEMONIC, LedgerEmulator, serve_in_thread
+from rebalancer.wallet.hd import evm_key_from_seed, seed_from_mnemonic, solana_key_from_seed
+from rebalancer.wallet.ledger import LedgerEvmSigner, LedgerSolanaSigner, TcpTransport
+from rebalancer.wallet.local import (
     SCRYPT_N,
     LocalEvmSigner,
     LocalSolanaSigner,

@@ -30,10 +30,10 @@ from solders.message import Message
 from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
-from chains.anvil import start_listening, stop_pid
-from chains.registry import Registry
-from chains.solana import TOKEN_2022_PROGRAM, TOKEN_PROGRAM, SolanaChain
-from localnet.solana_fixtures import DEMO_PATH, demo_keypair
+from rebalancer.chains.anvil import start_listening, stop_pid
+from rebalancer.chains.registry import Registry
+from rebalancer.chains.solana import TOKEN_2022_PROGRAM, TOKEN_PROGRAM, SolanaChain
+from rebalancer.localnet.solana_fixtures import DEMO_PATH, demo_keypair
 
 SIZES = (1, 10, 100)
 REPEATS = 5
@@ -156,7 +156,7 @@ def main() -> int:
         argv = [
             sys.executable,
             "-m",
-            "localnet.solana_node",
+            "rebalancer.localnet.solana_node",
             "--port",
             "0",
             "--quiet",

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from core.errors import ChainError, ConfigError
-from core.redact import redact_url
+from rebalancer.core.errors import ChainError, ConfigError
+from rebalancer.core.redact import redact_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _NPM_ANVIL = PROJECT_ROOT / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"

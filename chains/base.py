@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from core.types import ChainInfo, Holding, Token
+from rebalancer.core.types import ChainInfo, Holding, Token
 
 if TYPE_CHECKING:
     import httpx
@@ -65,8 +65,8 @@ class ChainAdapter(ABC):
 
 # family -> "module:Class"; imported lazily so the CLI does not pay for web3 or solders.
 ADAPTERS: dict[str, str] = {
-    "evm": "chains.evm:EvmChain",
-    "solana": "chains.solana:SolanaChain",
+    "evm": "rebalancer.chains.evm:EvmChain",
+    "solana": "rebalancer.chains.solana:SolanaChain",
 }
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from chains.base import Balances, ChainAdapter, ReadFailure
-from chains.jsonrpc import HttpxProvider, result_of
-from chains.multicall import (
+from rebalancer.chains.base import Balances, ChainAdapter, ReadFailure
+from rebalancer.chains.jsonrpc import HttpxProvider, result_of
+from rebalancer.chains.multicall import (
     BALANCE_OF,
     GET_ETH_BALANCE,
     MULTICALL3,
@@ -22,8 +22,8 @@ from chains.multicall import (
     encode_aggregate3,
     uint_result,
 )
-from core.errors import ChainError, WrongChainError
-from core.types import ChainInfo, Holding, Token
+from rebalancer.core.errors import ChainError, WrongChainError
+from rebalancer.core.types import ChainInfo, Holding, Token
 
 if TYPE_CHECKING:
     import httpx

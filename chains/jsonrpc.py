@@ -15,9 +15,9 @@ import httpx
 from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from core.errors import ChainError
-from core.http import post_json_body
-from core.redact import redact_url
+from rebalancer.core.errors import ChainError
+from rebalancer.core.http import post_json_body
+from rebalancer.core.redact import redact_url
 
 
 class HttpxProvider(AsyncJSONBaseProvider):

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from chains.addresses import normalise
-from core.errors import ConfigError
-from core.types import ChainInfo, Token
+from rebalancer.chains.addresses import normalise
+from rebalancer.core.errors import ConfigError
+from rebalancer.core.types import ChainInfo, Token
 
 _TOKEN_FIELDS = {"chain", "symbol", "asset", "address", "decimals", "sources", "class"}
 

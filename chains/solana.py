@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from chains.addresses import b58decode
-from chains.base import Balances, ChainAdapter
-from core.errors import ChainError, ConfigError, WrongChainError
-from core.http import post_json_body
-from core.redact import redact_url
-from core.types import Holding, Token
+from rebalancer.chains.addresses import b58decode
+from rebalancer.chains.base import Balances, ChainAdapter
+from rebalancer.core.errors import ChainError, ConfigError, WrongChainError
+from rebalancer.core.http import post_json_body
+from rebalancer.core.redact import redact_url
+from rebalancer.core.types import Holding, Token
 
 if TYPE_CHECKING:
-    from core.types import ChainInfo
+    from rebalancer.core.types import ChainInfo
 
 TOKEN_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 TOKEN_2022_PROGRAM = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"

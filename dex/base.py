@@ -10,8 +10,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from core.errors import AggregatorError
-from core.types import Token
+from rebalancer.core.errors import AggregatorError
+from rebalancer.core.types import Token
 
 
 class NoRouteError(AggregatorError):

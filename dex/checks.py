@@ -20,8 +20,8 @@ from solders.signature import Signature
 from solders.token.associated import get_associated_token_address
 from solders.transaction import VersionedTransaction
 
-from core.errors import SuspiciousResponseError
-from dex.base import BuiltSwap, EvmTx, SolanaTx
+from rebalancer.core.errors import SuspiciousResponseError
+from rebalancer.dex.base import BuiltSwap, EvmTx, SolanaTx
 
 ONEINCH_V6 = "0x111111125421ca6dc452d289314280a0f8842a65"
 NATIVE = "0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"

@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from core.errors import AggregatorError
-from core.http import send_with_retries
-from core.redact import redact_url
-from dex.base import SwapAggregator
+from rebalancer.core.errors import AggregatorError
+from rebalancer.core.http import send_with_retries
+from rebalancer.core.redact import redact_url
+from rebalancer.dex.base import SwapAggregator
 
 M = TypeVar("M", bound=BaseModel)
 

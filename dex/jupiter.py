@@ -21,9 +21,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, field_validator
 from solders.transaction import VersionedTransaction
 
-from core.errors import AggregatorError, SimulationError, SuspiciousResponseError
-from dex.base import BuiltSwap, NoRouteError, Quote, SolanaTx, SwapRequest
-from dex.http import HttpAggregator, parse
+from rebalancer.core.errors import AggregatorError, SimulationError, SuspiciousResponseError
+from rebalancer.dex.base import BuiltSwap, NoRouteError, Quote, SolanaTx, SwapRequest
+from rebalancer.dex.http import HttpAggregator, parse
 
 WSOL_MINT = "So11111111111111111111111111111111111111112"
 DEFAULT_BASE_URL = "https://api.jup.ag/swap/v1"

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.errors import AggregatorError
-from dex.base import (
+from rebalancer.core.errors import AggregatorError
+from rebalancer.dex.base import (
     AllowanceError,
     BalanceError,
     BuiltSwap,
@@ -23,7 +23,7 @@ from dex.base import (
     Quote,
     SwapRequest,
 )
-from dex.http import HttpAggregator, parse
+from rebalancer.dex.http import HttpAggregator, parse
 
 NATIVE = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
 DEFAULT_BASE_URL = "https://api.1inch.com/swap/v6.0"

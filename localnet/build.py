@@ -1,9 +1,10 @@
 """Build the local EVM worlds from audited npm bytecode and commit their states to fixtures/.
 
-``python -m localnet.build`` (or ``make fixtures``) starts a fresh anvil per world, deploys
-WETH9, Uniswap V2 and V3 (factory, routers, QuoterV2, position manager) and Multicall3, places
-the registry's ERC-20 tokens at their REAL mainnet addresses (anvil_setCode), seeds the pools
-at the snapshot prices of ``localnet.worlds``, and writes ``fixtures/evm/<chain>.state.json.gz``
+``python -m rebalancer.localnet.build`` (or ``make fixtures``) starts a fresh anvil per world,
+deploys WETH9, Uniswap V2 and V3 (factory, routers, QuoterV2, position manager) and
+Multicall3, places the registry's ERC-20 tokens at their REAL mainnet addresses (anvil_setCode),
+seeds the pools at the snapshot prices of ``localnet.worlds``, and writes
+``fixtures/evm/<chain>.state.json.gz``
 and ``<chain>.world.json``. Block timestamps and the deployer are fixed, the JSON is canonical
 and gzip carries no mtime, so two builds give identical files.
 """
@@ -25,11 +26,11 @@ from typing import Any
 from eth_abi import encode
 from eth_utils import to_checksum_address
 
-from chains.anvil import PROJECT_ROOT, start_anvil, stop_pid
-from chains.registry import Registry
-from core.types import Token
-from localnet.rpc import Rpc
-from localnet.worlds import PRICES, TOKEN_NAMES, WORLDS, PoolSpec, WorldSpec
+from rebalancer.chains.anvil import PROJECT_ROOT, start_anvil, stop_pid
+from rebalancer.chains.registry import Registry
+from rebalancer.core.types import Token
+from rebalancer.localnet.rpc import Rpc
+from rebalancer.localnet.worlds import PRICES, TOKEN_NAMES, WORLDS, PoolSpec, WorldSpec
 
 FIXTURES = PROJECT_ROOT / "fixtures" / "evm"
 NODE_MODULES = PROJECT_ROOT / "node_modules"

@@ -155,7 +155,7 @@ class Book:
 
 def build_fixture() -> dict[str, Any]:
     """The fixture as a JSON-ready dict (deterministic: reserves from prices and depth)."""
-    from chains.registry import Registry
+    from rebalancer.chains.registry import Registry
 
     registry = Registry.load()
     tokens = {t.symbol: t for t in registry.tokens_on("solana") if t.address is not None}

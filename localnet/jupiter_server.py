@@ -55,17 +55,17 @@ from solders.system_program import TransferParams, transfer
 from solders.token.associated import get_associated_token_address
 from solders.transaction import VersionedTransaction
 
-from core.errors import ChainError
-from localnet.http_server import json_handler, serve
-from localnet.jupiter_amm import AMM_PATH, Book, Hop
-from localnet.rpc import Rpc
-from localnet.solana_accounts import (
+from rebalancer.core.errors import ChainError
+from rebalancer.localnet.http_server import json_handler, serve
+from rebalancer.localnet.jupiter_amm import AMM_PATH, Book, Hop
+from rebalancer.localnet.rpc import Rpc
+from rebalancer.localnet.solana_accounts import (
     ASSOCIATED_TOKEN_PROGRAM,
     NATIVE_MINT,
     SYSTEM_PROGRAM,
     TOKEN_PROGRAMS,
 )
-from localnet.solana_fixtures import maker_keypair
+from rebalancer.localnet.solana_fixtures import maker_keypair
 
 JUPITER_V6 = "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4"
 ALT_PROGRAM = Pubkey.from_string("AddressLookupTab1e1111111111111111111111111")

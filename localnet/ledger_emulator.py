@@ -33,7 +33,7 @@ from eth_keys.datatypes import PrivateKey
 from eth_utils import keccak
 from solders.keypair import Keypair
 
-from wallet.hd import (
+from rebalancer.wallet.hd import (
     HARDENED,
     evm_key_from_seed,
     format_path,

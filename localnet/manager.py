@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from chains.anvil import (
+from rebalancer.chains.anvil import (
     PROJECT_ROOT,
     NodeProcess,
     pid_alive,
@@ -28,11 +28,11 @@ from chains.anvil import (
     start_listening,
     stop_pid,
 )
-from chains.registry import Registry
-from core.errors import ChainError
-from localnet.rpc import Rpc
-from localnet.worlds import DEMO_HOLDINGS, WORLDS, demo_evm_address
+from rebalancer.chains.registry import Registry
+from rebalancer.core.errors import ChainError
 from rebalancer.endpoints import localnet_dir
+from rebalancer.localnet.rpc import Rpc
+from rebalancer.localnet.worlds import DEMO_HOLDINGS, WORLDS, demo_evm_address
 
 FIXTURES = PROJECT_ROOT / "fixtures"
 MANIFEST = "manifest.json"
@@ -230,7 +230,7 @@ def _start_oneinch(state_dir: Path, worlds: dict[int | None, str]) -> World:
     """The local 1inch Swap API v6 stand-in over the EVM worlds."""
     import sys
 
-    argv = [sys.executable, "-m", "localnet.oneinch_server", "--port", "0"]
+    argv = [sys.executable, "-m", "rebalancer.localnet.oneinch_server", "--port", "0"]
     for chain_id, url in worlds.items():
         argv += ["--world", f"{chain_id}={url}"]
     log = state_dir / "1inch.log"
@@ -245,7 +245,10 @@ def _optional_services(state_dir: Path, progress: Callable[[str], None]) -> list
 
     started: list[World] = []
     snapshot = FIXTURES / "solana" / "demo.json"
-    if importlib.util.find_spec("localnet.solana_node") is not None and snapshot.exists():
+    if (
+        importlib.util.find_spec("rebalancer.localnet.solana_node") is not None
+        and snapshot.exists()
+    ):
         progress("starting the Solana node")
         log = state_dir / "solana.log"
         node = start_listening(
@@ -253,7 +256,7 @@ def _optional_services(state_dir: Path, progress: Callable[[str], None]) -> list
             [
                 sys.executable,
                 "-m",
-                "localnet.solana_node",
+                "rebalancer.localnet.solana_node",
                 "--port",
                 "0",
                 "--snapshot",
@@ -263,10 +266,10 @@ def _optional_services(state_dir: Path, progress: Callable[[str], None]) -> list
             detached=True,
         )
         started.append(World("solana", "solana", node.url, node.pid, str(log)))
-        if importlib.util.find_spec("localnet.jupiter_server") is not None:
+        if importlib.util.find_spec("rebalancer.localnet.jupiter_server") is not None:
             progress("starting the Jupiter API stand-in")
             log = state_dir / "jupiter.log"
-            argv = [sys.executable, "-m", "localnet.jupiter_server", "--port", "0"]
+            argv = [sys.executable, "-m", "rebalancer.localnet.jupiter_server", "--port", "0"]
             try:
                 jup = start_listening("jupiter", [*argv, "--rpc", node.url], log, detached=True)
             except BaseException:

@@ -27,9 +27,9 @@ from urllib.parse import parse_qs
 from eth_abi import decode, encode
 from eth_utils import to_checksum_address
 
-from chains.registry import Registry
-from localnet.http_server import json_handler, serve
-from localnet.rpc import Rpc, calldata
+from rebalancer.chains.registry import Registry
+from rebalancer.localnet.http_server import json_handler, serve
+from rebalancer.localnet.rpc import Rpc, calldata
 
 NATIVE = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "evm"

@@ -13,7 +13,7 @@ import httpx
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 
-from core.errors import ChainError
+from rebalancer.core.errors import ChainError
 
 
 def selector(signature: str) -> bytes:

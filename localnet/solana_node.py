@@ -54,7 +54,7 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 
-from localnet.solana_accounts import (
+from rebalancer.localnet.solana_accounts import (
     SYSTEM_PROGRAM,
     TOKEN_PROGRAMS,
     EncodingError,
@@ -1152,7 +1152,7 @@ def _describe(body: bytes) -> str:
 
 def load_accounts(paths: Sequence[str | Path]) -> tuple[dict[Pubkey, Account], int | None]:
     """Accounts from snapshot files (later files win) and the highest snapshot slot."""
-    from localnet.solana_snapshot import load_snapshot, snapshot_accounts
+    from rebalancer.localnet.solana_snapshot import load_snapshot, snapshot_accounts
 
     accounts: dict[Pubkey, Account] = {}
     slot: int | None = None
@@ -1218,7 +1218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     args = parser.parse_args(argv)
-    from core.errors import ConfigError
+    from rebalancer.core.errors import ConfigError
 
     try:
         accounts, snap_slot = load_accounts(args.snapshot)

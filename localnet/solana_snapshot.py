@@ -23,9 +23,9 @@ import httpx
 from solders.account import Account
 from solders.pubkey import Pubkey
 
-from core.errors import ChainError, ConfigError
-from core.redact import redact_url
-from localnet.solana_accounts import account_from_json
+from rebalancer.core.errors import ChainError, ConfigError
+from rebalancer.core.redact import redact_url
+from rebalancer.localnet.solana_accounts import account_from_json
 
 SNAPSHOT_FORMAT = "rebalancer-solana-snapshot/1"
 MAX_ACCOUNTS_PER_CALL = 100  # getMultipleAccounts' limit on every validator

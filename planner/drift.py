@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from planner.config import StrategyConfig
-from planner.model import HUNDRED, Portfolio, Row, Targets
-from planner.triggers import (
+from rebalancer.planner.config import StrategyConfig
+from rebalancer.planner.model import HUNDRED, Portfolio, Row, Targets
+from rebalancer.planner.triggers import (
     calendar,
     momentum_return,
     realised_vol,

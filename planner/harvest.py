@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from planner.config import StrategyConfig
-from planner.drift import Drift
-from planner.model import Portfolio, Universe, from_base_units, tradable_tokens
-from planner.plan import Plan
-from planner.tax import HarvestCandidate, Lot, unrealised_losses
+from rebalancer.planner.config import StrategyConfig
+from rebalancer.planner.drift import Drift
+from rebalancer.planner.model import Portfolio, Universe, from_base_units, tradable_tokens
+from rebalancer.planner.plan import Plan
+from rebalancer.planner.tax import HarvestCandidate, Lot, unrealised_losses
 
 
 def harvest_candidates(

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal, Protocol
 
-from core.errors import ConfigError
-from core.types import ChainInfo, Holding, Token
-from planner.config import StrategyConfig
+from rebalancer.core.errors import ConfigError
+from rebalancer.core.types import ChainInfo, Holding, Token
+from rebalancer.planner.config import StrategyConfig
 
 Kind = Literal["class", "asset"]
 HUNDRED = Decimal(100)

@@ -39,7 +39,7 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array
 
-from core.types import Token
+from rebalancer.core.types import Token
 
 BIG = 1000.0
 """Penalty per point of band violation (cost is also in points of the total: 1000x)."""

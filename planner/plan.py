@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from core.types import Token
-from planner import optimise
-from planner.config import StrategyConfig
-from planner.drift import Drift, DriftRow, compute_drift, drift_rows
-from planner.model import (
+from rebalancer.core.types import Token
+from rebalancer.planner import optimise
+from rebalancer.planner.config import StrategyConfig
+from rebalancer.planner.drift import Drift, DriftRow, compute_drift, drift_rows
+from rebalancer.planner.model import (
     HUNDRED,
     Portfolio,
     Position,
@@ -32,7 +32,7 @@ from planner.model import (
     to_base_units,
     tradable_tokens,
 )
-from planner.tax import Lot, LotBook, Realised
+from rebalancer.planner.tax import Lot, LotBook, Realised
 
 _BPS = Decimal(10_000)
 _CENT = Decimal("0.01")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from core.errors import ConfigError, RefusedError
+from rebalancer.core.errors import ConfigError, RefusedError
 
 
 class PriceDisagreementError(RefusedError):

@@ -12,11 +12,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from core.types import Token
-from planner.drift import Drift, DriftRow
-from planner.model import from_base_units
-from planner.plan import Plan, Trade
-from planner.tax import HarvestCandidate
+from rebalancer.core.types import Token
+from rebalancer.planner.drift import Drift, DriftRow
+from rebalancer.planner.model import from_base_units
+from rebalancer.planner.plan import Plan, Trade
+from rebalancer.planner.tax import HarvestCandidate
 
 _CENT = Decimal("0.01")
 _PCT = Decimal("0.0001")

@@ -32,10 +32,10 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from core.errors import ConfigError
-from core.types import Holding, Token
-from planner.model import Universe, to_base_units
-from planner.tax import Lot, parse_lot
+from rebalancer.core.errors import ConfigError
+from rebalancer.core.types import Holding, Token
+from rebalancer.planner.model import Universe, to_base_units
+from rebalancer.planner.tax import Lot, parse_lot
 
 _KEYS = {
     "as_of",

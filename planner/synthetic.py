@@ -10,9 +10,9 @@ import random
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from core.types import ChainInfo, Holding, Token
-from planner.config import CostModel, StrategyConfig
-from planner.model import to_base_units
+from rebalancer.core.types import ChainInfo, Holding, Token
+from rebalancer.planner.config import CostModel, StrategyConfig
+from rebalancer.planner.model import to_base_units
 
 
 @dataclass

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from core.errors import ConfigError
-from planner.config import TaxConfig
+from rebalancer.core.errors import ConfigError
+from rebalancer.planner.config import TaxConfig
 
 _REQUIRED = ("date", "asset", "amount", "cost_basis_usd")
 

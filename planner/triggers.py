@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from planner.config import MomentumTilt, Triggers, VolatilityBands
+from rebalancer.planner.config import MomentumTilt, Triggers, VolatilityBands
 
 _Q = Decimal("0.000001")
 

@@ -242,14 +242,14 @@ _URL = re.compile(r"https?://[^\s'\"<>]+")
 
 
 def _scrub(text: str) -> str:
-    from core.redact import redact_url
+    from rebalancer.core.redact import redact_url
 
     return _URL.sub(lambda m: redact_url(m.group(0)), text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
-    from core.errors import RebalancerError
+    from rebalancer.core.errors import RebalancerError
 
     args = build_parser().parse_args(argv)
     module_name, _, func = COMMANDS[args.command][0].partition(":")

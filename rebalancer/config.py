@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.errors import ConfigError
-from planner.config import StrategyConfig
+from rebalancer.core.errors import ConfigError
+from rebalancer.planner.config import StrategyConfig
 
 
 class ChainConfig(BaseModel):
@@ -225,8 +225,8 @@ def load_config(path: str | Path) -> tuple[Config, Any]:
 
     Every problem becomes a one-line ConfigError naming the field and value.
     """
-    from chains.addresses import normalise
-    from chains.registry import Registry
+    from rebalancer.chains.addresses import normalise
+    from rebalancer.chains.registry import Registry
 
     p = Path(path)
     try:
@@ -283,7 +283,7 @@ def load_config(path: str | Path) -> tuple[Config, Any]:
                 )
             seen.add((chain_name, address.lower()))
         wallets.append(w.model_copy(update={"address": address}))
-    from planner.model import validate_all
+    from rebalancer.planner.model import validate_all
 
     try:
         validate_all(config.strategy, registry)

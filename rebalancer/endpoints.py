@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from core.errors import ConfigError
+from rebalancer.core.errors import ConfigError
 
 
 def localnet_dir() -> Path:

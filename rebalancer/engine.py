@@ -20,9 +20,9 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from chains.evm import EvmChain
-from chains.solana import SolanaChain
-from core.errors import (
+from rebalancer.chains.evm import EvmChain
+from rebalancer.chains.solana import SolanaChain
+from rebalancer.core.errors import (
     ChainError,
     ConfigError,
     ExternalError,
@@ -31,9 +31,9 @@ from core.errors import (
     SimulationError,
     SuspiciousResponseError,
 )
-from core.types import Token
-from dex.base import BuiltSwap, EvmTx, NoRouteError, Quote, SolanaTx, SwapRequest
-from dex.checks import CheckedSwap, check_evm_swap, check_solana_swap
+from rebalancer.core.types import Token
+from rebalancer.dex.base import BuiltSwap, EvmTx, NoRouteError, Quote, SolanaTx, SwapRequest
+from rebalancer.dex.checks import CheckedSwap, check_evm_swap, check_solana_swap
 from rebalancer.journal import Journal, TradeRow
 from rebalancer.services import Services
 from rebalancer.simulate import (
@@ -576,7 +576,7 @@ class Engine:
     ) -> tuple[str, str]:
         from solders.transaction import VersionedTransaction
 
-        from wallet.base import sign_versioned_transaction
+        from rebalancer.wallet.base import sign_versioned_transaction
 
         tx = checked.built.tx
         assert isinstance(tx, SolanaTx)

@@ -26,15 +26,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, RefusedError
-from core.types import Family
 from rebalancer.config import Config
+from rebalancer.core.errors import ConfigError, RefusedError
+from rebalancer.core.types import Family
 from rebalancer.engine import Engine, Prepared, TradeIntent, TradeResult
 from rebalancer.journal import Journal
 from rebalancer.simulate import gas_limit
-from wallet.base import SignedEvmTransaction
-from wallet.evm_tx import normalise
-from wallet.unsigned import (
+from rebalancer.wallet.base import SignedEvmTransaction
+from rebalancer.wallet.evm_tx import normalise
+from rebalancer.wallet.unsigned import (
     SolanaExport,
     evm_unsigned_payload,
     sha256_hex,
@@ -129,7 +129,7 @@ def approval_gas(p: Prepared) -> int:
 
 def swap_gas(p: Prepared) -> int:
     """The swap's gas limit, exactly as the engine sets it."""
-    from dex.base import EvmTx
+    from rebalancer.dex.base import EvmTx
 
     swap = p.checked.built.tx
     assert isinstance(swap, EvmTx)
@@ -162,7 +162,7 @@ async def _prepare_all(
     engine: Engine, intents: Sequence[TradeIntent]
 ) -> tuple[list[dict[str, Any]], dict[str, bytes], list[dict[str, str]]]:
     """Every trade prepared; EVM ones get their nonces (per wallet and chain) and fees."""
-    from dex.base import EvmTx, NoRouteError, SolanaTx
+    from rebalancer.dex.base import EvmTx, NoRouteError, SolanaTx
 
     engine.check_run_total(intents)
     registry = engine.s.registry
@@ -452,8 +452,8 @@ async def _send_all(
     engine: Engine, run_id: int, signed: Sequence[Signed], registry: Any
 ) -> list[TradeResult]:
     """Journal (before send), send in nonce order, confirm, measure: per trade."""
-    from chains.evm import EvmChain
-    from dex.base import EvmTx
+    from rebalancer.chains.evm import EvmChain
+    from rebalancer.dex.base import EvmTx
 
     by_trade: dict[str, list[Signed]] = {}
     for s in signed:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
+from rebalancer.core.errors import ConfigError
 
 OPEN_STATES = ("planned", "approved", "signed", "sent", "pending")
 FINAL_STATES = ("confirmed", "failed", "dropped", "refused", "skipped", "simulated")

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chains.base import ReadFailure, adapter_for
-from chains.registry import Registry
-from core.types import Holding, Token
+from rebalancer.chains.base import ReadFailure, adapter_for
+from rebalancer.chains.registry import Registry
 from rebalancer.config import Config
+from rebalancer.core.types import Holding, Token
 from rebalancer.endpoints import resolve_rpc
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
-from core.types import Holding, Token
-from dex.base import NoRouteError, SwapRequest
-from planner.model import to_base_units
-from planner.prices import ManualPrices, check_agreement
+from rebalancer.core.types import Holding, Token
+from rebalancer.dex.base import NoRouteError, SwapRequest
+from rebalancer.planner.model import to_base_units
+from rebalancer.planner.prices import ManualPrices, check_agreement
 
 if TYPE_CHECKING:
     from rebalancer.config import Config

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, RefusedError, UserRejectedError
 from rebalancer.config import Config
+from rebalancer.core.errors import ConfigError, RefusedError, UserRejectedError
 from rebalancer.engine import Engine, TradeIntent, TradeResult
 from rebalancer.journal import Journal
 from rebalancer.services import Services, journal_path

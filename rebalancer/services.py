@@ -8,18 +8,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chains.base import ChainAdapter, adapter_for
-from chains.registry import Registry
-from core.errors import ConfigError
-from dex.base import SwapAggregator
-from dex.checks import DEFAULT_EVM_ROUTERS, SwapPolicy
+from rebalancer.chains.base import ChainAdapter, adapter_for
+from rebalancer.chains.registry import Registry
 from rebalancer.config import Config, WalletConfig
+from rebalancer.core.errors import ConfigError
+from rebalancer.dex.base import SwapAggregator
+from rebalancer.dex.checks import DEFAULT_EVM_ROUTERS, SwapPolicy
 from rebalancer.endpoints import resolve_rpc
 
 if TYPE_CHECKING:
     import httpx
 
-    from wallet.base import Signer
+    from rebalancer.wallet.base import Signer
 
 
 def data_dir(env: Mapping[str, str]) -> Path:
@@ -106,11 +106,11 @@ class Services:
                 key = "localnet"  # NOTE: the local stand-ins want a key, any key; no secret here
             agg: SwapAggregator
             if name == "1inch":
-                from dex.oneinch import OneInch
+                from rebalancer.dex.oneinch import OneInch
 
                 agg = OneInch(self.client, base_url=url, api_key=key)
             else:
-                from dex.jupiter import Jupiter
+                from rebalancer.dex.jupiter import Jupiter
 
                 agg = Jupiter(
                     self.client,
@@ -154,7 +154,7 @@ class Services:
         """The wallet's signer, opened once per run (a key file is decrypted once)."""
         key = (self.registry.chains[chain].family, address.lower())
         if key not in self._signers:
-            from wallet.factory import open_signer
+            from rebalancer.wallet.factory import open_signer
 
             w = self.wallet(chain, address)
             if w.signer is None:

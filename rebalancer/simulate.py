@@ -18,13 +18,13 @@ from typing import Any
 
 import httpx
 
-from chains.anvil import start_anvil, stop_pid
-from chains.evm import EvmChain
-from chains.solana import SolanaChain
-from core.errors import ChainError, ConfigError, SimulationError
-from core.types import Token
-from dex.base import EvmTx, SolanaTx
-from dex.checks import CheckedSwap
+from rebalancer.chains.anvil import start_anvil, stop_pid
+from rebalancer.chains.evm import EvmChain
+from rebalancer.chains.solana import SolanaChain
+from rebalancer.core.errors import ChainError, ConfigError, SimulationError
+from rebalancer.core.types import Token
+from rebalancer.dex.base import EvmTx, SolanaTx
+from rebalancer.dex.checks import CheckedSwap
 
 
 def gas_limit(simulated: int, fallback: int) -> int:
@@ -103,7 +103,7 @@ async def simulate_evm_fork(adapter: EvmChain, checked: CheckedSwap, log_dir: Pa
 
 def _balance_call(wallet: str, token: Token) -> dict[str, str]:
     """A read of ``wallet``'s balance as a call (the native coin through Multicall3)."""
-    from chains.multicall import BALANCE_OF, GET_ETH_BALANCE, MULTICALL3, address_arg
+    from rebalancer.chains.multicall import BALANCE_OF, GET_ETH_BALANCE, MULTICALL3, address_arg
 
     if token.address is None:
         return {"to": MULTICALL3, "data": "0x" + (GET_ETH_BALANCE + address_arg(wallet)).hex()}

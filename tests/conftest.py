@@ -29,7 +29,7 @@ def evm_worlds(localnet_dir: Path) -> Iterator[dict[str, Any]]:
 
     Also points ``localnet:`` config lookups (REBALANCER_LOCALNET_DIR) at them.
     """
-    from localnet import manager
+    from rebalancer.localnet import manager
 
     old = os.environ.get("REBALANCER_LOCALNET_DIR")
     os.environ["REBALANCER_LOCALNET_DIR"] = str(localnet_dir)

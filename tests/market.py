@@ -8,8 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from localnet.rpc import Rpc
-from localnet.worlds import PRICES
+from rebalancer.localnet.rpc import Rpc
+from rebalancer.localnet.worlds import PRICES
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "evm"
 
@@ -24,7 +24,7 @@ def pump(url: str, chain: str, buy_symbol: str, move_pct: Decimal) -> None:
     wrapped = "WETH" if chain == "ethereum" else "WAVAX"
     if buy_symbol in ("ETH", "AVAX"):
         buy_symbol = wrapped
-    from chains.registry import Registry
+    from rebalancer.chains.registry import Registry
 
     reg = Registry.load()
     rpc = Rpc(url)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from chains.anvil import NodeProcess, start_listening, stop_pid
-from localnet.solana_fixtures import DEMO_PATH
+from rebalancer.chains.anvil import NodeProcess, start_listening, stop_pid
+from rebalancer.localnet.solana_fixtures import DEMO_PATH
 
 
 @contextmanager
@@ -24,7 +24,7 @@ def running_solana_node(
     log_dir: Path, *extra: str, name: str = "solana", snapshot: Path | None = DEMO_PATH
 ) -> Iterator[NodeProcess]:
     """A Solana node process loaded with the demo snapshot; always stopped on exit."""
-    argv = [sys.executable, "-m", "localnet.solana_node", "--port", "0", *extra]
+    argv = [sys.executable, "-m", "rebalancer.localnet.solana_node", "--port", "0", *extra]
     if snapshot is not None:
         argv += ["--snapshot", str(snapshot)]
     node = start_listening(name, argv, log_dir / f"{name}.log", timeout=20.0)

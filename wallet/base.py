@@ -17,8 +17,8 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from core.errors import ConfigError, DeviceError
-from core.types import Family
+from rebalancer.core.errors import ConfigError, DeviceError
+from rebalancer.core.types import Family
 
 
 @dataclass(frozen=True, slots=True)

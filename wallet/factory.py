@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from core.errors import ConfigError
-from core.types import Family
-from wallet.base import Signer
-from wallet.ledger import Prompt, open_ledger_signer, print_to_stderr
-from wallet.local import load_signer, resolve_passphrase
+from rebalancer.core.errors import ConfigError
+from rebalancer.core.types import Family
+from rebalancer.wallet.base import Signer
+from rebalancer.wallet.ledger import Prompt, open_ledger_signer, print_to_stderr
+from rebalancer.wallet.local import load_signer, resolve_passphrase
 
 SignerKind = Literal["ledger", "keyfile"]
 

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import struct
 
-from core.errors import ConfigError
+from rebalancer.core.errors import ConfigError
 
 HARDENED = 0x80000000
 EVM_DEFAULT_PATH = "m/44'/60'/0'/0/0"

@@ -28,11 +28,11 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar, Literal, Protocol, Self
 
-from core.errors import ConfigError, DeviceError, RebalancerError, UserRejectedError
-from core.types import Family
-from wallet import evm_tx
-from wallet.base import EvmKey, SignedEvmTransaction, SolanaKey
-from wallet.hd import (
+from rebalancer.core.errors import ConfigError, DeviceError, RebalancerError, UserRejectedError
+from rebalancer.core.types import Family
+from rebalancer.wallet import evm_tx
+from rebalancer.wallet.base import EvmKey, SignedEvmTransaction, SolanaKey
+from rebalancer.wallet.hd import (
     EVM_DEFAULT_PATH,
     SOLANA_DEFAULT_PATH,
     format_path,

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from core.errors import ConfigError, UserRejectedError
-from core.types import Family
-from wallet.base import EvmKey, SignedEvmTransaction, SolanaKey
+from rebalancer.core.errors import ConfigError, UserRejectedError
+from rebalancer.core.types import Family
+from rebalancer.wallet.base import EvmKey, SignedEvmTransaction, SolanaKey
 
 log = logging.getLogger(__name__)
 

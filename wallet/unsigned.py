@@ -24,9 +24,9 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from core.errors import RefusedError
-from wallet.base import SignedEvmTransaction
-from wallet.evm_tx import normalise, unsigned_payload
+from rebalancer.core.errors import RefusedError
+from rebalancer.wallet.base import SignedEvmTransaction
+from rebalancer.wallet.evm_tx import normalise, unsigned_payload
 
 TYPE2_FIELD_NAMES = (
     "chainId",

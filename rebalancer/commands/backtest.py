@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
+from rebalancer.core.errors import ConfigError
 
 STRATEGY_NAMES = ("threshold", "calendar", "volatility", "buy-and-hold")
 DEFAULT_CONFIG = "rebalancer.toml"
@@ -105,10 +105,10 @@ def _decimal(text: str, flag: str, *, positive: bool = True) -> Decimal:
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
     """(strategy, registry, configured chains): the config's, or the defaults without one."""
-    from chains.registry import Registry
-    from planner.config import StrategyConfig
+    from rebalancer.chains.registry import Registry
     from rebalancer.config import load_config
     from rebalancer.output import warn
+    from rebalancer.planner.config import StrategyConfig
 
     if args.config == DEFAULT_CONFIG and not Path(args.config).exists():
         if not args.json:
@@ -119,7 +119,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from planner.model import validate_all
+    from rebalancer.planner.model import validate_all
     from rebalancer.reports import backtest as bt
     from rebalancer.reports.prices_csv import parse_prices_csv
 

@@ -29,13 +29,15 @@ def _max_drift(doc: dict[str, Any]) -> Decimal:
 
 
 def run(args: argparse.Namespace) -> int:
-    from localnet import manager  # NOTE: lazy on purpose: product code never needs localnet
-    from planner.drift import compute_drift
-    from planner.render import drift_json, drift_text
     from rebalancer.commands import balances
     from rebalancer.commands.drift import load_inputs, refuse_partial
     from rebalancer.commands.plan import build, document
     from rebalancer.engine import intents_from_trades
+    from rebalancer.localnet import (
+        manager,  # NOTE: lazy on purpose: product code never needs localnet
+    )
+    from rebalancer.planner.drift import compute_drift
+    from rebalancer.planner.render import drift_json, drift_text
     from rebalancer.runs import execute, recovered_journal, results_table
 
     for key, value in DEMO_ENV.items():

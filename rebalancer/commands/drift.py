@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, RefusedError
+from rebalancer.core.errors import ConfigError, RefusedError
 from rebalancer.output import emit_json, warn
 
 
@@ -76,11 +76,11 @@ def _last_rebalance(config: Any) -> datetime | None:
 
 def load_inputs(args: argparse.Namespace, *, lots_arg: str | None = None) -> Inputs:
     """Config, registry, targets, holdings at prices; every problem is a one-line error."""
-    from planner.model import Portfolio, validate_all
-    from planner.prices import ManualPrices, check_agreement
-    from planner.snapshot import parse_snapshot
-    from planner.tax import parse_lots_csv
     from rebalancer.config import load_config
+    from rebalancer.planner.model import Portfolio, validate_all
+    from rebalancer.planner.prices import ManualPrices, check_agreement
+    from rebalancer.planner.snapshot import parse_snapshot
+    from rebalancer.planner.tax import parse_lots_csv
 
     config, registry = load_config(args.config)
     strategy = config.strategy
@@ -156,8 +156,8 @@ def refuse_partial(inputs: Inputs) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from planner.drift import compute_drift
-    from planner.render import drift_json, drift_text
+    from rebalancer.planner.drift import compute_drift
+    from rebalancer.planner.render import drift_json, drift_text
 
     inputs = load_inputs(args)
     drift = compute_drift(

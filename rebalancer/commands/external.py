@@ -83,7 +83,7 @@ def submit(args: argparse.Namespace) -> int:
     say = progress_unless(args.json)
     folder = Path(args.dir)
     if not folder.is_dir():
-        from core.errors import ConfigError
+        from rebalancer.core.errors import ConfigError
 
         raise ConfigError(f"DIR {args.dir!r}: not a folder")
     with recovered_journal(config, registry, say) as (journal, recovered):

@@ -9,18 +9,18 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from core.errors import ConfigError
 from rebalancer.commands.drift import Inputs, load_inputs
 from rebalancer.commands.plan import build
+from rebalancer.core.errors import ConfigError
 from rebalancer.output import emit_json
 
 if TYPE_CHECKING:
-    from planner.drift import Drift
+    from rebalancer.planner.drift import Drift
 
 
 def run(args: argparse.Namespace) -> int:
-    from planner.harvest import harvest_candidates
-    from planner.render import harvest_json, harvest_text
+    from rebalancer.planner.harvest import harvest_candidates
+    from rebalancer.planner.render import harvest_json, harvest_text
 
     inputs = load_inputs(args, lots_arg=args.lots)
     if not inputs.lots:
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _drift(inputs: Inputs) -> Drift:
     """Drift alone, when no plan can be made (unread balances)."""
-    from planner.drift import compute_drift
+    from rebalancer.planner.drift import compute_drift
 
     return compute_drift(
         inputs.portfolio,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from wallet.local import KeyFileInfo, LocalSigner, LocalSolanaSigner
+    from rebalancer.wallet.local import KeyFileInfo, LocalSigner, LocalSolanaSigner
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -72,8 +72,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.errors import ConfigError
-    from wallet.local import default_keys_dir, find_key, list_keys, read_key_info
+    from rebalancer.core.errors import ConfigError
+    from rebalancer.wallet.local import default_keys_dir, find_key, list_keys, read_key_info
 
     directory = Path(args.dir).expanduser() if args.dir else default_keys_dir(os.environ)
     if args.action == "list":
@@ -115,7 +115,7 @@ def _report(args: argparse.Namespace, verb: str, info: KeyFileInfo) -> int:
 
 
 def _family(args: argparse.Namespace) -> str:
-    from core.errors import ConfigError
+    from rebalancer.core.errors import ConfigError
 
     if not args.family:
         raise ConfigError(f"keys {args.action}: --family evm or --family solana is required")
@@ -125,7 +125,7 @@ def _family(args: argparse.Namespace) -> str:
 
 
 def _write(args: argparse.Namespace, directory: Path, signer: LocalSigner) -> KeyFileInfo:
-    from wallet.local import (
+    from rebalancer.wallet.local import (
         SCRYPT_N,
         LocalEvmSigner,
         check_name,
@@ -148,8 +148,8 @@ def _write(args: argparse.Namespace, directory: Path, signer: LocalSigner) -> Ke
 
 
 def _new(args: argparse.Namespace, directory: Path) -> int:
-    from core.errors import ConfigError
-    from wallet.local import check_name, new_signer
+    from rebalancer.core.errors import ConfigError
+    from rebalancer.wallet.local import check_name, new_signer
 
     family = _family(args)
     target = directory / f"{check_name(args.name)}.json"
@@ -161,14 +161,14 @@ def _new(args: argparse.Namespace, directory: Path) -> int:
 
 def _secret(args: argparse.Namespace, what: str) -> str:
     """A secret from the named environment variable or a hidden prompt; never echoed."""
-    from wallet.local import resolve_passphrase
+    from rebalancer.wallet.local import resolve_passphrase
 
     return resolve_passphrase(args.secret_env, environ=os.environ, what=what)
 
 
 def _import(args: argparse.Namespace, directory: Path) -> int:
-    from core.errors import ConfigError
-    from wallet.local import (
+    from rebalancer.core.errors import ConfigError
+    from rebalancer.wallet.local import (
         LocalEvmSigner,
         LocalSolanaSigner,
         check_name,
@@ -198,7 +198,7 @@ def _import(args: argparse.Namespace, directory: Path) -> int:
             return _report(args, "imported", write_keystore_file(directory, name, doc))
         return _report(args, "imported", _write(args, directory, signer))
     if args.mnemonic:
-        from wallet.hd import (
+        from rebalancer.wallet.hd import (
             EVM_DEFAULT_PATH,
             SOLANA_DEFAULT_PATH,
             evm_key_from_seed,
@@ -228,8 +228,8 @@ def _import(args: argparse.Namespace, directory: Path) -> int:
 
 def _solana_secret(secret: str) -> LocalSolanaSigner:
     """A Solana secret as wallets export it: base58 of 64 bytes, or a JSON array of 64 ints."""
-    from core.errors import ConfigError
-    from wallet.local import LocalSolanaSigner
+    from rebalancer.core.errors import ConfigError
+    from rebalancer.wallet.local import LocalSolanaSigner
 
     if secret.startswith("["):
         try:

@@ -9,7 +9,9 @@ from rebalancer.output import emit_json, progress_unless, table
 
 
 def run(args: argparse.Namespace) -> int:
-    from localnet import manager  # NOTE: lazy on purpose: product code never needs localnet
+    from rebalancer.localnet import (
+        manager,  # NOTE: lazy on purpose: product code never needs localnet
+    )
 
     state_dir = Path(args.dir) if args.dir else manager.default_dir()
     if args.action == "snapshot":
@@ -54,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _snapshot(args: argparse.Namespace) -> int:
     """Capture chosen Solana accounts from any RPC: a user's fork of what they care about."""
-    from core.errors import ConfigError
-    from core.redact import redact_url
-    from localnet.solana_snapshot import capture_snapshot, dump_snapshot
+    from rebalancer.core.errors import ConfigError
+    from rebalancer.core.redact import redact_url
+    from rebalancer.localnet.solana_snapshot import capture_snapshot, dump_snapshot
 
     if not args.rpc or not args.out or not args.accounts:
         raise ConfigError("localnet snapshot needs --rpc URL, --out FILE and at least one PUBKEY")

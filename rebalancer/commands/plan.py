@@ -12,14 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
 from rebalancer.commands.drift import Inputs, load_inputs, refuse_partial
+from rebalancer.core.errors import ConfigError
 from rebalancer.output import emit_json
 
 
 def build(inputs: Inputs, force: bool = False) -> Any:
     """The plan for these inputs (the planner is pure; this only passes things in)."""
-    from planner.plan import make_plan
+    from rebalancer.planner.plan import make_plan
 
     return make_plan(
         inputs.portfolio,
@@ -36,7 +36,7 @@ def build(inputs: Inputs, force: bool = False) -> Any:
 
 def document(inputs: Inputs, plan: Any) -> dict[str, Any]:
     """The plan JSON, with each trade's configured wallet name added."""
-    from planner.render import plan_json
+    from rebalancer.planner.render import plan_json
 
     doc = plan_json(plan, datetime.now(UTC), inputs.as_of)
     for t in doc["trades"]:
@@ -45,7 +45,7 @@ def document(inputs: Inputs, plan: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from planner.render import plan_text
+    from rebalancer.planner.render import plan_text
 
     inputs = load_inputs(args, lots_arg=args.lots)
     refuse_partial(inputs)

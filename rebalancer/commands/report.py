@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
+from rebalancer.core.errors import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
     import os
     from decimal import Decimal, InvalidOperation
 
-    from planner.model import validate_all
-    from planner.tax import parse_lots_csv
     from rebalancer.config import load_config
+    from rebalancer.planner.model import validate_all
+    from rebalancer.planner.tax import parse_lots_csv
     from rebalancer.reports.tracking import build_report
     from rebalancer.services import journal_path
 

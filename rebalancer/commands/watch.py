@@ -17,7 +17,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from core.errors import ConfigError, ExternalError, RefusedError
+from rebalancer.core.errors import ConfigError, ExternalError, RefusedError
 from rebalancer.output import progress, progress_unless, warn
 
 _INTERVAL = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -36,7 +36,7 @@ def notify(url: str, summary: dict[str, Any]) -> None:
     """POST the summary; a webhook that fails is a warning, never a reason to stop trading."""
     import httpx
 
-    from core.redact import redact_url
+    from rebalancer.core.redact import redact_url
 
     try:
         r = httpx.post(url, json=summary, timeout=10)

@@ -53,11 +53,11 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ConfigError
-from core.types import Holding, Token
-from planner.config import CostModel, StrategyConfig, Triggers, VolatilityBands
-from planner.drift import Drift, compute_drift
-from planner.model import Portfolio, Targets, to_base_units
+from rebalancer.core.errors import ConfigError
+from rebalancer.core.types import Holding, Token
+from rebalancer.planner.config import CostModel, StrategyConfig, Triggers, VolatilityBands
+from rebalancer.planner.drift import Drift, compute_drift
+from rebalancer.planner.model import Portfolio, Targets, to_base_units
 from rebalancer.reports.metrics import DAYS_PER_YEAR, Stats, summarise
 from rebalancer.reports.prices_csv import PriceHistory
 

@@ -32,7 +32,7 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
-from core.errors import ConfigError
+from rebalancer.core.errors import ConfigError
 
 COLUMNS = ("date", "symbol", "price_usd")
 DEFAULT_MAX_GAP = 3

@@ -58,9 +58,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from planner.config import StrategyConfig
-from planner.model import Targets
-from planner.tax import Lot, LotBook
+from rebalancer.planner.config import StrategyConfig
+from rebalancer.planner.model import Targets
+from rebalancer.planner.tax import Lot, LotBook
 from rebalancer.reports.metrics import Stats, growth_index, summarise
 
 _ZERO = Decimal(0)

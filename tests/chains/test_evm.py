@@ -8,10 +8,10 @@ import httpx
 import pytest
 from eth_account import Account
 
-from chains.evm import EvmChain
-from chains.registry import Registry
-from core.errors import ChainError, WrongChainError
-from localnet.worlds import demo_evm_address
+from rebalancer.chains.evm import EvmChain
+from rebalancer.chains.registry import Registry
+from rebalancer.core.errors import ChainError, WrongChainError
+from rebalancer.localnet.worlds import demo_evm_address
 from tests.conftest import rpc_call
 
 REG = Registry.load()

@@ -7,7 +7,7 @@ from eth_abi import decode, encode
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chains.multicall import (
+from rebalancer.chains.multicall import (
     AGGREGATE3,
     DecodeError,
     decode_aggregate3,

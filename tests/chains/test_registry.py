@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from chains.registry import Registry
-from core.errors import ConfigError
+from rebalancer.chains.registry import Registry
+from rebalancer.core.errors import ConfigError
 
 
 def test_every_asset_has_one_class_and_tokens_map_to_assets() -> None:

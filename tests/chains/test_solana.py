@@ -23,15 +23,15 @@ from spl.token.instructions import (
 )
 from spl.token.models import TransferCheckedParams
 
-from chains.anvil import NodeProcess
-from chains.base import adapter_for
-from chains.registry import Registry
-from chains.solana import SolanaChain
-from core.errors import ChainError, ConfigError, WrongChainError
-from core.types import Token
-from localnet.solana_accounts import TOKEN_2022_PROGRAM, TOKEN_PROGRAM
-from localnet.solana_fixtures import PYUSD_MINT, demo_keypair, maker_keypair
-from localnet.solana_node import MAINNET_GENESIS_HASH
+from rebalancer.chains.anvil import NodeProcess
+from rebalancer.chains.base import adapter_for
+from rebalancer.chains.registry import Registry
+from rebalancer.chains.solana import SolanaChain
+from rebalancer.core.errors import ChainError, ConfigError, WrongChainError
+from rebalancer.core.types import Token
+from rebalancer.localnet.solana_accounts import TOKEN_2022_PROGRAM, TOKEN_PROGRAM
+from rebalancer.localnet.solana_fixtures import PYUSD_MINT, demo_keypair, maker_keypair
+from rebalancer.localnet.solana_node import MAINNET_GENESIS_HASH
 from tests.solana_node_fixture import solana_node
 
 __all__ = ["solana_node"]  # the session fixture, started once for this module

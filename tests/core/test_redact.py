@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import ChainError, ConfigError, RebalancerError, UserRejectedError
-from core.redact import redact_url
+from rebalancer.core.errors import ChainError, ConfigError, RebalancerError, UserRejectedError
+from rebalancer.core.redact import redact_url
 
 
 @pytest.mark.parametrize(

@@ -28,19 +28,24 @@ from solders.pubkey import Pubkey
 from solders.token.associated import get_associated_token_address
 from solders.transaction import VersionedTransaction
 
-from chains.registry import Registry
-from chains.solana import SolanaChain
-from core.errors import AggregatorError, ChainError, SimulationError, SuspiciousResponseError
-from core.types import Token
-from dex.base import BuiltSwap, NoRouteError, SolanaTx, SwapRequest
-from dex.checks import SwapPolicy, check_solana_swap
-from dex.jupiter import Jupiter, JupiterQuote, QuoteResponse, SwapResponse
-from localnet.jupiter_server import create_ata_idempotent, sol_transfer, transfer_checked
-from localnet.solana_accounts import TOKEN_PROGRAM
-from localnet.solana_fixtures import maker_keypair, mint_authority_keypair
+from rebalancer.chains.registry import Registry
+from rebalancer.chains.solana import SolanaChain
+from rebalancer.core.errors import (
+    AggregatorError,
+    ChainError,
+    SimulationError,
+    SuspiciousResponseError,
+)
+from rebalancer.core.types import Token
+from rebalancer.dex.base import BuiltSwap, NoRouteError, SolanaTx, SwapRequest
+from rebalancer.dex.checks import SwapPolicy, check_solana_swap
+from rebalancer.dex.jupiter import Jupiter, JupiterQuote, QuoteResponse, SwapResponse
+from rebalancer.localnet.jupiter_server import create_ata_idempotent, sol_transfer, transfer_checked
+from rebalancer.localnet.solana_accounts import TOKEN_PROGRAM
+from rebalancer.localnet.solana_fixtures import maker_keypair, mint_authority_keypair
+from rebalancer.wallet.base import sign_versioned_transaction
+from rebalancer.wallet.local import LocalSolanaSigner
 from tests.conftest import rpc_call
-from wallet.base import sign_versioned_transaction
-from wallet.local import LocalSolanaSigner
 
 REG = Registry.load()
 FIX = Path(__file__).parents[2] / "fixtures" / "aggregators" / "jupiter"
@@ -723,10 +728,18 @@ async def test_the_stand_in_can_answer_without_lookup_tables(
     """``--no-lookup-table``: static account keys only, checked with no tables to read."""
     import sys
 
-    from chains.anvil import start_listening, stop_pid
+    from rebalancer.chains.anvil import start_listening, stop_pid
 
     node, _jupiter = urls
-    argv = [sys.executable, "-m", "localnet.jupiter_server", "--port", "0", "--rpc", node]
+    argv = [
+        sys.executable,
+        "-m",
+        "rebalancer.localnet.jupiter_server",
+        "--port",
+        "0",
+        "--rpc",
+        node,
+    ]
     stand_in = start_listening("jupiter", [*argv, "--no-lookup-table"], tmp_path / "jup.log")
     try:
         async with httpx.AsyncClient() as client:

@@ -13,12 +13,12 @@ import pytest
 from eth_abi import decode, encode
 from eth_account import Account
 
-from chains.registry import Registry
-from core.errors import AggregatorError, SuspiciousResponseError
-from dex.base import AllowanceError, BuiltSwap, EvmTx, NoRouteError, SwapRequest
-from dex.checks import SwapPolicy, check_evm_swap
-from dex.oneinch import OneInch
-from localnet.worlds import demo_evm_address, demo_evm_key
+from rebalancer.chains.registry import Registry
+from rebalancer.core.errors import AggregatorError, SuspiciousResponseError
+from rebalancer.dex.base import AllowanceError, BuiltSwap, EvmTx, NoRouteError, SwapRequest
+from rebalancer.dex.checks import SwapPolicy, check_evm_swap
+from rebalancer.dex.oneinch import OneInch
+from rebalancer.localnet.worlds import demo_evm_address, demo_evm_key
 from tests.conftest import rpc_call
 
 REG = Registry.load()
@@ -70,7 +70,7 @@ async def test_recorded_quote_and_errors_parse() -> None:
 
 async def test_recorded_swap_parses() -> None:
     body = recorded("swap.json")["body"]
-    from dex.oneinch import SwapResponse
+    from rebalancer.dex.oneinch import SwapResponse
 
     s = SwapResponse.model_validate(body)
     assert s.tx.from_ == WALLET.lower() and s.tx.value == 10**18 and s.tx.gas == 302095

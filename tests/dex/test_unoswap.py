@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from eth_abi import encode
 
-from chains.registry import Registry
-from core.errors import SuspiciousResponseError
-from dex.base import BuiltSwap, EvmTx, Quote, SwapRequest
-from dex.checks import ONEINCH_V6, SwapPolicy, check_evm_swap
+from rebalancer.chains.registry import Registry
+from rebalancer.core.errors import SuspiciousResponseError
+from rebalancer.dex.base import BuiltSwap, EvmTx, Quote, SwapRequest
+from rebalancer.dex.checks import ONEINCH_V6, SwapPolicy, check_evm_swap
 
 REG = Registry.load()
 WALLET = "0x38933fB3600db971A459767D149B492e58e40b76"

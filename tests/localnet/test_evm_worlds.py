@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from chains.anvil import fork, pid_alive
-from localnet import build
-from localnet.rpc import Rpc
+from rebalancer.chains.anvil import fork, pid_alive
 from rebalancer.cli import main
+from rebalancer.localnet import build
+from rebalancer.localnet.rpc import Rpc
 from tests.conftest import rpc_call
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "evm"

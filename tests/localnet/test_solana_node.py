@@ -35,18 +35,18 @@ from spl.token.instructions import (
 )
 from spl.token.models import TransferCheckedParams
 
-from chains.anvil import NodeProcess, start_listening, stop_pid
-from localnet.solana_accounts import NATIVE_MINT, TOKEN_2022_PROGRAM, TOKEN_PROGRAM
-from localnet.solana_fixtures import (
+from rebalancer.chains.anvil import NodeProcess, start_listening, stop_pid
+from rebalancer.localnet.solana_accounts import NATIVE_MINT, TOKEN_2022_PROGRAM, TOKEN_PROGRAM
+from rebalancer.localnet.solana_fixtures import (
     DEMO_PATH,
     PYUSD_MINT,
     build_demo_snapshot,
     demo_keypair,
     maker_keypair,
 )
-from localnet.solana_node import MAINNET_GENESIS_HASH, fee_for_message
-from localnet.solana_snapshot import capture_snapshot, dump_snapshot, load_snapshot
-from localnet.solana_snapshot import main as snapshot_main
+from rebalancer.localnet.solana_node import MAINNET_GENESIS_HASH, fee_for_message
+from rebalancer.localnet.solana_snapshot import capture_snapshot, dump_snapshot, load_snapshot
+from rebalancer.localnet.solana_snapshot import main as snapshot_main
 
 SOL = 10**9
 USDC = Pubkey.from_string("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v")
@@ -402,7 +402,7 @@ def test_snapshot_capture_round_trip(solana_node: NodeProcess, tmp_path: Path) -
 
 
 def test_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    argv = [sys.executable, "-m", "localnet.solana_node", "--port", "0"]
+    argv = [sys.executable, "-m", "rebalancer.localnet.solana_node", "--port", "0"]
     node = start_listening("solana-term", argv, tmp_path / "node.log", timeout=20.0)
     try:
         assert node.popen is not None

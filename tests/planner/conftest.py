@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from chains.registry import Registry
-from core.types import Holding
-from planner.config import StrategyConfig
-from planner.model import Portfolio, Targets, validate_all
-from planner.snapshot import Snapshot, parse_snapshot
+from rebalancer.chains.registry import Registry
+from rebalancer.core.types import Holding
+from rebalancer.planner.config import StrategyConfig
+from rebalancer.planner.model import Portfolio, Targets, validate_all
+from rebalancer.planner.snapshot import Snapshot, parse_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "snapshot.json"

@@ -173,9 +173,9 @@ def test_live_mode_reads_holdings_and_config_prices(
 ) -> None:
     """Without --snapshot: balances from rebalancer.portfolio, prices from [prices]."""
     import rebalancer.portfolio as portfolio_mod
-    from chains.base import ReadFailure
-    from chains.registry import Registry
-    from core.types import Holding
+    from rebalancer.chains.base import ReadFailure
+    from rebalancer.chains.registry import Registry
+    from rebalancer.core.types import Holding
 
     reg = Registry.load()
     address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from chains.registry import Registry
-from core.errors import ConfigError
-from planner.config import StrategyConfig
-from planner.model import reserve_raw, resolve_targets, validate_all
+from rebalancer.chains.registry import Registry
 from rebalancer.config import load_config
+from rebalancer.core.errors import ConfigError
+from rebalancer.planner.config import StrategyConfig
+from rebalancer.planner.model import reserve_raw, resolve_targets, validate_all
 from tests.planner.conftest import CONFIG_TOML
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from chains.registry import Registry
-from planner.config import StrategyConfig
-from planner.model import Portfolio, from_base_units, reserve_raw, validate_all
-from planner.plan import Plan, make_plan
-from planner.render import plan_json
-from planner.snapshot import Snapshot
-from planner.tax import parse_lots_csv
+from rebalancer.chains.registry import Registry
+from rebalancer.planner.config import StrategyConfig
+from rebalancer.planner.model import Portfolio, from_base_units, reserve_raw, validate_all
+from rebalancer.planner.plan import Plan, make_plan
+from rebalancer.planner.render import plan_json
+from rebalancer.planner.snapshot import Snapshot
+from rebalancer.planner.tax import parse_lots_csv
 from tests.planner.conftest import DRIFT_ROW_KEYS, PLAN_KEYS, TRADE_KEYS, portfolio
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)

@@ -9,14 +9,20 @@ from decimal import Decimal
 
 import pytest
 
-from chains.registry import Registry
-from core.errors import ConfigError, RefusedError
-from planner.config import MomentumTilt, StrategyConfig, Triggers, VolatilityBands
-from planner.drift import compute_drift
-from planner.model import Portfolio, Targets, validate_all
-from planner.prices import ManualPrices, PriceDisagreementError, check_agreement
-from planner.snapshot import Snapshot
-from planner.triggers import calendar, momentum_return, realised_vol, tilt, vol_multiplier
+from rebalancer.chains.registry import Registry
+from rebalancer.core.errors import ConfigError, RefusedError
+from rebalancer.planner.config import MomentumTilt, StrategyConfig, Triggers, VolatilityBands
+from rebalancer.planner.drift import compute_drift
+from rebalancer.planner.model import Portfolio, Targets, validate_all
+from rebalancer.planner.prices import ManualPrices, PriceDisagreementError, check_agreement
+from rebalancer.planner.snapshot import Snapshot
+from rebalancer.planner.triggers import (
+    calendar,
+    momentum_return,
+    realised_vol,
+    tilt,
+    vol_multiplier,
+)
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 

@@ -13,14 +13,14 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chains.registry import Registry
-from core.types import Holding
-from planner import optimise
-from planner.config import StrategyConfig
-from planner.drift import compute_drift
-from planner.model import HUNDRED, Portfolio, validate_all
-from planner.plan import _context, build_problem, make_plan
-from planner.render import plan_json
+from rebalancer.chains.registry import Registry
+from rebalancer.core.types import Holding
+from rebalancer.planner import optimise
+from rebalancer.planner.config import StrategyConfig
+from rebalancer.planner.drift import compute_drift
+from rebalancer.planner.model import HUNDRED, Portfolio, validate_all
+from rebalancer.planner.plan import _context, build_problem, make_plan
+from rebalancer.planner.render import plan_json
 from tests.planner.conftest import PRICES
 from tests.planner.test_plan import _check_hard_constraints
 
@@ -119,7 +119,7 @@ def test_plan_invariants(holdings: list[Holding], which: int) -> None:
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(min_value=0, max_value=10_000))
 def test_synthetic_portfolios(seed: int) -> None:
-    from planner.synthetic import make_portfolio, make_strategy, make_universe
+    from rebalancer.planner.synthetic import make_portfolio, make_strategy, make_universe
 
     u = make_universe(3, 12, seed)
     s = make_strategy(u)

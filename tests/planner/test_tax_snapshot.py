@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import pytest
 
-from chains.registry import Registry
-from core.errors import ConfigError
-from planner.config import TaxConfig
-from planner.snapshot import parse_snapshot
-from planner.tax import LotBook, parse_lots_csv
+from rebalancer.chains.registry import Registry
+from rebalancer.core.errors import ConfigError
+from rebalancer.planner.config import TaxConfig
+from rebalancer.planner.snapshot import parse_snapshot
+from rebalancer.planner.tax import LotBook, parse_lots_csv
 from tests.planner.conftest import EXAMPLE
 
 CSV = """date,asset,amount,cost_basis_usd,id

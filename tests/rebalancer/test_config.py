@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError
 from rebalancer.cli import main
 from rebalancer.config import load_config
+from rebalancer.core.errors import ConfigError
 from rebalancer.endpoints import resolve_rpc
 
 GOOD = """

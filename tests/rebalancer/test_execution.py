@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from chains.evm import EvmChain
+from rebalancer.chains.evm import EvmChain
 from rebalancer.cli import main
 from rebalancer.journal import Journal
 from tests.conftest import rpc_call
@@ -250,7 +250,7 @@ def test_a_suspicious_answer_is_refused_and_the_rest_follows_the_policy(
 ) -> None:
     import dataclasses
 
-    from dex.oneinch import OneInch
+    from rebalancer.dex.oneinch import OneInch
     from tests.dex.test_oneinch import _retarget
 
     monkeypatch.setenv("DEMO_PASS", "demo")
@@ -317,9 +317,9 @@ def test_apply_without_yes_and_without_a_terminal_is_refused(
 def test_a_node_dying_mid_run_exits_4_and_the_rerun_completes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chains.anvil import stop_pid
-    from localnet import manager
+    from rebalancer.chains.anvil import stop_pid
     from rebalancer.engine import Engine
+    from rebalancer.localnet import manager
 
     worlds_dir = tmp_path / "worlds"
     monkeypatch.setenv("REBALANCER_LOCALNET_DIR", str(worlds_dir))

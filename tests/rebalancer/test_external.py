@@ -26,10 +26,10 @@ from solders.message import from_bytes_versioned, to_bytes_versioned
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from chains.registry import Registry
-from localnet.solana_fixtures import maker_keypair
-from localnet.worlds import PRICES
+from rebalancer.chains.registry import Registry
 from rebalancer.cli import main
+from rebalancer.localnet.solana_fixtures import maker_keypair
+from rebalancer.localnet.worlds import PRICES
 from tests.conftest import rpc_call
 from tests.dex.test_jupiter import fund, holding
 from tests.rebalancer.test_execution import KEYS, WALLET, nonce, run_json, write_config
@@ -370,7 +370,7 @@ def test_an_expired_solana_blockhash_is_refused(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from chains.solana import SolanaChain
+    from rebalancer.chains.solana import SolanaChain
 
     cfg, plan = setup("expired", solana=True)
     out = tmp_path / "unsigned"

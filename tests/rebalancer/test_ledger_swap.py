@@ -19,15 +19,15 @@ import pytest
 from eth_account import Account
 from solders.keypair import Keypair
 
-from localnet.ledger_emulator import TEST_MNEMONIC
-from localnet.rpc import Rpc
-from localnet.solana_fixtures import maker_keypair
+from rebalancer.localnet.ledger_emulator import TEST_MNEMONIC
+from rebalancer.localnet.rpc import Rpc
+from rebalancer.localnet.solana_fixtures import maker_keypair
+from rebalancer.wallet.hd import evm_key_from_seed, seed_from_mnemonic, solana_key_from_seed
 from tests.conftest import rpc_call
 from tests.dex.test_jupiter import fund, holding
 from tests.rebalancer.test_execution import WALLET, run_json, write_config
 from tests.rebalancer.test_external import REG, trade, write_plan
 from tests.wallet.conftest import Device, start_listening, stop
-from wallet.hd import evm_key_from_seed, seed_from_mnemonic, solana_key_from_seed
 
 SEED = seed_from_mnemonic(TEST_MNEMONIC)
 LEDGER_EVM = Account.from_key(evm_key_from_seed(SEED)).address
@@ -39,7 +39,9 @@ FIXTURES = Path(__file__).parents[2] / "fixtures" / "evm"
 @pytest.fixture(scope="module")
 def ledger_port() -> Iterator[int]:
     """The emulated device as its own process on a free loopback port."""
-    proc, port = start_listening([sys.executable, "-m", "localnet.ledger_emulator", "--port", "0"])
+    proc, port = start_listening(
+        [sys.executable, "-m", "rebalancer.localnet.ledger_emulator", "--port", "0"]
+    )
     try:
         yield port
     finally:

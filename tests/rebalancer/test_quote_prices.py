@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from chains.registry import Registry
-from core.types import Holding
-from dex.base import Quote, SwapRequest
-from planner.prices import PriceDisagreementError, deviation_pct
+from rebalancer.chains.registry import Registry
 from rebalancer.cli import main
 from rebalancer.config import load_config
+from rebalancer.core.types import Holding
+from rebalancer.dex.base import Quote, SwapRequest
+from rebalancer.planner.prices import PriceDisagreementError, deviation_pct
 from rebalancer.portfolio import read_holdings
 from rebalancer.quote_prices import PRICE_DIGITS, QuotePrices, check_quote_prices
 
@@ -142,7 +142,7 @@ def test_prices_come_from_exact_integer_ratios() -> None:
 
 
 def test_disagreement_names_the_asset_and_both_prices() -> None:
-    from planner.prices import ManualPrices, check_agreement
+    from rebalancer.planner.prices import ManualPrices, check_agreement
 
     quotes = QuotePrices({"ETH": Decimal("3199.5")})
     with pytest.raises(PriceDisagreementError, match=r"ETH: \[prices\] says 5000, aggregator"):

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chains.registry import Registry
-from planner.config import StrategyConfig
-from planner.model import resolve_targets
+from rebalancer.chains.registry import Registry
 from rebalancer.cli import main
+from rebalancer.planner.config import StrategyConfig
+from rebalancer.planner.model import resolve_targets
 from rebalancer.reports import backtest as bt
 from rebalancer.reports.prices_csv import PriceHistory
 from tests.reports.conftest import config_text, generated_prices

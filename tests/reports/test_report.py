@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from chains.registry import Registry
+from rebalancer.chains.registry import Registry
 from rebalancer.cli import main
 from rebalancer.journal import Journal
 from tests.reports.conftest import DEFAULT_STRATEGY, config_text

@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
-from localnet.ledger_emulator import TEST_MNEMONIC
-from wallet.hd import (
+from rebalancer.localnet.ledger_emulator import TEST_MNEMONIC
+from rebalancer.wallet.hd import (
     evm_key_from_seed,
     seed_from_mnemonic,
     solana_key_from_seed,
 )
-from wallet.ledger import TcpTransport
+from rebalancer.wallet.ledger import TcpTransport
 
 ROOT = Path(__file__).resolve().parents[2]
 ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -84,7 +84,9 @@ def stop(proc: subprocess.Popen[str]) -> None:
 @pytest.fixture(scope="session")
 def emulator_port() -> Iterator[int]:
     """``python -m localnet.ledger_emulator`` on a free port, for the whole session."""
-    proc, port = start_listening([sys.executable, "-m", "localnet.ledger_emulator", "--port", "0"])
+    proc, port = start_listening(
+        [sys.executable, "-m", "rebalancer.localnet.ledger_emulator", "--port", "0"]
+    )
     try:
         yield port
     finally:

@@ -24,10 +24,10 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 
+from rebalancer.wallet.base import sign_versioned_transaction
+from rebalancer.wallet.ledger import LedgerEvmSigner, LedgerSolanaSigner
 from tests.conftest import rpc_call
 from tests.wallet.conftest import ROOT, Device, start_listening, stop
-from wallet.base import sign_versioned_transaction
-from wallet.ledger import LedgerEvmSigner, LedgerSolanaSigner
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +109,7 @@ async def test_ledger_signed_legacy_transfer_on_avalanche_chain_id(
 @pytest.fixture
 def solana_node() -> Iterator[str]:
     proc, port = start_listening(
-        [sys.executable, "-m", "localnet.solana_node", "--port", "0", "--quiet"]
+        [sys.executable, "-m", "rebalancer.localnet.solana_node", "--port", "0", "--quiet"]
     )
     try:
         yield f"http://127.0.0.1:{port}"

@@ -14,10 +14,10 @@ from eth_utils import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from localnet.ledger_emulator import InProcessTransport, LedgerEmulator
-from wallet import evm_tx
-from wallet.ledger import LedgerClient, LedgerEvmSigner, eth_chunks
-from wallet.local import LocalEvmSigner
+from rebalancer.localnet.ledger_emulator import InProcessTransport, LedgerEmulator
+from rebalancer.wallet import evm_tx
+from rebalancer.wallet.ledger import LedgerClient, LedgerEvmSigner, eth_chunks
+from rebalancer.wallet.local import LocalEvmSigner
 
 _EMULATOR = LedgerEmulator()
 

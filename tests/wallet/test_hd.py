@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from core.errors import ConfigError
-from localnet.ledger_emulator import TEST_MNEMONIC
-from wallet.hd import (
+from rebalancer.core.errors import ConfigError
+from rebalancer.localnet.ledger_emulator import TEST_MNEMONIC
+from rebalancer.wallet.hd import (
     HARDENED,
     evm_key_from_seed,
     format_path,

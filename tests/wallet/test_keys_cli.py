@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from solders.keypair import Keypair
 
-from localnet.ledger_emulator import TEST_MNEMONIC
 from rebalancer.cli import main
+from rebalancer.localnet.ledger_emulator import TEST_MNEMONIC
 
 EVM_KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 EVM_ADDR = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"
@@ -83,7 +83,7 @@ def test_import_solana_keygen_file_and_mnemonic(
         "PHRASE", "--plain", "--json",
     )  # fmt: skip
     assert code == 0, err
-    from wallet.hd import seed_from_mnemonic, solana_key_from_seed
+    from rebalancer.wallet.hd import seed_from_mnemonic, solana_key_from_seed
 
     expected = Keypair.from_seed(solana_key_from_seed(seed_from_mnemonic(TEST_MNEMONIC)))
     assert json.loads(out)["address"] == str(expected.pubkey())

@@ -18,9 +18,8 @@ from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 
-from core.errors import ConfigError, DeviceError, UserRejectedError
-from tests.wallet.conftest import Device
-from wallet.ledger import (
+from rebalancer.core.errors import ConfigError, DeviceError, UserRejectedError
+from rebalancer.wallet.ledger import (
     HID_PACKET,
     HidTransport,
     HidUnwrapper,
@@ -32,7 +31,8 @@ from wallet.ledger import (
     open_ledger_signer,
     sol_chunks,
 )
-from wallet.local import LocalEvmSigner, LocalSolanaSigner
+from rebalancer.wallet.local import LocalEvmSigner, LocalSolanaSigner
+from tests.wallet.conftest import Device
 
 TO = "0x1111111111111111111111111111111111111111"
 
@@ -98,7 +98,7 @@ async def test_evm_address_and_signatures_equal_local_key(
 
 
 async def test_other_account_paths(device: Device, test_seed: bytes) -> None:
-    from wallet.hd import evm_key_from_seed, solana_key_from_seed
+    from rebalancer.wallet.hd import evm_key_from_seed, solana_key_from_seed
 
     path = "m/44'/60'/0'/0/5"
     signer = await LedgerEvmSigner.open(device.transport(), path, prompt=Prompts())
@@ -282,9 +282,9 @@ def test_hid_without_hidapi_says_how_to_install(monkeypatch: pytest.MonkeyPatch)
 
 
 async def test_open_signer_from_config_values(device: Device, tmp_path: Any) -> None:
-    from wallet.base import Signer
-    from wallet.factory import open_signer
-    from wallet.local import write_solana_keypair
+    from rebalancer.wallet.base import Signer
+    from rebalancer.wallet.factory import open_signer
+    from rebalancer.wallet.local import write_solana_keypair
 
     local = LocalSolanaSigner(bytes(Keypair()))
     info = write_solana_keypair(tmp_path, "k", local, "pw", scrypt_n=2**12)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from solders.keypair import Keypair
 
-from core.errors import ConfigError, UserRejectedError
-from wallet.local import (
+from rebalancer.core.errors import ConfigError, UserRejectedError
+from rebalancer.wallet.local import (
     LocalEvmSigner,
     LocalSolanaSigner,
     default_keys_dir,

@@ -18,12 +18,12 @@ from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 
-from core.errors import RebalancerError
-from localnet.ledger_emulator import TEST_MNEMONIC, LedgerEmulator, serve_in_thread
 from rebalancer.cli import main
-from wallet.hd import evm_key_from_seed, seed_from_mnemonic, solana_key_from_seed
-from wallet.ledger import LedgerEvmSigner, LedgerSolanaSigner, TcpTransport
-from wallet.local import load_signer
+from rebalancer.core.errors import RebalancerError
+from rebalancer.localnet.ledger_emulator import TEST_MNEMONIC, LedgerEmulator, serve_in_thread
+from rebalancer.wallet.hd import evm_key_from_seed, seed_from_mnemonic, solana_key_from_seed
+from rebalancer.wallet.ledger import LedgerEvmSigner, LedgerSolanaSigner, TcpTransport
+from rebalancer.wallet.local import load_signer
 
 PASSPHRASE = "Tr0ub4dor&3-very-secret"
 EVM_KEY = "8da4ef21b864d2cc526dbdb2a120bd2874c36c9d0a1fb7f8c63d7f7a8b41de8f"
