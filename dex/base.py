@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from rebalancer.core.errors import AggregatorError
+from rebalancer.core.tx import EvmCall, SolanaTx
 from rebalancer.core.types import Token
 
 
@@ -49,25 +50,8 @@ class Quote:
     gas: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class EvmTx:
-    """An unsigned EVM transaction as an aggregator proposed it (legacy gas price)."""
-
-    chain_id: int
-    sender: str
-    to: str
-    data: bytes
-    value: int
-    gas: int
-    gas_price: int
-
-
-@dataclass(frozen=True, slots=True)
-class SolanaTx:
-    """An unsigned (or partly co-signed) Solana versioned transaction, serialized."""
-
-    raw: bytes
-    last_valid_block_height: int | None = None
+EvmTx = EvmCall
+"""The name this module used for an EVM proposal; the type is ``core.tx.EvmCall``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +59,9 @@ class BuiltSwap:
     """A swap transaction ready for checks: ``min_out`` is what the transaction promises."""
 
     quote: Quote
-    tx: EvmTx | SolanaTx
+    tx: EvmCall | SolanaTx
     expected_out: int
-    approval: EvmTx | None = None
+    approval: EvmCall | None = None
     notes: tuple[str, ...] = field(default=())
 
 
