@@ -15,22 +15,20 @@ submission before anything is sent.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rebalancer.config import Config
 from rebalancer.core.errors import ConfigError, RefusedError
 from rebalancer.core.tx import SignedTx, UnsignedTx
 from rebalancer.engine import Engine, TradeIntent, TradeResult
 from rebalancer.intents import approval_id
 from rebalancer.journal import Journal
+from rebalancer.services import Services
 from rebalancer.wallet.presigned import PresignedSigner
 from rebalancer.wallet.unsigned import export_tx, read_file, read_signed, sha256_hex
 
@@ -85,20 +83,6 @@ def _prepare_dir(out: Path) -> None:
         out.chmod(0o700)
     except OSError as exc:
         raise ConfigError(f"--unsigned {str(out)!r}: cannot create: {exc.strerror}") from None
-
-
-# -- the engine, without a run -------------------------------------------------------------------
-async def _with_engine(
-    config: Config, registry: Any, journal: Journal, progress: Progress, job: Any
-) -> Any:
-    import httpx
-
-    from rebalancer.services import Services
-
-    with tempfile.TemporaryDirectory(prefix="rebalancer-") as tmp:
-        async with httpx.AsyncClient(timeout=60) as client:
-            services = Services(config, registry, client, work_dir=Path(tmp))
-            return await job(Engine(services, journal, progress))
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -172,9 +156,8 @@ async def _prepare_all(
     return txs, files, skipped
 
 
-def export(
-    config: Config,
-    registry: Any,
+async def export(
+    services: Services,
     journal: Journal,
     intents: Sequence[TradeIntent],
     *,
@@ -183,10 +166,9 @@ def export(
     progress: Progress,
 ) -> ExportReport:
     """Prepare every trade without a signer and write what each wallet must sign into ``out``."""
+    config, registry = services.config, services.registry
     _prepare_dir(out)
-    txs, files, skipped = asyncio.run(
-        _with_engine(config, registry, journal, progress, lambda e: _prepare_all(e, intents))
-    )
+    txs, files, skipped = await _prepare_all(Engine(services, journal, progress), intents)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = {
         "format": FORMAT,
@@ -353,9 +335,8 @@ def _fresh_enough(manifest: dict[str, Any], max_age_s: int, folder: Path) -> Non
         )
 
 
-def submit(
-    config: Config,
-    registry: Any,
+async def submit(
+    services: Services,
     journal: Journal,
     folder: Path,
     progress: Progress,
@@ -363,6 +344,7 @@ def submit(
 ) -> tuple[int, list[TradeResult]]:
     """Check every signed file, ``ask`` (the prompt), then journal, send, confirm and record
     them; returns the run id and the trades."""
+    config, registry = services.config, services.registry
     manifest = read_manifest(folder, journal)
     _fresh_enough(manifest, config.policy.max_plan_age_s, folder)
     entries = manifest["transactions"]
@@ -382,39 +364,31 @@ def submit(
                 "nothing sent: to trade again, make a new plan and export again"
             )
     ask(len(signed))
-
-    async def job(engine: Engine) -> tuple[int, list[TradeResult]]:
-        await _still_valid(engine, signed)
-        run_id = journal.start_run("submit", manifest)
-        results: list[TradeResult] = []
-        status = "error"
-        try:
-            for s in signed:
-                e = s.entry
-                journal.add_trade(
-                    run_id,
-                    {
-                        "id": e["id"],
-                        "chain": e["chain"],
-                        "wallet": e["wallet"],
-                        "sell": e["sell"],
-                        "buy": e["buy"] if e["kind"] == "swap" else e["sell"],
-                        "amount_in": int(e["amount_in"]),
-                        "min_out": e["min_out"],
-                    },
-                )
-                if e["kind"] == "swap" and e.get("simulated_out") is not None:
-                    journal.update(
-                        run_id, e["trade"], "planned", simulated_out=int(e["simulated_out"])
-                    )
-            results = await _send_all(engine, run_id, signed, registry)
-            bad = [r for r in results if r.status != "confirmed"]
-            status = "partial" if bad else "ok"
-            return run_id, results
-        finally:
-            journal.finish_run(run_id, status, {"trades": [r.as_dict() for r in results]})
-
-    result: tuple[int, list[TradeResult]] = asyncio.run(
-        _with_engine(config, registry, journal, progress, job)
-    )
-    return result
+    engine = Engine(services, journal, progress)
+    await _still_valid(engine, signed)
+    run_id = journal.start_run("submit", manifest)
+    results: list[TradeResult] = []
+    status = "error"
+    try:
+        for s in signed:
+            e = s.entry
+            journal.add_trade(
+                run_id,
+                {
+                    "id": e["id"],
+                    "chain": e["chain"],
+                    "wallet": e["wallet"],
+                    "sell": e["sell"],
+                    "buy": e["buy"] if e["kind"] == "swap" else e["sell"],
+                    "amount_in": int(e["amount_in"]),
+                    "min_out": e["min_out"],
+                },
+            )
+            if e["kind"] == "swap" and e.get("simulated_out") is not None:
+                journal.update(run_id, e["trade"], "planned", simulated_out=int(e["simulated_out"]))
+        results = await _send_all(engine, run_id, signed, registry)
+        bad = [r for r in results if r.status != "confirmed"]
+        status = "partial" if bad else "ok"
+        return run_id, results
+    finally:
+        journal.finish_run(run_id, status, {"trades": [r.as_dict() for r in results]})

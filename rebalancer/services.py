@@ -23,12 +23,12 @@ from rebalancer.chains.registry import Registry
 from rebalancer.config import DEFAULT_AGGREGATOR, Config, WalletConfig
 from rebalancer.core.errors import ConfigError
 from rebalancer.dex.base import SwapAggregator
-from rebalancer.dex.checks import DEFAULT_EVM_ROUTERS, SwapPolicy
 from rebalancer.endpoints import resolve_rpc
 
 if TYPE_CHECKING:
     import httpx
 
+    from rebalancer.dex.checks import SwapPolicy
     from rebalancer.wallet.base import Signer
 
 T = TypeVar("T")
@@ -178,6 +178,8 @@ class Services:
         return self._aggregators[name]
 
     def swap_policy(self) -> SwapPolicy:
+        from rebalancer.dex.checks import DEFAULT_EVM_ROUTERS, SwapPolicy
+
         p = self.config.policy
         routers: dict[int, frozenset[str]] = dict(DEFAULT_EVM_ROUTERS)
         for chain, extra in p.extra_routers.items():
