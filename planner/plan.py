@@ -20,6 +20,7 @@ from rebalancer.core.types import Token
 from rebalancer.planner import optimise
 from rebalancer.planner.config import StrategyConfig
 from rebalancer.planner.drift import Drift, DriftRow, compute_drift, drift_rows
+from rebalancer.planner.goals import row_goals
 from rebalancer.planner.model import (
     HUNDRED,
     Portfolio,
@@ -218,29 +219,7 @@ def _context(
     as_of: date,
 ) -> _Context:
     total = portfolio.total
-    weights = {r.key: r.weight_pct for r in drift.rows}
-    goals: dict[str, tuple[Decimal, Decimal]] = {}
-    solver_goals: dict[str, tuple[Decimal, Decimal]] = {}
-    margin = 1 - strategy.edge_margin_pct / HUNDRED
-    for row in drift.targets.targeted:
-        key = f"{row.kind}:{row.name}"
-        t = row.target or Decimal(0)
-        if strategy.mode == "target":
-            tol = strategy.target_tolerance_pp
-            goals[key] = (t - tol, t + tol)
-            solver_goals[key] = (t - tol * margin, t + tol * margin)
-            continue
-        band = drift.bands[key]
-        goals[key] = (t - band, t + band)
-        inner = band * margin
-        w = weights.get(key, Decimal(0))
-        delta = min(Decimal("0.01"), band / 20)
-        if abs(w - t) > band:
-            solver_goals[key] = (t - inner, t + inner)
-        else:
-            lo = max(min(t - inner, w), t - band + delta)
-            hi = min(max(t + inner, w), t + band - delta)
-            solver_goals[key] = (lo, hi)
+    goals = row_goals(drift, strategy)
     gas_usd: dict[str, Decimal] = {}
     gas_raw: dict[str, int] = {}
     reserve: dict[str, int] = {}
@@ -248,14 +227,12 @@ def _context(
     for chain, info in universe.chains.items():
         cm = strategy.cost_model(chain)
         native_price = portfolio.prices.get(info.native_asset)
+        gas_usd[chain] = cm.gas_usd(native_price)
         if cm.gas_per_swap_native is not None:
             gas_raw[chain] = to_base_units(cm.gas_per_swap_native, info.native_decimals, up=True)
-            gas_usd[chain] = cm.gas_per_swap_native * native_price if native_price else Decimal(0)
         else:
-            usd = cm.gas_per_swap_usd if cm.gas_per_swap_usd is not None else Decimal(1)
-            gas_usd[chain] = usd
             gas_raw[chain] = (
-                to_base_units(usd / native_price, info.native_decimals, up=True)
+                to_base_units(gas_usd[chain] / native_price, info.native_decimals, up=True)
                 if native_price
                 else 0
             )
@@ -276,8 +253,8 @@ def _context(
         universe,
         drift,
         total,
-        goals,
-        solver_goals,
+        goals.hard,
+        goals.aim,
         gas_usd,
         gas_raw,
         reserve,
@@ -569,8 +546,8 @@ def evaluate(ctx: _Context, proposals: Sequence[Proposal]) -> Outcome:
             )
             continue
         cm = ctx.strategy.cost_model(p.chain)
-        fee = value_in * cm.fee_bps / _BPS
-        impact = cm.impact_coefficient(p.sell.asset, p.buy.asset) * value_in * value_in
+        fee = cm.fee_usd(value_in)
+        impact = cm.impact_usd(value_in, p.sell.asset, p.buy.asset)
         if impact > value_in / 2:
             skipped.append({**base, "reason": "no_route", "detail": "not enough liquidity"})
             continue
