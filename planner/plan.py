@@ -33,6 +33,7 @@ from rebalancer.planner.model import (
     to_base_units,
     tradable_tokens,
 )
+from rebalancer.planner.pairing import north_west
 from rebalancer.planner.tax import Lot, LotBook, Realised
 
 _BPS = Decimal(10_000)
@@ -465,23 +466,11 @@ def _pair(
     buys: list[tuple[Token, Decimal]],
 ) -> list[Proposal]:
     """North-west corner: walk sells and buys in order, matching amounts."""
-    out = []
-    i = j = 0
-    s_left = sells[0][1] if sells else Decimal(0)
-    b_left = buys[0][1] if buys else Decimal(0)
-    while i < len(sells) and j < len(buys):
-        amount = min(s_left, b_left)
-        if amount > 0 and sells[i][0].asset != buys[j][0].asset:
-            out.append(Proposal(chain, wallet, sells[i][0], buys[j][0], amount))
-        s_left -= amount
-        b_left -= amount
-        if s_left <= 0:
-            i += 1
-            s_left = sells[i][1] if i < len(sells) else Decimal(0)
-        if b_left <= 0:
-            j += 1
-            b_left = buys[j][1] if j < len(buys) else Decimal(0)
-    return out
+    return [
+        Proposal(chain, wallet, sells[i][0], buys[j][0], amount)
+        for i, j, amount in north_west([v for _, v in sells], [v for _, v in buys])
+        if sells[i][0].asset != buys[j][0].asset
+    ]
 
 
 # -- exact evaluation ---------------------------------------------------------------------------

@@ -20,7 +20,8 @@ Modelling choices, so that five years of twenty assets replay in well under a se
   still miss its band. Value inside a sleeve is split as it already is. Asset deltas under
   ``min_trade_usd`` are dropped.
 - **Costs** are the planner's, from the chain's ``CostModel``: sells are paired with buys
-  largest first (one swap per pair, as few swaps as a pooled wallet needs); each swap costs
+  largest first by the planner's north-west corner walk (``planner.pairing``; one swap per
+  pair, as few swaps as a pooled wallet needs); each swap costs
   ``CostModel.fee_usd`` and ``CostModel.impact_usd`` of its value and one swap's
   ``CostModel.gas_usd`` (at that day's price of the chain's native asset when gas is given in
   it). Costs are taken pro rata from the portfolio after the trade.
@@ -60,6 +61,7 @@ from rebalancer.planner.config import CostModel, StrategyConfig, Triggers, Volat
 from rebalancer.planner.drift import Drift, compute_drift
 from rebalancer.planner.goals import row_goals
 from rebalancer.planner.model import Portfolio, Targets, to_base_units
+from rebalancer.planner.pairing import north_west
 from rebalancer.reports.metrics import DAYS_PER_YEAR, Stats, summarise
 from rebalancer.reports.prices_csv import PriceHistory
 
@@ -70,6 +72,7 @@ _SLACK = 1e-6
 check, so float rounding can never hide a crossing."""
 _CHUNK = 64
 _CENT = Decimal("0.01")
+_DUST = Decimal("1e-9")
 
 
 @dataclass(frozen=True)
@@ -511,22 +514,17 @@ class _Replay:
         swaps = 0
         s_order = sorted(np.flatnonzero(sells), key=lambda i: (-sells[i], i))
         b_order = sorted(np.flatnonzero(buys), key=lambda i: (-buys[i], i))
-        s_left, b_left = sells.copy(), buys.copy()
-        i = j = 0
-        while i < len(s_order) and j < len(b_order):
-            a, b = s_order[i], b_order[j]
-            v = min(s_left[a], b_left[b])
-            if v > 1e-9:
-                swaps += 1
-                usd = Decimal(repr(float(v)))
-                fee += model.fee_usd(usd)
-                impact += model.impact_usd(usd, symbols[a], symbols[b])
-            s_left[a] -= v
-            b_left[b] -= v
-            if s_left[a] <= 1e-9:
-                i += 1
-            if b_left[b] <= 1e-9:
-                j += 1
+        pairs = north_west(
+            [Decimal(repr(float(sells[a]))) for a in s_order],
+            [Decimal(repr(float(buys[b]))) for b in b_order],
+        )
+        for i, j, usd in pairs:
+            if usd <= _DUST:  # float residue of matching the two sides
+                continue
+            a, b = symbols[s_order[i]], symbols[b_order[j]]
+            swaps += 1
+            fee += model.fee_usd(usd)
+            impact += model.impact_usd(usd, a, b)
         gas = swaps * self.costs.gas_on(self.h, t)
         cost = float(fee + impact + gas)
         new_values = (values - sells + buys) * max(total - cost, 0.0) / total
