@@ -31,8 +31,7 @@ from rebalancer.core.errors import (
     SuspiciousResponseError,
 )
 from rebalancer.core.tx import UnsignedTx
-from rebalancer.dex.base import BuiltSwap, NoRouteError, Quote, SwapRequest
-from rebalancer.dex.checks import CheckedSwap
+from rebalancer.dex.base import BuiltSwap, CheckedSwap, NoRouteError, Quote, SwapRequest
 from rebalancer.intents import (
     TradeIntent,
     TradeResult,
@@ -183,7 +182,8 @@ class Engine:
         quote = await agg.quote(request)
         self._within_price(t, quote.expected_out, "the quote")
         built = await agg.build(quote)
-        checked = self._check(built, await self._lookup_tables(adapter, built))
+        tables = await self._lookup_tables(adapter, built)
+        checked = agg.check(built, self.s.swap_policy(), tables)
         self.say(f"{t.chain}: {t.id} simulating")
         legs = SwapLegs(t.wallet, t.sell, t.buy, checked.built.tx, checked.built.approval)
         sim = await self._simulate(t, adapter, legs, checked)
@@ -332,17 +332,6 @@ class Engine:
                 f"independent price ({t.expected_out}); policy.max_price_deviation_pct is "
                 f"{self.policy.max_price_deviation_pct}"
             )
-
-    def _check(
-        self, built: BuiltSwap, lookup_tables: dict[str, list[str]] | None = None
-    ) -> CheckedSwap:
-        from rebalancer.core.tx import EvmCall
-        from rebalancer.dex.checks import check_evm_swap, check_solana_swap
-
-        # TODO(arch-splits): aggregator.check(built, policy, lookup_tables) once on main
-        if isinstance(built.tx, EvmCall):
-            return check_evm_swap(built, self.s.swap_policy())
-        return check_solana_swap(built, self.s.swap_policy(), lookup_tables)
 
     async def _lookup_tables(
         self, adapter: ChainAdapter, built: BuiltSwap
