@@ -113,6 +113,8 @@ def intents_from_plan(
             )
         if not _TRADE_ID.match(trade_id):
             raise ConfigError(f"{where}.id = {trade_id!r}: letters, digits, '.', '_', '-' only")
+        if trade_id.endswith(approval_id("")):
+            raise ConfigError(f"{where}.id = {trade_id!r}: names an approval; pick another id")
         if amount_in <= 0 or min_out < 0:
             raise ConfigError(f"{where}.amount_in = {amount_in}: must be positive")
         if sell.chain != chain or buy.chain != chain:
