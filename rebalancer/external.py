@@ -1,16 +1,18 @@
 """Air-gapped signing: ``export PLAN --unsigned DIR`` and ``submit DIR``.
 
 ``export`` runs every trade of a plan through the engine's steps before a signature (quote,
-policy, build, check, simulate: :meth:`Engine.prepare`) without any signer, fixes each EVM
-transaction's nonce, gas and fees, and writes for each transaction the exact bytes a wallet
-signs, plus ``manifest.json`` (hashes of those bytes) and a README. The manifest's own hash is
+policy, build, check, simulate, finalize, fee budget: :meth:`Engine.prepare`) without any
+signer, and writes for each finalized transaction the exact bytes a wallet signs (the payload
+of the one encoder, ``wallet.unsigned.export_tx``), plus ``manifest.json`` (hashes of those
+bytes) and a README. The manifest's own hash is
 recorded in the journal as an ``export`` run, so ``submit`` only sends what this tool exported.
 
 ``submit`` proves every signed file is the exported transaction signed by its wallet
-(:mod:`wallet.unsigned`), checks each can still land (EVM nonce unused, Solana blockhash
-valid), and only then journals each signed transaction (before its send, as the engine does),
-sends in nonce order, confirms and measures what arrived. One bad file refuses the whole
-submission before anything is sent.
+(:mod:`wallet.unsigned`), asks the chain adapters whether each can still land (EVM nonce
+next, Solana blockhash valid), and only then sends them through the engine's own path
+(:meth:`Engine.send`: journal before send, confirm) with a ``PresignedSigner`` that hands back
+what the wallet signed; approvals first, then swaps, and measures what arrived. One bad file
+refuses the whole submission before anything is sent.
 """
 
 from __future__ import annotations
