@@ -99,7 +99,7 @@ def when(at: float | None, *, short: bool = False, ago: bool = True) -> Html:
     moment = datetime.fromtimestamp(at, UTC)
     text = moment.strftime("%H:%M:%S UTC" if short else "%Y-%m-%d %H:%M:%S UTC")
     if not ago:
-        return Html(f'<time datetime="{moment.isoformat()}">{text[:-4]}</time>')
+        return Html(f'<time datetime="{moment.isoformat()}">{text[:-7]}</time>')
     return Html(
         f'<time datetime="{moment.isoformat()}" data-at="{at:.3f}">{text}</time>'
         f'<span class="ago"></span>'
@@ -344,7 +344,6 @@ def _allocation(state: State) -> str:
                     if r.kind == "class"
                     else f'<span class="indent">{e(r.name)}</span>'
                 ),
-                r.kind,
                 usd(r.value_usd),
                 pct(r.weight_pct),
                 pct(r.target_pct),
@@ -360,7 +359,7 @@ def _allocation(state: State) -> str:
     else:
         report = state.journal.report if state.journal is not None else None
         rows = [
-            (a["name"], a["kind"], "", pct(a["weight_pct"]), pct(a["target_pct"]), "", "", "")
+            (a["name"], "", pct(a["weight_pct"]), pct(a["target_pct"]), "", pp(a["drift_pp"]), "")
             for a in (report.allocation if report is not None else [])
         ]
         aside = "as of the last journal snapshot"
@@ -371,12 +370,14 @@ def _allocation(state: State) -> str:
                 else "Reading balances…"
             )
     out = _h2("Allocation against target", aside)
+    out += '<div class="cols">'
     out += table(
-        ["row", "kind", "value", "weight", "target", "band", "drift", ""],
+        ["class / asset", "value", "weight", "target", "band", "drift", ""],
         rows,
-        right=(2, 3, 4, 5, 6),
+        right=(1, 2, 3, 4, 5),
     )
-    return out + _chart("allocation", state, "Allocation against target and bands", "chart narrow")
+    chart = _chart("allocation", state, "Allocation against target and bands", "chart narrow")
+    return out + f'<div class="chart-col">{chart}</div></div>'
 
 
 def _drift_history(state: State) -> str:
@@ -471,7 +472,7 @@ def _trades(state: State, registry: Any, names: Mapping[tuple[str, str], str]) -
                 got,
                 "" if approval else usd(entry.get("value_usd")),
                 state_badge(t.state),
-                short_id(t.tx_hash),
+                short_id(t.tx_hash, 6),
                 reason,
             )
         )
@@ -632,7 +633,7 @@ def panels(state: State, registry: Any = None, config: Any = None) -> dict[str, 
 def document(state: State, registry: Any = None, config: Any = None) -> str:
     """The whole page."""
     parts = panels(state, registry, config)
-    wide = {"holdings", "next-run", "trades", "performance"}
+    wide = {"holdings", "allocation", "trades", "performance"}
     sections = "".join(
         f'<section id="{pid}" class="panel{" wide" if pid in wide else ""}">{parts[pid]}</section>'
         for pid in PANELS
