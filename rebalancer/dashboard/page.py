@@ -460,7 +460,7 @@ def _trades(state: State, registry: Any, names: Mapping[tuple[str, str], str]) -
             reason = Html(f'<span class="why">{e(t.error)}</span>')
         else:
             why = str(entry.get("reason") or "")
-            cut = why if len(why) <= 60 else why[:59] + "…"
+            cut = why if len(why) <= 44 else why[:43] + "…"
             reason = Html(f'<span class="muted" title="{e(why)}">{e(cut)}</span>')
         rows.append(
             (

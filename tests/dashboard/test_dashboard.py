@@ -117,7 +117,7 @@ def test_every_panel_in_a_real_browser_and_nothing_beyond_loopback(
         for t in trades:
             if t.tx_hash:
                 cell = driver.find_element(By.CSS_SELECTOR, f'#trades code[title="{t.tx_hash}"]')
-                assert cell.text.startswith(t.tx_hash[:8])
+                assert cell.text.startswith(t.tx_hash[:6])
         assert "confirmed" in shown
         holdings = driver.find_element(By.ID, "holdings").text
         assert "WBTC" in holdings and "$" in holdings
