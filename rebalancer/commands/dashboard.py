@@ -61,6 +61,14 @@ def check_host(host: str) -> bool:
         ) from None
 
 
+def exposure_warning(host: str, port: int) -> str:
+    return (
+        f"--host {host}: the dashboard is reachable from other machines on port {port}; anyone "
+        "who can reach it sees your holdings, addresses and trades (it is read-only and shows "
+        "no secrets). Use --host 127.0.0.1 unless you mean this."
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from rebalancer.commands.watch import parse_interval
     from rebalancer.dashboard.data import Dashboard
@@ -84,11 +92,7 @@ def run(args: argparse.Namespace) -> int:
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{'127.0.0.1' if host in ('localhost', '127.0.0.1') else shown}:{server.port}/"
     if not loopback:
-        warn(
-            f"--host {args.host}: the dashboard is reachable from other machines on port "
-            f"{server.port}; anyone who can reach it sees your holdings, addresses and trades "
-            "(it is read-only and shows no secrets). Use --host 127.0.0.1 unless you mean this."
-        )
+        warn(exposure_warning(args.host, server.port))
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
