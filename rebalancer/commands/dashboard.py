@@ -41,10 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--refresh",
-        default="30s",
+        default="60s",
         metavar="EVERY",
-        help="how often to read balances and prices again (default 30s; the journal is "
-        "watched continuously)",
+        help="how often to read balances and prices again (default 60s; each read is one "
+        "batch per chain, plus the price check's quotes when the config asks for it; the "
+        "journal is watched continuously)",
     )
 
 

@@ -280,7 +280,7 @@ class Dashboard:
         with self._cond:
             self._cond.notify_all()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=5)  # a read in flight dies with the process
 
     def _loop(self) -> None:
         seen = _signature(self.journal_path)

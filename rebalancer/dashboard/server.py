@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
+import traceback
 from collections.abc import Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -95,6 +97,16 @@ class Handler(BaseHTTPRequestHandler):
         return allowed is None or self.headers.get("Host", "").lower() in allowed
 
     def do_GET(self) -> None:
+        try:
+            self._get()
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the page went away
+        except Exception:
+            # NOTE: a bug answers 500 and shows its traceback in the terminal, not the page.
+            traceback.print_exc(file=sys.stderr)
+            self._text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error (a bug; see the terminal)")
+
+    def _get(self) -> None:
         if not self._host_ok():
             self._text(HTTPStatus.FORBIDDEN, "forbidden: unexpected Host header")
             return
