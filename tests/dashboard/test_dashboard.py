@@ -320,3 +320,28 @@ def test_numbers_for_people() -> None:
     assert usd(Decimal("-1.5")) == "-$1.50" and usd(None) == "–"
     assert e("<script>") == "&lt;script&gt;"
     assert short_id("0x" + "ab" * 32, 6) == '<code title="0x' + "ab" * 32 + '">0xabab…abab</code>'
+
+
+def test_next_run_shows_the_plan_and_the_triggers_before_a_rebalance(
+    evm_isolated: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the skewed demo portfolio the threshold fires and the panel lists what `run` would
+    trade; the dashboard itself journals nothing."""
+    from rebalancer.dashboard.data import Dashboard
+    from rebalancer.dashboard.page import draw, panels
+
+    monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
+    cfg = write_config(tmp_path)
+    dash = Dashboard(str(cfg), 30, draw=draw)
+    dash.refresh_journal()
+    dash.refresh_live()
+    state = dash.state
+    assert state.live is not None and state.live.plan is not None and state.live.plan.trades
+    html = panels(state, dash.registry, dash.config)
+    assert "fired" in html["next-run"] and "estimated cost" in html["next-run"]
+    assert html["next-run"].count("<tr>") >= len(state.live.plan.trades) + 1
+    assert "out of band" in html["allocation"] and {"allocation", "drift-history"} <= set(
+        state.charts
+    )
+    assert state.charts["allocation"].lstrip().startswith(b"<?xml")
+    assert not (tmp_path / "journal.sqlite").exists()
