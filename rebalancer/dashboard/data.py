@@ -60,7 +60,7 @@ class JournalView:
     path: str
     read_at: float
     exists: bool = False
-    runs: tuple[Mapping[str, Any], ...] = ()
+    runs: tuple[Any, ...] = ()
     trades: tuple[Any, ...] = ()
     unfinished: tuple[Any, ...] = ()
     last_rebalance: float | None = None

@@ -415,18 +415,23 @@ def _units(raw: int | None, decimals: int | None, symbol: str) -> str:
     return f"{amount(Decimal(raw).scaleb(-decimals))} {symbol}"
 
 
-def _plans(journal: JournalView) -> dict[int, dict[str, Mapping[str, Any]]]:
+def _f(row: Any, name: str) -> Any:
+    """A field of a journal row or of a stored document, a mapping or a model alike."""
+    return row.get(name) if isinstance(row, Mapping) else getattr(row, name, None)
+
+
+def _plans(journal: JournalView) -> dict[int, dict[str, Any]]:
     """Each run's planned trades by id (their value and why they were planned)."""
-    out: dict[int, dict[str, Mapping[str, Any]]] = {}
+    out: dict[int, dict[str, Any]] = {}
     for r in journal.runs:
-        try:
-            doc = json.loads(r["plan"]) if isinstance(r["plan"], str) else (r["plan"] or {})
-        except ValueError:
-            doc = {}
-        trades = doc.get("trades") if isinstance(doc, dict) else None
-        out[int(r["id"])] = {
-            str(t.get("id")): t for t in trades or [] if isinstance(t, dict) and t.get("id")
-        }
+        plan = _f(r, "plan")
+        if isinstance(plan, str):
+            try:
+                plan = json.loads(plan)
+            except ValueError:
+                plan = None
+        trades = _f(plan, "trades") if plan is not None else None
+        out[int(_f(r, "id"))] = {str(_f(t, "id")): t for t in trades or [] if _f(t, "id")}
     return out
 
 
@@ -437,7 +442,7 @@ def _trades(state: State, registry: Any, names: Mapping[tuple[str, str], str]) -
             "No trades journalled yet: `rebalancer run` (a dry run) and `run --execute` record "
             "every trade here, with what became of it."
         )
-    modes = {int(r["id"]): str(r["mode"]) for r in journal.runs}
+    modes = {int(_f(r, "id")): str(_f(r, "mode")) for r in journal.runs}
     plans = _plans(journal)
     rows = []
     for t in sorted(journal.trades, key=lambda t: (t.updated_at, t.run_id), reverse=True):
@@ -459,7 +464,7 @@ def _trades(state: State, registry: Any, names: Mapping[tuple[str, str], str]) -
         if t.error:
             reason = Html(f'<span class="why">{e(t.error)}</span>')
         else:
-            why = str(entry.get("reason") or "")
+            why = str(_f(entry, "reason") or "")
             cut = why if len(why) <= 44 else why[:43] + "…"
             reason = Html(f'<span class="muted" title="{e(why)}">{e(cut)}</span>')
         rows.append(
@@ -470,7 +475,7 @@ def _trades(state: State, registry: Any, names: Mapping[tuple[str, str], str]) -
                 names.get((t.chain, t.wallet.lower()), "") or short_id(t.wallet, 6),
                 _units(t.amount_in, sell_dec, sell),
                 got,
-                "" if approval else usd(entry.get("value_usd")),
+                "" if approval else usd(_f(entry, "value_usd")),
                 state_badge(t.state),
                 short_id(t.tx_hash, 6),
                 reason,
@@ -492,12 +497,12 @@ def _next_run(state: State) -> str:
     live, journal = state.live, state.journal
     out = _h2("Next run", "dry run: what `rebalancer run` would do now")
     if journal is not None:
-        running = [r for r in journal.runs if r.get("status") == "running"]
+        running = [r for r in journal.runs if _f(r, "status") == "running"]
         if running:
             r = running[-1]
-            since = when(r["started_at"])
+            since = when(_f(r, "started_at"))
             out += _p(
-                Html(f"A run is in progress: #{r['id']} ({e(r['mode'])}) since {since}."),
+                Html(f"A run is in progress: #{_f(r, 'id')} ({e(_f(r, 'mode'))}) since {since}."),
                 "alert info",
             )
         if journal.unfinished:
@@ -717,9 +722,9 @@ def _drift_chart(state: State, points: list[tuple[float, Mapping[str, Decimal], 
     if state.journal is not None:
         confirmed = {t.run_id for t in state.journal.trades if t.state == "confirmed"}
         marks = [
-            datetime.fromtimestamp(float(r["finished_at"]), UTC)
+            datetime.fromtimestamp(float(_f(r, "finished_at")), UTC)
             for r in state.journal.runs
-            if r.get("mode") == "execute" and int(r["id"]) in confirmed and r.get("finished_at")
+            if _f(r, "mode") == "execute" and int(_f(r, "id")) in confirmed and _f(r, "finished_at")
         ]
     return charts.drift(
         xs,
