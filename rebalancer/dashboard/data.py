@@ -1,4 +1,4 @@
-"""What the dashboard shows, gathered off the request path by one background thread.
+"""What the dashboard shows, gathered off the request path by two background threads.
 
 Two sources:
 
@@ -10,8 +10,10 @@ Two sources:
   included) and the plan by ``commands.plan.build`` (the planning step of ``run``).
 
 Nothing here simulates, signs, sends or writes: no ``Services`` or ``Engine`` is built, so no
-signer is ever loaded. Each change makes a new immutable ``State`` with a higher version; the
-server renders whatever state is current and wakes the pages that wait for a newer one.
+signer is ever loaded. One thread watches the journal, the other reads the chains, so a slow
+node never delays what a ``watch`` just journalled. Each change makes a new immutable ``State``
+with a higher version; the server renders whatever state is current and wakes the pages that
+wait for a newer one.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from typing import Any
 
 from rebalancer.core.errors import RebalancerError
 
+MIN_LIVE_GAP_S = 2.0
+"""The shortest pause between two live reads (a run in progress changes the journal often)."""
 MAX_SAMPLES = 2000
 """Live drift readings kept for the drift history (a day of 45-second refreshes)."""
 
@@ -231,7 +235,9 @@ class Dashboard:
             leaves=tuple(r.name for r in self.targets.leaves if r.target is not None),
             band_pp=float(self.config.strategy.band_pp),
         )
-        self._thread: threading.Thread | None = None
+        self._publishing = threading.Lock()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
 
     @property
     def state(self) -> State:
@@ -247,12 +253,14 @@ class Dashboard:
             return self._state
 
     def _publish(self, **changes: Any) -> None:
-        with self._cond:
-            state = replace(self._state, **changes)
-        charts = self._draw(state) if self._draw else {}
-        with self._cond:
-            self._state = replace(state, version=self._state.version + 1, charts=charts)
-            self._cond.notify_all()
+        """A new state with ``changes`` and its charts (publishers take turns, so neither
+        thread's change is lost; pages keep reading the old state meanwhile)."""
+        with self._publishing:
+            state = replace(self.state, **changes)
+            charts = self._draw(state) if self._draw else {}
+            with self._cond:
+                self._state = replace(state, version=state.version + 1, charts=charts)
+                self._cond.notify_all()
 
     def refresh_journal(self) -> None:
         try:
@@ -263,36 +271,44 @@ class Dashboard:
 
     def refresh_live(self) -> None:
         live = read_live(self.config_path, self.state.live)
-        samples = self.state.samples
         sample = drift_sample(live) if live.error is None else None
+        samples = self.state.samples  # NOTE: only this thread changes them
         if sample is not None:
             samples = (*samples, sample)[-MAX_SAMPLES:]
         self._publish(live=live, samples=samples)
 
     def start(self) -> None:
-        """Read the journal now (fast), then keep everything fresh in the background."""
+        """Read the journal now (fast), then keep everything fresh in the background: one
+        thread watches the journal, another reads the chains, so a slow node never delays
+        the trades a ``watch`` just journalled."""
         self.refresh_journal()
-        self._thread = threading.Thread(target=self._loop, name="dashboard-refresh", daemon=True)
-        self._thread.start()
+        for target, name in ((self._watch_journal, "journal"), (self._read_live, "live")):
+            thread = threading.Thread(target=target, name=f"dashboard-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         with self._cond:
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5)  # a read in flight dies with the process
+        for thread in self._threads:
+            thread.join(timeout=5)  # a read in flight dies with the process
 
-    def _loop(self) -> None:
+    def _watch_journal(self) -> None:
         seen = _signature(self.journal_path)
-        next_live = 0.0
-        while not self._stop.is_set():
+        while not self._stop.wait(0.5):
             now = _signature(self.journal_path)
             if now != seen:
-                # NOTE: a run just wrote: its trades moved the balances too.
                 seen = now
                 self.refresh_journal()
-                next_live = 0.0
-            if time.monotonic() >= next_live:
-                self.refresh_live()
-                next_live = time.monotonic() + self.refresh_s
-            self._stop.wait(0.5)
+                self._wake.set()  # NOTE: a run just wrote: its trades moved the balances too
+
+    def _read_live(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            self.refresh_live()
+            # NOTE: a run writes its journal many times a second: read the chains at most
+            # every MIN_LIVE_GAP_S meanwhile, and every refresh_s when nothing happens.
+            if not self._stop.wait(MIN_LIVE_GAP_S):
+                self._wake.wait(max(self.refresh_s - MIN_LIVE_GAP_S, 0))
