@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -665,6 +665,20 @@ def document(state: State, registry: Any = None, config: Any = None) -> str:
 
 
 # -- charts ----------------------------------------------------------------------------------
+_drawn: dict[str, tuple[Any, bytes]] = {}
+"""The last drawing of each chart and the data it was drawn from: a journal change that does
+not move a chart's data (a trade changing state) costs no drawing."""
+
+
+def _cached(name: str, key: Any, make: Callable[[], bytes]) -> bytes:
+    hit = _drawn.get(name)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    svg = make()
+    _drawn[name] = (key, svg)
+    return svg
+
+
 def draw(state: State) -> dict[str, bytes]:
     """The SVG charts for this state (matplotlib, server-side: the page needs no chart code)."""
     from rebalancer.reports import charts
@@ -674,63 +688,82 @@ def draw(state: State) -> dict[str, bytes]:
     report = journal.report if journal is not None else None
     plan = live.plan if live is not None else None
     if plan is not None:
-        rows = [r for r in plan.before.rows if r.target_pct is not None]
+        rows = tuple(
+            (r.name, float(r.target_pct), float(r.band_pp or 0), float(r.weight_pct))
+            for r in plan.before.rows
+            if r.target_pct is not None
+        )
         if rows:
-            out["allocation"] = charts.allocation(
-                [r.name for r in rows],
-                [float(r.target_pct) for r in rows],
-                [float(r.band_pp or 0) for r in rows],
-                {"now": [float(r.weight_pct) for r in rows]},
-                title="Weight against target and band",
-                fmt="svg",
+            out["allocation"] = _cached(
+                "allocation",
+                rows,
+                lambda: charts.allocation(
+                    [r[0] for r in rows],
+                    [r[1] for r in rows],
+                    [r[2] for r in rows],
+                    {"now": [r[3] for r in rows]},
+                    title="Weight against target and band",
+                    fmt="svg",
+                ),
             )
     history = _drift_points(state)
     if history:
         out["drift-history"] = _drift_chart(state, history)
     if report is not None and report.points:
-        xs = [datetime.fromtimestamp(p.snap.at, UTC) for p in report.points]
-        out["value"] = charts.value(
-            xs,
-            {
-                "portfolio (time-weighted, flows removed)": [float(p.index) for p in report.points],
-                "portfolio value": [float(p.snap.total) for p in report.points],
-                "buy-and-hold": [float(p.hold) for p in report.points],
-            },
-            fmt="svg",
+        points = tuple(
+            (p.snap.at, float(p.index), float(p.snap.total), float(p.hold)) for p in report.points
+        )
+        out["value"] = _cached(
+            "value",
+            points,
+            lambda: charts.value(
+                [datetime.fromtimestamp(p[0], UTC) for p in points],
+                {
+                    "portfolio (time-weighted, flows removed)": [p[1] for p in points],
+                    "portfolio value": [p[2] for p in points],
+                    "buy-and-hold": [p[3] for p in points],
+                },
+                fmt="svg",
+            ),
         )
     return out
 
 
-def _drift_points(state: State) -> list[tuple[float, Mapping[str, Decimal], bool]]:
-    """(time, drift per row, from the journal?) from the journal's snapshots and live reads."""
-    points: list[tuple[float, Mapping[str, Decimal], bool]] = []
+def _drift_points(state: State) -> list[tuple[float, Mapping[str, Decimal]]]:
+    """(time, drift per row) from the journal's snapshots and this dashboard's live reads."""
+    points: list[tuple[float, Mapping[str, Decimal]]] = []
     report = state.journal.report if state.journal is not None else None
     if report is not None:
-        points += [(p.snap.at, p.drift, True) for p in report.points]
-    points += [(s.at, s.drift, False) for s in state.samples]
+        points += [(p.snap.at, p.drift) for p in report.points]
+    points += [(s.at, s.drift) for s in state.samples]
     return sorted(points, key=lambda p: p[0])
 
 
-def _drift_chart(state: State, points: list[tuple[float, Mapping[str, Decimal], bool]]) -> bytes:
+def _drift_chart(state: State, points: list[tuple[float, Mapping[str, Decimal]]]) -> bytes:
     from rebalancer.reports import charts
 
     nan = float("nan")
-    xs = [datetime.fromtimestamp(at, UTC) for at, _d, _j in points]
-    names = list(state.leaves) or sorted({n for _a, d, _j in points for n in d})
-    series = {n: [float(d[n]) if n in d else nan for _a, d, _j in points] for n in names}
-    marks = []
+    names = list(state.leaves) or sorted({n for _a, d in points for n in d})
+    series = tuple((n, tuple(float(d[n]) if n in d else nan for _a, d in points)) for n in names)
+    marks: tuple[float, ...] = ()
     if state.journal is not None:
         confirmed = {t.run_id for t in state.journal.trades if t.state == "confirmed"}
-        marks = [
-            datetime.fromtimestamp(float(_f(r, "finished_at")), UTC)
+        marks = tuple(
+            float(_f(r, "finished_at"))
             for r in state.journal.runs
             if _f(r, "mode") == "execute" and int(_f(r, "id")) in confirmed and _f(r, "finished_at")
-        ]
-    return charts.drift(
-        xs,
-        series,
-        state.band_pp,
-        title="Drift from target per class",
-        marks=marks,
-        fmt="svg",
+        )
+    times = tuple(at for at, _d in points)
+    return _cached(
+        "drift-history",
+        # NOTE: nan != nan, so the key holds the series as text
+        (times, repr(series), state.band_pp, marks),
+        lambda: charts.drift(
+            [datetime.fromtimestamp(at, UTC) for at in times],
+            {n: list(ys) for n, ys in series},
+            state.band_pp,
+            title="Drift from target per class",
+            marks=[datetime.fromtimestamp(m, UTC) for m in marks],
+            fmt="svg",
+        ),
     )

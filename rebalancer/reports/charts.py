@@ -101,8 +101,12 @@ def drift(
     marker = "o" if len(x) < 40 else None
     for k, (label, ys) in enumerate(series.items()):
         ax.plot(list(x), list(ys), label=label, color=_COLOURS[k % len(_COLOURS)], marker=marker)
-    for i, m in enumerate(marks):
-        ax.axvline(m, color="#6b7280", linestyle=":", label="rebalance" if i == 0 else None)
+    if marks:  # one collection; many rebalances become ticks along the bottom
+        ax.vlines(
+            list(marks), 0, 1 if len(marks) <= 60 else 0.04, transform=ax.get_xaxis_transform(),
+            colors="#6b7280", linestyles=":" if len(marks) <= 60 else "-", linewidth=0.8,
+            label="rebalance",
+        )  # fmt: skip
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize="small", ncols=min(4, len(series) + 1 + bool(marks)))
