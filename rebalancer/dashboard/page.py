@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from rebalancer.dashboard.data import JournalView, State
+from rebalancer.dashboard.data import JournalView, State, scrub
 from rebalancer.output import fmt_amount
 
 PANELS = (
@@ -237,7 +237,7 @@ def _summary(state: State) -> str:
     plan = live.plan if live is not None else None
     if plan is not None:
         d = plan.before
-        out = d.max_drift_pp > d.band_pp
+        out = any(r.triggered for r in d.rows)
         tiles.append(
             _tile(
                 "Largest drift",
@@ -385,7 +385,7 @@ def _drift_history(state: State) -> str:
     points = len(journal.report.points) if journal and journal.report else 0
     out = _h2(
         "Drift history",
-        f"{points} journal snapshot(s), {len(state.samples)} live read(s) since start",
+        f"{points} point(s) from the journal, {len(state.samples)} live read(s) since start",
     )
     if "drift-history" not in state.charts:
         return out + _p("No history yet: executing runs record snapshots, live reads add points.")
@@ -462,7 +462,7 @@ def _trades(state: State, registry: Any, names: Mapping[tuple[str, str], str]) -
         else:
             got = Html(f'{e(_units(t.min_out, buy_dec, buy))} <span class="muted">min</span>')
         if t.error:
-            reason = Html(f'<span class="why">{e(t.error)}</span>')
+            reason = Html(f'<span class="why">{e(scrub(t.error))}</span>')
         else:
             why = str(_f(entry, "reason") or "")
             cut = why if len(why) <= 44 else why[:43] + "…"
