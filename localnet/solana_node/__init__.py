@@ -28,7 +28,9 @@ One concept per module:
     send          sendTransaction, requestAirdrop
     history       landed transactions by signature, slot and account
     encoding      the ``json`` encoding of transactions and their metadata
-    status        getSignatureStatuses, getTransaction
+    parsed        the ``jsonParsed`` encoding (System, SPL Token, ATA, Memo instructions)
+    status        getSignatureStatuses, getTransaction, getSignaturesForAddress
+    blocks        getBlock, getBlockTime, getBlocks, getFirstAvailableBlock
     node          the parts assembled; http serves it; cli is ``python -m``
 
     python -m rebalancer.localnet.solana_node --port 0 --snapshot fixtures/solana/demo.json

@@ -19,6 +19,7 @@ from solders.transaction import VersionedTransaction
 from rebalancer.localnet.solana_accounts import SYSTEM_PROGRAM
 from rebalancer.localnet.solana_node import rpc
 from rebalancer.localnet.solana_node.accounts import AccountMethods, Accounts
+from rebalancer.localnet.solana_node.blocks import BlockMethods
 from rebalancer.localnet.solana_node.clock import (
     API_VERSION,
     SLOTS_PER_EPOCH,
@@ -71,11 +72,13 @@ class SolanaNode:
             "getGenesisHash": lambda p: self.genesis_hash,
             "getIdentity": lambda p: {"identity": str(self.faucet.pubkey())},
             "getEpochInfo": self._get_epoch_info,
+            "getTransactionCount": self._get_transaction_count,
             **ClockMethods(self.clock).methods(),
             **AccountMethods(self.accounts, self.clock).methods(),
             **self.simulator.methods(),
             **self.sender.methods(),
             **StatusMethods(self.clock, self.history).methods(),
+            **BlockMethods(self.clock, self.history).methods(),
         }
         self.rpc = Dispatcher(methods, self._lock, self.clock.tick)
 
@@ -108,6 +111,10 @@ class SolanaNode:
             "slotsInEpoch": SLOTS_PER_EPOCH,
             "transactionCount": len(self.history),
         }
+
+    def _get_transaction_count(self, params: list[Any]) -> int:
+        rpc.config(params, 0, self.clock.slot)
+        return len(self.history)
 
 
 def load_accounts(paths: Sequence[str | Path]) -> tuple[dict[Pubkey, Account], int | None]:
