@@ -30,6 +30,10 @@ from rebalancer.dex.http import HttpAggregator, parse
 
 NATIVE = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
 DEFAULT_BASE_URL = "https://api.1inch.com/swap/v6.0"
+# NOTE: with disableEstimate the API answers tx.gas 0 (it did not simulate); the quote's own
+# gas figure plus a margin stands in until the engine's simulation measures the real one.
+UNESTIMATED_GAS_MARGIN_PCT = 25
+UNESTIMATED_GAS_DEFAULT = 1_000_000
 
 
 class _Model(BaseModel):
@@ -210,7 +214,7 @@ class OneInch(HttpAggregator):
             to=_checksum(s.tx.to, "tx.to"),
             data=bytes.fromhex(s.tx.data[2:]),
             value=s.tx.value,
-            gas=s.tx.gas,
+            gas=s.tx.gas or _unestimated_gas(quote.gas),
             gas_price=s.tx.gasPrice,
         )
         return BuiltSwap(quote=quote, tx=tx, expected_out=s.dstAmount, approval=approval)
@@ -262,6 +266,13 @@ class OneInch(HttpAggregator):
             gas=80_000,
             gas_price=a.gasPrice,
         )
+
+
+def _unestimated_gas(quoted: int | None) -> int:
+    """A gas limit for a swap the API did not estimate: the quote's figure plus a margin."""
+    if not quoted:
+        return UNESTIMATED_GAS_DEFAULT
+    return quoted * (100 + UNESTIMATED_GAS_MARGIN_PCT) // 100
 
 
 def _checksum(address: str, field: str) -> str:

@@ -59,3 +59,35 @@ def test_stand_in_healthcheck(evm_worlds: dict[str, Any]) -> None:
         r = httpx.get(f"{base}/{chain}/healthcheck", headers=HEADERS, timeout=10)
         assert r.status_code == 200 and r.json() == recorded("healthcheck.json")["body"]
     assert httpx.get(f"{base}/1/healthcheck", timeout=10).status_code == 401
+
+
+async def test_an_unestimated_swap_gets_the_quotes_gas_plus_a_margin() -> None:
+    """The adapter never hands on gas 0: the quote's figure plus 25% stands in until the
+    engine's simulation measures the swap."""
+    from rebalancer.chains.registry import Registry
+    from rebalancer.dex.base import SwapRequest
+    from rebalancer.dex.oneinch import OneInch
+
+    answers = {
+        "/1/quote": recorded("quote.json"),
+        "/1/approve/allowance": {"status": 200, "body": {"allowance": "0"}},
+        "/1/approve/transaction": recorded("approve_transaction.json"),
+        "/1/swap": recorded("swap_disable_estimate.json"),
+    }
+    seen: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req)
+        a = answers[req.url.path.removeprefix("/swap/v6.0")]
+        return httpx.Response(a["status"], json=a["body"])
+
+    reg = Registry.load()
+    sell, buy = reg.by_symbol("ethereum", "USDC"), reg.by_symbol("ethereum", "WETH")
+    assert sell is not None and buy is not None
+    req = SwapRequest("ethereum", 1, WALLET, sell, buy, 10_000 * 10**6, 50)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        api = OneInch(client, base_url="https://api.1inch.example/swap/v6.0", api_key="K")
+        q = await api.quote(req)
+        built = await api.build(q)
+    assert q.gas and built.tx.gas == q.gas * 125 // 100
+    assert dict(seen[-1].url.params)["disableEstimate"] == "true"
