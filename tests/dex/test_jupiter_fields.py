@@ -17,6 +17,7 @@ from solders.transaction import VersionedTransaction
 
 from rebalancer.dex.jupiter import QuoteResponse, SwapResponse
 from rebalancer.wallet.base import sign_versioned_transaction
+from tests.conftest import rpc_call
 from tests.dex.test_jupiter import fresh_wallet, fund, holding, send, token, urls
 
 __all__ = ["urls"]  # the stand-in fixture, shared with test_jupiter
@@ -109,11 +110,24 @@ async def test_stand_in_fills_a_platform_fee_into_the_fee_account(urls: tuple[st
     assert answer.dynamicSlippageReport is None
     tx = VersionedTransaction.from_bytes(base64.b64decode(answer.swapTransaction))
     before = holding(node, wallet, "JUP")
-    send(node, await sign_versioned_transaction(signer, tx))
+    sig = send(node, await sign_versioned_transaction(signer, tx))
     fee = int(quote["platformFee"]["amount"])
     assert fee > 0
     assert holding(node, wallet, "JUP") - before == int(quote["outAmount"])
     assert holding(node, collector, "JUP") == fee
+    # The fill as an explorer reads it: jsonParsed, keys from the maker's lookup table.
+    got = rpc_call(
+        node, "getTransaction", sig, {"encoding": "jsonParsed", "maxSupportedTransactionVersion": 0}
+    )
+    message = got["transaction"]["message"]
+    assert {k["source"] for k in message["accountKeys"]} == {"transaction", "lookupTable"}
+    legs = [
+        ix["parsed"]["info"]
+        for ix in message["instructions"]
+        if ix.get("program") == "spl-token" and ix["parsed"]["type"] == "transferChecked"
+    ]
+    paid = {leg["destination"]: int(leg["tokenAmount"]["amount"]) for leg in legs}
+    assert paid[str(fee_account)] == fee
 
 
 def test_stand_in_reports_dynamic_slippage(urls: tuple[str, str]) -> None:
