@@ -162,3 +162,19 @@ def test_usdt_behaves_as_mainnet_tether(
         url, usdt, "transferFrom(address,address,uint256)", HOLDER, SPENDER, 50, sender=SPENDER
     )
     assert spent["result"] == "0x"
+
+
+@pytest.mark.parametrize("chain", ["ethereum", "avalanche"])
+def test_every_registry_token_answers_its_mainnet_decimals(
+    chain: str, evm_worlds: dict[str, Any]
+) -> None:
+    """Decimals are mainnet facts (the registry's sources); each token at its address says so,
+    and only tokens with the no-return-data quirk return nothing from ``transfer``."""
+    url = evm_worlds[chain]["url"]
+    for token in Registry.load().tokens_on(chain):
+        if token.address is None:
+            continue
+        assert int(eth_call(url, token.address, "decimals()")["result"], 16) == token.decimals
+        answer = eth_call(url, token.address, "transfer(address,uint256)", SPENDER, 0)["result"]
+        no_bool = TokenQuirk.NO_RETURN_DATA in token.quirks
+        assert (answer == "0x") == no_bool, token.symbol
