@@ -66,6 +66,9 @@ class BuiltSwap:
     expected_out: int
     approval: EvmCall | None = None
     notes: tuple[str, ...] = field(default=())
+    approval_reset: EvmTx | None = None
+    """``approve(router, 0)``, sent before ``approval`` when the token refuses to change a
+    non-zero allowance to another non-zero value (mainnet USDT) and one is left over."""
 
 
 # The real AggregationRouterV6, the same on Ethereum and Avalanche (aggregators.md).
