@@ -54,28 +54,30 @@ class Balances:
 @dataclass(frozen=True, slots=True)
 class SwapLegs:
     """What a simulation runs: the swap proposed for ``wallet`` selling ``sell`` for ``buy``,
-    and the transaction that must land first (an EVM approval), if any."""
+    and the transactions that must land before it, in order (EVM: an allowance reset to zero
+    for tokens that need one, then the exact approval)."""
 
     wallet: str
     sell: Token
     buy: Token
     swap: Proposal
-    approval: Proposal | None = None
+    before: tuple[Proposal, ...] = ()
 
     @property
     def proposals(self) -> tuple[Proposal, ...]:
         """In the order they are sent."""
-        return (self.swap,) if self.approval is None else (self.approval, self.swap)
+        return (*self.before, self.swap)
 
 
 @dataclass(frozen=True)
 class SimResult:
-    """What the simulation showed the wallet would get, and what it cost (gas or units)."""
+    """What the simulation showed the wallet would get, and what it cost (gas or units):
+    ``gas_used`` by the swap, ``before_gas_used`` by each of ``SwapLegs.before``."""
 
     method: str
     out: int
     gas_used: int = 0
-    approval_gas_used: int = 0
+    before_gas_used: tuple[int, ...] = ()
 
 
 class ChainAdapter(ABC):

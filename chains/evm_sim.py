@@ -84,12 +84,12 @@ async def _on_fork(adapter: EvmChain, url: str, legs: SwapLegs, swap: EvmCall) -
     async with httpx.AsyncClient(timeout=60) as client:
         fork = EvmChain(adapter.info, url, client, retries=1, backoff=0.05)
         await fork.call("anvil_impersonateAccount", [legs.wallet])
-        approval_gas = 0
-        if legs.approval is not None:
-            r = await _run(fork, _call(legs.approval))
+        before_gas = []
+        for tx in legs.before:
+            r = await _run(fork, _call(tx))
             if int(r["status"], 16) != 1:
                 raise SimulationError(f"{chain}: the approval reverts on the fork")
-            approval_gas = int(r["gasUsed"], 16)
+            before_gas.append(int(r["gasUsed"], 16))
         before = await fork.balance(legs.wallet, legs.buy)
         r = await _run(fork, swap)
         if int(r["status"], 16) != 1:
@@ -102,7 +102,7 @@ async def _on_fork(adapter: EvmChain, url: str, legs: SwapLegs, swap: EvmCall) -
         gained = after - before
         if legs.buy.is_native:  # the wallet paid the gas in the coin it bought
             gained += gas * int(r.get("effectiveGasPrice", "0x0"), 16)
-        return SimResult("anvil fork", gained, gas, approval_gas)
+        return SimResult("anvil fork", gained, gas, tuple(before_gas))
 
 
 def _balance_call(wallet: str, token: Token) -> dict[str, str]:
@@ -127,7 +127,7 @@ def _unsigned_call(tx: EvmCall) -> dict[str, str]:
 
 async def simulate_rpc(adapter: EvmChain, legs: SwapLegs) -> SimResult:
     """``eth_simulateV1`` on the chain's RPC: one simulated block holding a balance read, the
-    approval, the swap and a second balance read, state carried from call to call."""
+    approvals, the swap and a second balance read, state carried from call to call."""
     chain = adapter.info.name
     read = {"from": legs.wallet, **_balance_call(legs.wallet, legs.buy)}
     calls = [read, *(_unsigned_call(_call(p)) for p in legs.proposals), read]
@@ -145,8 +145,10 @@ async def simulate_rpc(adapter: EvmChain, legs: SwapLegs) -> SimResult:
         statuses = [int(str(r["status"]), 16) for r in results]
         before = int(str(results[0]["returnData"]), 16)
         after = int(str(results[-1]["returnData"]), 16)
+        if len(results) != len(calls):
+            raise ValueError("one result per call")
         gas = int(str(results[-2]["gasUsed"]), 16)
-        approval_gas = int(str(results[1]["gasUsed"]), 16) if len(results) == 4 else 0
+        before_gas = tuple(int(str(r["gasUsed"]), 16) for r in results[1:-2])
     except (KeyError, IndexError, TypeError, ValueError):
         raise SimulationError(f"{chain}: eth_simulateV1 answered malformed") from None
     if not all(statuses):
@@ -154,7 +156,7 @@ async def simulate_rpc(adapter: EvmChain, legs: SwapLegs) -> SimResult:
             f"{chain}: the swap {legs.sell.symbol} -> {legs.buy.symbol} reverts in "
             "eth_simulateV1 (price moved past minReturn, or the route is broken)"
         )
-    return SimResult("eth_simulateV1", after - before, gas, approval_gas)
+    return SimResult("eth_simulateV1", after - before, gas, before_gas)
 
 
 async def _run(fork: EvmChain, tx: EvmCall) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from rebalancer.intents import (
     TradeIntent,
     TradeResult,
     approval_id,
+    before_ids,
     intents_from_plan,
     intents_from_trades,
 )
@@ -185,7 +186,9 @@ class Engine:
         tables = await self._lookup_tables(adapter, built)
         checked = agg.check(built, self.s.swap_policy(), tables)
         self.say(f"{t.chain}: {t.id} simulating")
-        legs = SwapLegs(t.wallet, t.sell, t.buy, checked.built.tx, checked.built.approval)
+        built = checked.built
+        before = tuple(p for p in (built.approval_reset, built.approval) if p is not None)
+        legs = SwapLegs(t.wallet, t.sell, t.buy, built.tx, before)
         sim = await self._simulate(t, adapter, legs, checked)
         if sim.out < checked.min_out:
             raise SimulationError(
@@ -243,8 +246,7 @@ class Engine:
         signer = await self.s.signer(t.chain, t.wallet)
         before = await adapter.balance(t.wallet, t.buy)
         *approvals, swap = prepared.txs
-        for approval in approvals:
-            aid = approval_id(t.id)
+        for aid, approval in zip(before_ids(t.id, len(approvals)), approvals, strict=True):
             self.journal.add_trade(
                 run_id,
                 {
@@ -257,9 +259,12 @@ class Engine:
                     "min_out": None,
                 },
             )
-            self.say(
-                f"{t.chain}: {t.id} signing the approval of exactly {t.amount_in} {t.sell.symbol}"
+            what = (
+                f"the approval of exactly {t.amount_in} {t.sell.symbol}"
+                if aid == approval_id(t.id)
+                else f"the reset of the {t.sell.symbol} allowance left over to 0"
             )
+            self.say(f"{t.chain}: {t.id} signing {what}")
             approval_tx, status = await self.send(run_id, aid, t.chain, approval, signer)
             if status == "pending":
                 result.tx, result.status = approval_tx, "pending"  # the swap waits for a later run

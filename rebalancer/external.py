@@ -28,7 +28,7 @@ from typing import Any
 from rebalancer.core.errors import ConfigError, RefusedError
 from rebalancer.core.tx import SignedTx, UnsignedTx
 from rebalancer.engine import Engine, TradeIntent, TradeResult
-from rebalancer.intents import approval_id
+from rebalancer.intents import before_ids
 from rebalancer.journal import Journal
 from rebalancer.services import Services
 from rebalancer.wallet.presigned import PresignedSigner
@@ -138,10 +138,10 @@ async def _prepare_all(
             "buy": t.buy.id,
             "amount_in": str(t.amount_in),
         }
-        *approvals, swap = p.txs
-        parts = [("approve", tx) for tx in approvals] + [("swap", swap)]
-        for kind, tx in parts:
-            tx_id = t.id if kind == "swap" else approval_id(t.id)
+        n_before = len(p.txs) - 1
+        ids = [*before_ids(t.id, n_before), t.id]
+        kinds = ["approve"] * n_before + ["swap"]
+        for tx_id, kind, tx in zip(ids, kinds, p.txs, strict=True):
             exported = export_tx(tx, tx_id, t.wallet)
             files.update(exported.files)
             txs.append(

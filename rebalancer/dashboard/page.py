@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from rebalancer.dashboard.data import JournalView, State, scrub
+from rebalancer.intents import approved_trade
 from rebalancer.output import fmt_amount
 
 PANELS = (
@@ -448,8 +449,9 @@ def _trades(state: State, registry: Any, names: Mapping[tuple[str, str], str]) -
     for t in sorted(journal.trades, key=lambda t: (t.updated_at, t.run_id), reverse=True):
         sell, sell_dec = _symbol(registry, t.sell)
         buy, buy_dec = _symbol(registry, t.buy)
-        approval = t.trade_id.endswith("/approve")
-        entry = plans.get(t.run_id, {}).get(t.trade_id.removesuffix("/approve"), {})
+        approved = approved_trade(t.trade_id)
+        approval = approved is not None
+        entry = plans.get(t.run_id, {}).get(approved or t.trade_id, {})
         got: str
         if approval:
             got = Html('<span class="muted">approval</span>')

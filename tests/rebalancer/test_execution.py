@@ -501,3 +501,54 @@ def test_an_edited_plan_cannot_switch_the_policy_off(
     plan.write_text(json.dumps(doc))
     assert main(["apply", str(plan), "-c", str(cfg), "--yes"]) == 2
     assert "letters, digits" in capsys.readouterr().err
+
+
+def test_a_leftover_usdt_allowance_is_reset_signed_and_sent_before_the_approval(
+    cfg: Path, evm_isolated: dict[str, Any]
+) -> None:
+    """Mainnet USDT refuses approve(non-zero) over a leftover: the engine simulates, signs and
+    sends the reset to 0, then the exact approval, then the swap, each journalled."""
+    import asyncio
+
+    import httpx
+
+    from rebalancer.config import load_config
+    from rebalancer.engine import Engine, TradeIntent
+    from rebalancer.services import Services
+    from tests.dex.test_oneinch_quirks import ROUTER, USDT, allowance, send_as
+
+    node = evm_isolated["ethereum"]["url"]
+    deployer = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    assert send_as(node, deployer, USDT, "mint(address,uint256)", WALLET, 10_000 * 10**6) == "0x1"
+    assert send_as(node, WALLET, USDT, "approve(address,uint256)", ROUTER, 10**6) == "0x1"
+    config, registry = load_config(cfg)
+    usdt, weth = registry.by_symbol("ethereum", "USDT"), registry.by_symbol("ethereum", "WETH")
+    amount = 2_000 * 10**6
+    expected = 2_000 * 10**18 // 3200
+    intent = TradeIntent(
+        "t-usdt", "ethereum", WALLET, usdt, weth, amount, expected, expected * 98 // 100,
+        Decimal(2000),
+    )  # fmt: skip
+    journal = Journal(cfg.parent / "journal.sqlite")
+    start = nonce(evm_isolated, "ethereum")
+
+    async def trade() -> Any:
+        async with httpx.AsyncClient(timeout=60) as client:
+            engine = Engine(Services(config, registry, client), journal, lambda _m: None)
+            run_id = journal.start_run("execute", {})
+            return await engine.execute(run_id, [intent], sign=True)
+
+    try:
+        (result,) = asyncio.run(trade())
+        rows = {t.trade_id: t.state for t in journal.trades()}
+    finally:
+        journal.close()
+    assert result.status == "confirmed", result.reason
+    assert rows == {
+        "t-usdt-reset": "confirmed",
+        "t-usdt-approve": "confirmed",
+        "t-usdt": "confirmed",
+    }
+    assert nonce(evm_isolated, "ethereum") == start + 3
+    assert allowance(node) == 0
+    assert int(str(result.realised_out)) >= int(str(result.min_out)) > 0
