@@ -35,14 +35,6 @@ def before_ids(trade_id: str, n: int) -> list[str]:
     return [f"{trade_id}{suffix}" for suffix in _BEFORE_SUFFIXES[-n:]] if n else []
 
 
-def approved_trade(row_id: str) -> str | None:
-    """The trade a journal row approves for (any spelling), or None for a trade's own row."""
-    for suffix in (*_BEFORE_SUFFIXES, "/approve"):
-        if row_id.endswith(suffix):
-            return row_id.removesuffix(suffix)
-    return None
-
-
 def approval_ids(trade_id: str) -> tuple[str, ...]:
     """Every row id a trade's approvals have had (``/approve`` in journals before ``-approve``)."""
     return (*before_ids(trade_id, len(_BEFORE_SUFFIXES)), f"{trade_id}/approve")
