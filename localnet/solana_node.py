@@ -16,7 +16,7 @@ Not modelled: commitment levels (every landed transaction is ``finalized`` at on
 commitments are accepted and answer the same slot), skipped slots, leader schedule, rewards,
 websockets, durable nonces.
 
-    python -m localnet.solana_node --port 0 --snapshot fixtures/solana/demo.json
+    python -m rebalancer.localnet.solana_node --port 0 --snapshot fixtures/solana/demo.json
 """
 
 from __future__ import annotations
@@ -1194,9 +1194,9 @@ def serve(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m localnet.solana_node --port 0 --snapshot FILE``."""
+    """Command line: ``python -m rebalancer.localnet.solana_node --port 0 --snapshot FILE``."""
     parser = argparse.ArgumentParser(
-        prog="python -m localnet.solana_node",
+        prog="python -m rebalancer.localnet.solana_node",
         description="A local Solana JSON-RPC node over LiteSVM, on 127.0.0.1.",
     )
     parser.add_argument("--port", type=int, default=8899, help="0 picks a free port")

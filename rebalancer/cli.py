@@ -67,9 +67,10 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-c",
         "--config",
-        default="examples/local.toml",
+        default=None,
         metavar="FILE",
-        help="config for the local worlds (default: examples/local.toml)",
+        help="config for the local worlds (default: the demo config shipped in the package, "
+        "examples/local.toml, run from a copy in the data folder)",
     )
     p.add_argument("--stop", action="store_true", help="stop the local worlds at the end")
 
