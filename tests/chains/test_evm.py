@@ -194,3 +194,5 @@ async def test_single_call_on_the_same_provider(evm_worlds: dict[str, Any]) -> N
     async with httpx.AsyncClient() as client:
         adapter = EvmChain(REG.chains["avalanche"], evm_worlds["avalanche"]["url"], client)
         assert int(await adapter.call("eth_chainId", []), 16) == 43114
+        with pytest.raises(ChainError, match="eth_noSuchMethod failed"):
+            await adapter.call("eth_noSuchMethod", [])
