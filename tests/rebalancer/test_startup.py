@@ -13,6 +13,10 @@ import pytest
 
 EXAMPLE = str(Path(__file__).parents[2] / "examples" / "local.toml")
 HEAVY = ("web3", "eth_account", "scipy", "numpy", "solders", "eth_utils", "httpx", "pydantic")
+# Other commands' modules: the parser adds only the running command's arguments.
+OTHERS = tuple(
+    f"rebalancer.commands.{m}" for m in ("backtest", "report", "keys", "external", "execution")
+)
 
 # Run one command in a fresh interpreter; print which of HEAVY it imported (stdout is the
 # command's; the verdict goes to stderr's last line).
@@ -31,7 +35,7 @@ print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]
 
 def _loaded(*argv: str) -> tuple[int, set[str]]:
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(HEAVY), *argv],
+        [sys.executable, "-c", PROBE, json.dumps(HEAVY + OTHERS), *argv],
         capture_output=True,
         text=True,
         check=False,
