@@ -31,21 +31,27 @@ def packaged_config(data_dir: Path) -> Path:
     writable place, whatever folder the package is installed in) and the key files are 0600
     like any key file, which the package's own copies need not be.
     """
+    from rebalancer.core.errors import ConfigError
     from rebalancer.core.resources import package_path
 
     src = package_path("examples")
     dst = data_dir / "demo"
-    (dst / "keys").mkdir(parents=True, exist_ok=True)
-    for folder in (dst, dst / "keys"):
-        folder.chmod(0o700)
-    for key in sorted((src / "keys").glob("*.json")):
-        target = dst / "keys" / key.name
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(fd, 0o600)  # NOTE: an existing file keeps its mode under O_CREAT
-            out.write(key.read_bytes())
-    config = dst / "local.toml"
-    config.write_bytes((src / "local.toml").read_bytes())
+    try:
+        (dst / "keys").mkdir(parents=True, exist_ok=True)
+        for folder in (dst, dst / "keys"):
+            folder.chmod(0o700)
+        for key in sorted((src / "keys").glob("*.json")):
+            fd = os.open(dst / "keys" / key.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                os.fchmod(fd, 0o600)  # NOTE: an existing file keeps its mode under O_CREAT
+                out.write(key.read_bytes())
+        config = dst / "local.toml"
+        config.write_bytes((src / "local.toml").read_bytes())
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot prepare the demo folder {dst}: {exc.strerror} "
+            "(set REBALANCER_DATA_DIR, or give a config with -c)"
+        ) from None
     return config
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+
 from rebalancer.commands.demo import packaged_config
 from rebalancer.config import load_config
+from rebalancer.core.errors import ConfigError
 from rebalancer.core.resources import checkout_root, fixture_path, package_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,3 +41,11 @@ def test_packaged_config_copy_is_private_and_self_contained(tmp_path: Path) -> N
         assert key.read_bytes() == (ROOT / "examples" / "keys" / key.name).read_bytes()
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "demo").stat().st_mode) == 0o700
+
+
+def test_unwritable_data_folder_is_one_config_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="cannot prepare the demo folder") as err:
+        packaged_config(blocker)
+    assert err.value.exit_code == 2
