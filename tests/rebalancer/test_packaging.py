@@ -76,6 +76,7 @@ def test_wheel_has_one_top_level_name_and_the_demo_data(wheel: Path) -> None:
         "rebalancer/examples/local.toml",
         "rebalancer/examples/keys/demo-evm.json",
         "rebalancer/examples/keys/demo-solana.json",
+        "rebalancer/examples/README-snapshot.md",
         "rebalancer/fixtures/evm/ethereum.state.json.gz",
         "rebalancer/fixtures/evm/avalanche.world.json",
         "rebalancer/fixtures/solana/demo.json",
