@@ -40,7 +40,7 @@ def _amount_of(account: dict[str, Any] | None, native: bool) -> int:
 async def simulate(adapter: SolanaChain, legs: SwapLegs) -> SimResult:
     """``simulateTransaction`` with the post-state of the receiving account."""
     tx = legs.swap
-    if not isinstance(tx, SolanaTx) or legs.before:
+    if not isinstance(tx, SolanaTx) or legs.approval is not None:
         raise SimulationError("solana: only a single versioned transaction can be simulated")
     account = receiving_account(legs.wallet, legs.buy)
     info = await adapter.call(

@@ -35,10 +35,10 @@ from rebalancer.dex.base import BuiltSwap, CheckedSwap, NoRouteError, Quote, Swa
 from rebalancer.intents import (
     TradeIntent,
     TradeResult,
-    approval_id,
-    before_ids,
     intents_from_plan,
     intents_from_trades,
+    pre_swap_ids,
+    reset_id,
 )
 from rebalancer.journal import Journal, TradeRow
 from rebalancer.services import Services
@@ -187,8 +187,7 @@ class Engine:
         checked = agg.check(built, self.s.swap_policy(), tables)
         self.say(f"{t.chain}: {t.id} simulating")
         built = checked.built
-        before = tuple(p for p in (built.approval_reset, built.approval) if p is not None)
-        legs = SwapLegs(t.wallet, t.sell, t.buy, built.tx, before)
+        legs = SwapLegs(t.wallet, t.sell, t.buy, built.tx, built.approval, built.approval_reset)
         sim = await self._simulate(t, adapter, legs, checked)
         if sim.out < checked.min_out:
             raise SimulationError(
@@ -246,7 +245,7 @@ class Engine:
         signer = await self.s.signer(t.chain, t.wallet)
         before = await adapter.balance(t.wallet, t.buy)
         *approvals, swap = prepared.txs
-        for aid, approval in zip(before_ids(t.id, len(approvals)), approvals, strict=True):
+        for aid, approval in zip(pre_swap_ids(t.id, len(approvals)), approvals, strict=True):
             self.journal.add_trade(
                 run_id,
                 {
@@ -259,12 +258,13 @@ class Engine:
                     "min_out": None,
                 },
             )
-            what = (
-                f"the approval of exactly {t.amount_in} {t.sell.symbol}"
-                if aid == approval_id(t.id)
-                else f"the reset of the {t.sell.symbol} allowance left over to 0"
+            self.say(
+                f"{t.chain}: {t.id} signing the reset of the leftover {t.sell.symbol} allowance "
+                "to 0 (the token approves only from zero)"
+                if aid == reset_id(t.id)
+                else f"{t.chain}: {t.id} signing the approval of exactly {t.amount_in} "
+                f"{t.sell.symbol}"
             )
-            self.say(f"{t.chain}: {t.id} signing {what}")
             approval_tx, status = await self.send(run_id, aid, t.chain, approval, signer)
             if status == "pending":
                 result.tx, result.status = approval_tx, "pending"  # the swap waits for a later run

@@ -28,7 +28,7 @@ from typing import Any
 from rebalancer.core.errors import ConfigError, RefusedError
 from rebalancer.core.tx import SignedTx, UnsignedTx
 from rebalancer.engine import Engine, TradeIntent, TradeResult
-from rebalancer.intents import before_ids
+from rebalancer.intents import pre_swap_ids
 from rebalancer.journal import Journal
 from rebalancer.services import Services
 from rebalancer.wallet.presigned import PresignedSigner
@@ -138,10 +138,12 @@ async def _prepare_all(
             "buy": t.buy.id,
             "amount_in": str(t.amount_in),
         }
-        n_before = len(p.txs) - 1
-        ids = [*before_ids(t.id, n_before), t.id]
-        kinds = ["approve"] * n_before + ["swap"]
-        for tx_id, kind, tx in zip(ids, kinds, p.txs, strict=True):
+        *approvals, swap = p.txs
+        # NOTE: a reset of a leftover allowance is an approve too (kind "approve", sent in
+        # nonce order before the approval); its id says which it is.
+        ids = [*pre_swap_ids(t.id, len(approvals)), t.id]
+        parts = [("approve", tx) for tx in approvals] + [("swap", swap)]
+        for tx_id, (kind, tx) in zip(ids, parts, strict=True):
             exported = export_tx(tx, tx_id, t.wallet)
             files.update(exported.files)
             txs.append(
