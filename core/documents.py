@@ -1,0 +1,142 @@
+"""What every document of ours shares (plan files, journal rows, manifests, the planner's skip
+entries): strict models, exact number types, one-line errors.
+
+JSON carries base-unit amounts and USD values as strings (no float ever rounds them); here they
+are ``int`` and ``Decimal`` and are written back as the same strings, so a document read and
+written again is byte for byte what it was.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+
+from rebalancer.core.errors import ConfigError
+
+MAX_UINT256 = 2**256 - 1
+_INT_TEXT = re.compile(r"-?[0-9]{1,78}")
+
+Str = StrictStr
+Int = StrictInt
+Bool = StrictBool
+
+
+class Document(BaseModel):
+    """One of our own documents: unknown fields are an error; strings, integers and booleans
+    are not coerced into each other."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    union_tags: ClassVar[frozenset[str]] = frozenset()
+    """Tags of the tagged unions inside (left out of the field path in errors)."""
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | str):
+        raise ValueError("must be an integer (as a decimal string)")
+    if isinstance(v, str):
+        if not _INT_TEXT.fullmatch(v):
+            raise ValueError("must be a decimal integer")
+        v = int(v)
+    if abs(v) > MAX_UINT256:
+        raise ValueError("is out of range (more than 2**256)")
+    return v
+
+
+def _decimal(v: Any) -> Decimal:
+    if isinstance(v, Decimal):
+        d = v
+    elif not isinstance(v, str):
+        raise ValueError("must be a decimal number as a string")
+    else:
+        try:
+            d = Decimal(v)
+        except InvalidOperation:
+            raise ValueError("must be a decimal number") from None
+    if not d.is_finite() or abs(d.adjusted()) > 30:
+        raise ValueError("must be a finite decimal number of sensible size")
+    return d
+
+
+def _time(v: Any) -> datetime:
+    if isinstance(v, datetime):
+        return v
+    if not isinstance(v, str):
+        raise ValueError("must be an ISO 8601 time as a string")
+    try:
+        return datetime.fromisoformat(v)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 time") from None
+
+
+IntText = Annotated[int, PlainValidator(_int), PlainSerializer(str, return_type=str)]
+"""An integer (base units), read from a decimal string or a JSON integer, written as a string."""
+
+DecimalText = Annotated[Decimal, PlainValidator(_decimal), PlainSerializer(str, return_type=str)]
+"""An exact decimal (USD, percentages), read and written as a string."""
+
+IsoTime = Annotated[
+    datetime, PlainValidator(_time), PlainSerializer(datetime.isoformat, return_type=str)
+]
+"""A time as ``datetime.isoformat`` writes it (and ``fromisoformat`` reads it)."""
+
+
+def _where(loc: tuple[int | str, ...], tags: frozenset[str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in tags:
+            out += f".{part}" if out else part
+    return out or "(document)"
+
+
+def describe(exc: ValidationError, tags: frozenset[str] = frozenset()) -> str:
+    """The first problem of a validation error as ``field = value: what is wrong``; ``tags``
+    name the members of tagged unions, which pydantic puts in the path but are not fields."""
+    err = exc.errors(include_url=False)[0]
+    where = _where(tuple(err["loc"]), tags)
+    kind = err["type"]
+    if kind == "missing":
+        return f"{where}: missing"
+    if kind == "extra_forbidden":
+        return f"{where}: unknown field"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    value = err.get("input")
+    if isinstance(value, dict | list):
+        return f"{where}: {msg}"
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{where} = {shown}: {msg}"
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: Any, where: str) -> M:
+    """``data`` as ``model``, or a ConfigError (exit 2) naming ``where`` and the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        tags: frozenset[str] = getattr(model, "union_tags", frozenset())
+        raise ConfigError(f"{where}: {describe(exc, tags)}") from None
+
+
+def dump(doc: BaseModel) -> dict[str, Any]:
+    """A document as the JSON value it was read from (fields it did not have stay absent)."""
+    out: dict[str, Any] = doc.model_dump(mode="json", exclude_unset=True)
+    return out
