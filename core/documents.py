@@ -43,6 +43,11 @@ class Document(BaseModel):
     union_tags: ClassVar[frozenset[str]] = frozenset()
     """Tags of the tagged unions inside (left out of the field path in errors)."""
 
+    def as_json(self) -> dict[str, Any]:
+        """The document as the JSON value it was read or made from (fields it was not given
+        stay absent; amounts and decimals are strings again)."""
+        return dump(self)
+
 
 def _int(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int | str):
@@ -110,11 +115,13 @@ def describe(exc: ValidationError, tags: frozenset[str] = frozenset()) -> str:
     err = exc.errors(include_url=False)[0]
     where = _where(tuple(err["loc"]), tags)
     kind = err["type"]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if not err["loc"] and kind == "value_error":
+        return msg  # a check of the whole document: its message names the fields
     if kind == "missing":
         return f"{where}: missing"
     if kind == "extra_forbidden":
         return f"{where}: unknown field"
-    msg = str(err["msg"]).removeprefix("Value error, ")
     value = err.get("input")
     if isinstance(value, dict | list):
         return f"{where}: {msg}"

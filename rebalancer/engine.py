@@ -13,10 +13,9 @@ looked up on chain by its id, and at most re-broadcast byte for byte, never sign
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -34,7 +33,9 @@ from rebalancer.core.errors import (
 from rebalancer.core.types import Token
 from rebalancer.dex.base import BuiltSwap, EvmTx, NoRouteError, Quote, SolanaTx, SwapRequest
 from rebalancer.dex.checks import CheckedSwap, check_evm_swap, check_solana_swap
-from rebalancer.journal import Journal, TradeRow
+from rebalancer.documents.plan import PlanFile
+from rebalancer.documents.status import TradeStatus
+from rebalancer.journal import Journal, NewTrade, TradeRow
 from rebalancer.services import Services
 from rebalancer.simulate import (
     SimResult,
@@ -103,13 +104,11 @@ class TradeResult:
         }
 
 
-_TRADE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
 def intents_from_plan(
-    doc: dict[str, Any], registry: Any, prices: Mapping[str, Decimal]
+    doc: PlanFile, registry: Any, prices: Mapping[str, Decimal]
 ) -> list[TradeIntent]:
-    """The trades of a plan document (``plan -o PLAN``), parsed once; bad fields are exit 2.
+    """The trades of a plan file (validated as it was read), resolved against the registry;
+    an unknown token or a missing price is exit 2.
 
     The file says what to trade; what the trade is worth is not taken from it: the value
     (for the size limits and the fee budget) and the independent expected output (for the
@@ -117,24 +116,13 @@ def intents_from_plan(
     cannot switch a policy check off.
     """
     out = []
-    for i, t in enumerate(doc.get("trades") or []):
+    for i, t in enumerate(doc.trades):
         where = f"plan trades[{i}]"
-        try:
-            sell = registry.by_id(t["sell"]["id"])
-            buy = registry.by_id(t["buy"]["id"])
-            trade_id = str(t["id"])
-            chain, wallet = str(t["chain"]), str(t["wallet"])
-            amount_in, min_out = int(t["amount_in"]), int(t["min_out"])
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise ConfigError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
+        sell, buy = registry.by_id(t.sell.id), registry.by_id(t.buy.id)
         if sell is None or buy is None:
-            raise ConfigError(
-                f"{where}: unknown token {t['sell']['id'] if sell is None else t['buy']['id']}"
-            )
-        if not _TRADE_ID.match(trade_id):
-            raise ConfigError(f"{where}.id = {trade_id!r}: letters, digits, '.', '_', '-' only")
-        if amount_in <= 0 or min_out < 0:
-            raise ConfigError(f"{where}.amount_in = {amount_in}: must be positive")
+            raise ConfigError(f"{where}: unknown token {t.sell.id if sell is None else t.buy.id}")
+        trade_id, chain, wallet = t.id, t.chain, t.wallet
+        amount_in, min_out = t.amount_in, t.min_out
         if sell.chain != chain or buy.chain != chain:
             raise ConfigError(f"{where}: tokens are not on chain {chain!r}")
         for token in (sell, buy):
@@ -199,15 +187,15 @@ class Engine:
         for t in intents:
             self.journal.add_trade(
                 run_id,
-                {
-                    "id": t.id,
-                    "chain": t.chain,
-                    "wallet": t.wallet,
-                    "sell": t.sell.id,
-                    "buy": t.buy.id,
-                    "amount_in": t.amount_in,
-                    "min_out": t.min_out,
-                },
+                NewTrade(
+                    id=t.id,
+                    chain=t.chain,
+                    wallet=t.wallet,
+                    sell=t.sell.id,
+                    buy=t.buy.id,
+                    amount_in=t.amount_in,
+                    min_out=t.min_out,
+                ),
             )
         by_chain: dict[str, list[TradeIntent]] = {}
         for t in intents:
@@ -240,20 +228,20 @@ class Engine:
                     else "the run stopped after a refusal"
                 )
                 results.append(self._result(t, "skipped", reason=why))
-                self.journal.update(run_id, t.id, "skipped", error=why)
+                self.journal.update(run_id, t.id, TradeStatus.SKIPPED, error=why)
                 continue
             try:
                 results.append(await self._trade(run_id, t, sign))
                 # NOTE: later trades were planned on the balances this one changes
                 in_flight = results[-1].status == "pending"
             except RefusedError as exc:
-                self.journal.update(run_id, t.id, "refused", error=exc.message)
+                self.journal.update(run_id, t.id, TradeStatus.REFUSED, error=exc.message)
                 self.say(f"{t.chain}: {t.id} refused: {exc.message}")
                 results.append(self._result(t, "refused", reason=exc.message))
                 if self.policy.on_refusal == "stop":
                     stop.set()
             except NoRouteError as exc:
-                self.journal.update(run_id, t.id, "skipped", error=exc.message)
+                self.journal.update(run_id, t.id, TradeStatus.SKIPPED, error=exc.message)
                 results.append(self._result(t, "skipped", reason=f"no_route: {exc.message}"))
         return results
 
@@ -345,7 +333,9 @@ class Engine:
         """One trade, start to finish: the straight line of the module docstring."""
         prepared = await self.prepare(t)
         quote, checked, sim = prepared.quote, prepared.checked, prepared.sim
-        self.journal.update(run_id, t.id, "planned", min_out=checked.min_out, simulated_out=sim.out)
+        self.journal.update(
+            run_id, t.id, TradeStatus.PLANNED, min_out=checked.min_out, simulated_out=sim.out
+        )
         result = self._result(
             t,
             "simulated",
@@ -359,7 +349,7 @@ class Engine:
             f"{sim.out} {t.buy.symbol} base units (guaranteed at least {checked.min_out})"
         )
         if not sign:
-            self.journal.update(run_id, t.id, "simulated")
+            self.journal.update(run_id, t.id, TradeStatus.SIMULATED)
             return result
         adapter = self.s.adapter(t.chain)
         before = await self._balance(adapter, t.wallet, t.buy)
@@ -375,7 +365,7 @@ class Engine:
         if status == "confirmed":
             gained = await self._balance(adapter, t.wallet, t.buy) - before
             result.realised_out = gained
-            self.journal.update(run_id, t.id, "confirmed", realised_out=gained)
+            self.journal.update(run_id, t.id, TradeStatus.CONFIRMED, realised_out=gained)
             self.say(f"{t.chain}: {t.id} confirmed in {tx_id}")
         elif status == "pending":
             # NOTE: still in flight: the row stays "sent", so the next run recovers it (and
@@ -383,7 +373,7 @@ class Engine:
             result.reason = "not confirmed in time: still in flight"
             self.say(f"{t.chain}: {t.id} not confirmed yet: {tx_id}")
         else:
-            self.journal.update(run_id, t.id, status, error=f"transaction {status}")
+            self.journal.update(run_id, t.id, TradeStatus(status), error=f"transaction {status}")
             result.reason = f"transaction {status}"
             self.say(f"{t.chain}: {t.id} {status}: {tx_id}")
         return result
@@ -496,15 +486,14 @@ class Engine:
             aid = f"{t.id}/approve"
             self.journal.add_trade(
                 run_id,
-                {
-                    "id": aid,
-                    "chain": t.chain,
-                    "wallet": t.wallet,
-                    "sell": t.sell.id,
-                    "buy": t.sell.id,
-                    "amount_in": t.amount_in,
-                    "min_out": None,
-                },
+                NewTrade(
+                    id=aid,
+                    chain=t.chain,
+                    wallet=t.wallet,
+                    sell=t.sell.id,
+                    buy=t.sell.id,
+                    amount_in=t.amount_in,
+                ),
             )
             self.say(
                 f"{t.chain}: {t.id} signing the approval of exactly {t.amount_in} {t.sell.symbol}"
@@ -517,7 +506,7 @@ class Engine:
                 return approval_tx, "pending"  # the swap waits for a later run
             if status != "confirmed":
                 raise SimulationError(f"the approval was {status}; the swap was not sent")
-            self.journal.update(run_id, t.id, "approved")
+            self.journal.update(run_id, t.id, TradeStatus.APPROVED)
             nonce += 1
         swap = checked.built.tx
         assert isinstance(swap, EvmTx)
@@ -557,17 +546,17 @@ class Engine:
         self.journal.update(
             run_id,
             trade_id,
-            "signed",
+            TradeStatus.SIGNED,
             tx_hash=tx_hash,
             raw_tx=signed.raw_transaction.hex(),
             nonce=nonce,
         )
         await adapter.send_raw(signed.raw_transaction)
-        self.journal.update(run_id, trade_id, "sent")
+        self.journal.update(run_id, trade_id, TradeStatus.SENT)
         status = await self._wait(adapter, tx_hash)
         await self._record_fee(run_id, trade_id, adapter, tx_hash)
         if status != "pending" and (trade_id.endswith("/approve") or status != "confirmed"):
-            self.journal.update(run_id, trade_id, status)
+            self.journal.update(run_id, trade_id, TradeStatus(status))
         return tx_hash, status
 
     # -- Solana: sign, record, send, confirm ---------------------------------------------
@@ -584,9 +573,9 @@ class Engine:
         signed = await sign_versioned_transaction(signer, VersionedTransaction.from_bytes(tx.raw))
         raw = bytes(signed)
         sig = str(signed.signatures[0])
-        self.journal.update(run_id, t.id, "signed", tx_hash=sig, raw_tx=raw.hex())
+        self.journal.update(run_id, t.id, TradeStatus.SIGNED, tx_hash=sig, raw_tx=raw.hex())
         await adapter.send_raw(raw)
-        self.journal.update(run_id, t.id, "sent")
+        self.journal.update(run_id, t.id, TradeStatus.SENT)
         status = await self._wait(adapter, sig)
         await self._record_fee(run_id, t.id, adapter, sig)
         return sig, status
@@ -625,8 +614,8 @@ class Engine:
             if status == "unknown":
                 status = await self._rebroadcast(adapter, row)
             if status in ("confirmed", "failed", "dropped"):
-                self.journal.update(row.run_id, row.trade_id, status)
-                settled.append(replace(row, state=status))
+                self.journal.update(row.run_id, row.trade_id, TradeStatus(status))
+                settled.append(row.model_copy(update={"state": TradeStatus(status)}))
         return settled
 
     async def _rebroadcast(self, adapter: Any, row: TradeRow) -> str:

@@ -27,8 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from rebalancer.config import Config
+from rebalancer.core.documents import parse
 from rebalancer.core.errors import ConfigError, RefusedError
 from rebalancer.core.types import Family
+from rebalancer.documents.journal import ExportSummary, NewTrade, RunSummary
+from rebalancer.documents.manifest import FORMAT as MANIFEST_FORMAT
+from rebalancer.documents.manifest import EvmEntry, Manifest, SolanaEntry
+from rebalancer.documents.plan import PlanFile
+from rebalancer.documents.status import RunMode, RunStatus, TradeStatus
 from rebalancer.engine import Engine, Prepared, TradeIntent, TradeResult
 from rebalancer.journal import Journal
 from rebalancer.simulate import gas_limit
@@ -43,7 +49,7 @@ from rebalancer.wallet.unsigned import (
 )
 
 Progress = Callable[[str], None]
-FORMAT = "rebalancer-unsigned/1"
+FORMAT = MANIFEST_FORMAT
 MANIFEST = "manifest.json"
 
 README = """\
@@ -276,7 +282,7 @@ def export(
     journal: Journal,
     intents: Sequence[TradeIntent],
     *,
-    plan_doc: Mapping[str, Any],
+    plan_doc: PlanFile,
     out: Path,
     progress: Progress,
 ) -> ExportReport:
@@ -289,7 +295,7 @@ def export(
     manifest = {
         "format": FORMAT,
         "created_at": now,
-        "plan_created_at": plan_doc.get("created_at"),
+        "plan_created_at": plan_doc.as_json()["created_at"],
         "chains": {
             name: {
                 "family": registry.chains[name].family,
@@ -300,7 +306,7 @@ def export(
         "transactions": txs,
         "skipped": skipped,
     }
-    body = (json.dumps(manifest, indent=2) + "\n").encode()
+    body = (json.dumps(Manifest.model_validate(manifest).as_json(), indent=2) + "\n").encode()
     for name, data in files.items():
         _write(out / name, data)
     expiries = [
@@ -311,11 +317,11 @@ def export(
     expiry = str(min(expiries)) if expiries else "(no Solana transaction here)"
     _write(out / "README.txt", README.format(created_at=now, dir=out, expiry=expiry))
     _write(out / MANIFEST, body)
-    run_id = journal.start_run("export", dict(plan_doc))
+    run_id = journal.start_run(RunMode.EXPORT, plan_doc)
     journal.finish_run(
         run_id,
-        "exported",
-        {"dir": str(out), "manifest_sha256": sha256_hex(body), "transactions": len(txs)},
+        RunStatus.EXPORTED,
+        ExportSummary(dir=str(out), manifest_sha256=sha256_hex(body), transactions=len(txs)),
     )
     return ExportReport(out, manifest, run_id, skipped)
 
@@ -325,73 +331,72 @@ def export(
 class Signed:
     """One exported transaction with its proven signed form."""
 
-    entry: dict[str, Any]
+    entry: dict[str, Any]  # its manifest entry, as JSON
     raw: bytes
     tx_id: str  # hash (EVM) or first signature (Solana)
     unsigned: dict[str, Any] | None = None  # EVM fields
     evm: SignedEvmTransaction | None = None
 
 
-def read_manifest(folder: Path, journal: Journal) -> dict[str, Any]:
+def read_manifest(folder: Path, journal: Journal) -> Manifest:
     """The manifest, refused unless an export of this journal wrote exactly these bytes."""
     body = _read(folder, MANIFEST)
-    digest = sha256_hex(body)
-    exports = [r for r in journal.runs(limit=100_000) if r["mode"] == "export"]
-    if not any((r.get("summary") or {}).get("manifest_sha256") == digest for r in exports):
+    if not journal.exported(sha256_hex(body)):
         raise RefusedError(
             f"{folder / MANIFEST}: not written by an export recorded in this journal "
             "(changed, or exported with another config): export again"
         )
     try:
-        manifest: dict[str, Any] = json.loads(body)
+        doc = json.loads(body)
     except ValueError as exc:  # pragma: no cover - its hash matched what export wrote
         raise ConfigError(f"{folder / MANIFEST}: not JSON: {exc}") from None
-    if manifest.get("format") != FORMAT:
-        raise ConfigError(f"{folder / MANIFEST}: format {manifest.get('format')!r}, not {FORMAT}")
-    return manifest
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        got = doc.get("format") if isinstance(doc, dict) else None
+        raise ConfigError(f"{folder / MANIFEST}: format {got!r}, not {FORMAT}")
+    return parse(Manifest, doc, str(folder / MANIFEST))
 
 
-def _verify_file(folder: Path, entry: dict[str, Any]) -> Signed:
+def _verify_file(folder: Path, entry: EvmEntry | SolanaEntry) -> Signed:
     """Check one transaction's exported files against the manifest and its signed file."""
-    files = entry["files"]
-    if entry["family"] == "evm":
-        unsigned_name = files["unsigned"]
+    if isinstance(entry, EvmEntry):
+        unsigned_name = entry.files.unsigned
         unsigned = json.loads(_read(folder, unsigned_name))
         payload = evm_unsigned_payload(unsigned)
-        if sha256_hex(payload) != entry["sha256"]:
+        if sha256_hex(payload) != entry.sha256:
             raise RefusedError(f"{folder / unsigned_name}: changed since the export; nothing sent")
-        if int(unsigned["nonce"]) != int(entry["nonce"]):
+        if int(unsigned["nonce"]) != entry.nonce:
             raise RefusedError(f"{folder / unsigned_name}: field nonce differs from the manifest")
-        name = files["signed"]
+        name = entry.files.signed
         text = _read(folder, name).decode(errors="replace").strip()
         try:
             raw = bytes.fromhex(text.removeprefix("0x"))
         except ValueError:
             raise RefusedError(f"{folder / name}: not hex; nothing was sent") from None
-        signed = verify_evm_signed(raw, unsigned, entry["wallet"], str(folder / name))
-        return Signed(entry, raw, "0x" + signed.hash.hex(), unsigned, signed)
-    unsigned_raw = base64.b64decode(_read(folder, files["unsigned"]))
-    where = str(folder / files["unsigned"])
-    if sha256_hex(unsigned_raw) != entry["unsigned_sha256"]:
+        signed = verify_evm_signed(raw, unsigned, entry.wallet, str(folder / name))
+        return Signed(entry.as_json(), raw, "0x" + signed.hash.hex(), unsigned, signed)
+    files = entry.files
+    unsigned_raw = base64.b64decode(_read(folder, files.unsigned))
+    where = str(folder / files.unsigned)
+    if sha256_hex(unsigned_raw) != entry.unsigned_sha256:
         raise RefusedError(f"{where}: changed since the export; nothing was sent")
-    export = SolanaExport.parse(unsigned_raw, entry["wallet"], where)
-    if sha256_hex(export.message) != entry["sha256"]:
+    export = SolanaExport.parse(unsigned_raw, entry.wallet, where)
+    if sha256_hex(export.message) != entry.sha256:
         raise RefusedError(f"{where}: field message changed since the export; nothing was sent")
-    signed_path = folder / files["signed"]
+    signed_path = folder / files.signed
     if signed_path.exists():
         tx = verify_solana_signed(
             export,
-            signed_tx=base64.b64decode(_read(folder, files["signed"])),
+            signed_tx=base64.b64decode(_read(folder, files.signed)),
             where=str(signed_path),
         )
     else:
-        sig_path = folder / files["signature"]
+        sig_path = folder / files.signature
         if not sig_path.exists():
             raise ConfigError(f"{signed_path}: missing (or {sig_path.name}): sign it first")
         tx = verify_solana_signed(
             export, signature_b58=sig_path.read_text().strip(), where=str(sig_path)
         )
-    return Signed(entry, bytes(tx), str(tx.signatures[0]))
+    return Signed(entry.as_json(), bytes(tx), str(tx.signatures[0]))
 
 
 class _Presigned:
@@ -482,7 +487,7 @@ async def _send_all(
         wallet_key = (swap["chain"], swap["wallet"].lower())
         if wallet_key in stuck:
             result.reason = "an earlier transaction of this wallet did not confirm"
-            engine.journal.update(run_id, trade_id, "skipped", error=result.reason)
+            engine.journal.update(run_id, trade_id, TradeStatus.SKIPPED, error=result.reason)
             continue
         adapter: Any = engine.s.adapter(swap["chain"])
         before = await engine._balance(adapter, swap["wallet"], buy)
@@ -515,27 +520,29 @@ async def _send_all(
                     int(u["maxPriorityFeePerGas"]),
                 )
             else:
-                engine.journal.update(run_id, row, "signed", tx_hash=s.tx_id, raw_tx=s.raw.hex())
+                engine.journal.update(
+                    run_id, row, TradeStatus.SIGNED, tx_hash=s.tx_id, raw_tx=s.raw.hex()
+                )
                 engine.say(f"{e['chain']}: sending {e['id']}")
                 await adapter.send_raw(s.raw)
-                engine.journal.update(run_id, row, "sent")
+                engine.journal.update(run_id, row, TradeStatus.SENT)
                 tx_id = s.tx_id
                 status = await engine._wait(adapter, tx_id)
                 if status != "confirmed":
-                    engine.journal.update(run_id, row, status)
+                    engine.journal.update(run_id, row, TradeStatus(status))
             if e["kind"] == "approve":
                 result.reason = None
                 if status == "confirmed":
-                    engine.journal.update(run_id, trade_id, "approved")
+                    engine.journal.update(run_id, trade_id, TradeStatus.APPROVED)
                     continue
                 result.status, result.reason = status, f"the approval was {status}"
-                engine.journal.update(run_id, trade_id, "skipped", error=result.reason)
+                engine.journal.update(run_id, trade_id, TradeStatus.SKIPPED, error=result.reason)
                 break
             result.tx, result.status = tx_id, status
         if result.status == "confirmed":
             gained = await engine._balance(adapter, swap["wallet"], buy) - before
             result.realised_out = gained
-            engine.journal.update(run_id, trade_id, "confirmed", realised_out=gained)
+            engine.journal.update(run_id, trade_id, TradeStatus.CONFIRMED, realised_out=gained)
             engine.say(f"{swap['chain']}: {trade_id} confirmed in {result.tx}")
         else:
             stuck.add(wallet_key)
@@ -543,13 +550,10 @@ async def _send_all(
     return results
 
 
-def _fresh_enough(manifest: dict[str, Any], max_age_s: int, folder: Path) -> None:
+def _fresh_enough(manifest: Manifest, max_age_s: int, folder: Path) -> None:
     """An export is a plan's trades at the prices of its day: like ``apply``, refuse an old
     one rather than send it against a portfolio and a market that have moved."""
-    try:
-        made = datetime.fromisoformat(str(manifest["created_at"]))
-    except (KeyError, ValueError):
-        raise ConfigError(f"{folder / MANIFEST}: created_at is missing or malformed") from None
+    made = manifest.created_at
     if made.tzinfo is None:
         made = made.replace(tzinfo=UTC)
     age = (datetime.now(UTC) - made).total_seconds()
@@ -572,13 +576,14 @@ def submit(
     them; returns the run id and the trades."""
     manifest = read_manifest(folder, journal)
     _fresh_enough(manifest, config.policy.max_plan_age_s, folder)
-    entries = manifest["transactions"]
+    entries = manifest.transactions
     sent_before = {t.tx_hash for t in journal.trades() if t.tx_hash}
     for e in entries:
-        chain = e.get("chain")
+        chain = e.chain
         if chain not in config.chains:
-            raise ConfigError(f"manifest: chain {chain!r} of {e.get('id')} is not in the config")
-        want = manifest["chains"].get(chain, {}).get("chain_id")
+            raise ConfigError(f"manifest: chain {chain!r} of {e.id} is not in the config")
+        known = manifest.chains.get(chain)
+        want = None if known is None else known.chain_id
         if want != registry.chains[chain].chain_id:
             raise RefusedError(f"manifest: chain {chain} has chain id {want}, not the config's")
     signed = [_verify_file(folder, e) for e in entries]
@@ -592,34 +597,37 @@ def submit(
 
     async def job(engine: Engine) -> tuple[int, list[TradeResult]]:
         await _still_valid(engine, signed)
-        run_id = journal.start_run("submit", manifest)
+        run_id = journal.start_run(RunMode.SUBMIT, manifest)
         results: list[TradeResult] = []
-        status = "error"
+        status = RunStatus.ERROR
         try:
             for s in signed:
                 e = s.entry
                 journal.add_trade(
                     run_id,
-                    {
-                        "id": e["trade"] if e["kind"] == "swap" else f"{e['trade']}/approve",
-                        "chain": e["chain"],
-                        "wallet": e["wallet"],
-                        "sell": e["sell"],
-                        "buy": e["buy"] if e["kind"] == "swap" else e["sell"],
-                        "amount_in": int(e["amount_in"]),
-                        "min_out": e["min_out"],
-                    },
+                    NewTrade(
+                        id=e["trade"] if e["kind"] == "swap" else f"{e['trade']}/approve",
+                        chain=e["chain"],
+                        wallet=e["wallet"],
+                        sell=e["sell"],
+                        buy=e["buy"] if e["kind"] == "swap" else e["sell"],
+                        amount_in=int(e["amount_in"]),
+                        min_out=None if e["min_out"] is None else int(e["min_out"]),
+                    ),
                 )
                 if e["kind"] == "swap" and e.get("simulated_out") is not None:
                     journal.update(
-                        run_id, e["trade"], "planned", simulated_out=int(e["simulated_out"])
+                        run_id,
+                        e["trade"],
+                        TradeStatus.PLANNED,
+                        simulated_out=int(e["simulated_out"]),
                     )
             results = await _send_all(engine, run_id, signed, registry)
             bad = [r for r in results if r.status != "confirmed"]
-            status = "partial" if bad else "ok"
+            status = RunStatus.PARTIAL if bad else RunStatus.OK
             return run_id, results
         finally:
-            journal.finish_run(run_id, status, {"trades": [r.as_dict() for r in results]})
+            journal.finish_run(run_id, status, RunSummary.of(r.as_dict() for r in results))
 
     result: tuple[int, list[TradeResult]] = asyncio.run(
         _with_engine(config, registry, journal, progress, job)

@@ -8,7 +8,6 @@ in its own event loop because the planner's input loader reads balances with its
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,6 +19,9 @@ from typing import Any
 
 from rebalancer.config import Config
 from rebalancer.core.errors import ConfigError, RefusedError, UserRejectedError
+from rebalancer.documents.journal import RunSummary
+from rebalancer.documents.plan import PlanFile
+from rebalancer.documents.status import RunMode, RunStatus
 from rebalancer.engine import Engine, TradeIntent, TradeResult
 from rebalancer.journal import Journal
 from rebalancer.services import Services, journal_path
@@ -35,9 +37,9 @@ class RunReport:
     recovered: int
 
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         bad = [r for r in self.results if r.status in ("failed", "refused", "pending")]
-        return "partial" if bad else "ok"
+        return RunStatus.PARTIAL if bad else RunStatus.OK
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -162,7 +164,7 @@ def execute(
     intents: Sequence[TradeIntent],
     *,
     mode: str,
-    plan_doc: dict[str, Any],
+    plan_doc: PlanFile,
     progress: Progress,
     recovered: int = 0,
 ) -> RunReport:
@@ -171,10 +173,10 @@ def execute(
     An executing run records the portfolio before and after (``portfolio_before`` and
     ``portfolio_after`` snapshots) for performance reports.
     """
-    run_id = journal.start_run(mode, plan_doc)
+    run_id = journal.start_run(RunMode(mode), plan_doc)
     if mode == "execute" and config.prices:
         snapshot_now(config, registry, journal, run_id, "portfolio_before")
-    status = "error"
+    status = RunStatus.ERROR
     report = RunReport(run_id, mode, [], recovered)
     try:
         with tempfile.TemporaryDirectory(prefix="rebalancer-") as tmp:
@@ -193,7 +195,7 @@ def execute(
             snapshot_now(config, registry, journal, run_id, "portfolio_after")
         return report
     finally:
-        journal.finish_run(run_id, status, {"trades": [r.as_dict() for r in report.results]})
+        journal.finish_run(run_id, status, RunSummary.of(r.as_dict() for r in report.results))
 
 
 def confirm(question: str, yes: bool) -> None:
@@ -209,22 +211,13 @@ def confirm(question: str, yes: bool) -> None:
 
 def read_plan(
     path: str, max_age_s: int, registry: Any, prices: Mapping[str, Any]
-) -> tuple[dict[str, Any], list[TradeIntent]]:
-    """A PLAN file, parsed once; a plan older than the policy allows is refused (exit 3)."""
+) -> tuple[PlanFile, list[TradeIntent]]:
+    """A PLAN file, parsed once (a malformed one is exit 2, naming the field); a plan older
+    than the policy allows is refused (exit 3)."""
     from rebalancer.engine import intents_from_plan
 
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"plan file {path!r} not found") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"plan file {path!r} is not a plan: {exc}") from None
-    if not isinstance(doc, dict) or "trades" not in doc or "created_at" not in doc:
-        raise ConfigError(f"plan file {path!r}: not a plan (needs created_at and trades)")
-    try:
-        created = datetime.fromisoformat(str(doc["created_at"]))
-    except ValueError:
-        raise ConfigError(f"plan file {path!r}: created_at = {doc['created_at']!r}") from None
+    doc = PlanFile.read(path)
+    created = doc.created_at
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
     age = (datetime.now(UTC) - created).total_seconds()

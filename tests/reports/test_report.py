@@ -18,6 +18,9 @@ import pytest
 
 from rebalancer.chains.registry import Registry
 from rebalancer.cli import main
+from rebalancer.documents.journal import NewTrade, RunSummary
+from rebalancer.documents.plan import PlanFile
+from rebalancer.documents.status import RunMode, RunStatus, TradeStatus
 from rebalancer.journal import Journal
 from tests.reports.conftest import DEFAULT_STRATEGY, config_text
 
@@ -90,22 +93,31 @@ def build_journal(path: Path) -> None:
         "reason": "BTC over band",
     }
     refused = {**trade, "id": "t2", "amount_in": "1000000", "value_usd": "550.00"}
+
+    def plan(*trades: dict[str, Any]) -> PlanFile:
+        return PlanFile.of({"created_at": "2023-11-14T22:13:20+00:00", "trades": list(trades)}, "")
+
+    def new(t: dict[str, Any]) -> NewTrade:
+        keys = ("id", "chain", "wallet", "amount_in", "min_out")
+        return NewTrade(**{k: t[k] for k in keys}, sell=wbtc["id"], buy=link["id"])
+
+    none = RunSummary(trades=[])
     j = Journal(path)
     try:
-        r1 = j.start_run("execute", {"created_at": "2023-11-14T22:13:20+00:00", "trades": [trade]})
+        r1 = j.start_run(RunMode.EXECUTE, plan(trade))
         j.snapshot(r1, "portfolio_before", _doc(before1, p1))
-        j.add_trade(r1, {**trade, "sell": wbtc["id"], "buy": link["id"]})
-        j.update(r1, "t1", "confirmed", tx_hash="0x01", realised_out=499 * 10**18)
+        j.add_trade(r1, new(trade))
+        j.update(r1, "t1", TradeStatus.CONFIRMED, tx_hash="0x01", realised_out=499 * 10**18)
         j.snapshot(r1, "portfolio_after", _doc(after1, p1))
-        j.finish_run(r1, "ok", {})
-        r2 = j.start_run("execute", {"created_at": "x", "trades": [refused]})
+        j.finish_run(r1, RunStatus.OK, none)
+        r2 = j.start_run(RunMode.EXECUTE, plan(refused))
         j.snapshot(r2, "portfolio_before", _doc(before2, p2))
-        j.add_trade(r2, {**refused, "sell": wbtc["id"], "buy": link["id"]})
-        j.update(r2, "t2", "refused", error="policy")
+        j.add_trade(r2, new(refused))
+        j.update(r2, "t2", TradeStatus.REFUSED, error="policy")
         j.snapshot(r2, "portfolio_after", _doc(before2, p2))
-        j.finish_run(r2, "partial", {})
-        dry = j.start_run("simulate", {"created_at": "x", "trades": []})
-        j.finish_run(dry, "ok", {})
+        j.finish_run(r2, RunStatus.PARTIAL, none)
+        dry = j.start_run(RunMode.SIMULATE, plan())
+        j.finish_run(dry, RunStatus.OK, none)
     finally:
         j.close()
     # spread the story over ten days (the journal stamps everything with the current time)
