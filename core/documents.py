@@ -71,8 +71,8 @@ def _decimal(v: Any) -> Decimal:
             d = Decimal(v)
         except InvalidOperation:
             raise ValueError("must be a decimal number") from None
-    if not d.is_finite() or abs(d.adjusted()) > 30:
-        raise ValueError("must be a finite decimal number of sensible size")
+    if not d.is_finite() or d.adjusted() > 30:
+        raise ValueError("must be a finite decimal number below 10**31")
     return d
 
 

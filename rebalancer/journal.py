@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,8 +32,11 @@ from rebalancer.core.errors import ConfigError
 from rebalancer.documents.journal import (
     ExportSummary,
     NewTrade,
+    PortfolioSnapshot,
     RunRow,
     RunSummary,
+    SnapshotKind,
+    SnapshotRow,
     TradeRow,
 )
 from rebalancer.documents.manifest import Manifest
@@ -173,11 +176,11 @@ class Journal:
                 (time.time(), RunStatus(status), _json(summary), run_id),
             )
 
-    def snapshot(self, run_id: int, kind: str, data: Mapping[str, Any]) -> None:
+    def snapshot(self, run_id: int, kind: SnapshotKind, data: PortfolioSnapshot) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO snapshots (run_id, taken_at, kind, data) VALUES (?, ?, ?, ?)",
-                (run_id, time.time(), kind, json.dumps(data, default=str)),
+                (run_id, time.time(), SnapshotKind(kind), _json(data)),
             )
 
     def runs(self, limit: int = 20) -> list[RunRow]:
@@ -213,14 +216,20 @@ class Journal:
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
-    def snapshots(self, kind: str | None = None) -> list[dict[str, Any]]:
+    def snapshots(self, kind: SnapshotKind | None = None) -> list[SnapshotRow]:
         sql = "SELECT run_id, taken_at, kind, data FROM snapshots"
         args: tuple[Any, ...] = ()
         if kind:
             sql += " WHERE kind = ?"
-            args = (kind,)
+            args = (SnapshotKind(kind),)
         rows = self.db.execute(sql + " ORDER BY taken_at", args).fetchall()
-        return [{**dict(r), "data": json.loads(r["data"])} for r in rows]
+        out = []
+        for r in rows:
+            cols = _columns(r)
+            where = f"snapshot of run {r['run_id']}"
+            cols["data"] = self._load(PortfolioSnapshot, r["data"], where)
+            out.append(parse(SnapshotRow, cols, f"journal {str(self.path)!r}: {where}"))
+        return out
 
     # -- trades --------------------------------------------------------------------------------
     def add_trade(self, run_id: int, trade: NewTrade) -> None:

@@ -19,14 +19,16 @@ from typing import Any
 
 from rebalancer.config import Config
 from rebalancer.core.errors import ConfigError, RefusedError, UserRejectedError
-from rebalancer.documents.journal import RunSummary
+from rebalancer.documents.journal import PortfolioSnapshot, RunSummary, SnapshotKind
 from rebalancer.documents.plan import PlanFile
-from rebalancer.documents.status import RunMode, RunStatus
+from rebalancer.documents.status import RunMode, RunStatus, TradeStatus
 from rebalancer.engine import Engine, TradeIntent, TradeResult
 from rebalancer.journal import Journal
 from rebalancer.services import Services, journal_path
 
 Progress = Callable[[str], None]
+NOT_DONE = (TradeStatus.FAILED, TradeStatus.REFUSED, TradeStatus.PENDING)
+"""A run with a trade in one of these states is ``partial``."""
 
 
 @dataclass
@@ -38,7 +40,7 @@ class RunReport:
 
     @property
     def status(self) -> RunStatus:
-        bad = [r for r in self.results if r.status in ("failed", "refused", "pending")]
+        bad = [r for r in self.results if r.status in NOT_DONE]
         return RunStatus.PARTIAL if bad else RunStatus.OK
 
     def as_dict(self) -> dict[str, Any]:
@@ -115,7 +117,7 @@ def recovered_journal(
         lock.close()  # releases the lock
 
 
-def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> dict[str, Any]:
+def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> PortfolioSnapshot:
     """A portfolio snapshot for the journal (reports read these): holdings at prices."""
     from decimal import Decimal
 
@@ -142,14 +144,18 @@ def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> dict[st
                 "value_usd": None if value is None else str(value),
             }
         )
-    return {
-        "prices": {k: str(v) for k, v in prices.items()},
-        "holdings": rows,
-        "total_usd": str(total),
-    }
+    return PortfolioSnapshot.model_validate(
+        {
+            "prices": {k: str(v) for k, v in prices.items()},
+            "holdings": rows,
+            "total_usd": str(total),
+        }
+    )
 
 
-def snapshot_now(config: Config, registry: Any, journal: Journal, run_id: int, kind: str) -> None:
+def snapshot_now(
+    config: Config, registry: Any, journal: Journal, run_id: int, kind: SnapshotKind
+) -> None:
     """Read the portfolio and record it at the config's prices (one request per chain)."""
     from rebalancer.portfolio import read_holdings
 
@@ -175,7 +181,7 @@ def execute(
     """
     run_id = journal.start_run(RunMode(mode), plan_doc)
     if mode == "execute" and config.prices:
-        snapshot_now(config, registry, journal, run_id, "portfolio_before")
+        snapshot_now(config, registry, journal, run_id, SnapshotKind.PORTFOLIO_BEFORE)
     status = RunStatus.ERROR
     report = RunReport(run_id, mode, [], recovered)
     try:
@@ -192,7 +198,7 @@ def execute(
             )
         status = report.status
         if mode == "execute" and config.prices:
-            snapshot_now(config, registry, journal, run_id, "portfolio_after")
+            snapshot_now(config, registry, journal, run_id, SnapshotKind.PORTFOLIO_AFTER)
         return report
     finally:
         journal.finish_run(run_id, status, RunSummary.of(r.as_dict() for r in report.results))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rebalancer.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from rebalancer.documents.journal import RunRow, TradeRow
+    from rebalancer.documents.journal import RunRow, SnapshotRow, TradeRow
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _journal_rows(path: Path) -> tuple[list[RunRow], list[TradeRow], list[dict[str, Any]]]:
+def _journal_rows(path: Path) -> tuple[list[RunRow], list[TradeRow], list[SnapshotRow]]:
     from rebalancer.journal import Journal
 
     if not path.exists():

@@ -9,9 +9,10 @@ before them reads the same.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from typing import Any
 
-from rebalancer.core.documents import Document, Int, IntText, Str
+from rebalancer.core.documents import DecimalText, Document, Int, IntText, Str
 from rebalancer.documents.manifest import Manifest
 from rebalancer.documents.plan import PlanFile
 from rebalancer.documents.status import RunMode, RunStatus, TradeStatus
@@ -105,3 +106,37 @@ class RunRow(Document):
     summary: RunSummary | ExportSummary | None = None
     plan: PlanFile | Manifest | None = None
     """The plan document it ran (a submit run: the export's manifest)."""
+
+
+class SnapshotKind(StrEnum):
+    PORTFOLIO_BEFORE = "portfolio_before"
+    """An executing run's portfolio before its first trade."""
+    PORTFOLIO_AFTER = "portfolio_after"
+
+
+class SnapshotHolding(Document):
+    chain: Str
+    wallet: Str
+    asset: Str
+    symbol: Str
+    token: Str
+    """The CAIP-19 token id."""
+    decimals: Int
+    raw: IntText
+    value_usd: DecimalText | None
+    """None where the asset had no price."""
+
+
+class PortfolioSnapshot(Document):
+    """Holdings at the config's prices, as an executing run recorded them (reports read these)."""
+
+    prices: dict[str, DecimalText]
+    holdings: list[SnapshotHolding]
+    total_usd: DecimalText
+
+
+class SnapshotRow(Document):
+    run_id: Int
+    taken_at: float
+    kind: SnapshotKind
+    data: PortfolioSnapshot

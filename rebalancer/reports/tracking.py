@@ -51,14 +51,13 @@ strings; a figure there is no data for is null.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from rebalancer.documents.journal import RunRow, TradeRow
+from rebalancer.documents.journal import RunRow, SnapshotRow, TradeRow
 from rebalancer.documents.plan import PlanFile, PlanTrade, TokenRef
 from rebalancer.documents.status import RunMode, TradeStatus
 from rebalancer.planner.config import StrategyConfig
@@ -70,16 +69,6 @@ _ZERO = Decimal(0)
 _CENT = Decimal("0.01")
 _KIND_ORDER = {"portfolio_before": 0, "portfolio_after": 1}
 SECONDS_PER_YEAR = 365.25 * 86400
-
-
-def _dec(v: Any) -> Decimal | None:
-    if v is None:
-        return None
-    try:
-        d = Decimal(str(v))
-    except ArithmeticError:
-        return None
-    return d if d.is_finite() else None
 
 
 @dataclass(frozen=True)
@@ -94,27 +83,15 @@ class Snap:
     total: Decimal
 
     @classmethod
-    def parse(cls, row: Mapping[str, Any]) -> Snap:
-        doc = row["data"] if isinstance(row["data"], dict) else json.loads(row["data"])
-        prices = {str(k): d for k, v in (doc.get("prices") or {}).items() if (d := _dec(v))}
+    def parse(cls, row: SnapshotRow) -> Snap:
+        doc = row.data
+        # NOTE: a zero price is no price (as it always was here)
+        prices = {k: v for k, v in doc.prices.items() if v}
         amounts: dict[str, Decimal] = {}
-        total = _ZERO
-        for h in doc.get("holdings") or []:
-            asset = str(h.get("asset"))
-            units = Decimal(int(h.get("raw", 0))).scaleb(-int(h.get("decimals", 0)))
-            amounts[asset] = amounts.get(asset, _ZERO) + units
-            value = _dec(h.get("value_usd"))
-            if value is not None:
-                total += value
-        given = _dec(doc.get("total_usd"))
-        return cls(
-            int(row["run_id"]),
-            str(row["kind"]),
-            float(row["taken_at"]),
-            prices,
-            amounts,
-            total if given is None else given,
-        )
+        for h in doc.holdings:
+            units = Decimal(h.raw).scaleb(-h.decimals)
+            amounts[h.asset] = amounts.get(h.asset, _ZERO) + units
+        return cls(row.run_id, row.kind.value, row.taken_at, prices, amounts, doc.total_usd)
 
     def value_at(self, prices: Mapping[str, Decimal]) -> Decimal:
         """These holdings at other prices (this snapshot's price where one is missing)."""
@@ -442,7 +419,7 @@ def build_report(
     journal_path: str,
     runs: Sequence[RunRow],
     trades: Sequence[TradeRow],
-    snapshots: Sequence[Mapping[str, Any]],
+    snapshots: Sequence[SnapshotRow],
     strategy: StrategyConfig,
     targets: Targets,
     registry: Any = None,
@@ -452,7 +429,7 @@ def build_report(
 ) -> Report:
     """Every figure of the report from the journal's rows (pure: no I/O here)."""
     snaps = sorted(
-        (Snap.parse(s) for s in snapshots if s["kind"] in _KIND_ORDER),
+        (Snap.parse(s) for s in snapshots if s.kind in _KIND_ORDER),
         key=lambda s: (s.run_id, _KIND_ORDER[s.kind], s.at),
     )
     fills, states = _fills(runs, trades, registry)

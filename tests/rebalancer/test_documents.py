@@ -22,7 +22,9 @@ from rebalancer.core.errors import ConfigError
 from rebalancer.documents.journal import (
     ExportSummary,
     NewTrade,
+    PortfolioSnapshot,
     RunSummary,
+    SnapshotKind,
     TradeOutcome,
     TradeRow,
 )
@@ -272,6 +274,28 @@ def test_journal_rows_round_trip(plan_file: Path, tmp_path: Path) -> None:
         assert not j.exported("cd")
         with_plans = j.runs_with_plans()
         assert [r.plan for r in with_plans] == [plan, plan]
+        snap = PortfolioSnapshot.model_validate(
+            {
+                "prices": {"ETH": "3500"},
+                "holdings": [
+                    {
+                        "chain": "ethereum",
+                        "wallet": "0xabc",
+                        "asset": "ETH",
+                        "symbol": "ETH",
+                        "token": "eip155:1/slip44:60",
+                        "decimals": 18,
+                        "raw": str(big),
+                        "value_usd": None,
+                    }
+                ],
+                "total_usd": "0",
+            }
+        )
+        j.snapshot(run, SnapshotKind.PORTFOLIO_AFTER, snap)
+        (got,) = j.snapshots(SnapshotKind.PORTFOLIO_AFTER)
+        assert (got.run_id, got.kind, got.data) == (run, SnapshotKind.PORTFOLIO_AFTER, snap)
+        assert not j.snapshots(SnapshotKind.PORTFOLIO_BEFORE)
     finally:
         j.close()
 
