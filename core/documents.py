@@ -71,9 +71,15 @@ def _decimal(v: Any) -> Decimal:
             d = Decimal(v)
         except InvalidOperation:
             raise ValueError("must be a decimal number") from None
-    if not d.is_finite() or d.adjusted() > 30:
-        raise ValueError("must be a finite decimal number below 10**31")
+    if not d.is_finite() or not -100 <= d.adjusted() <= 30:
+        raise ValueError("must be a finite decimal number between 1e-100 and 1e31")
     return d
+
+
+def _decimal_text(d: Decimal) -> str:
+    # NOTE: never an exponent (str() writes 1E-7): what every writer here makes, and no
+    # script has to parse scientific notation
+    return format(d, "f")
 
 
 def _time(v: Any) -> datetime:
@@ -90,8 +96,10 @@ def _time(v: Any) -> datetime:
 IntText = Annotated[int, PlainValidator(_int), PlainSerializer(str, return_type=str)]
 """An integer (base units), read from a decimal string or a JSON integer, written as a string."""
 
-DecimalText = Annotated[Decimal, PlainValidator(_decimal), PlainSerializer(str, return_type=str)]
-"""An exact decimal (USD, percentages), read and written as a string."""
+DecimalText = Annotated[
+    Decimal, PlainValidator(_decimal), PlainSerializer(_decimal_text, return_type=str)
+]
+"""An exact decimal (USD, percentages, token units), read and written as a plain string."""
 
 IsoTime = Annotated[
     datetime, PlainValidator(_time), PlainSerializer(datetime.isoformat, return_type=str)
