@@ -31,8 +31,7 @@ from rebalancer.core.documents import parse
 from rebalancer.core.errors import ConfigError, RefusedError
 from rebalancer.core.types import Family
 from rebalancer.documents.journal import ExportSummary, NewTrade, RunSummary
-from rebalancer.documents.manifest import FORMAT as MANIFEST_FORMAT
-from rebalancer.documents.manifest import EvmEntry, Manifest, SolanaEntry
+from rebalancer.documents.manifest import FORMAT, EvmEntry, Manifest, SolanaEntry
 from rebalancer.documents.plan import PlanFile
 from rebalancer.documents.status import RunMode, RunStatus, TradeStatus
 from rebalancer.engine import Engine, Prepared, TradeIntent, TradeResult
@@ -49,7 +48,6 @@ from rebalancer.wallet.unsigned import (
 )
 
 Progress = Callable[[str], None]
-FORMAT = MANIFEST_FORMAT
 MANIFEST = "manifest.json"
 
 README = """\

@@ -89,6 +89,7 @@ class Manifest(Document):
     union_tags = frozenset({"evm", "solana"})
 
     format: Literal["rebalancer-unsigned/1"]
+    """``FORMAT``; ``submit`` names another one before reading further."""
     created_at: IsoTime
     plan_created_at: Str
     chains: dict[str, ManifestChain]
