@@ -38,7 +38,9 @@ class Document(BaseModel):
     """One of our own documents: unknown fields are an error; strings, integers and booleans
     are not coerced into each other."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NOTE: defer_build: a model's validator is built when it is first used, so importing the
+    # journal (``drift`` reads one date from it) does not build every document's schema
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     union_tags: ClassVar[frozenset[str]] = frozenset()
     """Tags of the tagged unions inside (left out of the field path in errors)."""
