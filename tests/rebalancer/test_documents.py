@@ -333,11 +333,14 @@ def test_an_old_journal_reads_its_states_as_enums(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     with db:
         db.execute("UPDATE trades SET state = 'lost'")
+        db.execute("""UPDATE runs SET summary = '{"trades": [{"id": "t1"}]}'""")
     db.close()
     j = Journal(path)
     try:
         with pytest.raises(ConfigError, match=r"state = 'lost'"):
             j.trades()
+        with pytest.raises(ConfigError, match=r"run 1 summary: trades\[0\]\.chain: missing"):
+            j.runs()
     finally:
         j.close()
 
