@@ -8,7 +8,9 @@ written again is byte for byte what it was.
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -151,6 +153,23 @@ def parse(model: type[M], data: Any, where: str) -> M:
     except ValidationError as exc:
         tags: frozenset[str] = getattr(model, "union_tags", frozenset())
         raise ConfigError(f"{where}: {describe(exc, tags)}") from None
+
+
+_JSON_DEPTH = 1000
+
+
+def load_json(text: str | bytes) -> Any:
+    """``json.loads`` that cannot overflow the C stack: ValueError or RecursionError on bad
+    input, never a crash."""
+    # NOTE: py_ecc (under eth_account) raises the recursion limit to 100,000 at import; the C
+    # JSON scanner recurses once per nesting level, so a file of 100,000 '[' would overflow the
+    # C stack and kill the process. Documents of ours nest a few levels deep.
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(min(old, _JSON_DEPTH))
+    try:
+        return json.loads(text)
+    finally:
+        sys.setrecursionlimit(old)
 
 
 def dump(doc: BaseModel) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rebalancer.config import Config
-from rebalancer.core.documents import parse
+from rebalancer.core.documents import load_json, parse
 from rebalancer.core.errors import ConfigError, RefusedError
 from rebalancer.core.types import Family
 from rebalancer.documents.journal import ExportSummary, NewTrade, RunSummary
@@ -345,8 +345,8 @@ def read_manifest(folder: Path, journal: Journal) -> Manifest:
             "(changed, or exported with another config): export again"
         )
     try:
-        doc = json.loads(body)
-    except ValueError as exc:  # pragma: no cover - its hash matched what export wrote
+        doc = load_json(body)
+    except (ValueError, RecursionError) as exc:  # pragma: no cover - export wrote it
         raise ConfigError(f"{folder / MANIFEST}: not JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         got = doc.get("format") if isinstance(doc, dict) else None
@@ -358,8 +358,13 @@ def _verify_file(folder: Path, entry: EvmEntry | SolanaEntry) -> Signed:
     """Check one transaction's exported files against the manifest and its signed file."""
     if isinstance(entry, EvmEntry):
         unsigned_name = entry.files.unsigned
-        unsigned = json.loads(_read(folder, unsigned_name))
-        payload = evm_unsigned_payload(unsigned)
+        try:
+            unsigned = load_json(_read(folder, unsigned_name))
+            payload = evm_unsigned_payload(unsigned)
+        except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
+            raise RefusedError(
+                f"{folder / unsigned_name}: changed since the export; nothing sent"
+            ) from None
         if sha256_hex(payload) != entry.sha256:
             raise RefusedError(f"{folder / unsigned_name}: changed since the export; nothing sent")
         if int(unsigned["nonce"]) != entry.nonce:

@@ -2,6 +2,8 @@
 
     planned -> approved -> signed -> sent -> confirmed
                                          \\-> failed | dropped
+                                         \\-> pending (not confirmed in time: the next run
+                                                      settles it before planning)
     planned -> simulated   (a dry run: nothing was signed)
     planned -> refused     (a check or a simulation said no: nothing was signed)
     planned -> skipped     (no route, or the run stopped)
@@ -27,7 +29,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from rebalancer.core.documents import dump, parse
+from rebalancer.core.documents import dump, load_json, parse
 from rebalancer.core.errors import ConfigError
 from rebalancer.documents.journal import (
     ExportSummary,
@@ -141,8 +143,8 @@ class Journal:
     def _load(self, model: type[M], text: str, where: str) -> M:
         """A JSON column as its model; a row this tool did not write is exit 2, naming it."""
         try:
-            doc = json.loads(text)
-        except ValueError as exc:
+            doc = load_json(text)
+        except (ValueError, RecursionError) as exc:
             raise ConfigError(f"journal {str(self.path)!r}: {where}: not JSON: {exc}") from None
         return parse(model, doc, f"journal {str(self.path)!r}: {where}")
 

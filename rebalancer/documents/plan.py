@@ -25,6 +25,7 @@ from rebalancer.core.documents import (
     IntText,
     IsoTime,
     Str,
+    load_json,
     parse,
 )
 from rebalancer.core.errors import ConfigError
@@ -166,7 +167,7 @@ class PlanFile(Document):
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{where}: cannot read: {exc}") from None
         try:
-            doc = json.loads(text)
-        except ValueError as exc:
+            doc = load_json(text)
+        except (ValueError, RecursionError) as exc:
             raise ConfigError(f"{where} is not a plan: {exc}") from None
         return cls.of(doc, where)

@@ -202,7 +202,7 @@ def test_duplicate_trade_ids_and_non_objects_are_not_plans(
     bad.write_text(json.dumps(doc))
     assert main(["simulate", str(bad), "-c", str(cfg)]) == 2
     assert "appears twice" in capsys.readouterr().err
-    for text in ("[]", '"plan"', "{", ""):
+    for text in ("[]", '"plan"', "{", "", "[" * 100_000 + "]" * 100_000):
         bad.write_text(text)
         assert main(["simulate", str(bad), "-c", str(cfg)]) == 2
         assert "not a plan" in capsys.readouterr().err
