@@ -8,6 +8,7 @@ written again is byte for byte what it was.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import sys
@@ -170,6 +171,27 @@ def load_json(text: str | bytes) -> Any:
         return json.loads(text)
     finally:
         sys.setrecursionlimit(old)
+
+
+def without_unknown(model: type[M], data: Any) -> Any:
+    """``data`` without the fields ``model`` does not know, when those are all that is wrong
+    with it (a document kept from before, with a key written by hand); else ``data``."""
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if not all(e["type"] == "extra_forbidden" for e in errors):
+            return data
+        data = copy.deepcopy(data)
+        for e in errors:
+            *path, key = e["loc"]
+            node = data
+            for part in path:
+                if isinstance(node, dict) and part not in node:
+                    continue  # a union member's tag, not a field
+                node = node[part]
+            del node[key]
+    return data
 
 
 def dump(doc: BaseModel) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from rebalancer.core.documents import dump, load_json, parse
+from rebalancer.core.documents import dump, load_json, parse, without_unknown
 from rebalancer.core.errors import ConfigError
 from rebalancer.documents.journal import (
     ExportSummary,
@@ -141,12 +141,15 @@ class Journal:
         self.db.execute("COMMIT")
 
     def _load(self, model: type[M], text: str, where: str) -> M:
-        """A JSON column as its model; a row this tool did not write is exit 2, naming it."""
+        """A JSON column as its model; a row this tool did not write is exit 2, naming it.
+
+        Fields it does not know are dropped rather than refused: the plan column keeps the plan
+        file a run applied, and older versions applied files with keys added by hand."""
         try:
             doc = load_json(text)
         except (ValueError, RecursionError) as exc:
             raise ConfigError(f"journal {str(self.path)!r}: {where}: not JSON: {exc}") from None
-        return parse(model, doc, f"journal {str(self.path)!r}: {where}")
+        return parse(model, without_unknown(model, doc), f"journal {str(self.path)!r}: {where}")
 
     def _run_row(self, r: sqlite3.Row) -> RunRow:
         cols = _columns(r)

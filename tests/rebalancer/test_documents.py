@@ -467,3 +467,31 @@ def test_skip_entries_keep_their_keys_in_order() -> None:
     ]
     assert list(doc["skipped"][1]) == ["reason", "chain", "wallet", "detail"]
     assert list(doc["skipped"][2])[-3:] == ["reason", "chains", "detail"]
+
+
+def test_a_journal_keeps_reading_plans_with_keys_added_by_hand(
+    plan_file: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite"
+    doc = json.loads(plan_file.read_text())
+    plan = PlanFile.of(doc, "plan")
+    doc["note"] = "checked by Ann"
+    doc["trades"][0]["comment"] = "ok"
+    doc["skipped"] = [{"reason": "reserve", "chain": "c", "wallet": "w", "detail": "d", "x": 1}]
+    Journal(path).close()
+    db = sqlite3.connect(path)
+    with db:
+        db.execute(
+            "INSERT INTO runs (started_at, mode, status, plan) VALUES (1.0, 'execute', 'ok', ?)",
+            (json.dumps(doc),),
+        )
+    db.close()
+    j = Journal(path)
+    try:
+        (run,) = j.runs_with_plans()
+        assert isinstance(run.plan, PlanFile) and run.plan.trades == plan.trades
+        assert run.plan.skipped == [
+            AccountSkip(reason=SkipReason.RESERVE, chain="c", wallet="w", detail="d")
+        ]
+    finally:
+        j.close()
