@@ -43,10 +43,10 @@ class EvmFiles(Document):
 
 class EvmEntry(_Entry):
     family: Literal["evm"]
-    nonce: Annotated[Int, Field(ge=0)]
     min_out: IntText | None
     simulated_out: IntText | None
     simulation: Str
+    nonce: Annotated[Int, Field(ge=0)]
     expiry: None
     files: EvmFiles
     sha256: Str

@@ -60,6 +60,7 @@ from typing import Any
 from rebalancer.documents.journal import RunRow, SnapshotRow, TradeRow
 from rebalancer.documents.plan import PlanFile, PlanTrade, TokenRef
 from rebalancer.documents.status import RunMode, TradeStatus
+from rebalancer.intents import approval_ids
 from rebalancer.planner.config import StrategyConfig
 from rebalancer.planner.model import Targets
 from rebalancer.planner.tax import Lot, LotBook
@@ -313,7 +314,7 @@ def _fills(
         sell, sell_dec = side(None if entry is None else entry.sell, t.sell)
         paid = [
             fees[key]
-            for key in ((t.run_id, t.trade_id), (t.run_id, f"{t.trade_id}/approve"))
+            for key in ((t.run_id, row) for row in (t.trade_id, *approval_ids(t.trade_id)))
             if key in fees
         ]
         gas_usd = figure(None if entry is None else entry.gas_usd)

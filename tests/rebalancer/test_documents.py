@@ -378,10 +378,10 @@ MANIFEST = {
             "buy": "eip155:1/erc20:0xb",
             "amount_in": "1000",
             "kind": "approve",
-            "nonce": 4,
             "min_out": None,
             "simulated_out": None,
             "simulation": "anvil fork",
+            "nonce": 4,
             "expiry": None,
             "files": {
                 "unsigned": "t1-approve.unsigned.json",
