@@ -29,7 +29,7 @@ from rebalancer.core.documents import (
     parse,
 )
 from rebalancer.core.errors import ConfigError
-from rebalancer.intents import approval_id
+from rebalancer.intents import approval_id, reset_id
 from rebalancer.planner.skips import SKIP_TAGS, Skip
 
 _TRADE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -84,7 +84,7 @@ class PlanTrade(Document):
         # NOTE: the id names files (export) and journal rows: never a path, never an approval's
         if not _TRADE_ID.fullmatch(v):
             raise ValueError("letters, digits, '.', '_', '-' only (at most 64)")
-        if v.endswith(approval_id("")):
+        if v.endswith((approval_id(""), reset_id(""))):
             raise ValueError("names an approval; pick another id")
         return v
 
