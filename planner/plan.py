@@ -120,8 +120,10 @@ def make_plan(
             best, method = outcome, name
     solver = {
         "status": sol.status,
+        "method": sol.method,
         "candidates": sol.stage1_support,
         "pairs": sol.pairs,
+        "gap": None if sol.gap is None else round(sol.gap, 6),
         "naive_trades": len(naive_out.trades),
         "naive_violation_pp": round(naive_out.violation_pp, 6),
         "violation_pp": round(best.violation_pp, 6),

@@ -100,7 +100,17 @@ def build_problem(ctx: PlanContext) -> tuple[optimise.Problem, dict[tuple[str, s
                 (float("inf") if cap < 0 else float(cap * pp), float(rate))
                 for cap, rate in ctx.book.tax_segments(asset, lot_price)
             ]
-    problem = optimise.Problem(accounts, slots, rows, float(min_usd * pp), impact, tax)
+    limits = ctx.limits
+    problem = optimise.Problem(
+        accounts,
+        slots,
+        rows,
+        float(min_usd * pp),
+        impact,
+        tax,
+        None if limits.max_trade_usd is None else float(limits.max_trade_usd * pp),
+        None if limits.max_run_usd is None else float(limits.max_run_usd * pp),
+    )
     return problem, index
 
 
