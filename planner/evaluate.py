@@ -111,6 +111,7 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
         remaining[(p.chain, p.wallet)] = remaining.get((p.chain, p.wallet), 0) + 1
     trades: list[Trade] = []
     skipped: list[dict[str, str]] = []
+    sold: dict[tuple[str, str, str], int] = {}
     cost = Decimal(0)
     for p in proposals:
         acc = (p.chain, p.wallet)
@@ -130,6 +131,8 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
         avail = state.get(sell_key, 0)
         if p.sell.is_native:
             avail = max(nat - ctx.reserve[p.chain] - gas_raw * (remaining[acc] + 1), 0)
+        # NOTE: never sell what the plan itself bought: sales come out of the holdings before it
+        avail = min(avail, ctx.held.get(sell_key, 0) - sold.get(sell_key, 0))
         price_in = prices[p.sell.asset]
         price_out = prices[p.buy.asset]
         limit_usd = max_usd
@@ -184,6 +187,7 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
         slip = 1 - ctx.strategy.slippage_bps / _BPS
         min_out = to_base_units(Decimal(expected) * slip, 0)
         state[sell_key] = state.get(sell_key, 0) - raw_in
+        sold[sell_key] = sold.get(sell_key, 0) + raw_in
         state[buy_key] = state.get(buy_key, 0) + expected
         state[nat_key] = state.get(nat_key, 0) - gas_raw
         if run_left is not None:

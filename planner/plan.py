@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 _VIOLATION_EPS = 1e-6
+_CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,11 @@ class Plan:
     method: str
     solver: Mapping[str, object] = field(default_factory=dict)
     mode: str = "band_edge"
+    reachable: bool = True
+    """False when no plan can bring every row inside its goal (``unreachable_why`` says why)."""
+    unreachable_why: str | None = None
+    left_usd: Decimal | None = None
+    """What ``max_run_usd`` left for the next run (None: the limit did not bind)."""
 
     @property
     def after_max_drift_pp(self) -> Decimal:
@@ -93,6 +100,41 @@ def make_plan(
         note = "empty portfolio" if ctx.total <= 0 else "no trigger fired"
         return _finish(ctx, nothing, "none", None, {"status": note})
 
+    best, method, naive_out, solver = _choose(ctx, nothing)
+    reachable, why, left = True, None, None
+    if best.violation_pp > _VIOLATION_EPS:
+        reachable, left = _only_run_limit(ctx, best)
+    residual = residual_reasons(ctx, best) if method != "none" or drift.triggered else []
+    if left is not None:
+        limit = ctx.limits.max_run_usd
+        residual.append(
+            {
+                "reason": "run_limit",
+                "amount_usd": str(left.quantize(_CENT)),
+                "detail": f"policy.max_run_usd = {limit} reached: about {left.quantize(_CENT)} "
+                "USD of trades left for the next run",
+            }
+        )
+    if not reachable:
+        why = (
+            "; ".join(f"{r['name']}: {r['detail']}" for r in residual if "name" in r)
+            or "; ".join(r["detail"] for r in residual)
+            or "the bands cannot all be met"
+        )
+        if ctx.strategy.on_unreachable == "refuse":
+            refused = {
+                "reason": "unreachable",
+                "detail": "strategy.on_unreachable = refuse: the bands cannot be reached, "
+                "so nothing is traded",
+            }
+            return _finish(
+                ctx, nothing, "none", naive_out, solver, [refused, *residual], False, why, None
+            )
+    return _finish(ctx, best, method, naive_out, solver, residual, reachable, why, left)
+
+
+def _choose(ctx: PlanContext, nothing: Outcome) -> tuple[Outcome, str, Outcome, dict[str, object]]:
+    """The optimised plan, the naive plan and doing nothing, evaluated exactly: the best."""
     problem, slot_index = build_problem(ctx)
     naive = naive_proposals(ctx)
     extra = [
@@ -118,7 +160,7 @@ def make_plan(
     for outcome, name in ((naive_out, "naive"), (optimised, "optimised")):
         if _better(outcome, best, ctx):
             best, method = outcome, name
-    solver = {
+    solver: dict[str, object] = {
         "status": sol.status,
         "method": sol.method,
         "candidates": sol.stage1_support,
@@ -128,7 +170,24 @@ def make_plan(
         "naive_violation_pp": round(naive_out.violation_pp, 6),
         "violation_pp": round(best.violation_pp, 6),
     }
-    return _finish(ctx, best, method, naive_out, solver)
+    return best, method, naive_out, solver
+
+
+def _only_run_limit(ctx: PlanContext, best: Outcome) -> tuple[bool, Decimal | None]:
+    """Is ``best`` short of the bands only because of ``max_run_usd``? Then the bands are
+    reachable over several runs: returns (True, what the uncapped plan trades beyond it)."""
+    cap = ctx.limits.max_run_usd
+    if cap is None:
+        return False, None
+    traded = sum((t.value_usd for t in best.trades), Decimal(0))
+    if traded < cap - ctx.strategy.min_trade_usd:
+        return False, None
+    free = dc_replace(ctx, limits=ctx.limits.model_copy(update={"max_run_usd": None}))
+    uncapped, _, _, _ = _choose(free, evaluate(free, []))
+    if uncapped.violation_pp > _VIOLATION_EPS:
+        return False, None
+    left = sum((t.value_usd for t in uncapped.trades), Decimal(0)) - traded
+    return True, max(left, Decimal(0))
 
 
 def _score_cost(o: Outcome, ctx: PlanContext) -> Decimal:
@@ -150,6 +209,10 @@ def _finish(
     method: str,
     naive: Outcome | None,
     solver: Mapping[str, object],
+    residual: Sequence[dict[str, str]] = (),
+    reachable: bool = True,
+    why: str | None = None,
+    left: Decimal | None = None,
 ) -> Plan:
     after_rows = tuple(drift_rows(best.after, ctx.drift.targets, ctx.drift.bands))
     by_key = {r.key: r for r in ctx.drift.rows}
@@ -167,9 +230,7 @@ def _finish(
             f"{describe(by_key.get(leaf_of.get(t.buy.asset, '')), t.buy.asset)}"
         )
         trades.append(replace(t, id=tid, reason=reason))
-    skipped = list(best.skipped)
-    if method != "none" or ctx.drift.triggered:
-        skipped.extend(residual_reasons(ctx, best))
+    skipped = [*best.skipped, *residual]
     return Plan(
         trades=tuple(trades),
         skipped=tuple(skipped),
@@ -182,4 +243,7 @@ def _finish(
         method=method,
         solver=solver,
         mode=ctx.strategy.mode,
+        reachable=reachable,
+        unreachable_why=why,
+        left_usd=left,
     )
