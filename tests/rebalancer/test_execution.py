@@ -507,6 +507,7 @@ def test_a_trade_over_max_trade_usd_is_planned_and_executed_as_slices(
     monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
     url = evm_isolated["ethereum"]["url"]
     rpc_call(url, "anvil_setBalance", WALLET, hex(25 * 10**18))  # 25 ETH = $80k
+    rpc_call(url, "evm_mine")  # so that forks at the latest block see it
     text = write_config(tmp_path, "max_trade_usd = 50000").read_text()
     text = text.replace('[chains.avalanche]\nrpc = "localnet:avalanche"\n', "")
     text = text.replace('chains = ["ethereum", "avalanche"]', 'chains = ["ethereum"]')
@@ -523,8 +524,11 @@ def test_a_trade_over_max_trade_usd_is_planned_and_executed_as_slices(
     assert code == 0 and len(one["trades"]) == 1
     assert Decimal(one["trades"][0]["value_usd"]) > 55_000
     before = nonce(evm_isolated, "ethereum")
-    code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
-    assert code == 0 and out["status"] == "ok", out
+    code = main(["run", "-c", str(cfg), "--execute", "--yes", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    out = json.loads(captured.out)
+    assert out["status"] == "ok", out
     trades = out["plan"]["trades"]
     assert len(trades) == 2
     assert all(t["sell"]["symbol"] == "ETH" and t["buy"]["symbol"] == "USDC" for t in trades)
