@@ -42,7 +42,7 @@ from rebalancer.planner.lp import Builder
 
 BIG = 1000.0
 """Penalty per point of band violation (cost is also in points of the total: 1000x)."""
-EPS_DEV = 1e-4
+EPS_DEV = 1e-6
 """Tie-break per point of distance from target, far below any trading cost per point."""
 EXACT_MAX_SWAPS = 1200
 """Up to this many candidate swaps (pairs, slices counted) the plan is an exact MILP; above it
@@ -53,8 +53,8 @@ MIP_GAP = 1e-3
 """The exact MILP stops when its incumbent is proven within 0.1% of the optimum."""
 MAX_SLICES = 32
 """Most slices of one pair under ``max_trade_pp`` in one run."""
-_RATIO = 2.0
-_SEGMENTS = 8
+_RATIO = math.sqrt(2)
+_SEGMENTS = 14
 _LEG_SEGMENTS = (0.0, 1 / 8, 1 / 4, 1 / 2, 1.0)
 _DECOMPOSED_SEGMENTS = 4
 _POLISH = (0.25, 0.5, 1 / math.sqrt(2), 1 / 1.19, 1.0, 1.19, math.sqrt(2), 2.0)
