@@ -14,8 +14,8 @@ from decimal import Decimal
 from rebalancer.core.types import Token
 from rebalancer.planner.config import StrategyConfig, TradeLimits
 from rebalancer.planner.drift import Drift
+from rebalancer.planner.goals import row_goals
 from rebalancer.planner.model import (
-    HUNDRED,
     Portfolio,
     Universe,
     reserve_raw,
@@ -65,32 +65,10 @@ def make_context(
     as_of: date,
     limits: TradeLimits | None = None,
 ) -> PlanContext:
-    """Goals (the band, or target +- tolerance), the solver's slightly inner goals, gas and
-    reserves per chain in USD and base units, and the holdings by key."""
+    """Goals (``planner.goals``: hard intervals and the solver's aim), gas and reserves per
+    chain in USD and base units, and the holdings by key."""
     total = portfolio.total
-    weights = {r.key: r.weight_pct for r in drift.rows}
-    goals: dict[str, tuple[Decimal, Decimal]] = {}
-    solver_goals: dict[str, tuple[Decimal, Decimal]] = {}
-    margin = 1 - strategy.edge_margin_pct / HUNDRED
-    for row in drift.targets.targeted:
-        key = f"{row.kind}:{row.name}"
-        t = row.target or Decimal(0)
-        if strategy.mode == "target":
-            tol = strategy.target_tolerance_pp
-            goals[key] = (t - tol, t + tol)
-            solver_goals[key] = (t - tol * margin, t + tol * margin)
-            continue
-        band = drift.bands[key]
-        goals[key] = (t - band, t + band)
-        inner = band * margin
-        w = weights.get(key, Decimal(0))
-        delta = min(Decimal("0.01"), band / 20)
-        if abs(w - t) > band:
-            solver_goals[key] = (t - inner, t + inner)
-        else:
-            lo = max(min(t - inner, w), t - band + delta)
-            hi = min(max(t + inner, w), t + band - delta)
-            solver_goals[key] = (lo, hi)
+    goals = row_goals(drift, strategy)
     gas_usd: dict[str, Decimal] = {}
     gas_raw: dict[str, int] = {}
     reserve: dict[str, int] = {}
@@ -98,14 +76,12 @@ def make_context(
     for chain, info in universe.chains.items():
         cm = strategy.cost_model(chain)
         native_price = portfolio.prices.get(info.native_asset)
+        gas_usd[chain] = cm.gas_usd(native_price)
         if cm.gas_per_swap_native is not None:
             gas_raw[chain] = to_base_units(cm.gas_per_swap_native, info.native_decimals, up=True)
-            gas_usd[chain] = cm.gas_per_swap_native * native_price if native_price else Decimal(0)
         else:
-            usd = cm.gas_per_swap_usd if cm.gas_per_swap_usd is not None else Decimal(1)
-            gas_usd[chain] = usd
             gas_raw[chain] = (
-                to_base_units(usd / native_price, info.native_decimals, up=True)
+                to_base_units(gas_usd[chain] / native_price, info.native_decimals, up=True)
                 if native_price
                 else 0
             )
@@ -126,8 +102,8 @@ def make_context(
         universe,
         drift,
         total,
-        goals,
-        solver_goals,
+        goals.hard,
+        goals.aim,
         gas_usd,
         gas_raw,
         reserve,

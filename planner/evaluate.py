@@ -174,8 +174,8 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
             )
             continue
         cm = ctx.strategy.cost_model(p.chain)
-        fee = value_in * cm.fee_bps / _BPS
-        impact = cm.impact_coefficient(p.sell.asset, p.buy.asset) * value_in * value_in
+        fee = cm.fee_usd(value_in)
+        impact = cm.impact_usd(value_in, p.sell.asset, p.buy.asset)
         if impact > value_in / 2:
             skipped.append({**base, "reason": "no_route", "detail": "not enough liquidity"})
             continue

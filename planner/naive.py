@@ -12,6 +12,7 @@ from rebalancer.core.types import Token
 from rebalancer.planner.context import PlanContext, is_locked, native_raw
 from rebalancer.planner.evaluate import Proposal
 from rebalancer.planner.model import HUNDRED, from_base_units
+from rebalancer.planner.pairing import north_west
 from rebalancer.planner.problem import row_weight
 
 
@@ -95,20 +96,8 @@ def pair_in_order(
     buys: list[tuple[Token, Decimal]],
 ) -> list[Proposal]:
     """North-west corner: walk sells and buys in order, matching amounts."""
-    out = []
-    i = j = 0
-    s_left = sells[0][1] if sells else Decimal(0)
-    b_left = buys[0][1] if buys else Decimal(0)
-    while i < len(sells) and j < len(buys):
-        amount = min(s_left, b_left)
-        if amount > 0 and sells[i][0].asset != buys[j][0].asset:
-            out.append(Proposal(chain, wallet, sells[i][0], buys[j][0], amount))
-        s_left -= amount
-        b_left -= amount
-        if s_left <= 0:
-            i += 1
-            s_left = sells[i][1] if i < len(sells) else Decimal(0)
-        if b_left <= 0:
-            j += 1
-            b_left = buys[j][1] if j < len(buys) else Decimal(0)
-    return out
+    return [
+        Proposal(chain, wallet, sells[i][0], buys[j][0], amount)
+        for i, j, amount in north_west([v for _, v in sells], [v for _, v in buys])
+        if sells[i][0].asset != buys[j][0].asset
+    ]
