@@ -3,12 +3,13 @@
 The model. A swap sells one token for another in one wallet on one chain. It costs the chain's
 fee on the value sold, price impact ``k * x**2`` (``k`` from the two assets' depths) and the
 chain's gas, a fixed cost paid once per swap; it is at least ``min_pp`` and at most
-``max_trade_pp`` (a larger move is several slices of one pair, each its own swap paying its own
-gas); the run trades at most ``max_run_pp``; gas and native sales come out of the native coin
-above its reserve; nothing is sold beyond what is held; every targeted row should end inside its
-goal interval, measured against the total after costs. Band rows are soft (a slack with a large
-penalty), so the program always has a solution: the best feasible one when the bands cannot all
-be met. Units are percentage points of the portfolio's total (well scaled).
+``max_trade_pp`` (a larger move is the fewest slices of one pair within it, equal parts, each
+its own swap paying its own gas); the run trades at most ``max_run_pp``; gas and native sales
+come out of the native coin above its reserve; nothing is sold beyond what is held; every
+targeted row should end inside its goal interval, measured against the total after costs.
+Band rows are soft (a slack with a large penalty), so the program always has a solution: the
+best feasible one when the bands cannot all be met. Units are percentage points of the
+portfolio's total (well scaled).
 
 **Exact** (up to ``EXACT_MAX_SWAPS`` candidate swaps): a MILP over *every* pair of every wallet
 whose two tokens differ in some targeted row (a pair that changes no row only costs money; no
@@ -512,6 +513,18 @@ def program(
             np.zeros(n_p),
             np.inf,
         )
+    if problem.max_trade_pp is not None:
+        # the fewest slices: a pair's next slice only once the one before is full
+        nxt = [n for n in range(1, n_p) if swaps[n] == swaps[n - 1]]
+        if nxt:
+            nx = np.array(nxt)
+            b.rows(
+                np.concatenate([np.repeat(np.arange(len(nx)), n_seg), np.arange(len(nx))]),
+                np.concatenate([seg[nx - 1].ravel(), on[nx]]),
+                np.concatenate([np.ones(len(nx) * n_seg), np.full(len(nx), -cap[nx - 1])]),
+                np.zeros(len(nx)),
+                np.inf,
+            )
     # the plan's total cost as one variable, so each band row refers to it once (sparse)
     cost_var = b.var(0.0)
     b.rows(
@@ -737,7 +750,21 @@ def solve(problem: Problem, extra_pairs: Sequence[tuple[int, int]] = ()) -> Solu
             sol.cost_pp = polished.cost_pp
             sol.objective = polished.objective
     sol.stage1_support = support
+    sol.trades = _equal_slices(sol.trades)
     return sol
+
+
+def _equal_slices(trades: Sequence[PairTrade]) -> list[PairTrade]:
+    """Slices of one pair as equal parts of its total (the program fills them in order; equal
+    parts move the same value with less impact and no more gas)."""
+    groups: dict[tuple[int, int], list[float]] = {}
+    for t in trades:
+        groups.setdefault((t.sell, t.buy), []).append(t.x_pp)
+    out: list[PairTrade] = []
+    for (i, j), sizes in groups.items():
+        part = sum(sizes) / len(sizes)
+        out.extend(PairTrade(i, j, part) for _ in sizes)
+    return out
 
 
 def pooled_feasible(problem: Problem, rows: Sequence[ConRow], level: str) -> bool:
