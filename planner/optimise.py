@@ -21,9 +21,10 @@ relaxation is tight and branch and bound short. A node limit bounds it, never a 
 leg LP (one sell leg per position, one buy leg per wallet and row signature, gas per sell leg
 as a relaxed fixed cost) finds the positions and rows worth trading; (2) across wallets, the
 pair program over those sells x each wallet's bought rows (their deepest token), relaxed: its
-objective is a lower bound of this candidate set; (3) pairs used at the minimum size or more
-are fixed on (the set is trimmed first so the fixed program is always feasible) and the program
-solved again. ``Solution.gap`` is (fixed - relaxed) / relaxed, measured on every solve.
+impact under-estimated, so its cost is a lower bound over this candidate set; (3) pairs used
+at the minimum size or more are fixed on (the set is trimmed first so the fixed program is
+always feasible) and the program solved again. ``Solution.gap`` is (cost - bound) / bound,
+measured on every solve.
 
 Both end with a polish: the on-set fixed, breakpoints re-centred on each swap's size, so sizes
 are exact to well under 1% of impact. The caller turns the result into integer base units and
@@ -57,7 +58,7 @@ MAX_SLICES = 32
 _RATIO = math.sqrt(2)
 _SEGMENTS = 14
 _LEG_SEGMENTS = (0.0, 1 / 8, 1 / 4, 1 / 2, 1.0)
-_DECOMPOSED_SEGMENTS = 4
+_DECOMPOSED_SEGMENTS = 8
 _POLISH = (0.25, 0.5, 1 / math.sqrt(2), 1 / 1.19, 1.0, 1.19, math.sqrt(2), 2.0)
 
 
@@ -156,9 +157,16 @@ class Solution:
     """A lower bound of the objective over the candidate swaps (relaxation or MILP bound)."""
     cost_pp: float | None = None
 
+    bound_cost_pp: float | None = None
+    """The decomposed mode's lower bound of the cost alone (its relaxation)."""
+
     @property
     def gap(self) -> float | None:
-        """(objective - bound) / bound, or None when unknown."""
+        """How far above its lower bound the plan may be: the MILP's own gap, or (decomposed)
+        (cost - bound) / bound against the relaxation over the candidate swaps, whose impact is
+        under-estimated (the plan's is over-estimated), so the figure is conservative."""
+        if self.bound_cost_pp is not None and self.cost_pp is not None:
+            return max(0.0, self.cost_pp - self.bound_cost_pp) / max(self.bound_cost_pp, 1e-12)
         if self.objective is None or self.bound is None:
             return None
         return max(0.0, self.objective - self.bound) / max(abs(self.bound), 1e-9)
@@ -432,7 +440,7 @@ def _breakpoints(cap: np.ndarray, around: np.ndarray | None, segments: int) -> n
     """Per swap, ``[0, b_1, ..., cap]``: geometric (ratio sqrt 2) below ``cap``, or re-centred
     on ``around`` (the size found), for the polish."""
     if around is None:
-        ratio = _RATIO if segments == _SEGMENTS else 4.0
+        ratio = _RATIO if segments == _SEGMENTS else 2.0
         powers = ratio ** (np.arange(segments) - (segments - 1.0))
         pts = cap[:, None] * powers[None, :]
     else:
@@ -447,6 +455,7 @@ def program(
     kind: str,
     around: Sequence[float] | None = None,
     segments: int = _SEGMENTS,
+    lower: bool = False,
 ) -> Solution:
     """One solve of the pair program over ``swaps`` (a pair repeated is one slice each):
     ``milp`` (binaries), ``relaxed`` (binaries in [0, 1]) or ``fixed`` (every swap on: gas
@@ -469,7 +478,9 @@ def program(
     )
     pts = _breakpoints(cap, None if around is None else np.asarray(around, dtype=float), segments)
     widths = np.diff(pts, axis=1)
-    slope = k[:, None] * (pts[:, :-1] + pts[:, 1:])
+    # chords over-estimate impact (the plan is conservative); ``lower``: each piece at the
+    # slope of its left end, which under-estimates it, so a relaxation is a true lower bound
+    slope = k[:, None] * (2 * pts[:, :-1] if lower else pts[:, :-1] + pts[:, 1:])
     b = Builder()
     on = b.vars(gas, 1.0 if kind == "fixed" else 0.0, 1.0, integer=kind == "milp")
     seg = b.vars((fee[:, None] + slope).ravel(), 0.0, widths.ravel()).reshape(widths.shape)
@@ -730,7 +741,7 @@ def solve(problem: Problem, extra_pairs: Sequence[tuple[int, int]] = ()) -> Solu
         candidates = slices(problem, sorted({*decomposed_pairs(problem, sells, bought), *extra}))
         if not candidates:
             return Solution([], "no candidate trades", support, 0, 0.0, "decomposed")
-        relaxed = program(problem, candidates, "relaxed", segments=_DECOMPOSED_SEGMENTS)
+        relaxed = program(problem, candidates, "relaxed", segments=_DECOMPOSED_SEGMENTS, lower=True)
         keep = _rounded(problem, relaxed.trades)
         size_of = {(t.sell, t.buy): t.x_pp for t in relaxed.trades}
         sol = program(problem, keep, "fixed", [size_of[p] for p in keep]) if keep else relaxed
@@ -738,6 +749,7 @@ def solve(problem: Problem, extra_pairs: Sequence[tuple[int, int]] = ()) -> Solu
             sol = relaxed
         sol.method = "decomposed"
         sol.bound = relaxed.objective
+        sol.bound_cost_pp = relaxed.cost_pp
         sol.pairs = len(candidates)
         sol.stage1_support = support
         return sol
