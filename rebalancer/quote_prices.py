@@ -71,7 +71,7 @@ class QuotePrices:
         allow about one request a second), different aggregators run concurrently."""
         table: dict[str, Decimal] = {}
         skipped: dict[str, str] = {}
-        by_aggregator: dict[str, list[_Probe]] = {}
+        by_aggregator: dict[int, list[_Probe]] = {}
         for asset in sorted({h.token.asset for h in holdings if h.raw > 0}):
             if asset == QUOTE_ASSET:
                 table[asset] = Decimal(1)
@@ -83,8 +83,7 @@ class QuotePrices:
                 else:
                     skipped[asset] = f"no configured chain has both {asset} and {QUOTE_ASSET}"
                 continue
-            family = services.registry.chains[probe.chain].family
-            by_aggregator.setdefault(family, []).append(probe)
+            by_aggregator.setdefault(id(services.aggregator(probe.chain)), []).append(probe)
 
         async def run(probes: list[_Probe]) -> None:
             for p in probes:
@@ -175,8 +174,20 @@ def check_quote_prices(
     env: Mapping[str, str] | None = None,
 ) -> QuotePrices:
     """Quote the held assets and refuse (PriceDisagreementError, exit 3) to go on with
-    manual prices the quotes disagree with by more than the strategy allows."""
-    quotes = asyncio.run(_fetch(config, registry, holdings, manual, env))
+    manual prices the quotes disagree with by more than the strategy allows (its own loop:
+    a command that already runs one calls :func:`check_quotes` with its Services)."""
+    return asyncio.run(_with_services(config, registry, holdings, manual, warn, env))
+
+
+async def check_quotes(
+    services: Services,
+    holdings: Sequence[Holding],
+    manual: Mapping[str, Decimal],
+    *,
+    warn: Callable[[str], None] = lambda _m: None,
+) -> QuotePrices:
+    """:func:`check_quote_prices` with the command's own Services (client, aggregators)."""
+    quotes = await QuotePrices.fetch(services, holdings, manual)
     for asset, why in quotes.skipped.items():
         warn(f"price check: {asset} not quoted ({why}); its manual price is not checked")
     held = {h.token.asset for h in holdings if h.raw > 0}
@@ -184,26 +195,23 @@ def check_quote_prices(
         ManualPrices(dict(manual), "[prices]"),
         quotes,
         held,
-        config.strategy.price_max_deviation_pct,
+        services.config.strategy.price_max_deviation_pct,
     )
     return quotes
 
 
-async def _fetch(
+async def _with_services(
     config: Config,
     registry: Any,
     holdings: Sequence[Holding],
     manual: Mapping[str, Decimal],
+    warn: Callable[[str], None],
     env: Mapping[str, str] | None,
 ) -> QuotePrices:
-    import tempfile
-    from pathlib import Path
-
     import httpx
 
     from rebalancer.services import Services
 
-    with tempfile.TemporaryDirectory(prefix="rebalancer-prices-") as tmp:
-        async with httpx.AsyncClient(timeout=30) as client:
-            services = Services(config, registry, client, env=env, work_dir=Path(tmp))
-            return await QuotePrices.fetch(services, holdings, manual)
+    async with httpx.AsyncClient(timeout=30) as client:
+        services = Services(config, registry, client, env=env)
+        return await check_quotes(services, holdings, manual, warn=warn)

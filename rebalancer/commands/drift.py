@@ -35,6 +35,8 @@ class Inputs:
     lots: Sequence[Any] = ()
     failures: Sequence[Any] = ()
     names: dict[tuple[str, str], str] = field(default_factory=dict)
+    snapshot: Any = None
+    """The live read the portfolio was built from (a run records it as its "before")."""
 
 
 def _read(path: str, what: str) -> str:
@@ -74,73 +76,117 @@ def _last_rebalance(config: Any) -> datetime | None:
     return None if last is None else datetime.fromtimestamp(last, UTC)
 
 
-def load_inputs(args: argparse.Namespace, *, lots_arg: str | None = None) -> Inputs:
-    """Config, registry, targets, holdings at prices; every problem is a one-line error."""
+def load_inputs(
+    args: argparse.Namespace, *, lots_arg: str | None = None, loaded: Any = None
+) -> Inputs:
+    """Config, registry, targets, holdings at prices; every problem is a one-line error.
+
+    ``loaded``: the command's ``(config, registry)`` if it loaded them already. Live holdings
+    and the quote check share one event loop and one client.
+    """
     from rebalancer.config import load_config
-    from rebalancer.planner.model import Portfolio, validate_all
+
+    config, registry = loaded if loaded is not None else load_config(args.config)
+    if getattr(args, "snapshot", None):
+        return _finish(_snapshot_inputs(args, config, registry), lots_arg)
+
+    async def live() -> Inputs:
+        import httpx
+
+        from rebalancer.services import Services
+
+        # NOTE: aggregator quotes get longer than a balance read, as they did on their own
+        timeout = 30 if config.price_check == "quotes" else 10
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            return await live_inputs(Services(config, registry, client), lots_arg=lots_arg)
+
+    return asyncio.run(live())
+
+
+async def live_inputs(services: Any, *, lots_arg: str | None = None) -> Inputs:
+    """:func:`load_inputs` from the chains, with the command's Services (``run``, ``watch``)."""
+    from rebalancer.planner.model import Portfolio
+    from rebalancer.planner.prices import ManualPrices
+
+    config, registry = services.config, services.registry
+    targets, names, now = _common(config, registry)
+    prices = _config_prices_or_refuse(config)
+    try:
+        from rebalancer import portfolio as portfolio_mod
+    except ImportError as exc:  # pragma: no cover - the foundation ships it
+        raise ConfigError(f"live balances are not available ({exc}); use --snapshot FILE") from None
+    live = await portfolio_mod.read_holdings(config, registry, adapters=services.adapter)
+    failures = list(live.failures)
+    if config.price_check == "quotes":
+        from rebalancer.quote_prices import check_quotes
+
+        await check_quotes(services, live.holdings, prices, warn=warn)
+    portfolio = Portfolio.build(live.holdings, ManualPrices(prices, "prices").table)
+    inputs = Inputs(config, registry, targets, portfolio, now=now, names=names)
+    inputs.last_rebalance = _last_rebalance(config)
+    inputs.failures = failures
+    inputs.snapshot = live
+    for f in failures:
+        warn(
+            f"{f.chain}: {f.token.symbol} of {names.get((f.chain, f.wallet), f.wallet)}: {f.reason}"
+        )
+    return _finish(inputs, lots_arg)
+
+
+def _config_prices_or_refuse(config: Any) -> dict[str, Decimal]:
+    prices = _config_prices(config)
+    if not prices:
+        raise ConfigError(
+            "prices: no prices configured; add a [prices] table (asset = USD per unit) "
+            "to the config, or use --snapshot FILE"
+        )
+    return prices
+
+
+def _common(config: Any, registry: Any) -> tuple[Any, dict[tuple[str, str], str], datetime]:
+    from rebalancer.planner.model import validate_all
+
+    targets = validate_all(config.strategy, registry)
+    names = {(c, w.address): w.name for w in config.wallets for c in w.chains}
+    return targets, names, datetime.now(UTC)
+
+
+def _snapshot_inputs(args: argparse.Namespace, config: Any, registry: Any) -> Inputs:
+    from rebalancer.planner.model import Portfolio
     from rebalancer.planner.prices import ManualPrices, check_agreement
     from rebalancer.planner.snapshot import parse_snapshot
+
+    targets, names, now = _common(config, registry)
+    snap = parse_snapshot(_read(args.snapshot, "snapshot"), registry, Path(args.snapshot).name)
+    if snap.reference_prices:
+        held = {h.token.asset for h in snap.holdings if h.raw > 0}
+        check_agreement(
+            ManualPrices(snap.prices, "snapshot prices"),
+            ManualPrices(snap.reference_prices, "reference_prices"),
+            held,
+            config.strategy.price_max_deviation_pct,
+        )
+    portfolio = Portfolio.build(snap.holdings, snap.prices)
+    return Inputs(
+        config,
+        registry,
+        targets,
+        portfolio,
+        now=snap.as_of or now,
+        as_of=snap.as_of,
+        last_rebalance=snap.last_rebalance,
+        history=snap.history,
+        lots=snap.lots,
+        names=names,
+    )
+
+
+def _finish(inputs: Inputs, lots_arg: str | None) -> Inputs:
     from rebalancer.planner.tax import parse_lots_csv
 
-    config, registry = load_config(args.config)
-    strategy = config.strategy
-    targets = validate_all(strategy, registry)
-    names = {(c, w.address): w.name for w in config.wallets for c in w.chains}
-    now = datetime.now(UTC)
-    if getattr(args, "snapshot", None):
-        snap = parse_snapshot(_read(args.snapshot, "snapshot"), registry, Path(args.snapshot).name)
-        if snap.reference_prices:
-            held = {h.token.asset for h in snap.holdings if h.raw > 0}
-            check_agreement(
-                ManualPrices(snap.prices, "snapshot prices"),
-                ManualPrices(snap.reference_prices, "reference_prices"),
-                held,
-                strategy.price_max_deviation_pct,
-            )
-        portfolio = Portfolio.build(snap.holdings, snap.prices)
-        inputs = Inputs(
-            config,
-            registry,
-            targets,
-            portfolio,
-            now=snap.as_of or now,
-            as_of=snap.as_of,
-            last_rebalance=snap.last_rebalance,
-            history=snap.history,
-            lots=snap.lots,
-            names=names,
-        )
-    else:
-        prices = _config_prices(config)
-        if not prices:
-            raise ConfigError(
-                "prices: no prices configured; add a [prices] table (asset = USD per unit) "
-                "to the config, or use --snapshot FILE"
-            )
-        try:
-            from rebalancer.portfolio import read_holdings
-        except ImportError as exc:  # pragma: no cover - the foundation ships it
-            raise ConfigError(
-                f"live balances are not available ({exc}); use --snapshot FILE"
-            ) from None
-        live = asyncio.run(read_holdings(config, registry))
-        failures = list(live.failures)
-        if config.price_check == "quotes":
-            from rebalancer.quote_prices import check_quote_prices
-
-            check_quote_prices(config, registry, live.holdings, prices, warn=warn)
-        portfolio = Portfolio.build(live.holdings, ManualPrices(prices, "prices").table)
-        inputs = Inputs(config, registry, targets, portfolio, now=now, names=names)
-        inputs.last_rebalance = _last_rebalance(config)
-        inputs.failures = failures
-        for f in failures:
-            warn(
-                f"{f.chain}: {f.token.symbol} of {names.get((f.chain, f.wallet), f.wallet)}: "
-                f"{f.reason}"
-            )
     if lots_arg:
         inputs.lots = parse_lots_csv(
-            _read(lots_arg, "lots"), Path(lots_arg).name, known_assets=registry.assets
+            _read(lots_arg, "lots"), Path(lots_arg).name, known_assets=inputs.registry.assets
         )
     return inputs
 
