@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from rebalancer.chains.oracles import OracleFeed, OracleReading
 from rebalancer.core.types import ChainInfo, Holding, Token
 
 if TYPE_CHECKING:
@@ -30,11 +31,13 @@ class ReadFailure:
 
 @dataclass(slots=True)
 class Balances:
-    """The result of one balance refresh on one chain: every holding read, and what failed."""
+    """The result of one balance refresh on one chain: every holding read, what failed, and
+    what the chain's price oracles said in the same request."""
 
     chain: str
     holdings: list[Holding] = field(default_factory=list)
     failures: list[ReadFailure] = field(default_factory=list)
+    oracles: list[OracleReading] = field(default_factory=list)
 
 
 class ChainAdapter(ABC):
@@ -46,9 +49,15 @@ class ChainAdapter(ABC):
         self.client = client
 
     @abstractmethod
-    async def balances(self, wallets: Sequence[str], tokens: Sequence[Token]) -> Balances:
-        """Every wallet's balance of every token (native included), in as few requests as
-        the chain allows. Checks the node is the configured chain first."""
+    async def balances(
+        self,
+        wallets: Sequence[str],
+        tokens: Sequence[Token],
+        feeds: Sequence[OracleFeed] = (),
+    ) -> Balances:
+        """Every wallet's balance of every token (native included), and the reading of every
+        feed, in as few requests as the chain allows (feeds add none). Checks the node is the
+        configured chain first."""
 
     @abstractmethod
     async def send_raw(self, raw: bytes) -> str:

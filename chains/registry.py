@@ -40,7 +40,7 @@ class Registry:
     @classmethod
     def load(cls, extra_tokens: Iterable[Mapping[str, Any]] = ()) -> Registry:
         """Load the shipped registry and add the user's tokens (validated like the shipped ones)."""
-        text = resources.files("chains").joinpath("data/tokens.toml").read_text()
+        text = resources.files("rebalancer.chains").joinpath("data/tokens.toml").read_text()
         data = tomllib.loads(text)
         chains = {
             name: ChainInfo(name=name, **{"chain_id": None, **spec})
