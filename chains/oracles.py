@@ -70,6 +70,13 @@ class OracleReading:
     reason: str | None = None  # why ``usd`` is None, or why it must not be used
 
 
+def tidy(value: Decimal) -> Decimal:
+    """``3200.00000000`` as ``3200``: the same number, shown as people write it."""
+    n = value.normalize()
+    exponent = n.as_tuple().exponent
+    return n.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else n
+
+
 @cache
 def load_feeds() -> tuple[OracleFeed, ...]:
     """The shipped feed registry, parsed once."""
@@ -144,7 +151,9 @@ def chainlink_reading(
         return OracleReading(
             feed, None, updated_at=updated, round_id=round_id, reason=f"answer {answer} <= 0"
         )
-    return OracleReading(feed, Decimal(answer).scaleb(-dec), updated_at=updated, round_id=round_id)
+    return OracleReading(
+        feed, tidy(Decimal(answer).scaleb(-dec)), updated_at=updated, round_id=round_id
+    )
 
 
 # -- Pyth ---------------------------------------------------------------------------------------
@@ -246,7 +255,7 @@ def pyth_reading(feed: OracleFeed, owner: str | None, data: bytes | None) -> Ora
         )
     return OracleReading(
         feed,
-        Decimal(update.price).scaleb(update.exponent),
+        tidy(Decimal(update.price).scaleb(update.exponent)),
         updated_at=update.publish_time,
-        conf_usd=Decimal(update.conf).scaleb(update.exponent),
+        conf_usd=tidy(Decimal(update.conf).scaleb(update.exponent)),
     )

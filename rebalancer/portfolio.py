@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rebalancer.chains.base import ReadFailure, adapter_for
+from rebalancer.chains.oracles import OracleReading, feeds_on
 from rebalancer.chains.registry import Registry
 from rebalancer.config import Config
 from rebalancer.core.types import Holding, Token
@@ -16,10 +17,12 @@ from rebalancer.endpoints import resolve_rpc
 
 @dataclass
 class Snapshot:
-    """Holdings across all chains, and the balances that could not be read."""
+    """Holdings across all chains, the balances that could not be read, and what the chains'
+    price oracles said in the same requests."""
 
     holdings: list[Holding] = field(default_factory=list)
     failures: list[ReadFailure] = field(default_factory=list)
+    oracles: list[OracleReading] = field(default_factory=list)
 
 
 def tokens_for(config: Config, registry: Registry, chain: str) -> list[Token]:
@@ -43,6 +46,8 @@ async def read_holdings(
     """Every wallet's holdings on every configured chain, the chains read concurrently.
 
     Zero balances are dropped, except the native coin (gas money is worth seeing at zero).
+    With ``oracles.enabled``, each chain's request also reads its feeds for the assets the
+    config reads anywhere.
     """
     import httpx
 
@@ -51,16 +56,19 @@ async def read_holdings(
     }
     async with httpx.AsyncClient(timeout=timeout) as client:
         jobs = []
+        assets = {t.asset for c in config.chains for t in tokens_for(config, registry, c)}
         for name in config.chains:
             info = registry.chains[name]
             wallets = [w.address for w in config.wallets if name in w.chains]
             if not wallets:
                 continue
             adapter = adapter_for(info, urls[name], client)
-            jobs.append(adapter.balances(wallets, tokens_for(config, registry, name)))
+            feeds = feeds_on(name, assets) if config.oracles.enabled else []
+            jobs.append(adapter.balances(wallets, tokens_for(config, registry, name), feeds))
         results = await asyncio.gather(*jobs)
     snap = Snapshot()
     for balances in results:
         snap.holdings.extend(h for h in balances.holdings if h.raw or h.token.is_native)
         snap.failures.extend(balances.failures)
+        snap.oracles.extend(balances.oracles)
     return snap

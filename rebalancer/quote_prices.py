@@ -54,6 +54,7 @@ class QuotePrices:
     table: Mapping[str, Decimal]
     name: str = "aggregator quotes"
     skipped: Mapping[str, str] = field(default_factory=dict)
+    via: Mapping[str, str] = field(default_factory=dict)  # asset -> "1inch quote", ...
 
     def prices(self, assets: Iterable[str]) -> dict[str, Decimal]:
         return {a: self.table[a] for a in assets if a in self.table}
@@ -66,20 +67,26 @@ class QuotePrices:
         manual: Mapping[str, Decimal],
         *,
         notional_usd: Decimal = NOTIONAL_USD,
+        assets: Iterable[str] | None = None,
     ) -> QuotePrices:
-        """Quote every held asset; one aggregator's quotes go one at a time (free API tiers
-        allow about one request a second), different aggregators run concurrently."""
+        """Quote every held asset (or ``assets``); one aggregator's quotes go one at a time
+        (free API tiers allow about one request a second), different aggregators run
+        concurrently. ``manual`` prices size the probes (about $1,000 each)."""
         table: dict[str, Decimal] = {}
         skipped: dict[str, str] = {}
+        via: dict[str, str] = {}
         by_aggregator: dict[str, list[_Probe]] = {}
-        for asset in sorted({h.token.asset for h in holdings if h.raw > 0}):
+        wanted = {h.token.asset for h in holdings if h.raw > 0} if assets is None else assets
+        for asset in sorted(set(wanted)):
             if asset == QUOTE_ASSET:
                 table[asset] = Decimal(1)
+                via[asset] = "unit of account"
                 continue
             probe = _probe(services, holdings, asset, manual.get(asset), notional_usd)
             if probe is None:
                 if asset in STABLES:
                     table[asset] = Decimal(1)
+                    via[asset] = "stablecoin at par (no quote)"
                 else:
                     skipped[asset] = f"no configured chain has both {asset} and {QUOTE_ASSET}"
                 continue
@@ -88,16 +95,23 @@ class QuotePrices:
 
         async def run(probes: list[_Probe]) -> None:
             for p in probes:
+                name = "1inch" if services.registry.chains[p.chain].family == "evm" else "jupiter"
                 try:
                     table[p.asset] = await _quote(services, p)
+                    via[p.asset] = f"{name} quote"
                 except NoRouteError as exc:
                     if p.asset in STABLES:
                         table[p.asset] = Decimal(1)
+                        via[p.asset] = "stablecoin at par (no route)"
                     else:
                         skipped[p.asset] = exc.message
 
         await asyncio.gather(*(run(ps) for ps in by_aggregator.values()))
-        return cls(dict(sorted(table.items())), skipped=dict(sorted(skipped.items())))
+        return cls(
+            dict(sorted(table.items())),
+            skipped=dict(sorted(skipped.items())),
+            via=dict(sorted(via.items())),
+        )
 
 
 def _probe(
@@ -189,12 +203,28 @@ def check_quote_prices(
     return quotes
 
 
+def fetch_quotes(
+    config: Config,
+    registry: Any,
+    holdings: Sequence[Holding],
+    hints: Mapping[str, Decimal],
+    assets: Iterable[str],
+    *,
+    env: Mapping[str, str] | None = None,
+) -> QuotePrices:
+    """Quote ``assets`` (held or not) into USDC; ``hints`` size the probes. No check here:
+    ``rebalancer.market_prices`` compares them with the oracles."""
+    return asyncio.run(_fetch(config, registry, holdings, hints, env, assets=assets))
+
+
 async def _fetch(
     config: Config,
     registry: Any,
     holdings: Sequence[Holding],
     manual: Mapping[str, Decimal],
     env: Mapping[str, str] | None,
+    *,
+    assets: Iterable[str] | None = None,
 ) -> QuotePrices:
     import tempfile
     from pathlib import Path
@@ -206,4 +236,4 @@ async def _fetch(
     with tempfile.TemporaryDirectory(prefix="rebalancer-prices-") as tmp:
         async with httpx.AsyncClient(timeout=30) as client:
             services = Services(config, registry, client, env=env, work_dir=Path(tmp))
-            return await QuotePrices.fetch(services, holdings, manual)
+            return await QuotePrices.fetch(services, holdings, manual, assets=assets)

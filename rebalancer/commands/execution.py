@@ -38,10 +38,12 @@ def apply(args: argparse.Namespace) -> int:
 
 def _apply(args: argparse.Namespace, *, mode: str) -> int:
     from rebalancer.config import load_config
+    from rebalancer.market_prices import priced_config
     from rebalancer.runs import check_balances, confirm, execute, read_plan, recovered_journal
 
     config, registry = load_config(args.config)
     say = progress_unless(args.json)
+    config = priced_config(config, registry)
     doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, config.prices)
     with recovered_journal(config, registry, say) as (journal, recovered):
         check_balances(config, registry, intents)
@@ -83,7 +85,7 @@ def run_once(
             confirm(f"Sign and send {len(intents)} trade(s)?", yes)
         say(f"plan: {len(intents)} trade(s), est. cost ${doc['est_cost_usd']}")
         report = execute(
-            config,
+            inputs.config,  # NOTE: with the prices this plan was made at
             registry,
             journal,
             intents,

@@ -32,11 +32,13 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
 def export(args: argparse.Namespace) -> int:
     from rebalancer.config import load_config
     from rebalancer.external import export as export_plan
+    from rebalancer.market_prices import priced_config
     from rebalancer.output import table
     from rebalancer.runs import check_balances, read_plan, recovered_journal
 
     config, registry = load_config(args.config)
     say = progress_unless(args.json)
+    config = priced_config(config, registry)
     doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, config.prices)
     with recovered_journal(config, registry, say) as (journal, _recovered):
         check_balances(config, registry, intents)
