@@ -10,6 +10,7 @@ balances they value, in the same request).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rebalancer.chains.base import Balances, ChainAdapter, ReadFailure
@@ -24,7 +25,15 @@ from rebalancer.chains.multicall import (
     encode_aggregate3,
     uint_result,
 )
-from rebalancer.chains.oracles import DECIMALS, LATEST_ROUND_DATA, OracleFeed, chainlink_reading
+from rebalancer.chains.oracles import (
+    DECIMALS,
+    GET_ROUND_DATA,
+    LATEST_ROUND_DATA,
+    OracleFeed,
+    chainlink_reading,
+    decode_round,
+    tidy,
+)
 from rebalancer.core.errors import ChainError, WrongChainError
 from rebalancer.core.types import ChainInfo, Holding, Token
 
@@ -109,6 +118,42 @@ class EvmChain(ChainAdapter):
         for i, feed in enumerate(feeds):
             out.oracles.append(chainlink_reading(feed, rest[2 * i], rest[2 * i + 1]))
         return out
+
+    async def past_rounds(
+        self, feed: OracleFeed, latest_round: int, count: int
+    ) -> list[tuple[int, Decimal]]:
+        """Up to ``count`` Chainlink rounds before ``latest_round`` as (updatedAt, USD), oldest
+        first, read with ``getRoundData`` in one batch (history backfill). A round the feed
+        no longer has ends the walk; a non-positive answer is skipped."""
+        phase, first = latest_round >> 64, latest_round & (2**64 - 1)
+        ids = [(phase << 64) | (first - k) for k in range(1, min(count, first - 1) + 1)]
+        calls = [(feed.address, GET_ROUND_DATA + rid.to_bytes(32, "big")) for rid in ids]
+        chunks = self._chunked(calls)
+        requests: list[tuple[Any, Any]] = [
+            ("eth_call", [{"to": MULTICALL3, "data": "0x" + encode_aggregate3(c).hex()}, "latest"])
+            for c in chunks
+        ]
+        if not requests:
+            return []
+        answers = await self.provider.make_batch_request(requests)
+        results: list[tuple[bool, bytes]] = []
+        for chunk, answer in zip(chunks, answers, strict=True):
+            raw = result_of(answer, "eth_call", self.provider.where)
+            try:
+                results.extend(
+                    decode_aggregate3(bytes.fromhex(str(raw).removeprefix("0x")), len(chunk))
+                )
+            except (DecodeError, ValueError) as exc:
+                raise ChainError(f"{self.provider.where}: bad Multicall3 answer: {exc}") from None
+        out: list[tuple[int, Decimal]] = []
+        for ok, ret in results:
+            parsed = decode_round(ret) if ok else None
+            if parsed is None:
+                break
+            _rid, answer_, _started, updated = parsed
+            if answer_ > 0 and updated > 0:
+                out.append((updated, tidy(Decimal(answer_).scaleb(-feed.decimals))))
+        return out[::-1]
 
     # -- transactions ------------------------------------------------------------------------
     async def call(self, method: str, params: list[Any]) -> Any:

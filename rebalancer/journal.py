@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,17 @@ CREATE TABLE IF NOT EXISTS snapshots (
     taken_at REAL NOT NULL,
     kind     TEXT NOT NULL,
     data     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS price_points (
+    asset  TEXT NOT NULL,
+    at     INTEGER NOT NULL,
+    usd    TEXT NOT NULL,
+    source TEXT NOT NULL,
+    PRIMARY KEY (asset, source, at)
+);
+CREATE TABLE IF NOT EXISTS backfills (
+    asset TEXT PRIMARY KEY,
+    at    INTEGER NOT NULL
 );
 """
 
@@ -200,6 +212,44 @@ class Journal:
             args = (kind,)
         rows = self.db.execute(sql + " ORDER BY taken_at", args).fetchall()
         return [{**dict(r), "data": json.loads(r["data"])} for r in rows]
+
+    # -- price history -------------------------------------------------------------------------
+    def record_prices(self, at: int, prices: Mapping[str, Decimal], source: str) -> None:
+        """The prices one refresh used (``source`` "live"), or past oracle rounds ("backfill");
+        a point already recorded for that asset, source and second is kept as it was."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO price_points (asset, at, usd, source) VALUES (?, ?, ?, ?)",
+                [(a, int(at), str(p), source) for a, p in prices.items()],
+            )
+
+    def record_points(self, asset: str, points: Sequence[tuple[int, Decimal]], source: str) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO price_points (asset, at, usd, source) VALUES (?, ?, ?, ?)",
+                [(asset, int(at), str(p), source) for at, p in points],
+            )
+
+    def backfilled(self, asset: str) -> bool:
+        """Whether the asset's oracle history was walked back already (done once)."""
+        row = self.db.execute("SELECT 1 FROM backfills WHERE asset = ?", (asset,)).fetchone()
+        return row is not None
+
+    def mark_backfilled(self, asset: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO backfills (asset, at) VALUES (?, ?)",
+                (asset, int(time.time())),
+            )
+
+    def price_points(self, since: int = 0) -> dict[str, list[tuple[int, Decimal]]]:
+        """Every recorded price since ``since`` (unix seconds), per asset, oldest first."""
+        out: dict[str, list[tuple[int, Decimal]]] = {}
+        for r in self.db.execute(
+            "SELECT asset, at, usd FROM price_points WHERE at >= ? ORDER BY asset, at", (since,)
+        ):
+            out.setdefault(r["asset"], []).append((int(r["at"]), Decimal(r["usd"])))
+        return out
 
     # -- trades --------------------------------------------------------------------------------
     def add_trade(self, run_id: int, trade: Mapping[str, Any]) -> None:

@@ -1,14 +1,16 @@
 """``rebalancer drift``: current vs target weights per class and asset, and which triggers fire.
 
 Also home of ``load_inputs``, shared with ``plan`` and ``harvest``: the config, the registry,
-holdings and prices (from ``--snapshot FILE`` offline, or the chains and the config's manual
-prices live), checked once.
+holdings and prices (from ``--snapshot FILE`` offline, or live from the chains: balances and
+oracles in one request per chain, cross-checked with the aggregators' quotes, ``[prices]`` as
+an override), checked once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +37,7 @@ class Inputs:
     lots: Sequence[Any] = ()
     failures: Sequence[Any] = ()
     names: dict[tuple[str, str], str] = field(default_factory=dict)
+    market: Any = None  # rebalancer.market_prices.MarketPrices of a live read
 
 
 def _read(path: str, what: str) -> str:
@@ -44,15 +47,6 @@ def _read(path: str, what: str) -> str:
         raise ConfigError(f"{what} file {path!r} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{what} file {path!r}: {exc}") from None
-
-
-def _config_prices(config: Any) -> dict[str, Decimal] | None:
-    """The config's manual ``[prices]`` table (asset -> USD), when the config has one."""
-    prices = getattr(config, "prices", None)
-    if prices is None:
-        return None
-    table = prices if isinstance(prices, dict) else getattr(prices, "manual", None)
-    return {str(k): Decimal(str(v)) for k, v in table.items()} if table else None
 
 
 def _last_rebalance(config: Any) -> datetime | None:
@@ -111,11 +105,11 @@ def load_inputs(args: argparse.Namespace, *, lots_arg: str | None = None) -> Inp
             names=names,
         )
     else:
-        prices = _config_prices(config)
-        if not prices:
+        if not config.prices and not config.oracles.enabled and config.price_check == "off":
             raise ConfigError(
                 "prices: no prices configured; add a [prices] table (asset = USD per unit) "
-                "to the config, or use --snapshot FILE"
+                'to the config, turn [oracles] or price_check = "quotes" on, or use '
+                "--snapshot FILE"
             )
         try:
             from rebalancer.portfolio import read_holdings
@@ -123,14 +117,18 @@ def load_inputs(args: argparse.Namespace, *, lots_arg: str | None = None) -> Inp
             raise ConfigError(
                 f"live balances are not available ({exc}); use --snapshot FILE"
             ) from None
+        from rebalancer.market_prices import live_prices, with_prices
+
         live = asyncio.run(read_holdings(config, registry))
         failures = list(live.failures)
-        if config.price_check == "quotes":
-            from rebalancer.quote_prices import check_quote_prices
-
-            check_quote_prices(config, registry, live.holdings, prices, warn=warn)
-        portfolio = Portfolio.build(live.holdings, ManualPrices(prices, "prices").table)
+        market = live_prices(config, registry, live, warn=warn)
+        config = with_prices(config, market)
+        portfolio = Portfolio.build(live.holdings, market.usd)
         inputs = Inputs(config, registry, targets, portfolio, now=now, names=names)
+        inputs.market = market
+        from rebalancer.price_history import record_and_load
+
+        inputs.history = record_and_load(config, registry, live, market, time.time(), warn=warn)
         inputs.last_rebalance = _last_rebalance(config)
         inputs.failures = failures
         for f in failures:
