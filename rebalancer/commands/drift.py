@@ -38,6 +38,7 @@ class Inputs:
     failures: Sequence[Any] = ()
     names: dict[tuple[str, str], str] = field(default_factory=dict)
     market: Any = None  # rebalancer.market_prices.MarketPrices of a live read
+    cost_inputs: dict[str, Any] = field(default_factory=dict)  # measured vs assumed, per chain
 
 
 def _read(path: str, what: str) -> str:
@@ -68,8 +69,13 @@ def _last_rebalance(config: Any) -> datetime | None:
     return None if last is None else datetime.fromtimestamp(last, UTC)
 
 
-def load_inputs(args: argparse.Namespace, *, lots_arg: str | None = None) -> Inputs:
-    """Config, registry, targets, holdings at prices; every problem is a one-line error."""
+def load_inputs(
+    args: argparse.Namespace, *, lots_arg: str | None = None, costs: bool = False
+) -> Inputs:
+    """Config, registry, targets, holdings at prices; every problem is a one-line error.
+
+    ``costs``: measure the chains' gas prices for the plan's cost model (plan, run, demo).
+    """
     from rebalancer.config import load_config
     from rebalancer.planner.model import Portfolio, validate_all
     from rebalancer.planner.prices import ManualPrices, check_agreement
@@ -123,9 +129,17 @@ def load_inputs(args: argparse.Namespace, *, lots_arg: str | None = None) -> Inp
         failures = list(live.failures)
         market = live_prices(config, registry, live, warn=warn)
         config = with_prices(config, market)
+        cost_inputs: dict[str, Any] = {}
+        if costs:
+            from rebalancer.endpoints import resolve_rpc
+            from rebalancer.market_costs import measure
+
+            urls = {name: resolve_rpc(name, c.rpc) for name, c in config.chains.items()}
+            config, cost_inputs = measure(config, registry, urls, market.usd)
         portfolio = Portfolio.build(live.holdings, market.usd)
         inputs = Inputs(config, registry, targets, portfolio, now=now, names=names)
         inputs.market = market
+        inputs.cost_inputs = cost_inputs
         from rebalancer.price_history import record_and_load
 
         inputs.history = record_and_load(config, registry, live, market, time.time(), warn=warn)

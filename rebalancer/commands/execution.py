@@ -75,7 +75,7 @@ def run_once(
 
     config, registry = load_config(args.config)
     with recovered_journal(config, registry, say) as (journal, recovered):
-        inputs = load_inputs(args)
+        inputs = load_inputs(args, costs=True)
         refuse_partial(inputs)
         plan = build(inputs, force=getattr(args, "force", False))
         doc = document(inputs, plan)

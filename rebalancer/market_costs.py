@@ -1,0 +1,128 @@
+"""Network costs from the chains themselves, for the planner's cost model.
+
+The gas price comes from the chain: EVM ``eth_feeHistory`` (next block's base fee plus the
+median tip of the last blocks), Solana ``getRecentPrioritizationFees`` (the median priority fee
+per compute unit, plus the 5,000-lamport signature fee). It is multiplied by the gas a swap of
+that kind uses (``SWAP_GAS``: documented defaults until measured ones are recorded) and valued at
+the oracle price of the native coin. A ``gas_per_swap_usd`` or ``gas_per_swap_native`` typed in
+``[strategy.costs.CHAIN]`` stays an override. The plan shows each cost input and whether it was
+measured, configured or assumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from decimal import Decimal
+from statistics import median
+from typing import TYPE_CHECKING, Any
+
+from rebalancer.core.errors import ChainError
+
+if TYPE_CHECKING:
+    from rebalancer.config import Config
+
+# Gas of one aggregator swap, by family: a 1inch swap through one or two Uniswap pools uses
+# ~120-200k gas (simulations on the local worlds: 130-190k) plus an exact approval (~46k); a
+# Jupiter swap asks for up to ~300k compute units and pays one 5,000-lamport signature.
+SWAP_GAS = {"evm": 230_000, "solana": 300_000}
+LAMPORTS_PER_SIGNATURE = 5_000
+FEE_HISTORY_BLOCKS = 10
+
+
+async def _gas_price(family: str, url: str, client: Any) -> tuple[int, str]:
+    """(price per gas unit in base units (wei, or micro-lamports per CU), how it was read)."""
+    if family == "evm":
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "eth_feeHistory",
+            "params": [hex(FEE_HISTORY_BLOCKS), "latest", [50]],
+        }
+        r = await client.post(url, json=body)
+        result = r.json().get("result") or {}
+        try:
+            base = int(str(result["baseFeePerGas"][-1]), 16)
+            tips = [int(str(t[0]), 16) for t in result.get("reward") or [] if t]
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise ChainError(f"eth_feeHistory answered {str(result)[:80]!r}") from None
+        tip = int(median(tips)) if tips else 0
+        return base + tip, "eth_feeHistory (base fee + median tip)"
+    body = {"jsonrpc": "2.0", "id": 1, "method": "getRecentPrioritizationFees", "params": []}
+    r = await client.post(url, json=body)
+    result = r.json().get("result")
+    if not isinstance(result, list):
+        raise ChainError(f"getRecentPrioritizationFees answered {str(result)[:80]!r}")
+    fees = [int(x.get("prioritizationFee", 0)) for x in result if isinstance(x, dict)]
+    return (int(median(fees)) if fees else 0), "getRecentPrioritizationFees (median)"
+
+
+def _configured_gas(config: Config, chain: str) -> bool:
+    s = config.strategy
+    cm = s.costs.get(chain) if "costs" in s.model_fields_set else None
+    return cm is not None and bool(
+        {"gas_per_swap_usd", "gas_per_swap_native"} & cm.model_fields_set
+    )
+
+
+def measure(
+    config: Config,
+    registry: Any,
+    urls: Mapping[str, str],
+    prices: Mapping[str, Decimal],
+) -> tuple[Config, dict[str, Any]]:
+    """The config with each chain's gas per swap measured (unless configured), and the cost
+    inputs with their provenance for the plan."""
+    import httpx
+
+    async def read_all() -> dict[str, tuple[int, str] | BaseException]:
+        async with httpx.AsyncClient(timeout=10) as client:
+            chains = [c for c in config.chains if not _configured_gas(config, c)]
+            got = await asyncio.gather(
+                *(_gas_price(registry.chains[c].family, urls[c], client) for c in chains),
+                return_exceptions=True,
+            )
+        return dict(zip(chains, got, strict=True))
+
+    measured = asyncio.run(read_all())
+    strategy = config.strategy
+    costs = {c: strategy.cost_model(c) for c in config.chains}
+    inputs: dict[str, Any] = {}
+    for chain in config.chains:
+        info = registry.chains[chain]
+        cm = costs[chain]
+        typed = "costs" in strategy.model_fields_set and chain in strategy.costs
+        fee = "configured" if typed else "assumed (default)"
+        row: dict[str, Any] = {
+            "fee_bps": {"value": str(cm.fee_bps), "source": fee},
+            "depth_usd": {"value": str(cm.depth_usd), "source": fee},
+        }
+        got = measured.get(chain)
+        if _configured_gas(config, chain):
+            row["gas_per_swap"] = {"source": "configured"}
+        elif isinstance(got, tuple) and info.native_asset in prices:
+            price, how = got
+            units = SWAP_GAS[info.family]
+            if info.family == "evm":
+                raw = price * units
+                shown = {"value": str(Decimal(price).scaleb(-9)), "unit": "gwei", "source": how}
+            else:
+                raw = LAMPORTS_PER_SIGNATURE + price * units // 1_000_000
+                shown = {"value": str(price), "unit": "micro-lamports/CU", "source": how}
+            native = Decimal(raw).scaleb(-info.native_decimals)
+            costs[chain] = cm.model_copy(
+                update={"gas_per_swap_native": native, "gas_per_swap_usd": None}
+            )
+            row["gas_price"] = shown
+            row["gas_units_per_swap"] = {"value": units, "source": "assumed (SWAP_GAS default)"}
+            row["gas_per_swap"] = {
+                "native": str(native),
+                "usd": str((native * prices[info.native_asset]).quantize(Decimal("0.0001"))),
+                "source": "measured gas price x assumed gas",
+            }
+        else:
+            why = str(got) if isinstance(got, BaseException) else "no native price"
+            row["gas_per_swap"] = {"source": f"assumed (default; not measured: {why})"}
+        inputs[chain] = row
+    new = strategy.model_copy(update={"costs": costs})
+    return config.model_copy(update={"strategy": new}), inputs

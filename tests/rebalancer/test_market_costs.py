@@ -1,0 +1,43 @@
+"""Costs from the chains (issue 12, item 4, gas part): the plan's gas per swap comes from the
+chain's own fee market times the documented gas of a swap, valued at the oracle price of the
+native coin; typed values stay overrides; the plan says which inputs were measured."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rebalancer.cli import main
+from tests.rebalancer.test_market_prices import local_config
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
+    monkeypatch.setenv("JUPITER_API_KEY", "test-key")
+
+
+def test_plan_shows_measured_and_assumed_cost_inputs(
+    evm_worlds: dict[str, Any], tmp_path: Path, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = local_config(tmp_path, '\n[strategy.costs.avalanche]\ngas_per_swap_usd = "0.5"\n')
+    assert main(["plan", "-c", str(cfg), "--json"]) == 0
+    inputs = json.loads(capsys.readouterr().out)["cost_inputs"]
+    eth = inputs["ethereum"]
+    assert eth["gas_price"]["source"].startswith("eth_feeHistory")
+    assert eth["gas_price"]["unit"] == "gwei" and Decimal(eth["gas_price"]["value"]) > 0
+    assert eth["gas_units_per_swap"] == {"value": 230000, "source": "assumed (SWAP_GAS default)"}
+    native = Decimal(eth["gas_per_swap"]["native"])
+    assert native == Decimal(eth["gas_price"]["value"]).scaleb(-9) * 230000
+    assert Decimal(eth["gas_per_swap"]["usd"]) == (native * 3200).quantize(Decimal("0.0001"))
+    assert inputs["solana"]["gas_price"]["source"].startswith("getRecentPrioritizationFees")
+    assert inputs["avalanche"]["gas_per_swap"] == {"source": "configured"}
+    assert inputs["avalanche"]["depth_usd"]["source"] == "configured"
+    assert inputs["ethereum"]["depth_usd"]["source"] == "assumed (default)"
+    assert main(["plan", "-c", str(cfg)]) == 0
+    text = capsys.readouterr().out
+    assert "cost inputs:" in text and "(measured: eth_feeHistory" in text
