@@ -1,7 +1,7 @@
 """Benchmark: replay 5 years of daily prices of 20 assets under 4 strategies (target: < 5 s).
 
 The universe, the strategy and the prices are generated from fixed seeds
-(``planner.synthetic`` and correlated random walks), so the figures compare from run to run.
+(``tests.planner.synthetic`` and correlated random walks), so the figures compare from run to run.
 Also times the CSV parser on the same history written out as ``date,symbol,price_usd`` (part
 of the 5 s target) and the default ``--sweep`` grid (18 rules, in and out of sample; not part
 of it).
@@ -21,9 +21,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rebalancer.planner.model import resolve_targets
-from rebalancer.planner.synthetic import make_strategy, make_universe
 from rebalancer.reports import backtest as bt
 from rebalancer.reports.prices_csv import parse_prices_csv
+from tests.planner.synthetic import make_strategy, make_universe
 
 YEARS = 5
 ASSETS = 20

@@ -1,7 +1,7 @@
 """Planner benchmark: plan time on generated portfolios, and cost saved against the naive plan.
 
 Sizes: 3 chains x 50 assets x 10 wallets (target under 50 ms) and 3 x 500 x 10 (under 1 s).
-Portfolios come from ``planner.synthetic`` (deterministic per seed): every wallet holds about
+Portfolios come from ``tests.planner.synthetic`` (deterministic per seed): every wallet holds about
 30% of the tokens of each chain, 100 to 100k USD each, with one class inflated so that every
 class is out of band. The naive plan sells what is over and buys what is under, wallet by wallet,
 pro rata. Prints for a person, then one JSON object of the figures as the last line.
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rebalancer.planner.model import Portfolio, validate_all
 from rebalancer.planner.plan import make_plan
-from rebalancer.planner.synthetic import make_portfolio, make_strategy, make_universe
+from tests.planner.synthetic import make_portfolio, make_strategy, make_universe
 
 
 def time_plan(n_assets: int, wallets: int, seeds: range, repeats: int) -> dict[str, object]:

@@ -1,1 +1,1 @@
-"""DEX aggregator adapters (1inch, Jupiter) and the checks on what they return."""
+"""DEX aggregator adapters (1inch, Jupiter), each beside the checks on what it returns."""

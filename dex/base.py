@@ -1,13 +1,16 @@
 """The one interface every DEX aggregator implements, and the swap types it trades in.
 
 An aggregator turns a ``SwapRequest`` into a ``Quote`` and then into a ``BuiltSwap``: an
-unsigned transaction written by someone else. Nothing built here is trusted until
-``dex.checks`` has decoded it and compared it with the request.
+unsigned transaction written by someone else. Nothing built is trusted until the same
+aggregator's ``check`` has decoded it and compared it with the request: its own decoding
+(``dex.oneinch_checks``, ``dex.jupiter_checks``) on top of the family checks in ``dex.checks``.
+Only the ``CheckedSwap`` it returns goes on to simulation and signing.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rebalancer.core.errors import AggregatorError
@@ -81,6 +84,46 @@ class BuiltSwap:
     notes: tuple[str, ...] = field(default=())
 
 
+# The real AggregationRouterV6, the same on Ethereum and Avalanche (aggregators.md).
+ONEINCH_V6 = "0x111111125421ca6dc452d289314280a0f8842a65"
+DEFAULT_EVM_ROUTERS: dict[int, frozenset[str]] = {
+    1: frozenset({ONEINCH_V6}),
+    43114: frozenset({ONEINCH_V6}),
+}
+
+
+@dataclass(frozen=True)
+class SwapPolicy:
+    """What an aggregator's transaction may do."""
+
+    evm_routers: Mapping[int, frozenset[str]] = field(
+        default_factory=lambda: dict(DEFAULT_EVM_ROUTERS)
+    )
+    max_slippage_bps: int = 100
+    unlimited_approval: bool = False
+    extra_programs: frozenset[str] = frozenset()
+    """Programs a Solana swap may invoke besides System, Token, Token-2022, ATA, Compute
+    Budget and the aggregator's own (Jupiter v6) (base58 ids)."""
+    rfq_makers: frozenset[str] = frozenset()
+    """Co-signers allowed next to the wallet: RFQ market makers (base58 public keys)."""
+    max_compute_units: int = 1_400_000
+    """The highest compute-unit limit a Solana swap may set (1.4M is the protocol's cap)."""
+    max_priority_fee_lamports: int = 1_000_000
+    """The most a Solana swap may pay in priority fee (unit price x unit limit), lamports."""
+
+
+@dataclass(frozen=True)
+class CheckedSwap:
+    """A swap whose transaction was decoded and matched the request; ``min_out`` is the
+    least the transaction itself guarantees (it reverts below it)."""
+
+    built: BuiltSwap
+    min_out: int
+    simulation_must_show: str | None = None
+    """What only a simulation can prove (the token bought, for 1inch ``unoswap`` routes whose
+    calldata names pools, not tokens); the engine refuses such a swap unsimulated."""
+
+
 class SwapAggregator(ABC):
     """Quotes and builds swaps on the chains it serves."""
 
@@ -93,3 +136,17 @@ class SwapAggregator(ABC):
     @abstractmethod
     async def build(self, quote: Quote) -> BuiltSwap:
         """The transaction (and an exact-amount approval where one is needed)."""
+
+    @abstractmethod
+    def check(
+        self,
+        built: BuiltSwap,
+        policy: SwapPolicy,
+        lookup_tables: Mapping[str, Sequence[str]] | None = None,
+    ) -> CheckedSwap:
+        """Decode what this aggregator built and hold every money field to the request;
+        SuspiciousResponseError names the first field that does not match.
+
+        ``lookup_tables`` (table -> addresses, read from the chain) resolves the accounts of
+        a Solana v0 transaction; aggregators on other families ignore it.
+        """

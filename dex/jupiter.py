@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,7 +23,15 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from solders.transaction import VersionedTransaction
 
 from rebalancer.core.errors import AggregatorError, SimulationError, SuspiciousResponseError
-from rebalancer.dex.base import BuiltSwap, NoRouteError, Quote, SolanaTx, SwapRequest
+from rebalancer.dex.base import (
+    BuiltSwap,
+    CheckedSwap,
+    NoRouteError,
+    Quote,
+    SolanaTx,
+    SwapPolicy,
+    SwapRequest,
+)
 from rebalancer.dex.http import HttpAggregator, parse
 
 WSOL_MINT = "So11111111111111111111111111111111111111112"
@@ -235,7 +244,7 @@ class Jupiter(HttpAggregator):
         """The swap transaction for the wallet, co-signed by an RFQ maker where one fills it.
 
         The compute-unit limit is simulated by Jupiter (``dynamicComputeUnitLimit``) and the
-        priority fee capped at ``max_priority_lamports``; ``dex.checks`` verifies both.
+        priority fee capped at ``max_priority_lamports``; :meth:`check` verifies both.
         """
         if not isinstance(quote, JupiterQuote):
             raise AggregatorError("Jupiter builds only from its own quotes")
@@ -276,3 +285,14 @@ class Jupiter(HttpAggregator):
             expected_out=quote.expected_out,
             notes=notes,
         )
+
+    def check(
+        self,
+        built: BuiltSwap,
+        policy: SwapPolicy,
+        lookup_tables: Mapping[str, Sequence[str]] | None = None,
+    ) -> CheckedSwap:
+        """The Solana family checks with Jupiter's routes decoded (``dex.jupiter_checks``)."""
+        from rebalancer.dex.jupiter_checks import check_jupiter_swap
+
+        return check_jupiter_swap(built, policy, lookup_tables)

@@ -8,6 +8,7 @@ shape become NoRouteError / AllowanceError / BalanceError / AggregatorError.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -18,9 +19,11 @@ from rebalancer.dex.base import (
     AllowanceError,
     BalanceError,
     BuiltSwap,
+    CheckedSwap,
     EvmTx,
     NoRouteError,
     Quote,
+    SwapPolicy,
     SwapRequest,
 )
 from rebalancer.dex.http import HttpAggregator, parse
@@ -211,6 +214,17 @@ class OneInch(HttpAggregator):
             gas_price=s.tx.gasPrice,
         )
         return BuiltSwap(quote=quote, tx=tx, expected_out=s.dstAmount, approval=approval)
+
+    def check(
+        self,
+        built: BuiltSwap,
+        policy: SwapPolicy,
+        lookup_tables: Mapping[str, Sequence[str]] | None = None,
+    ) -> CheckedSwap:
+        """The EVM family checks and the router calldata decoded (``dex.oneinch_checks``)."""
+        from rebalancer.dex.oneinch_checks import check_oneinch_swap
+
+        return check_oneinch_swap(built, policy)
 
     async def spender(self, chain_id: int) -> str:
         return parse(Spender, await self._get(chain_id, "approve/spender", {}), "1inch").address

@@ -118,6 +118,21 @@ class CostModel(_Model):
                 return 1 / self.depth_usd_by_pair[key]
         return 1 / self.depth(sell_asset) + 1 / self.depth(buy_asset)
 
+    def fee_usd(self, value_usd: Decimal) -> Decimal:
+        """The fee of a swap worth ``value_usd`` USD."""
+        return value_usd * self.fee_bps / Decimal(10_000)
+
+    def impact_usd(self, value_usd: Decimal, sell_asset: str, buy_asset: str) -> Decimal:
+        """The price impact, in USD, of a swap worth ``value_usd`` USD."""
+        return self.impact_coefficient(sell_asset, buy_asset) * value_usd * value_usd
+
+    def gas_usd(self, native_price: Decimal | None) -> Decimal:
+        """One swap's gas in USD: ``gas_per_swap_usd`` (1 USD when neither gas field is set),
+        or ``gas_per_swap_native`` at the native coin's price (0 without a price)."""
+        if self.gas_per_swap_native is not None:
+            return self.gas_per_swap_native * native_price if native_price else Decimal(0)
+        return self.gas_per_swap_usd if self.gas_per_swap_usd is not None else Decimal(1)
+
 
 def default_costs() -> dict[str, CostModel]:
     return {

@@ -20,6 +20,7 @@ from rebalancer.core.types import Token
 from rebalancer.planner import optimise
 from rebalancer.planner.config import StrategyConfig
 from rebalancer.planner.drift import Drift, DriftRow, compute_drift, drift_rows
+from rebalancer.planner.goals import row_goals
 from rebalancer.planner.model import (
     HUNDRED,
     Portfolio,
@@ -32,6 +33,7 @@ from rebalancer.planner.model import (
     to_base_units,
     tradable_tokens,
 )
+from rebalancer.planner.pairing import north_west
 from rebalancer.planner.tax import Lot, LotBook, Realised
 
 _BPS = Decimal(10_000)
@@ -218,29 +220,7 @@ def _context(
     as_of: date,
 ) -> _Context:
     total = portfolio.total
-    weights = {r.key: r.weight_pct for r in drift.rows}
-    goals: dict[str, tuple[Decimal, Decimal]] = {}
-    solver_goals: dict[str, tuple[Decimal, Decimal]] = {}
-    margin = 1 - strategy.edge_margin_pct / HUNDRED
-    for row in drift.targets.targeted:
-        key = f"{row.kind}:{row.name}"
-        t = row.target or Decimal(0)
-        if strategy.mode == "target":
-            tol = strategy.target_tolerance_pp
-            goals[key] = (t - tol, t + tol)
-            solver_goals[key] = (t - tol * margin, t + tol * margin)
-            continue
-        band = drift.bands[key]
-        goals[key] = (t - band, t + band)
-        inner = band * margin
-        w = weights.get(key, Decimal(0))
-        delta = min(Decimal("0.01"), band / 20)
-        if abs(w - t) > band:
-            solver_goals[key] = (t - inner, t + inner)
-        else:
-            lo = max(min(t - inner, w), t - band + delta)
-            hi = min(max(t + inner, w), t + band - delta)
-            solver_goals[key] = (lo, hi)
+    goals = row_goals(drift, strategy)
     gas_usd: dict[str, Decimal] = {}
     gas_raw: dict[str, int] = {}
     reserve: dict[str, int] = {}
@@ -248,14 +228,12 @@ def _context(
     for chain, info in universe.chains.items():
         cm = strategy.cost_model(chain)
         native_price = portfolio.prices.get(info.native_asset)
+        gas_usd[chain] = cm.gas_usd(native_price)
         if cm.gas_per_swap_native is not None:
             gas_raw[chain] = to_base_units(cm.gas_per_swap_native, info.native_decimals, up=True)
-            gas_usd[chain] = cm.gas_per_swap_native * native_price if native_price else Decimal(0)
         else:
-            usd = cm.gas_per_swap_usd if cm.gas_per_swap_usd is not None else Decimal(1)
-            gas_usd[chain] = usd
             gas_raw[chain] = (
-                to_base_units(usd / native_price, info.native_decimals, up=True)
+                to_base_units(gas_usd[chain] / native_price, info.native_decimals, up=True)
                 if native_price
                 else 0
             )
@@ -276,8 +254,8 @@ def _context(
         universe,
         drift,
         total,
-        goals,
-        solver_goals,
+        goals.hard,
+        goals.aim,
         gas_usd,
         gas_raw,
         reserve,
@@ -488,23 +466,11 @@ def _pair(
     buys: list[tuple[Token, Decimal]],
 ) -> list[Proposal]:
     """North-west corner: walk sells and buys in order, matching amounts."""
-    out = []
-    i = j = 0
-    s_left = sells[0][1] if sells else Decimal(0)
-    b_left = buys[0][1] if buys else Decimal(0)
-    while i < len(sells) and j < len(buys):
-        amount = min(s_left, b_left)
-        if amount > 0 and sells[i][0].asset != buys[j][0].asset:
-            out.append(Proposal(chain, wallet, sells[i][0], buys[j][0], amount))
-        s_left -= amount
-        b_left -= amount
-        if s_left <= 0:
-            i += 1
-            s_left = sells[i][1] if i < len(sells) else Decimal(0)
-        if b_left <= 0:
-            j += 1
-            b_left = buys[j][1] if j < len(buys) else Decimal(0)
-    return out
+    return [
+        Proposal(chain, wallet, sells[i][0], buys[j][0], amount)
+        for i, j, amount in north_west([v for _, v in sells], [v for _, v in buys])
+        if sells[i][0].asset != buys[j][0].asset
+    ]
 
 
 # -- exact evaluation ---------------------------------------------------------------------------
@@ -569,8 +535,8 @@ def evaluate(ctx: _Context, proposals: Sequence[Proposal]) -> Outcome:
             )
             continue
         cm = ctx.strategy.cost_model(p.chain)
-        fee = value_in * cm.fee_bps / _BPS
-        impact = cm.impact_coefficient(p.sell.asset, p.buy.asset) * value_in * value_in
+        fee = cm.fee_usd(value_in)
+        impact = cm.impact_usd(value_in, p.sell.asset, p.buy.asset)
         if impact > value_in / 2:
             skipped.append({**base, "reason": "no_route", "detail": "not enough liquidity"})
             continue

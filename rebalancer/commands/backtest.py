@@ -303,7 +303,7 @@ def _sweep_rows(s: Any) -> tuple[list[str], list[list[str]]]:
 def _costs_line(costs: Any) -> str:
     m = costs.model
     gas = (
-        f"{costs.gas_usd:g} USD"
+        f"{costs.gas_usd.normalize():f} USD"
         if costs.gas_usd is not None
         else f"{m.gas_per_swap_native.normalize():f} {costs.native}"
     )

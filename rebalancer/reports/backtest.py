@@ -13,16 +13,18 @@ Modelling choices, so that five years of twenty assets replay in well under a se
   exact Decimal portfolio, with the rule's ``StrategyConfig`` (bands, relative bands,
   volatility-scaled bands, calendar triggers) and the price history. So a rule trades on exactly
   the days the live tool would, and the screen only makes the quiet days cheap.
-- **The trade step** is the planner's aim without its optimiser: ``target`` mode puts every
-  leaf back on target; ``band_edge`` moves only rows outside their (effective) band to
-  ``edge_margin_pct`` inside the edge, spreads the difference over rows with room, and falls
-  back to target when a class row would stay out of band. Value inside a sleeve is split as it
-  already is. Asset deltas under ``min_trade_usd`` are dropped.
-- **Costs** come from the chain's ``CostModel``: sells are paired with buys largest first (one
-  swap per pair, as few swaps as a pooled wallet needs); each swap of ``V`` USD costs
-  ``fee_bps`` of ``V``, impact ``V**2 * (1/depth_sell + 1/depth_buy)`` (or the pair depth) and
-  one swap's gas (``gas_per_swap_usd``, or ``gas_per_swap_native`` at that day's price of the
-  chain's native asset). Costs are taken pro rata from the portfolio after the trade.
+- **The trade step** aims where the planner aims, without its optimiser: ``target`` mode puts
+  every leaf back on target; ``band_edge`` moves each leaf into its aim interval from
+  ``planner.goals.row_goals`` (rows out of band to ``edge_margin_pct`` inside the edge), spreads
+  the difference over leaves with room in theirs, and falls back to target when a row would
+  still miss its band. Value inside a sleeve is split as it already is. Asset deltas under
+  ``min_trade_usd`` are dropped.
+- **Costs** are the planner's, from the chain's ``CostModel``: sells are paired with buys
+  largest first by the planner's north-west corner walk (``planner.pairing``; one swap per
+  pair, as few swaps as a pooled wallet needs); each swap costs
+  ``CostModel.fee_usd`` and ``CostModel.impact_usd`` of its value and one swap's
+  ``CostModel.gas_usd`` (at that day's price of the chain's native asset when gas is given in
+  it). Costs are taken pro rata from the portfolio after the trade.
 - Timing: a day's check and its trades both happen at that day's price (the CSV close).
 - Not replayed: wallets, gas reserves, taxes, the momentum tilt (targets stay fixed).
 
@@ -57,7 +59,9 @@ from rebalancer.core.errors import ConfigError
 from rebalancer.core.types import Holding, Token
 from rebalancer.planner.config import CostModel, StrategyConfig, Triggers, VolatilityBands
 from rebalancer.planner.drift import Drift, compute_drift
+from rebalancer.planner.goals import row_goals
 from rebalancer.planner.model import Portfolio, Targets, to_base_units
+from rebalancer.planner.pairing import north_west
 from rebalancer.reports.metrics import DAYS_PER_YEAR, Stats, summarise
 from rebalancer.reports.prices_csv import PriceHistory
 
@@ -68,6 +72,7 @@ _SLACK = 1e-6
 check, so float rounding can never hide a crossing."""
 _CHUNK = 64
 _CENT = Decimal("0.01")
+_DUST = Decimal("1e-9")
 
 
 @dataclass(frozen=True)
@@ -140,52 +145,45 @@ def make_rules(
 
 @dataclass(frozen=True)
 class Costs:
-    """The cost model of the chain the replay trades on, as floats for the replay."""
+    """The chain the replay trades on and its ``CostModel``, which prices every swap."""
 
     chain: str
     model: CostModel
-    fee_rate: float
-    gas_usd: float | None
-    gas_native: float
     native: str | None
+    """The asset whose price turns ``gas_per_swap_native`` into USD (None: gas is in USD)."""
     min_trade_usd: float
 
     @classmethod
     def of(cls, strategy: StrategyConfig, chain: str, native: str | None) -> Costs:
         model = strategy.cost_model(chain)
-        gas_usd = model.gas_per_swap_usd
-        if gas_usd is None and model.gas_per_swap_native is None:
-            gas_usd = Decimal(1)
         return cls(
             chain=chain,
             model=model,
-            fee_rate=float(model.fee_bps) / 10_000,
-            gas_usd=None if gas_usd is None else float(gas_usd),
-            gas_native=float(model.gas_per_swap_native or 0),
-            native=None if gas_usd is not None else native,
+            native=native if model.gas_per_swap_native is not None else None,
             min_trade_usd=float(strategy.min_trade_usd),
         )
 
-    def gas_by_day(self, history: PriceHistory) -> np.ndarray:
-        """Gas of one swap in USD on every day."""
-        if self.gas_usd is not None:
-            return np.full(len(history), self.gas_usd)
-        if self.native is None or self.native not in history.symbols:
+    @property
+    def gas_usd(self) -> Decimal | None:
+        """One swap's gas in USD when it does not depend on a price (None: it does)."""
+        return None if self.native is not None else self.model.gas_usd(None)
+
+    def check(self, history: PriceHistory) -> None:
+        """Gas given in the native coin needs that coin's price on every day."""
+        if self.model.gas_per_swap_native is not None and (
+            self.native is None or self.native not in history.symbols
+        ):
             raise ConfigError(
                 f"strategy.costs.{self.chain}.gas_per_swap_native needs a price of the chain's "
                 f"native asset {self.native or '?'} in the prices CSV (or set gas_per_swap_usd)"
             )
-        return self.gas_native * history.prices[:, history.column(self.native)]
 
-    def impact_matrix(self, symbols: Sequence[str]) -> np.ndarray:
-        """``k[i, j]`` with ``impact_usd = k * V**2`` for a swap from ``i`` to ``j``."""
-        n = len(symbols)
-        k = np.zeros((n, n))
-        for i, a in enumerate(symbols):
-            for j, b in enumerate(symbols):
-                if i != j:
-                    k[i, j] = float(self.model.impact_coefficient(a, b))
-        return k
+    def gas_on(self, history: PriceHistory, t: int) -> Decimal:
+        """One swap's gas in USD on day ``t``."""
+        if self.native is None:
+            return self.model.gas_usd(None)
+        price = history.prices[t, history.column(self.native)]
+        return self.model.gas_usd(Decimal(repr(float(price))))
 
 
 @dataclass
@@ -367,8 +365,8 @@ class _Replay:
         self.rule = rule
         self.costs = costs
         self.capital = capital
-        self.gas = costs.gas_by_day(history) if rule.strategy is not None else None
-        self.impact = costs.impact_matrix(book.symbols) if rule.strategy is not None else None
+        if rule.strategy is not None:
+            costs.check(history)
         self.sigma: np.ndarray | None = None
         strategy = rule.strategy
         if strategy is not None and strategy.triggers.volatility is not None:
@@ -453,7 +451,7 @@ class _Replay:
 
     # -- the trade step --------------------------------------------------------------------
     def _aim(self, weights: np.ndarray, drift: Drift) -> np.ndarray:
-        """New asset weights: on target, or every out-of-band row just inside its band."""
+        """New asset weights: on target, or every leaf inside the planner's aim interval."""
         strategy = self.rule.strategy
         assert strategy is not None
         book = self.book
@@ -462,11 +460,12 @@ class _Replay:
         tgt = np.array([float(targets[k] or 0) / 100 for k in book.leaf_keys])
         new_row = tgt.copy()
         if strategy.mode == "band_edge":
-            bands = np.array([float(drift.bands.get(k, Decimal(0))) / 100 for k in book.leaf_keys])
-            inner = bands * (1 - float(strategy.edge_margin_pct) / 100)
-            lo, hi = tgt - inner, tgt + inner
-            out = np.abs(row_w - tgt) > bands
-            new_row = np.where(out, np.clip(row_w, lo, hi), row_w)
+            goals = row_goals(drift, strategy)
+            lo, hi = (
+                np.array([float(goals.aim[k][side]) / 100 for k in book.leaf_keys])
+                for side in (0, 1)
+            )
+            new_row = np.clip(row_w, lo, hi)
             excess = float(new_row.sum() - 1.0)
             if excess > 0:
                 room = np.maximum(new_row - lo, 0.0)
@@ -475,11 +474,12 @@ class _Replay:
                 room = np.maximum(hi - new_row, 0.0)
                 new_row = new_row - excess * room / room.sum()
             new_w = self._spread(weights, row_w, new_row)
-            all_tgt = np.array([float(targets[k] or 0) / 100 for k in book.row_keys])
-            all_band = np.array(
-                [float(drift.bands.get(k, Decimal(0))) / 100 for k in book.row_keys]
+            hard_lo, hard_hi = (
+                np.array([float(goals.hard[k][side]) / 100 for k in book.row_keys])
+                for side in (0, 1)
             )
-            if np.all(np.abs(book.rows @ new_w - all_tgt) <= all_band + 1e-12):
+            rows_w = book.rows @ new_w
+            if np.all((rows_w >= hard_lo - 1e-12) & (rows_w <= hard_hi + 1e-12)):
                 return new_w
             new_row = tgt
         return self._spread(weights, row_w, new_row)
@@ -508,31 +508,28 @@ class _Replay:
             sells *= b_tot / s_tot
         else:
             buys *= s_tot / b_tot
-        fee = impact = 0.0
+        model = self.costs.model
+        symbols = self.book.symbols
+        fee = impact = Decimal(0)
         swaps = 0
-        assert self.impact is not None and self.gas is not None
         s_order = sorted(np.flatnonzero(sells), key=lambda i: (-sells[i], i))
         b_order = sorted(np.flatnonzero(buys), key=lambda i: (-buys[i], i))
-        s_left, b_left = sells.copy(), buys.copy()
-        i = j = 0
-        while i < len(s_order) and j < len(b_order):
-            a, b = s_order[i], b_order[j]
-            v = min(s_left[a], b_left[b])
-            if v > 1e-9:
-                swaps += 1
-                fee += v * self.costs.fee_rate
-                impact += v * v * self.impact[a, b]
-            s_left[a] -= v
-            b_left[b] -= v
-            if s_left[a] <= 1e-9:
-                i += 1
-            if b_left[b] <= 1e-9:
-                j += 1
-        gas = swaps * float(self.gas[t])
-        cost = fee + impact + gas
+        pairs = north_west(
+            [Decimal(repr(float(sells[a]))) for a in s_order],
+            [Decimal(repr(float(buys[b]))) for b in b_order],
+        )
+        for i, j, usd in pairs:
+            if usd <= _DUST:  # float residue of matching the two sides
+                continue
+            a, b = symbols[s_order[i]], symbols[b_order[j]]
+            swaps += 1
+            fee += model.fee_usd(usd)
+            impact += model.impact_usd(usd, a, b)
+        gas = swaps * self.costs.gas_on(self.h, t)
+        cost = float(fee + impact + gas)
         new_values = (values - sells + buys) * max(total - cost, 0.0) / total
         trigger = ",".join(x.name for x in drift.triggers if x.fired) or "threshold"
-        event = Event(t, trigger, float(sells.sum()), swaps, fee, impact, gas)
+        event = Event(t, trigger, float(sells.sum()), swaps, float(fee), float(impact), float(gas))
         return new_values / prices, event
 
     # -- the loop --------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Jupiter adapter: parsers on recorded real-shaped answers, transport faults, hostile
-transactions refused by ``check_solana_swap``, and end-to-end quote -> build -> check -> sign
+transactions refused by ``check_jupiter_swap``, and end-to-end quote -> build -> check -> sign
 -> send on the local Solana node through the local stand-in (RFQ fills by the local maker).
 
 End-to-end tests trade from fresh wallets (airdropped SOL, tokens minted by the public mint
@@ -37,9 +37,9 @@ from rebalancer.core.errors import (
     SuspiciousResponseError,
 )
 from rebalancer.core.types import Token
-from rebalancer.dex.base import BuiltSwap, NoRouteError, SolanaTx, SwapRequest
-from rebalancer.dex.checks import SwapPolicy, check_solana_swap
+from rebalancer.dex.base import BuiltSwap, NoRouteError, SolanaTx, SwapPolicy, SwapRequest
 from rebalancer.dex.jupiter import Jupiter, JupiterQuote, QuoteResponse, SwapResponse
+from rebalancer.dex.jupiter_checks import check_jupiter_swap
 from rebalancer.localnet.jupiter_server import create_ata_idempotent, sol_transfer, transfer_checked
 from rebalancer.localnet.solana_accounts import TOKEN_PROGRAM
 from rebalancer.localnet.solana_fixtures import maker_keypair, mint_authority_keypair
@@ -329,7 +329,7 @@ async def test_swap_end_to_end(urls: tuple[str, str], sell: str, buy: str, amoun
         api = Jupiter(client, base_url=jupiter, api_key="local")
         q = await api.quote(req)
         built = await api.build(q)
-    checked = check_solana_swap(built, POLICY, await tables_of(node, built))
+    checked = api.check(built, POLICY, await tables_of(node, built))
     assert isinstance(built.tx, SolanaTx)
     tx = await sign_versioned_transaction(signer, VersionedTransaction.from_bytes(built.tx.raw))
     sold_before, bought_before = holding(node, wallet, sell), holding(node, wallet, buy)
@@ -450,7 +450,7 @@ def built_from(
 
 
 def test_a_plain_rfq_fill_passes() -> None:
-    checked = check_solana_swap(built_from(rfq_ixs()), POLICY)
+    checked = check_jupiter_swap(built_from(rfq_ixs()), POLICY)
     assert checked.min_out == 179_100_000
 
 
@@ -535,13 +535,13 @@ HOSTILE = {
 def test_hostile_transactions_are_refused(case: str) -> None:
     make, message = HOSTILE[case]
     with pytest.raises(SuspiciousResponseError, match=message) as err:
-        check_solana_swap(make(), POLICY)
+        check_jupiter_swap(make(), POLICY)
     assert err.value.exit_code == 3
 
 
 def test_rfq_maker_must_be_known() -> None:
     with pytest.raises(SuspiciousResponseError, match="not a known RFQ maker"):
-        check_solana_swap(built_from(rfq_ixs()), SwapPolicy())
+        check_jupiter_swap(built_from(rfq_ixs()), SwapPolicy())
 
 
 def test_jupiter_route_arguments_are_checked() -> None:
@@ -564,18 +564,18 @@ def test_jupiter_route_arguments_are_checked() -> None:
         Instruction(TOKEN_PROGRAM, bytes([17]), [AccountMeta(wsol, False, True)]),
     ]
     ok = built_from([cu_limit(300_000), *wrap, route(SOL, 180 * 10**6)], [NullSigner(USER)])
-    assert check_solana_swap(ok, SwapPolicy()).min_out == 179_100_000
+    assert check_jupiter_swap(ok, SwapPolicy()).min_out == 179_100_000
     with pytest.raises(SuspiciousResponseError, match="takes 2000000000"):
-        check_solana_swap(
+        check_jupiter_swap(
             built_from([*wrap, route(2 * SOL, 180 * 10**6)], [NullSigner(USER)]), SwapPolicy()
         )
     with pytest.raises(SuspiciousResponseError, match="pays"):
         bad = route(
             SOL, 180 * 10**6, dest=get_associated_token_address(ATTACKER.pubkey(), USDC_MINT)
         )
-        check_solana_swap(built_from([*wrap, bad], [NullSigner(USER)]), SwapPolicy())
+        check_jupiter_swap(built_from([*wrap, bad], [NullSigner(USER)]), SwapPolicy())
     with pytest.raises(SuspiciousResponseError, match="less than min_out"):
-        check_solana_swap(
+        check_jupiter_swap(
             built_from([*wrap, route(SOL, 100 * 10**6)], [NullSigner(USER)]), SwapPolicy()
         )
 
@@ -605,8 +605,8 @@ async def test_a_swap_through_the_makers_lookup_table_end_to_end(urls: tuple[str
     jup_mint = Pubkey.from_string(str(token("JUP").address))
     assert jup_mint not in msg.account_keys and str(jup_mint) in tables[table]
     with pytest.raises(SuspiciousResponseError, match="not provided"):
-        check_solana_swap(built, POLICY)
-    checked = check_solana_swap(built, POLICY, tables)
+        check_jupiter_swap(built, POLICY)
+    checked = check_jupiter_swap(built, POLICY, tables)
     tx = await sign_versioned_transaction(signer, VersionedTransaction.from_bytes(built.tx.raw))
     before = holding(node, wallet, "JUP")
     sig = send(node, tx)
@@ -689,7 +689,7 @@ def test_a_fill_through_a_lookup_table_passes_when_the_table_is_given() -> None:
     msg = VersionedTransaction.from_bytes(built.tx.raw).message
     assert isinstance(msg, MessageV0) and msg.address_table_lookups
     assert USER_USDC not in msg.account_keys  # the wallet's output account is loaded
-    checked = check_solana_swap(built, POLICY, _entries(*ENTRIES))
+    checked = check_jupiter_swap(built, POLICY, _entries(*ENTRIES))
     assert checked.min_out == 179_100_000
 
 
@@ -718,7 +718,7 @@ HOSTILE_TABLES: dict[str, tuple[Any, dict[str, list[str]], str]] = {
 def test_hostile_lookup_tables_are_refused(case: str) -> None:
     make, tables, message = HOSTILE_TABLES[case]
     with pytest.raises(SuspiciousResponseError, match=message) as err:
-        check_solana_swap(make(), POLICY, tables)
+        check_jupiter_swap(make(), POLICY, tables)
     assert err.value.exit_code == 3
 
 
@@ -750,4 +750,4 @@ async def test_the_stand_in_can_answer_without_lookup_tables(
     assert isinstance(built.tx, SolanaTx)
     msg = VersionedTransaction.from_bytes(built.tx.raw).message
     assert isinstance(msg, MessageV0) and not msg.address_table_lookups
-    assert check_solana_swap(built, POLICY).min_out > 0
+    assert check_jupiter_swap(built, POLICY).min_out > 0

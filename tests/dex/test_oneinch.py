@@ -15,9 +15,16 @@ from eth_account import Account
 
 from rebalancer.chains.registry import Registry
 from rebalancer.core.errors import AggregatorError, SuspiciousResponseError
-from rebalancer.dex.base import AllowanceError, BuiltSwap, EvmTx, NoRouteError, SwapRequest
-from rebalancer.dex.checks import SwapPolicy, check_evm_swap
+from rebalancer.dex.base import (
+    AllowanceError,
+    BuiltSwap,
+    EvmTx,
+    NoRouteError,
+    SwapPolicy,
+    SwapRequest,
+)
 from rebalancer.dex.oneinch import OneInch
+from rebalancer.dex.oneinch_checks import check_oneinch_swap
 from rebalancer.localnet.worlds import demo_evm_address, demo_evm_key
 from tests.conftest import rpc_call
 
@@ -184,7 +191,7 @@ async def test_swap_end_to_end(
         api = OneInch(client, base_url=oneinch_url, api_key="local")
         q = await api.quote(req)
         built = await api.build(q)
-        checked = check_evm_swap(built, SwapPolicy(max_slippage_bps=100))
+        checked = api.check(built, SwapPolicy(max_slippage_bps=100))
         before = holding(node, req.buy)
         if built.approval is not None:
             assert sign_and_send(node, built.approval)["status"] == "0x1"
@@ -220,7 +227,7 @@ async def test_hostile_answers_are_refused(evm_isolated: dict[str, Any], oneinch
         api = OneInch(client, base_url=oneinch_url, api_key="local")
         built = await api.build(await api.quote(req))
     policy = SwapPolicy(max_slippage_bps=100)
-    check_evm_swap(built, policy)
+    check_oneinch_swap(built, policy)
     tx = built.tx
     assert isinstance(tx, EvmTx)
     attacker = "0x000000000000000000000000000000000000dEaD"
@@ -240,7 +247,7 @@ async def test_hostile_answers_are_refused(evm_isolated: dict[str, Any], oneinch
     }
     for what, answer in hostile.items():
         with pytest.raises(SuspiciousResponseError) as err:
-            check_evm_swap(answer, policy)
+            check_oneinch_swap(answer, policy)
         assert err.value.exit_code == 3, what
 
 
@@ -255,8 +262,8 @@ async def test_unlimited_approval_is_refused_unless_allowed(
     assert built.approval is not None and unlimited is not None
     hostile = dataclasses.replace(built, approval=unlimited)
     with pytest.raises(SuspiciousResponseError, match="not exactly"):
-        check_evm_swap(hostile, SwapPolicy())
-    check_evm_swap(hostile, SwapPolicy(unlimited_approval=True))
+        check_oneinch_swap(hostile, SwapPolicy())
+    check_oneinch_swap(hostile, SwapPolicy(unlimited_approval=True))
 
 
 async def test_stand_in_speaks_1inch_errors(oneinch_url: str) -> None:

@@ -10,8 +10,8 @@ from eth_abi import encode
 
 from rebalancer.chains.registry import Registry
 from rebalancer.core.errors import SuspiciousResponseError
-from rebalancer.dex.base import BuiltSwap, EvmTx, Quote, SwapRequest
-from rebalancer.dex.checks import ONEINCH_V6, SwapPolicy, check_evm_swap
+from rebalancer.dex.base import BuiltSwap, EvmTx, Quote, SwapPolicy, SwapRequest
+from rebalancer.dex.oneinch_checks import ONEINCH_V6, check_oneinch_swap
 
 REG = Registry.load()
 WALLET = "0x38933fB3600db971A459767D149B492e58e40b76"
@@ -39,11 +39,11 @@ def addr(a: str) -> int:
 def test_unoswap_and_eth_unoswap_to_pass_with_a_simulation_duty() -> None:
     assert USDC is not None
     ok = built(USDC, "83800a8e", [addr(str(USDC.address)), 10_000 * 10**6, OUT * 995 // 1000, POOL])
-    checked = check_evm_swap(ok, SwapPolicy())
+    checked = check_oneinch_swap(ok, SwapPolicy())
     assert checked.min_out == OUT * 995 // 1000
     assert checked.simulation_must_show == "that unoswap buys WETH"
     eth = built(ETH, "175accdc", [addr(WALLET), OUT * 99 // 100, POOL], value=10**18)
-    assert check_evm_swap(eth, SwapPolicy()).simulation_must_show
+    assert check_oneinch_swap(eth, SwapPolicy()).simulation_must_show
 
 
 @pytest.mark.parametrize(
@@ -80,4 +80,4 @@ def test_hostile_unoswaps_are_refused(
     assert USDC is not None
     ints = [addr(str(USDC.address)) if w == "usdc" else w for w in words]
     with pytest.raises(SuspiciousResponseError, match=why):
-        check_evm_swap(built(USDC, selector, ints, value), SwapPolicy())
+        check_oneinch_swap(built(USDC, selector, ints, value), SwapPolicy())

@@ -119,7 +119,7 @@ def test_plan_invariants(holdings: list[Holding], which: int) -> None:
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(min_value=0, max_value=10_000))
 def test_synthetic_portfolios(seed: int) -> None:
-    from rebalancer.planner.synthetic import make_portfolio, make_strategy, make_universe
+    from tests.planner.synthetic import make_portfolio, make_strategy, make_universe
 
     u = make_universe(3, 12, seed)
     s = make_strategy(u)

@@ -1,7 +1,8 @@
 """Generated universes and portfolios for the benchmark and the property tests.
 
 Deterministic for a seed (``random.Random``), and built only from planner and core types, so
-the benchmark needs no registry file and no chain. Not used by the product.
+the benchmark needs no registry file and no chain. Test-only, so it lives with the tests;
+bench/ imports it from here.
 """
 
 from __future__ import annotations
