@@ -165,6 +165,10 @@ def resolve(
         usable = [s for s in sources if s.usable]
         oracle = median([s.usd for s in usable if s.usd is not None]) if usable else None
         oracle_name = usable[0].name if len(usable) == 1 else f"median of {len(usable)} oracles"
+        if oracle is not None and len(usable) > 1:
+            for s in usable:
+                if s.usd is not None and deviation_pct(s.usd, oracle) > limit:
+                    warn(f"price of {asset}: {s.name} says {s.usd}, {oracle_name} {oracle}")
         quoted = quote.usd if quote is not None and quote.usable else None
         fallback: tuple[Decimal | None, str | None] = (
             (oracle, oracle_name)

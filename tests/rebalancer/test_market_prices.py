@@ -74,6 +74,11 @@ def test_several_oracles_give_their_median() -> None:
     got = resolve(config(), {"ETH"}, {"ETH"}, rs, quotes(ETH="3201"), now=NOW)
     assert got.assets["ETH"].usd == Decimal(3200)
     assert got.assets["ETH"].source == "median of 3 oracles"
+    warned: list[str] = []
+    rs[2] = reading("4000", feed=feed(chain="solana"))
+    got = resolve(config(), {"ETH"}, {"ETH"}, rs, quotes(ETH="3201"), now=NOW, warn=warned.append)
+    assert got.assets["ETH"].usd == Decimal(3200)  # the median shrugs one feed off
+    assert warned == ["price of ETH: chainlink solana says 4000, median of 3 oracles 3200"]
 
 
 def test_disagreement_refuses_naming_the_asset_and_both_prices() -> None:
