@@ -4,8 +4,10 @@ The gas price comes from the chain: EVM ``eth_feeHistory`` (next block's base fe
 median tip of the last blocks), Solana ``getRecentPrioritizationFees`` (the median priority fee
 per compute unit, plus the 5,000-lamport signature fee). It is multiplied by the gas a swap of
 that kind uses (``SWAP_GAS``: documented defaults until measured ones are recorded) and valued at
-the oracle price of the native coin. A ``gas_per_swap_usd`` or ``gas_per_swap_native`` typed in
-``[strategy.costs.CHAIN]`` stays an override. The plan shows each cost input and whether it was
+the oracle price of the native coin. Market depth per asset is fitted from the aggregators'
+quotes at two sizes (``quote_prices.fetch_depths``). A ``gas_per_swap_usd``,
+``gas_per_swap_native`` or ``depth_usd_by_asset`` typed in ``[strategy.costs.CHAIN]`` stays an
+override. The plan shows each cost input and whether it was
 measured, configured or assumed.
 """
 
@@ -70,8 +72,10 @@ def measure(
     registry: Any,
     urls: Mapping[str, str],
     prices: Mapping[str, Decimal],
+    depths: Mapping[str, tuple[str, Decimal | None, str]] | None = None,
 ) -> tuple[Config, dict[str, Any]]:
-    """The config with each chain's gas per swap measured (unless configured), and the cost
+    """The config with each chain's gas per swap measured (unless configured) and the market
+    depths fitted from quotes (``depths``; a typed ``depth_usd_by_asset`` wins), and the cost
     inputs with their provenance for the plan."""
     import httpx
 
@@ -123,6 +127,21 @@ def measure(
         else:
             why = str(got) if isinstance(got, BaseException) else "no native price"
             row["gas_per_swap"] = {"source": f"assumed (default; not measured: {why})"}
+        fitted: dict[str, Any] = {}
+        by_asset = dict(costs[chain].depth_usd_by_asset)
+        for asset, (where, depth, how) in sorted((depths or {}).items()):
+            if where != chain:
+                continue
+            if asset in cm.depth_usd_by_asset and typed:
+                fitted[asset] = {"value": str(cm.depth_usd_by_asset[asset]), "source": "configured"}
+            elif depth is not None and depth > 0:
+                by_asset[asset] = depth
+                fitted[asset] = {"value": str(depth), "source": how}
+            else:
+                fitted[asset] = {"value": str(cm.depth(asset)), "source": f"assumed ({how})"}
+        if fitted:
+            costs[chain] = costs[chain].model_copy(update={"depth_usd_by_asset": by_asset})
+            row["depth_usd_by_asset"] = fitted
         inputs[chain] = row
     new = strategy.model_copy(update={"costs": costs})
     return config.model_copy(update={"strategy": new}), inputs

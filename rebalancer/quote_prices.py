@@ -237,3 +237,77 @@ async def _fetch(
         async with httpx.AsyncClient(timeout=30) as client:
             services = Services(config, registry, client, env=env, work_dir=Path(tmp))
             return await QuotePrices.fetch(services, holdings, manual, assets=assets)
+
+
+DEPTH_SIZES_USD = (Decimal(1000), Decimal(10_000))
+
+
+async def _depths(
+    services: Services,
+    holdings: Sequence[Holding],
+    prices: Mapping[str, Decimal],
+    assets: Iterable[str],
+) -> dict[str, tuple[str, Decimal | None, str]]:
+    """Per asset: (chain, fitted depth or None, how), from quotes at the two sizes."""
+    small, large = DEPTH_SIZES_USD
+    by_family: dict[str, list[tuple[_Probe, _Probe]]] = {}
+    for asset in sorted(set(assets)):
+        price = prices.get(asset)
+        if asset == QUOTE_ASSET or price is None:
+            continue
+        p1 = _probe(services, holdings, asset, price, small)
+        p2 = _probe(services, holdings, asset, price, large)
+        if p1 is None or p2 is None:
+            continue
+        family = services.registry.chains[p1.chain].family
+        by_family.setdefault(family, []).append((p1, p2))
+    out: dict[str, tuple[str, Decimal | None, str]] = {}
+
+    async def run(pairs: list[tuple[_Probe, _Probe]]) -> None:
+        for p1, p2 in pairs:
+            name = "1inch" if services.registry.chains[p1.chain].family == "evm" else "jupiter"
+            how = f"fitted from {name} quotes of ${small:,.0f} and ${large:,.0f}"
+            try:
+                q1, q2 = await _quote(services, p1), await _quote(services, p2)
+            except NoRouteError as exc:
+                out[p1.asset] = (p1.chain, None, f"not fitted: {exc.message}")
+                continue
+            if q2 >= q1:
+                out[p1.asset] = (p1.chain, None, "not fitted: no impact between the two sizes")
+                continue
+            # NOTE: impact_usd = V**2 / depth gives a unit price falling by (V2 - V1) / depth
+            # between the sizes; the whole fall is put on the asset's leg (USDC is the deep one).
+            with localcontext() as ctx:
+                ctx.prec = PRICE_DIGITS
+                depth = (large - small) * q1 / (q1 - q2)
+            out[p1.asset] = (p1.chain, depth.quantize(Decimal(1)), how)
+
+    await asyncio.gather(*(run(ps) for ps in by_family.values()))
+    return out
+
+
+def fetch_depths(
+    config: Config,
+    registry: Any,
+    holdings: Sequence[Holding],
+    prices: Mapping[str, Decimal],
+    assets: Iterable[str],
+    *,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, tuple[str, Decimal | None, str]]:
+    """Market depth per asset fitted from the aggregators' quotes at two sizes (the plan's
+    price-impact model)."""
+    import tempfile
+    from pathlib import Path
+
+    import httpx
+
+    from rebalancer.services import Services
+
+    async def go() -> dict[str, tuple[str, Decimal | None, str]]:
+        with tempfile.TemporaryDirectory(prefix="rebalancer-depth-") as tmp:
+            async with httpx.AsyncClient(timeout=30) as client:
+                services = Services(config, registry, client, env=env, work_dir=Path(tmp))
+                return await _depths(services, holdings, prices, assets)
+
+    return asyncio.run(go())

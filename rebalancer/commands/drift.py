@@ -123,7 +123,7 @@ def load_inputs(
             raise ConfigError(
                 f"live balances are not available ({exc}); use --snapshot FILE"
             ) from None
-        from rebalancer.market_prices import live_prices, with_prices
+        from rebalancer.market_prices import live_prices, quotes_wanted, with_prices
 
         live = asyncio.run(read_holdings(config, registry))
         failures = list(live.failures)
@@ -134,8 +134,14 @@ def load_inputs(
             from rebalancer.endpoints import resolve_rpc
             from rebalancer.market_costs import measure
 
+            depths = None
+            held = {h.token.asset for h in live.holdings if h.raw > 0}
+            if quotes_wanted(config, held):
+                from rebalancer.quote_prices import fetch_depths
+
+                depths = fetch_depths(config, registry, live.holdings, market.usd, market.usd)
             urls = {name: resolve_rpc(name, c.rpc) for name, c in config.chains.items()}
-            config, cost_inputs = measure(config, registry, urls, market.usd)
+            config, cost_inputs = measure(config, registry, urls, market.usd, depths)
         portfolio = Portfolio.build(live.holdings, market.usd)
         inputs = Inputs(config, registry, targets, portfolio, now=now, names=names)
         inputs.market = market

@@ -60,10 +60,19 @@ def cost_lines(cost_inputs: dict[str, Any]) -> list[str]:
             )
         else:
             shown = f"gas per swap {gas.get('source', 'assumed')}"
-        lines.append(
+        line = (
             f"  {chain}: {shown}; fee {row['fee_bps']['value']} bps and depth "
             f"${Decimal(row['depth_usd']['value']):,.0f} {row['fee_bps']['source']}"
         )
+        fitted = {
+            a: d["value"]
+            for a, d in row.get("depth_usd_by_asset", {}).items()
+            if str(d["source"]).startswith("fitted")
+        }
+        if fitted:
+            shown_fit = ", ".join(f"{a} ${Decimal(v):,.0f}" for a, v in fitted.items())
+            line += f"; depth fitted from quotes: {shown_fit}"
+        lines.append(line)
     return lines
 
 

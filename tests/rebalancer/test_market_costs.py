@@ -1,6 +1,7 @@
-"""Costs from the chains (issue 12, item 4, gas part): the plan's gas per swap comes from the
-chain's own fee market times the documented gas of a swap, valued at the oracle price of the
-native coin; typed values stay overrides; the plan says which inputs were measured."""
+"""Costs from the chains (issue 12, item 4): the plan's gas per swap comes from the chain's own
+fee market times the documented gas of a swap, valued at the oracle price of the native coin;
+market depth is fitted from quotes at two sizes; typed values stay overrides; the plan says
+which inputs were measured."""
 
 from __future__ import annotations
 
@@ -38,6 +39,13 @@ def test_plan_shows_measured_and_assumed_cost_inputs(
     assert inputs["avalanche"]["gas_per_swap"] == {"source": "configured"}
     assert inputs["avalanche"]["depth_usd"]["source"] == "configured"
     assert inputs["ethereum"]["depth_usd"]["source"] == "assumed (default)"
+    # depth fitted from quotes at $1k and $10k: the local WETH/USDC pool holds $40M a side
+    fitted = inputs["ethereum"]["depth_usd_by_asset"]["ETH"]
+    assert fitted["source"] == "fitted from 1inch quotes of $1,000 and $10,000"
+    assert 30_000_000 < Decimal(fitted["value"]) < 60_000_000
+    assert inputs["solana"]["depth_usd_by_asset"]["BONK"]["source"].startswith(
+        "fitted from jupiter"
+    )
     assert main(["plan", "-c", str(cfg)]) == 0
     text = capsys.readouterr().out
     assert "cost inputs:" in text and "(measured: eth_feeHistory" in text
