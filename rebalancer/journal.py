@@ -73,6 +73,13 @@ CREATE TABLE IF NOT EXISTS price_points (
     source TEXT NOT NULL,
     PRIMARY KEY (asset, source, at)
 );
+CREATE TABLE IF NOT EXISTS swap_gas (
+    tx         TEXT PRIMARY KEY,
+    chain      TEXT NOT NULL,
+    aggregator TEXT NOT NULL,
+    gas        INTEGER NOT NULL,
+    at         INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS backfills (
     asset TEXT PRIMARY KEY,
     at    INTEGER NOT NULL
@@ -229,6 +236,23 @@ class Journal:
                 "INSERT OR IGNORE INTO price_points (asset, at, usd, source) VALUES (?, ?, ?, ?)",
                 [(asset, int(at), str(p), source) for at, p in points],
             )
+
+    def record_swap_gas(self, tx: str, chain: str, aggregator: str, gas: int) -> None:
+        """The gas (EVM) or compute units (Solana) one landed swap used."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO swap_gas (tx, chain, aggregator, gas, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (tx, chain, aggregator, int(gas), int(time.time())),
+            )
+
+    def swap_gas(self, chain: str, aggregator: str, last: int = 20) -> list[int]:
+        """The gas of the last ``last`` swaps recorded for that chain and aggregator."""
+        rows = self.db.execute(
+            "SELECT gas FROM swap_gas WHERE chain = ? AND aggregator = ? ORDER BY at DESC LIMIT ?",
+            (chain, aggregator, last),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
 
     def backfilled(self, asset: str) -> bool:
         """Whether the asset's oracle history was walked back already (done once)."""

@@ -24,10 +24,14 @@ from rebalancer.core.errors import ChainError
 if TYPE_CHECKING:
     from rebalancer.config import Config
 
-# Gas of one aggregator swap, by family: a 1inch swap through one or two Uniswap pools uses
-# ~120-200k gas (simulations on the local worlds: 130-190k) plus an exact approval (~46k); a
-# Jupiter swap asks for up to ~300k compute units and pays one 5,000-lamport signature.
+# Gas of one aggregator swap, by family, before any swap was recorded: a 1inch swap through one
+# or two Uniswap pools uses ~120-200k gas (simulations on the local worlds: 130-190k) plus an
+# exact approval (~46k); a Jupiter swap asks for up to ~300k compute units and pays one
+# 5,000-lamport signature. Once swaps have landed, the median of the last 20 recorded for the
+# chain and aggregator (receipts' gasUsed, computeUnitsConsumed) is used instead.
 SWAP_GAS = {"evm": 230_000, "solana": 300_000}
+APPROVAL_GAS = 46_000  # added to a recorded EVM swap unless approvals are unlimited
+AGGREGATOR = {"evm": "1inch", "solana": "jupiter"}
 LAMPORTS_PER_SIGNATURE = 5_000
 FEE_HISTORY_BLOCKS = 10
 
@@ -73,6 +77,7 @@ def measure(
     urls: Mapping[str, str],
     prices: Mapping[str, Decimal],
     depths: Mapping[str, tuple[str, Decimal | None, str]] | None = None,
+    recorded: Mapping[str, list[int]] | None = None,
 ) -> tuple[Config, dict[str, Any]]:
     """The config with each chain's gas per swap measured (unless configured) and the market
     depths fitted from quotes (``depths``; a typed ``depth_usd_by_asset`` wins), and the cost
@@ -107,6 +112,14 @@ def measure(
         elif isinstance(got, tuple) and info.native_asset in prices:
             price, how = got
             units = SWAP_GAS[info.family]
+            units_from = "assumed (SWAP_GAS default)"
+            seen = (recorded or {}).get(chain) or []
+            if seen:
+                units = int(median(seen))
+                units_from = f"median of the last {len(seen)} swaps recorded"
+                if info.family == "evm" and not config.policy.unlimited_approval:
+                    units += APPROVAL_GAS
+                    units_from += f" + {APPROVAL_GAS:,} for the approval"
             if info.family == "evm":
                 raw = price * units
                 shown = {"value": str(Decimal(price).scaleb(-9)), "unit": "gwei", "source": how}
@@ -118,7 +131,7 @@ def measure(
                 update={"gas_per_swap_native": native, "gas_per_swap_usd": None}
             )
             row["gas_price"] = shown
-            row["gas_units_per_swap"] = {"value": units, "source": "assumed (SWAP_GAS default)"}
+            row["gas_units_per_swap"] = {"value": units, "source": units_from}
             row["gas_per_swap"] = {
                 "native": str(native),
                 "usd": str((native * prices[info.native_asset]).quantize(Decimal("0.0001"))),
@@ -145,3 +158,77 @@ def measure(
         inputs[chain] = row
     new = strategy.model_copy(update={"costs": costs})
     return config.model_copy(update={"strategy": new}), inputs
+
+
+def recorded_gas(config: Config, registry: Any) -> dict[str, list[int]]:
+    """Per configured chain, the gas of the last swaps the journal recorded (none yet: [])."""
+    import os
+
+    from rebalancer.journal import Journal
+    from rebalancer.services import journal_path
+
+    path = journal_path(config, os.environ)
+    if not path.exists():
+        return {}
+    journal = Journal(path)
+    try:
+        return {
+            c: journal.swap_gas(c, AGGREGATOR[registry.chains[c].family]) for c in config.chains
+        }
+    finally:
+        journal.close()
+
+
+def record_landed(
+    config: Config, registry: Any, journal: Any, results: list[Any], urls: Mapping[str, str]
+) -> None:
+    """Record the gas each confirmed swap of a run used (EVM receipt ``gasUsed``, Solana
+    ``computeUnitsConsumed``), one batch per chain; best effort: a node that does not say
+    leaves nothing recorded."""
+    import httpx
+
+    by_chain: dict[str, list[str]] = {}
+    for r in results:
+        if r.status == "confirmed" and r.tx:
+            by_chain.setdefault(r.chain, []).append(r.tx)
+
+    async def one(chain: str, txs: list[str], client: httpx.AsyncClient) -> list[tuple[str, int]]:
+        family = registry.chains[chain].family
+        calls: list[tuple[str, list[Any]]]
+        if family == "evm":
+            calls = [("eth_getTransactionReceipt", [tx]) for tx in txs]
+        else:
+            cfg = {"encoding": "json", "maxSupportedTransactionVersion": 0}
+            calls = [("getTransaction", [tx, {**cfg, "commitment": "confirmed"}]) for tx in txs]
+        body = [
+            {"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)
+        ]
+        answers = (await client.post(urls[chain], json=body)).json()
+        got: list[tuple[str, int]] = []
+        for a in sorted(answers, key=lambda a: a.get("id", 0)) if isinstance(answers, list) else []:
+            result = a.get("result") or {}
+            tx = txs[int(a.get("id", 0))]
+            if family == "evm" and "gasUsed" in result:
+                got.append((tx, int(str(result["gasUsed"]), 16)))
+            elif family != "evm":
+                units = (result.get("meta") or {}).get("computeUnitsConsumed")
+                if isinstance(units, int):
+                    got.append((tx, units))
+        return got
+
+    async def read() -> dict[str, list[tuple[str, int]] | BaseException]:
+        async with httpx.AsyncClient(timeout=10) as client:
+            chains = list(by_chain)
+            done = await asyncio.gather(
+                *(one(c, by_chain[c], client) for c in chains), return_exceptions=True
+            )
+        return dict(zip(chains, done, strict=True))
+
+    if not by_chain:
+        return
+    for chain, got in asyncio.run(read()).items():
+        if isinstance(got, BaseException):
+            continue
+        aggregator = AGGREGATOR[registry.chains[chain].family]
+        for tx, gas in got:
+            journal.record_swap_gas(tx, chain, aggregator, gas)

@@ -189,6 +189,12 @@ def execute(
                 )
             )
         status = report.status
+        if mode == "execute":
+            from rebalancer.endpoints import resolve_rpc
+            from rebalancer.market_costs import record_landed
+
+            urls = {name: resolve_rpc(name, c.rpc) for name, c in config.chains.items()}
+            record_landed(config, registry, journal, report.results, urls)
         if mode == "execute" and config.prices:
             snapshot_now(config, registry, journal, run_id, "portfolio_after")
         return report

@@ -141,7 +141,11 @@ def load_inputs(
 
                 depths = fetch_depths(config, registry, live.holdings, market.usd, market.usd)
             urls = {name: resolve_rpc(name, c.rpc) for name, c in config.chains.items()}
-            config, cost_inputs = measure(config, registry, urls, market.usd, depths)
+            from rebalancer.market_costs import recorded_gas
+
+            config, cost_inputs = measure(
+                config, registry, urls, market.usd, depths, recorded_gas(config, registry)
+            )
         portfolio = Portfolio.build(live.holdings, market.usd)
         inputs = Inputs(config, registry, targets, portfolio, now=now, names=names)
         inputs.market = market

@@ -56,7 +56,8 @@ def cost_lines(cost_inputs: dict[str, Any]) -> list[str]:
         if "usd" in gas and price is not None:
             shown = (
                 f"gas {price['value']} {price['unit']} (measured: {price['source']}) x "
-                f"{row['gas_units_per_swap']['value']:,} (assumed) = ${gas['usd']} per swap"
+                f"{row['gas_units_per_swap']['value']:,} ({row['gas_units_per_swap']['source']}) "
+                f"= ${gas['usd']} per swap"
             )
         else:
             shown = f"gas per swap {gas.get('source', 'assumed')}"

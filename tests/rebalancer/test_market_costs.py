@@ -49,3 +49,35 @@ def test_plan_shows_measured_and_assumed_cost_inputs(
     assert main(["plan", "-c", str(cfg)]) == 0
     text = capsys.readouterr().out
     assert "cost inputs:" in text and "(measured: eth_feeHistory" in text
+
+
+def test_landed_swaps_record_their_gas_and_later_plans_use_it(
+    evm_isolated: dict[str, Any],
+    tmp_path: Path,
+    env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rebalancer.journal import Journal
+    from tests.rebalancer.test_execution import write_config
+
+    monkeypatch.setenv("DEMO_PASS", "demo")
+    cfg = write_config(tmp_path)
+    assert main(["run", "-c", str(cfg), "--execute", "--yes", "--json"]) == 0
+    landed = [
+        t for t in json.loads(capsys.readouterr().out)["trades"] if t["status"] == "confirmed"
+    ]
+    assert landed
+    journal = Journal(tmp_path / "journal.sqlite")
+    try:
+        chains = {t["chain"] for t in landed}
+        gas = {c: journal.swap_gas(c, "1inch") for c in chains}
+    finally:
+        journal.close()
+    assert all(60_000 < g < 400_000 for c in chains for g in gas[c]), gas
+    assert main(["plan", "-c", str(cfg), "--json", "--force"]) == 0
+    inputs = json.loads(capsys.readouterr().out)["cost_inputs"]
+    chain = sorted(chains)[0]
+    units = inputs[chain]["gas_units_per_swap"]
+    assert units["source"].startswith(f"median of the last {len(gas[chain])} swaps recorded")
+    assert units["value"] > 46_000
