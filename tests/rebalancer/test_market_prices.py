@@ -318,3 +318,15 @@ def test_feeds_ride_in_the_balance_request(evm_worlds: dict[str, Any]) -> None:
     got = asyncio.run(go())
     assert len(sent) == 1
     assert len(got.oracles) == len(feeds_on("ethereum")) and all(r.usd for r in got.oracles)
+
+
+def test_a_plan_file_is_simulated_at_live_prices_without_a_prices_table(
+    evm_isolated: dict[str, Any], tmp_path: Path, keys: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = str(local_config(tmp_path))
+    plan = tmp_path / "plan.json"
+    assert main(["plan", "-c", cfg, "-o", str(plan), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["simulate", "-c", cfg, str(plan), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trades"] and {t["status"] for t in out["trades"]} == {"simulated"}
