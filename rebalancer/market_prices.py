@@ -87,6 +87,7 @@ class MarketPrices:
     """Every asset's price for one refresh; ``usd`` is what the planner and engine value at."""
 
     assets: dict[str, AssetPrice] = field(default_factory=dict)
+    quotes: QuotePrices | None = None  # the quotes heard, reused by the depth fit
 
     @property
     def usd(self) -> dict[str, Decimal]:
@@ -287,7 +288,7 @@ def live_prices(
                 wanted - set(config.prices),
                 env=env,
             )
-    return resolve(
+    market = resolve(
         config,
         wanted,
         held,
@@ -297,6 +298,8 @@ def live_prices(
         strict=strict,
         warn=warn,
     )
+    market.quotes = quotes
+    return market
 
 
 def with_prices(config: Config, market: MarketPrices) -> Config:

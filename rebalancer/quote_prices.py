@@ -247,8 +247,10 @@ async def _depths(
     holdings: Sequence[Holding],
     prices: Mapping[str, Decimal],
     assets: Iterable[str],
+    known: Mapping[str, Decimal],
 ) -> dict[str, tuple[str, Decimal | None, str]]:
-    """Per asset: (chain, fitted depth or None, how), from quotes at the two sizes."""
+    """Per asset: (chain, fitted depth or None, how), from quotes at the two sizes (``known``:
+    unit prices already quoted at the small size)."""
     small, large = DEPTH_SIZES_USD
     by_family: dict[str, list[tuple[_Probe, _Probe]]] = {}
     for asset in sorted(set(assets)):
@@ -268,7 +270,9 @@ async def _depths(
             name = "1inch" if services.registry.chains[p1.chain].family == "evm" else "jupiter"
             how = f"fitted from {name} quotes of ${small:,.0f} and ${large:,.0f}"
             try:
-                q1, q2 = await _quote(services, p1), await _quote(services, p2)
+                # NOTE: the price quote of the same asset was the same ~$1,000 probe
+                q1 = known[p1.asset] if p1.asset in known else await _quote(services, p1)
+                q2 = await _quote(services, p2)
             except NoRouteError as exc:
                 out[p1.asset] = (p1.chain, None, f"not fitted: {exc.message}")
                 continue
@@ -293,10 +297,11 @@ def fetch_depths(
     prices: Mapping[str, Decimal],
     assets: Iterable[str],
     *,
+    known: Mapping[str, Decimal] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, tuple[str, Decimal | None, str]]:
     """Market depth per asset fitted from the aggregators' quotes at two sizes (the plan's
-    price-impact model)."""
+    price-impact model); ``known`` unit prices at the small size are not asked again."""
     import tempfile
     from pathlib import Path
 
@@ -308,6 +313,6 @@ def fetch_depths(
         with tempfile.TemporaryDirectory(prefix="rebalancer-depth-") as tmp:
             async with httpx.AsyncClient(timeout=30) as client:
                 services = Services(config, registry, client, env=env, work_dir=Path(tmp))
-                return await _depths(services, holdings, prices, assets)
+                return await _depths(services, holdings, prices, assets, known or {})
 
     return asyncio.run(go())

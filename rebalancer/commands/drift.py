@@ -139,7 +139,10 @@ def load_inputs(
             if quotes_wanted(config, held):
                 from rebalancer.quote_prices import fetch_depths
 
-                depths = fetch_depths(config, registry, live.holdings, market.usd, market.usd)
+                known = {} if market.quotes is None else dict(market.quotes.table)
+                depths = fetch_depths(
+                    config, registry, live.holdings, market.usd, market.usd, known=known
+                )
             urls = {name: resolve_rpc(name, c.rpc) for name, c in config.chains.items()}
             from rebalancer.market_costs import recorded_gas
 
