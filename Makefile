@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: setup demo test lint typecheck unit bench fixtures clean
+.PHONY: setup browser demo test lint typecheck unit bench fixtures clean
 
 $(PY_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,17 @@ $(NPM_STAMP): package.json package-lock.json
 
 setup: $(PY_STAMP) $(NPM_STAMP)
 
+# Debian's chromium and its chromedriver, for the dashboard's browser tests (root installs them).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+		echo "the dashboard's browser tests need Debian's chromium and chromium-driver:" \
+			"run 'sudo apt-get install chromium chromium-driver' (or make test as root)" >&2; \
+		exit 1; \
+	fi
+
 demo: setup
 	@chmod 600 examples/keys/*.json  # git does not keep file modes; key files must be private
 	$(BIN)/rebalancer demo -c examples/local.toml
@@ -31,7 +42,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: setup lint typecheck
+test: setup browser lint typecheck
 	$(BIN)/pytest
 
 bench: setup

@@ -15,12 +15,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import rebalancer.engine as engine_mod
+from rebalancer.chains.base import ChainAdapter
 from rebalancer.commands.demo import DEMO_ENV
 from rebalancer.localnet import manager
+from rebalancer.services import injected
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,25 +31,27 @@ def main() -> int:
     for k, v in DEMO_ENV.items():
         os.environ.setdefault(k, v)
     sims: list[float] = []
-    real_evm, real_sol = engine_mod.simulate_evm, engine_mod.simulate_solana
 
-    async def timed_evm(*a, **kw):  # type: ignore[no-untyped-def]
-        t = time.perf_counter()
-        try:
-            return await real_evm(*a, **kw)
-        finally:
-            sims.append(time.perf_counter() - t)
+    class Timed:
+        """A chain adapter whose simulations are timed (handed to Services by ``injected``)."""
 
-    async def timed_sol(*a, **kw):  # type: ignore[no-untyped-def]
-        t = time.perf_counter()
-        try:
-            return await real_sol(*a, **kw)
-        finally:
-            sims.append(time.perf_counter() - t)
+        def __init__(self, inner: ChainAdapter) -> None:
+            self._inner = inner
 
-    engine_mod.simulate_evm = timed_evm  # type: ignore[assignment]
-    engine_mod.simulate_solana = timed_sol  # type: ignore[assignment]
-    with tempfile.TemporaryDirectory() as tmp:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+        async def simulate(self, legs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return await self._inner.simulate(legs)
+            finally:
+                sims.append(time.perf_counter() - t)
+
+    def wrap(part: Any) -> Any:
+        return Timed(part) if isinstance(part, ChainAdapter) else part
+
+    with tempfile.TemporaryDirectory() as tmp, injected(wrap=wrap):
         worlds = Path(tmp) / "worlds"
         os.environ["REBALANCER_LOCALNET_DIR"] = str(worlds)
         t0 = time.perf_counter()

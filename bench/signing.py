@@ -26,6 +26,7 @@ from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 
 from rebalancer.localnet.ledger_emulator import TEST_MNEMONIC, LedgerEmulator, serve_in_thread
+from rebalancer.wallet.evm_tx import normalise
 from rebalancer.wallet.hd import evm_key_from_seed, seed_from_mnemonic, solana_key_from_seed
 from rebalancer.wallet.ledger import LedgerEvmSigner, LedgerSolanaSigner, TcpTransport
 from rebalancer.wallet.local import (
@@ -49,6 +50,7 @@ TX: dict[str, Any] = {
     "value": 0,
     "data": "0x" + "ab" * 600,  # a swap-sized calldata: 4 APDU chunks
 }
+UTX = normalise(TX)  # the engine hands signers this typed form, never a dict
 
 
 def _quiet(_: str) -> None:
@@ -85,12 +87,12 @@ async def main() -> dict[str, float]:
         ]
         message = to_bytes_versioned(MessageV0.try_compile(payer, ixs, [], Hash.new_unique()))
         figures = {
-            "evm_local_ms": await _median_ms(lambda: local_evm.sign_evm_transaction(TX)),
+            "evm_local_ms": await _median_ms(lambda: local_evm.sign(UTX)),
             "sol_local_ms": await _median_ms(lambda: local_sol.sign_solana_message(message)),
             "sol_ledger_tcp_ms": await _median_ms(lambda: ledger_sol.sign_solana_message(message)),
         }
         emulator.state.app = "eth"
-        figures["evm_ledger_tcp_ms"] = await _median_ms(lambda: ledger_evm.sign_evm_transaction(TX))
+        figures["evm_ledger_tcp_ms"] = await _median_ms(lambda: ledger_evm.sign(UTX))
     finally:
         server.shutdown()
         server.server_close()

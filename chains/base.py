@@ -1,22 +1,37 @@
 """The one interface every chain family implements, and the registry of families.
 
+A chain adapter carries a trade's whole lifecycle on its chain, so the engine never asks which
+family it holds:
+
+    balances -> lookup_tables (what a proposal's accounts resolve to) -> simulate
+             -> finalize (nonce, gas, fees / as proposed) -> max_network_fee (the fee budget)
+             -> send_raw -> wait -> fee_paid;  after a crash: can_still_land
+
 Adapters take an injected ``httpx.AsyncClient`` (tests and bench can count or redirect
 requests) and translate every transport or node failure into ``ChainError``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rebalancer.chains.oracles import OracleFeed, OracleReading
+from rebalancer.core.errors import ChainError
+from rebalancer.core.tx import Proposal, UnsignedTx
 from rebalancer.core.types import ChainInfo, Holding, Token
 
 if TYPE_CHECKING:
     import httpx
+
+CONFIRM_TIMEOUT_S = 180.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +55,49 @@ class Balances:
     oracles: list[OracleReading] = field(default_factory=list)
 
 
-class ChainAdapter(ABC):
-    """Reads (and, with the execution issue, simulates and sends) on one chain."""
+@dataclass(frozen=True, slots=True)
+class SwapLegs:
+    """What a simulation runs: the swap proposed for ``wallet`` selling ``sell`` for ``buy``,
+    and the transaction that must land first (an EVM approval), if any."""
 
-    def __init__(self, info: ChainInfo, rpc_url: str, client: httpx.AsyncClient) -> None:
+    wallet: str
+    sell: Token
+    buy: Token
+    swap: Proposal
+    approval: Proposal | None = None
+
+    @property
+    def proposals(self) -> tuple[Proposal, ...]:
+        """In the order they are sent."""
+        return (self.swap,) if self.approval is None else (self.approval, self.swap)
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """What the simulation showed the wallet would get, and what it cost (gas or units)."""
+
+    method: str
+    out: int
+    gas_used: int = 0
+    approval_gas_used: int = 0
+
+
+class ChainAdapter(ABC):
+    """One chain: reads, simulates, finalizes, sends and follows a trade's transactions."""
+
+    def __init__(
+        self,
+        info: ChainInfo,
+        rpc_url: str,
+        client: httpx.AsyncClient,
+        *,
+        work_dir: Path | None = None,
+    ) -> None:
         self.info = info
         self.rpc_url = rpc_url
         self.client = client
+        self.work_dir = work_dir
+        """Where throwaway simulation nodes write their logs (a temporary folder if None)."""
 
     @abstractmethod
     async def balances(
@@ -59,17 +110,87 @@ class ChainAdapter(ABC):
         feed, in as few requests as the chain allows (feeds add none). Checks the node is the
         configured chain first."""
 
+    async def past_rounds(
+        self, feed: OracleFeed, latest_round: int, count: int
+    ) -> list[tuple[int, Decimal]]:
+        """Up to ``count`` past rounds of an oracle before ``latest_round`` as (time, USD),
+        oldest first (price history backfill); a chain whose oracles keep none has none."""
+        return []
+
+    async def balance(self, wallet: str, token: Token) -> int:
+        """One balance, read directly (around a trade, to measure what it did)."""
+        got = await self.balances([wallet], [token])
+        if got.failures:
+            raise ChainError(
+                f"{self.info.name}: cannot read {token.symbol}: {got.failures[0].reason}"
+            )
+        return int(got.holdings[0].raw)
+
+    async def lookup_tables_for(self, tx: Proposal) -> dict[str, list[str]] | None:
+        """The accounts of the lookup tables ``tx`` uses, read from the chain, so a check sees
+        every account the runtime will load; None where the chain has no such thing.
+
+        Raises ``LookupTableError`` when a table is missing or not a table (the proposal is
+        at fault) and ``ChainError`` when the node fails."""
+        return None
+
+    @abstractmethod
+    async def simulate(self, legs: SwapLegs) -> SimResult:
+        """Run the legs without signing and measure what ``legs.wallet`` receives of
+        ``legs.buy``. ``SimulationUnavailable`` when this chain offers no way to simulate,
+        ``SimulationError`` when the swap fails in simulation."""
+
+    @abstractmethod
+    async def finalize(
+        self, wallet: str, legs: SwapLegs, sim: SimResult, *, queued: int = 0
+    ) -> list[UnsignedTx]:
+        """The unsigned transactions to sign for ``legs`` (in sending order), finalized for this
+        chain: EVM nonce, gas limit from the simulation, EIP-1559 fees; Solana as proposed.
+        ``queued`` counts the wallet's transactions finalized earlier and not yet sent (an
+        export of several trades), which come first."""
+
+    def max_network_fee(self, txs: Sequence[UnsignedTx]) -> int | None:
+        """The most ``txs`` can pay the network, in native base units, for the fee budget;
+        None where it is bounded by the aggregator's checked limits instead."""
+        return None
+
     @abstractmethod
     async def send_raw(self, raw: bytes) -> str:
-        """Broadcast a signed transaction; return its id (hash or signature)."""
+        """Broadcast a signed transaction; return its id (hash or signature). A node that
+        already has it raises ``AlreadyKnownError`` (or the adapter answers the id)."""
 
     @abstractmethod
     async def tx_status(self, tx_id: str) -> str:
         """``confirmed``, ``failed``, or ``unknown`` (not landed, or never seen)."""
 
+    async def wait(self, tx_id: str, timeout: float = CONFIRM_TIMEOUT_S) -> str:
+        """``confirmed`` or ``failed`` once it landed, ``pending`` if not within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while time.monotonic() < deadline:
+            status = str(await self.tx_status(tx_id))
+            if status in ("confirmed", "failed"):
+                return status
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        return "pending"
+
     @abstractmethod
     async def fee_paid(self, tx_id: str) -> int | None:
         """The network fee a landed transaction paid, in native base units."""
+
+    @abstractmethod
+    async def can_still_land(self, raw: bytes, wallet: str) -> bool:
+        """Whether journalled signed bytes could still be included (EVM: their nonce is not
+        mined yet; Solana: their blockhash has not expired)."""
+
+    @abstractmethod
+    async def landing_problem(
+        self, wallet: str, txs: Sequence[UnsignedTx], *, what: str = "these transactions"
+    ) -> str | None:
+        """Why ``txs`` (one wallet's, in order; ``what`` names them in the answer) cannot be
+        sent now, or None: EVM, their nonces are not the wallet's next ones; Solana, a
+        blockhash expired."""
 
 
 # family -> "module:Class"; imported lazily so the CLI does not pay for web3 or solders.
@@ -79,9 +200,11 @@ ADAPTERS: dict[str, str] = {
 }
 
 
-def adapter_for(info: ChainInfo, rpc_url: str, client: httpx.AsyncClient) -> ChainAdapter:
+def adapter_for(
+    info: ChainInfo, rpc_url: str, client: httpx.AsyncClient, *, work_dir: Path | None = None
+) -> ChainAdapter:
     """Build the adapter for a chain's family."""
     module_name, class_name = ADAPTERS[info.family].split(":")
     cls = getattr(import_module(module_name), class_name)
-    adapter: ChainAdapter = cls(info, rpc_url, client)
+    adapter: ChainAdapter = cls(info, rpc_url, client, work_dir=work_dir)
     return adapter

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from rebalancer.chains.base import Balances, ChainAdapter, ReadFailure
+from rebalancer.chains.base import Balances, ChainAdapter, ReadFailure, SimResult, SwapLegs
 from rebalancer.chains.jsonrpc import HttpxProvider, result_of
 from rebalancer.chains.multicall import (
     BALANCE_OF,
@@ -34,16 +34,37 @@ from rebalancer.chains.oracles import (
     decode_round,
     tidy,
 )
-from rebalancer.core.errors import ChainError, WrongChainError
+from rebalancer.core.errors import AlreadyKnownError, ChainError, SimulationError, WrongChainError
+from rebalancer.core.tx import EvmCall, EvmTransaction, UnsignedTx
 from rebalancer.core.types import ChainInfo, Holding, Token
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import httpx
     from web3 import AsyncWeb3
 
 
+def gas_limit(simulated: int, fallback: int) -> int:
+    """A transaction's gas limit: what the simulation used plus 30%, or, unsimulated, the
+    aggregator's own figure."""
+    return simulated * 13 // 10 if simulated else fallback
+
+
+def raw_nonce(raw: bytes) -> int | None:
+    """The nonce of signed bytes (type 2 or legacy), or None if they do not decode."""
+    import rlp
+
+    try:
+        items = rlp.decode(raw[1:]) if raw[:1] == b"\x02" else rlp.decode(raw)
+        field = items[1] if raw[:1] == b"\x02" else items[0]
+        return int.from_bytes(field, "big")
+    except Exception:  # NOTE: journalled bytes of an unknown shape: let the node decide
+        return None
+
+
 class EvmChain(ChainAdapter):
-    """Reads (and later sends) on one EVM chain through AsyncWeb3 on an httpx client."""
+    """One EVM chain (Ethereum, Avalanche: one class, two configurations) over an httpx client."""
 
     def __init__(
         self,
@@ -51,11 +72,12 @@ class EvmChain(ChainAdapter):
         rpc_url: str,
         client: httpx.AsyncClient,
         *,
+        work_dir: Path | None = None,
         chunk_size: int = 500,
         retries: int = 3,
         backoff: float = 0.25,
     ) -> None:
-        super().__init__(info, rpc_url, client)
+        super().__init__(info, rpc_url, client, work_dir=work_dir)
         self.provider = HttpxProvider(
             rpc_url, client, label=info.name, retries=retries, backoff=backoff
         )
@@ -185,10 +207,58 @@ class EvmChain(ChainAdapter):
 
         try:
             return str(await self.call("eth_sendRawTransaction", ["0x" + raw.hex()]))
-        except ChainError as exc:
-            if "already known" in str(exc).lower() or "already imported" in str(exc).lower():
-                return "0x" + keccak(raw).hex()
-            raise
+        except AlreadyKnownError:
+            return "0x" + keccak(raw).hex()
+
+    # -- the trade lifecycle -----------------------------------------------------------------
+    async def simulate(self, legs: SwapLegs) -> SimResult:
+        """On an anvil fork of this RPC, else with its ``eth_simulateV1`` (chains.evm_sim)."""
+        from rebalancer.chains import evm_sim
+
+        return await evm_sim.simulate(self, legs)
+
+    async def finalize(
+        self, wallet: str, legs: SwapLegs, sim: SimResult, *, queued: int = 0
+    ) -> list[UnsignedTx]:
+        """EIP-1559 transactions at the wallet's next nonces, with the simulation's gas (plus
+        30%) and this chain's current fees; the fee budget is checked on exactly these."""
+        calls = [_evm_call(p) for p in legs.proposals]
+        gas_used = [sim.approval_gas_used, sim.gas_used] if legs.approval else [sim.gas_used]
+        nonce = await self.nonce(wallet) + queued
+        max_fee, tip = await self.fees()
+        return [
+            EvmTransaction.eip1559(
+                call, nonce=nonce + i, gas=gas_limit(used, call.gas), max_fee=max_fee, tip=tip
+            )
+            for i, (call, used) in enumerate(zip(calls, gas_used, strict=True))
+        ]
+
+    def max_network_fee(self, txs: Sequence[UnsignedTx]) -> int | None:
+        """Gas limits at the max fee per gas: the worst case the signatures allow."""
+        return sum(tx.max_fee for tx in txs if isinstance(tx, EvmTransaction))
+
+    async def can_still_land(self, raw: bytes, wallet: str) -> bool:
+        """Not if that nonce is used by another transaction (or by ours, on a node whose
+        receipts lag)."""
+        nonce = raw_nonce(raw)
+        return nonce is None or await self.mined_nonce(wallet) <= nonce
+
+    async def landing_problem(
+        self, wallet: str, txs: Sequence[UnsignedTx], *, what: str = "these transactions"
+    ) -> str | None:
+        nonces = [tx.nonce for tx in txs if tx.nonce is not None]
+        if not nonces:
+            return None
+        first = min(nonces)
+        pending = await self.nonce(wallet)
+        if pending > first:
+            return f"nonce {first} of {what} is already used (the wallet is at {pending})"
+        if pending < first:
+            return (
+                f"{what} starts at nonce {first} but the wallet is at {pending}; earlier "
+                "transactions are missing"
+            )
+        return None
 
     async def receipt(self, tx_hash: str) -> dict[str, Any] | None:
         result = await self.call("eth_getTransactionReceipt", [tx_hash])
@@ -207,15 +277,6 @@ class EvmChain(ChainAdapter):
         if r is None:
             return "unknown"
         return "confirmed" if int(str(r.get("status", "0x0")), 16) == 1 else "failed"
-
-    async def token_balance(self, wallet: str, token: Token) -> int:
-        """One balance, read directly (used around a trade to measure what it did)."""
-        got = await self.balances([wallet], [token])
-        if got.failures:
-            raise ChainError(
-                f"{self.provider.where}: cannot read {token.symbol}: {got.failures[0].reason}"
-            )
-        return got.holdings[0].raw
 
     def _chunked(self, items: Sequence[Any]) -> list[Sequence[Any]]:
         return [items[i : i + self.chunk_size] for i in range(0, len(items), self.chunk_size)]
@@ -269,3 +330,9 @@ class EvmChain(ChainAdapter):
                 f"check chains.{self.info.name}.rpc"
             )
         self._chain_checked = True
+
+
+def _evm_call(tx: object) -> EvmCall:
+    if not isinstance(tx, EvmCall):
+        raise SimulationError(f"an EVM chain cannot send {type(tx).__name__}")
+    return tx

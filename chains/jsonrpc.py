@@ -15,6 +15,7 @@ import httpx
 from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
+from rebalancer.chains.rpc_errors import rpc_error
 from rebalancer.core.errors import ChainError
 from rebalancer.core.http import post_json_body
 from rebalancer.core.redact import redact_url
@@ -109,8 +110,11 @@ def result_of(resp: RPCResponse, method: str, where: str) -> Any:
     """The ``result`` of one JSON-RPC answer, or a ChainError carrying the node's message."""
     if "error" in resp:
         err = resp["error"]
-        message = err.get("message", err) if isinstance(err, dict) else err
-        raise ChainError(f"{where}: {method} failed: {str(message)[:160]}")
+        if isinstance(err, dict):
+            raise rpc_error(
+                where, method, err.get("code"), str(err.get("message", err))[:160], err.get("data")
+            )
+        raise rpc_error(where, method, None, str(err)[:160])
     if "result" not in resp:
         raise ChainError(f"{where}: {method} answer has no result")
     return resp["result"]

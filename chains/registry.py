@@ -15,9 +15,18 @@ from typing import Any
 
 from rebalancer.chains.addresses import normalise
 from rebalancer.core.errors import ConfigError
-from rebalancer.core.types import ChainInfo, Token
+from rebalancer.core.types import ChainInfo, Token, TokenQuirk
 
-_TOKEN_FIELDS = {"chain", "symbol", "asset", "address", "decimals", "sources", "class"}
+_TOKEN_FIELDS = {
+    "chain",
+    "symbol",
+    "asset",
+    "address",
+    "decimals",
+    "sources",
+    "class",
+    "quirks",
+}
 
 
 @dataclass
@@ -80,6 +89,10 @@ class Registry:
                 )
             self.classes.setdefault(str(klass), []).append(asset)
         address = normalise(info.family, spec["address"], f"{where}.address")
+        quirks = spec.get("quirks", [])
+        kinds = {q.value for q in TokenQuirk}
+        if not isinstance(quirks, list) or not all(q in kinds for q in quirks):
+            raise ConfigError(f"{where}.quirks = {quirks!r}: each must be one of {sorted(kinds)}")
         token = Token(
             chain=chain,
             caip2=info.caip2,
@@ -87,6 +100,7 @@ class Registry:
             asset=asset,
             address=address,
             decimals=decimals,
+            quirks=frozenset(TokenQuirk(q) for q in quirks),
         )
         if (chain, self._key(info, address)) in self._by_address:
             raise ConfigError(f"{where}.address = {address!r}: already registered on {chain}")

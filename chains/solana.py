@@ -24,14 +24,18 @@ import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from rebalancer.chains.addresses import b58decode
-from rebalancer.chains.base import Balances, ChainAdapter
+from rebalancer.chains.base import Balances, ChainAdapter, SimResult, SwapLegs
 from rebalancer.chains.oracles import OracleFeed, OracleReading, pyth_reading
-from rebalancer.core.errors import ChainError, ConfigError, WrongChainError
+from rebalancer.chains.rpc_errors import rpc_error
+from rebalancer.core.errors import ChainError, ConfigError, LookupTableError, WrongChainError
 from rebalancer.core.http import post_json_body
 from rebalancer.core.redact import redact_url
+from rebalancer.core.tx import Proposal, SolanaTx, UnsignedTx
 from rebalancer.core.types import Holding, Token
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rebalancer.core.types import ChainInfo
 
 TOKEN_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
@@ -56,6 +60,7 @@ class _Model(BaseModel):
 class _RpcError(_Model):
     code: int
     message: str
+    data: Any = None
 
 
 class _Answer(_Model):
@@ -101,11 +106,12 @@ class SolanaChain(ChainAdapter):
         rpc_url: str,
         client: httpx.AsyncClient,
         *,
+        work_dir: Path | None = None,
         retries: int = 3,
         backoff: float = 0.25,
         commitment: str | None = "confirmed",
     ) -> None:
-        super().__init__(info, rpc_url, client)
+        super().__init__(info, rpc_url, client, work_dir=work_dir)
         self.retries = retries
         self.backoff = backoff
         self.commitment = commitment
@@ -273,7 +279,8 @@ class SolanaChain(ChainAdapter):
 
     def _result(self, answer: _Answer, method: str) -> Any:
         if answer.error is not None:
-            raise ChainError(f"{self.where}: {method} failed: {answer.error.message[:160]}")
+            e = answer.error
+            raise rpc_error(self.where, method, e.code, e.message[:160], e.data)
         if answer.result is None and method == "getGenesisHash":
             raise ChainError(f"{self.where}: {method} answer has no result")
         return answer.result
@@ -331,7 +338,8 @@ class SolanaChain(ChainAdapter):
         """One JSON-RPC call (in a batch of one); the node's error becomes a ChainError."""
         (answer,) = await self._batch([(method, params)])
         if answer.error is not None:
-            raise ChainError(f"{self.where}: {method} failed: {answer.error.message[:300]}")
+            e = answer.error
+            raise rpc_error(self.where, method, e.code, e.message, e.data)
         return answer.result
 
     async def lookup_tables(self, keys: list[str]) -> dict[str, list[str]]:
@@ -347,7 +355,9 @@ class SolanaChain(ChainAdapter):
         wanted = list(dict.fromkeys(keys))
         for key in wanted:
             if len(self._chain_key(key)) != 32:
-                raise ChainError(f"{self.where}: lookup table key {key!r} is not a public key")
+                raise LookupTableError(
+                    f"{self.where}: lookup table key {key!r} is not a public key"
+                )
         extra = {} if self.commitment is None else {"commitment": self.commitment}
         out: dict[str, list[str]] = {}
         for i in range(0, len(wanted), MAX_WALLETS_PER_REQUEST):
@@ -369,12 +379,63 @@ class SolanaChain(ChainAdapter):
                 ]
         return out
 
+    async def lookup_tables_for(self, tx: Proposal) -> dict[str, list[str]] | None:
+        """The tables a v0 transaction loads accounts from (None when it uses none, or does
+        not decode: the check refuses what does not decode)."""
+        from solders.message import MessageV0
+        from solders.transaction import VersionedTransaction
+
+        if not isinstance(tx, SolanaTx):
+            return None
+        try:
+            msg = VersionedTransaction.from_bytes(tx.raw).message
+        except ValueError:
+            return None
+        if not isinstance(msg, MessageV0) or not msg.address_table_lookups:
+            return None
+        return await self.lookup_tables([str(x.account_key) for x in msg.address_table_lookups])
+
+    # -- the trade lifecycle -----------------------------------------------------------------
+    async def simulate(self, legs: SwapLegs) -> SimResult:
+        """``simulateTransaction`` with the receiving account's post-state (chains.solana_sim)."""
+        from rebalancer.chains import solana_sim
+
+        return await solana_sim.simulate(self, legs)
+
+    async def finalize(
+        self, wallet: str, legs: SwapLegs, sim: SimResult, *, queued: int = 0
+    ) -> list[UnsignedTx]:
+        """As proposed: the aggregator set the blockhash (and a maker may have co-signed), and
+        the compute budget and priority fee were checked against the policy already."""
+        txs: list[UnsignedTx] = []
+        for p in legs.proposals:
+            if not isinstance(p, SolanaTx):
+                raise ConfigError(f"{self.info.name}: cannot send {type(p).__name__}")
+            txs.append(p)
+        return txs
+
+    async def can_still_land(self, raw: bytes, wallet: str) -> bool:
+        """Only while its blockhash is valid."""
+        from solders.transaction import VersionedTransaction
+
+        blockhash = str(VersionedTransaction.from_bytes(raw).message.recent_blockhash)
+        return await self.blockhash_valid(blockhash)
+
+    async def landing_problem(
+        self, wallet: str, txs: Sequence[UnsignedTx], *, what: str = "these transactions"
+    ) -> str | None:
+        for tx in txs:
+            if isinstance(tx, SolanaTx) and not await self.can_still_land(tx.raw, wallet):
+                until = tx.last_valid_block_height
+                return f"its blockhash expired (valid until block height {until})"
+        return None
+
     def _alt_data(self, key: str, account: _Account | None) -> bytes:
         """The raw data of a lookup table account, its owner, tag and size checked."""
         if account is None:
-            raise ChainError(f"{self.where}: address lookup table {key} does not exist")
+            raise LookupTableError(f"{self.where}: address lookup table {key} does not exist")
         if account.owner != ALT_PROGRAM:
-            raise ChainError(
+            raise LookupTableError(
                 f"{self.where}: {key} is not an address lookup table (owner {account.owner})"
             )
         encoded, encoding = account.data
@@ -384,7 +445,7 @@ class SolanaChain(ChainAdapter):
             data = b""
         malformed = len(data) < _ALT_META or (len(data) - _ALT_META) % 32
         if malformed or struct.unpack_from("<I", data)[0] != 1:  # 1: LookupTable
-            raise ChainError(f"{self.where}: address lookup table {key} is malformed")
+            raise LookupTableError(f"{self.where}: address lookup table {key} is malformed")
         return data
 
     @staticmethod

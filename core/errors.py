@@ -6,9 +6,13 @@
     ├── RefusedError                3  a check said no: policy, simulation, stale plan, bad quote
     │   ├── PolicyError
     │   ├── SimulationError
+    │   │   └── SimulationUnavailable  no way to simulate here (no anvil, no eth_simulateV1)
     │   └── SuspiciousResponseError
     ├── ExternalError               4  an outside party failed after retries
     │   ├── ChainError                 node unreachable, erroring, or lying about itself
+    │   │   ├── AlreadyKnownError      the node already has this transaction (a re-broadcast)
+    │   │   ├── MethodNotFoundError    the node has no such JSON-RPC method (-32601)
+    │   │   └── LookupTableError       an address lookup table is missing or not a table
     │   ├── AggregatorError            1inch / Jupiter API
     │   └── DeviceError                hardware wallet missing, locked or answering nonsense
     └── UserRejectedError           5  the user said no, at the prompt or on the device
@@ -58,6 +62,10 @@ class SimulationError(RefusedError):
     """A simulation failed or its result is out of bounds."""
 
 
+class SimulationUnavailable(SimulationError):
+    """No way to simulate here (no anvil, RPC cannot be forked, no eth_simulateV1)."""
+
+
 class SuspiciousResponseError(RefusedError):
     """An aggregator or node answer does not do what was asked."""
 
@@ -70,6 +78,19 @@ class ExternalError(RebalancerError):
 
 class ChainError(ExternalError):
     """A chain node is unreachable, erroring, or not the chain the config says."""
+
+
+class AlreadyKnownError(ChainError):
+    """The node already holds (or has included) the transaction sent: raised where the node's
+    JSON-RPC error enters, so a re-broadcast is recognised by type, not by words."""
+
+
+class MethodNotFoundError(ChainError):
+    """The node does not offer the JSON-RPC method called (code -32601, or "not supported")."""
+
+
+class LookupTableError(ChainError):
+    """An address lookup table a transaction names does not exist or is not a lookup table."""
 
 
 class AggregatorError(ExternalError):

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 from typing import Literal
 
 Family = Literal["evm", "solana"]
+
+
+class TokenQuirk(StrEnum):
+    """Ways a real token departs from the ERC-20 a client expects (mainnet USDT has both)."""
+
+    NO_RETURN_DATA = "no-return-data"  # transfer/approve/transferFrom return no bool
+    APPROVE_FROM_ZERO = "approve-from-zero"  # approve(non-zero) reverts over a non-zero allowance
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +49,7 @@ class Token:
     address: str | None
     decimals: int
     native_slip44: int | None = None
+    quirks: frozenset[TokenQuirk] = frozenset()
     # NOTE: the id is computed once: planners and adapters look it up hundreds of thousands
     # of times per plan.
     _id: str = field(init=False, repr=False, compare=False, default="")

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rebalancer.core.errors import AggregatorError
+from rebalancer.core.tx import EvmCall, SolanaTx
 from rebalancer.core.types import Token
 
 
@@ -52,25 +53,8 @@ class Quote:
     gas: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class EvmTx:
-    """An unsigned EVM transaction as an aggregator proposed it (legacy gas price)."""
-
-    chain_id: int
-    sender: str
-    to: str
-    data: bytes
-    value: int
-    gas: int
-    gas_price: int
-
-
-@dataclass(frozen=True, slots=True)
-class SolanaTx:
-    """An unsigned (or partly co-signed) Solana versioned transaction, serialized."""
-
-    raw: bytes
-    last_valid_block_height: int | None = None
+EvmTx = EvmCall
+"""The name this module used for an EVM proposal; the type is ``core.tx.EvmCall``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +62,13 @@ class BuiltSwap:
     """A swap transaction ready for checks: ``min_out`` is what the transaction promises."""
 
     quote: Quote
-    tx: EvmTx | SolanaTx
+    tx: EvmCall | SolanaTx
     expected_out: int
-    approval: EvmTx | None = None
+    approval: EvmCall | None = None
     notes: tuple[str, ...] = field(default=())
+    approval_reset: EvmTx | None = None
+    """``approve(router, 0)``, sent before ``approval`` when the token refuses to change a
+    non-zero allowance to another non-zero value (mainnet USDT) and one is left over."""
 
 
 # The real AggregationRouterV6, the same on Ethereum and Avalanche (aggregators.md).

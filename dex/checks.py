@@ -104,26 +104,40 @@ def check_min_return(built: BuiltSwap, policy: SwapPolicy, min_return: int) -> N
 
 def check_evm_approval(built: BuiltSwap, policy: SwapPolicy) -> None:
     """An approval must be ``approve(router on the allow-list, exactly amount_in)`` on the
-    sold token, from the wallet, with no value (unlimited only if the policy says so)."""
+    sold token, from the wallet, with no value (unlimited only if the policy says so); a reset
+    before it must be ``approve(the same router, 0)`` on the same token."""
     req = built.quote.request
     a = built.approval
-    assert a is not None
+    if a is None:
+        raise refuse("an approval reset without the approval it prepares")
+    spender, amount = _approve_call(built, a, "approval", policy)
+    if amount != req.amount_in and not policy.unlimited_approval:
+        raise refuse(f"approval for {amount}, not exactly {req.amount_in}")
+    reset = built.approval_reset
+    if reset is not None:
+        reset_spender, reset_amount = _approve_call(built, reset, "approval reset", policy)
+        if reset_spender != spender or reset_amount != 0:
+            raise refuse(f"approval reset is approve({reset_spender}, {reset_amount}), not 0")
+
+
+def _approve_call(built: BuiltSwap, a: EvmTx, what: str, policy: SwapPolicy) -> tuple[str, int]:
+    """``(spender, amount)`` of an ``approve`` on the sold token from the wallet."""
+    req = built.quote.request
     if req.sell.address is None:
-        raise refuse("an approval for the native coin")
+        raise refuse(f"an {what} for the native coin")
     if a.to.lower() != str(req.sell.address).lower():
-        raise refuse(f"approval goes to {a.to}, not the token {req.sell.symbol}")
+        raise refuse(f"{what} goes to {a.to}, not the token {req.sell.symbol}")
     if a.sender.lower() != req.wallet.lower() or a.value != 0 or a.chain_id != req.chain_id:
-        raise refuse("approval sender, value or chain id is wrong")
+        raise refuse(f"{what} sender, value or chain id is wrong")
     if a.data[:4] != APPROVE_SELECTOR:
-        raise refuse("approval calldata is not approve(address,uint256)")
+        raise refuse(f"{what} calldata is not approve(address,uint256)")
     try:
         spender, amount = decode(["address", "uint256"], a.data[4:])
     except (DecodingError, ValueError, OverflowError):
-        raise refuse("approval calldata does not decode") from None
+        raise refuse(f"{what} calldata does not decode") from None
     if _addr(spender) not in policy.evm_routers.get(a.chain_id, frozenset()):
-        raise refuse(f"approval spender {spender} is not an allowed router")
-    if amount != req.amount_in and not policy.unlimited_approval:
-        raise refuse(f"approval for {amount}, not exactly {req.amount_in}")
+        raise refuse(f"{what} spender {spender} is not an allowed router")
+    return _addr(spender), int(amount)
 
 
 def check_evm_swap(built: BuiltSwap, policy: SwapPolicy) -> CheckedSwap:

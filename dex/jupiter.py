@@ -85,8 +85,15 @@ class RoutePlanStep(_Model):
 
 
 class PlatformFee(_Model):
-    amount: str | None = None
+    """Taken from the output in ExactIn: ``outAmount`` is already net of ``amount``."""
+
+    amount: int | None = None
     feeBps: int | None = None
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _fee(cls, v: Any) -> int | None:
+        return None if v is None else _amount(v)
 
 
 class QuoteResponse(_Model):
@@ -104,6 +111,7 @@ class QuoteResponse(_Model):
     routePlan: list[RoutePlanStep]
     contextSlot: int | None = None
     timeTaken: float | None = None
+    swapUsdValue: str | None = None  # display only: never priced from
 
     @field_validator("inAmount", "outAmount", "otherAmountThreshold", mode="before")
     @classmethod
@@ -116,6 +124,17 @@ class SimulationReport(_Model):
     error: str | None = None
 
 
+class DynamicSlippageReport(_Model):
+    """What ``dynamicSlippage`` chose; the tool never asks for it (its minimum is its own)."""
+
+    slippageBps: int | None = None
+    otherAmount: int | None = None
+    simulatedIncurredSlippageBps: int | None = None
+    amplificationRatio: str | None = None
+    categoryName: str | None = None
+    heuristicMaxSlippageBps: int | None = None
+
+
 class SwapResponse(_Model):
     """``POST /swap``: the spec's three fields plus what the service returns besides."""
 
@@ -124,6 +143,7 @@ class SwapResponse(_Model):
     prioritizationFeeLamports: int | None = None
     computeUnitLimit: int | None = None
     simulationError: SimulationReport | None = None
+    dynamicSlippageReport: DynamicSlippageReport | None = None
 
 
 class ErrorBody(_Model):

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rebalancer.core.errors import AggregatorError
+from rebalancer.core.types import TokenQuirk
 from rebalancer.dex.base import (
     AllowanceError,
     BalanceError,
@@ -30,6 +31,10 @@ from rebalancer.dex.http import HttpAggregator, parse
 
 NATIVE = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
 DEFAULT_BASE_URL = "https://api.1inch.com/swap/v6.0"
+# NOTE: with disableEstimate the API answers tx.gas 0 (it did not simulate); the quote's own
+# gas figure plus a margin stands in until the engine's simulation measures the real one.
+UNESTIMATED_GAS_MARGIN_PCT = 25
+UNESTIMATED_GAS_DEFAULT = 1_000_000
 
 
 class _Model(BaseModel):
@@ -190,7 +195,7 @@ class OneInch(HttpAggregator):
         """
         req = quote.request
         chain_id = self._chain_id(req)
-        approval = await self.approval(req)
+        reset, approval = await self.approvals(req)
         params = {
             "src": _token_address(req.sell),
             "dst": _token_address(req.buy),
@@ -210,10 +215,12 @@ class OneInch(HttpAggregator):
             to=_checksum(s.tx.to, "tx.to"),
             data=bytes.fromhex(s.tx.data[2:]),
             value=s.tx.value,
-            gas=s.tx.gas,
+            gas=s.tx.gas or _unestimated_gas(quote.gas),
             gas_price=s.tx.gasPrice,
         )
-        return BuiltSwap(quote=quote, tx=tx, expected_out=s.dstAmount, approval=approval)
+        return BuiltSwap(
+            quote=quote, tx=tx, expected_out=s.dstAmount, approval=approval, approval_reset=reset
+        )
 
     def check(
         self,
@@ -242,12 +249,31 @@ class OneInch(HttpAggregator):
     async def approval(self, request: SwapRequest, *, unlimited: bool = False) -> EvmTx | None:
         """The approval the swap needs, for exactly ``amount_in`` unless ``unlimited``;
         None when the allowance already covers it or the native coin is sold."""
-        if request.sell.address is None or await self.allowance(request) >= request.amount_in:
-            return None
+        return (await self.approvals(request, unlimited=unlimited))[1]
+
+    async def approvals(
+        self, request: SwapRequest, *, unlimited: bool = False
+    ) -> tuple[EvmTx | None, EvmTx | None]:
+        """``(reset, approval)``: the approval the swap needs, and before it ``approve(router,
+        0)`` when a non-zero allowance is left over on a token that refuses to change one to
+        another non-zero value (registry quirk ``approve-from-zero``, mainnet USDT)."""
+        if request.sell.address is None:
+            return None, None
+        allowance = await self.allowance(request)
+        if allowance >= request.amount_in:
+            return None, None
+        approval = await self._approve_tx(request, None if unlimited else request.amount_in)
+        reset = None
+        if allowance > 0 and TokenQuirk.APPROVE_FROM_ZERO in request.sell.quirks:
+            reset = await self._approve_tx(request, 0)
+        return reset, approval
+
+    async def _approve_tx(self, request: SwapRequest, amount: int | None) -> EvmTx:
+        """``/approve/transaction`` for ``amount`` (None: unlimited) as an unsigned call."""
         chain_id = self._chain_id(request)
         params = {"tokenAddress": str(request.sell.address)}
-        if not unlimited:
-            params["amount"] = str(request.amount_in)
+        if amount is not None:
+            params["amount"] = str(amount)
         a = parse(
             ApproveTransaction,
             await self._get(chain_id, "approve/transaction", params),
@@ -262,6 +288,13 @@ class OneInch(HttpAggregator):
             gas=80_000,
             gas_price=a.gasPrice,
         )
+
+
+def _unestimated_gas(quoted: int | None) -> int:
+    """A gas limit for a swap the API did not estimate: the quote's figure plus a margin."""
+    if not quoted:
+        return UNESTIMATED_GAS_DEFAULT
+    return quoted * (100 + UNESTIMATED_GAS_MARGIN_PCT) // 100
 
 
 def _checksum(address: str, field: str) -> str:

@@ -72,7 +72,7 @@ def check_oneinch_swap(built: BuiltSwap, policy: SwapPolicy) -> CheckedSwap:
     if flags & (_PARTIAL_FILL | _REQUIRES_EXTRA_ETH):
         raise refuse(f"flags {flags:#x} allow a partial fill or extra ETH")
     check_min_return(built, policy, min_return)
-    if built.approval is not None:
+    if built.approval is not None or built.approval_reset is not None:
         check_evm_approval(built, policy)
     return CheckedSwap(built=built, min_out=int(min_return))
 
@@ -111,7 +111,7 @@ def _check_unoswap(built: BuiltSwap, tx: EvmTx, policy: SwapPolicy) -> CheckedSw
         raise refuse(f"{name} amount {amount}, not {req.amount_in}")
     min_return = words.pop(0)
     check_min_return(built, policy, min_return)
-    if built.approval is not None:
+    if built.approval is not None or built.approval_reset is not None:
         check_evm_approval(built, policy)
     return CheckedSwap(
         built=built,

@@ -1,8 +1,9 @@
 """Build the local EVM worlds from audited npm bytecode and commit their states to fixtures/.
 
 ``python -m rebalancer.localnet.build`` (or ``make fixtures``) starts a fresh anvil per world,
-deploys WETH9, Uniswap V2 and V3 (factory, routers, QuoterV2, position manager) and
-Multicall3, places the registry's ERC-20 tokens and the Chainlink feeds of
+deploys WETH9, Uniswap V2 and V3 (factory, routers, QuoterV2, position manager) at Uniswap's
+REAL addresses on that chain (``worlds.UNISWAP``) and Multicall3, places the registry's ERC-20
+tokens (mainnet USDT's no-bool token as ``LocalTetherToken``) and the Chainlink feeds of
 chains/data/oracles.toml at their REAL mainnet addresses (anvil_setCode), seeds the pools and
 the feeds at the snapshot prices of ``localnet.worlds``, and writes
 ``fixtures/evm/<chain>.state.json.gz`` and ``<chain>.world.json``. Block timestamps and the
@@ -30,9 +31,16 @@ from eth_utils import to_checksum_address
 from rebalancer.chains.anvil import PROJECT_ROOT, start_anvil, stop_pid
 from rebalancer.chains.oracles import feeds_on
 from rebalancer.chains.registry import Registry
-from rebalancer.core.types import Token
+from rebalancer.core.types import Token, TokenQuirk
 from rebalancer.localnet.rpc import Rpc
-from rebalancer.localnet.worlds import PRICES, TOKEN_NAMES, WORLDS, PoolSpec, WorldSpec
+from rebalancer.localnet.worlds import (
+    PRICES,
+    TOKEN_NAMES,
+    UNISWAP,
+    WORLDS,
+    PoolSpec,
+    WorldSpec,
+)
 
 FIXTURES = PROJECT_ROOT / "fixtures" / "evm"
 NODE_MODULES = PROJECT_ROOT / "node_modules"
@@ -147,12 +155,17 @@ class WorldBuilder:
             rpc.call("anvil_setStorageAt", wrapped.address, hex(slot), value)
         self.world["tokens"][wrapped.symbol] = wrapped.address
 
-        template = rpc.deploy(me, compile_contracts("LocalToken.sol")["LocalToken"])
-        runtime = rpc.call("eth_getCode", template, "latest")
+        templates = {
+            False: rpc.deploy(me, compile_contracts("LocalToken.sol")["LocalToken"]),
+            True: rpc.deploy(me, compile_contracts("LocalTetherToken.sol")["LocalTetherToken"]),
+        }
+        runtimes = {k: rpc.call("eth_getCode", a, "latest") for k, a in templates.items()}
         for tok in self.registry.tokens_on(self.spec.chain):
             if tok.address is None or tok.symbol == wrapped.symbol:
                 continue
-            rpc.call("anvil_setCode", tok.address, runtime)
+            # NOTE: a token known to return no bool (mainnet USDT) gets the Tether-like code.
+            tether_like = TokenQuirk.NO_RETURN_DATA in tok.quirks
+            rpc.call("anvil_setCode", tok.address, runtimes[tether_like])
             name = TOKEN_NAMES[tok.symbol]
             rpc.transact(
                 me,
@@ -167,29 +180,33 @@ class WorldBuilder:
         self._place_feeds()
 
         c = self.world["contracts"]
-        c["UniswapV2Factory"] = rpc.deploy(
-            me,
+        c["UniswapV2Factory"] = self._deploy_at(
+            "UniswapV2Factory",
             artifact("@uniswap/v2-core/build/UniswapV2Factory.json"),
             encode(["address"], [me]).hex(),
         )
-        c["UniswapV2Router02"] = rpc.deploy(
-            me,
+        c["UniswapV2Router02"] = self._deploy_at(
+            "UniswapV2Router02",
             artifact("@uniswap/v2-periphery/build/UniswapV2Router02.json"),
             encode(["address", "address"], [c["UniswapV2Factory"], wrapped.address]).hex(),
         )
         v3 = "@uniswap/v3-core/artifacts/contracts/UniswapV3Factory.sol/UniswapV3Factory.json"
-        c["UniswapV3Factory"] = rpc.deploy(me, artifact(v3))
+        c["UniswapV3Factory"] = self._deploy_at("UniswapV3Factory", artifact(v3))
         rpc.transact(me, c["UniswapV3Factory"], "enableFeeAmount(uint24,int24)", 100, 1)
         periphery = "@uniswap/v3-periphery/artifacts/contracts/"
         fw = encode(["address", "address"], [c["UniswapV3Factory"], wrapped.address]).hex()
-        c["SwapRouter"] = rpc.deploy(me, artifact(periphery + "SwapRouter.sol/SwapRouter.json"), fw)
-        c["QuoterV2"] = rpc.deploy(me, artifact(periphery + "lens/QuoterV2.sol/QuoterV2.json"), fw)
+        c["SwapRouter"] = self._deploy_at(
+            "SwapRouter", artifact(periphery + "SwapRouter.sol/SwapRouter.json"), fw
+        )
+        c["QuoterV2"] = self._deploy_at(
+            "QuoterV2", artifact(periphery + "lens/QuoterV2.sol/QuoterV2.json"), fw
+        )
         npm_args = encode(
             ["address", "address", "address"],
             [c["UniswapV3Factory"], wrapped.address, "0x" + "00" * 20],
         ).hex()
-        c["NonfungiblePositionManager"] = rpc.deploy(
-            me,
+        c["NonfungiblePositionManager"] = self._deploy_at(
+            "NonfungiblePositionManager",
             artifact(periphery + "NonfungiblePositionManager.sol/NonfungiblePositionManager.json"),
             npm_args,
         )
@@ -226,6 +243,30 @@ class WorldBuilder:
         assert address is not None
         deployed = self.rpc.deploy(self.deployer, creation_hex)
         self.rpc.call("anvil_setCode", address, self.rpc.call("eth_getCode", deployed, "latest"))
+
+    def _deploy_at(self, name: str, creation_hex: str, ctor: str = "") -> str:
+        """Deploy ``name`` and move it to its real address on this chain, if it has one there:
+        runtime code (an immutable holding the contract's own address patched to the new one)
+        and storage. Its pools are then created from the real address, so CREATE2 gives them
+        the addresses a client computes from the real factory."""
+        rpc = self.rpc
+        deployed = rpc.deploy(self.deployer, creation_hex, ctor)
+        target = UNISWAP.get(self.spec.chain, {}).get(name)
+        if target is None:
+            return deployed
+        code = str(rpc.call("eth_getCode", deployed, "latest"))
+        code = code.replace(deployed[2:].lower(), target[2:].lower())
+        rpc.call("anvil_setCode", target, code)
+        for slot, value in self._storage(deployed).items():
+            rpc.call("anvil_setStorageAt", target, slot, "0x" + int(value, 16).to_bytes(32).hex())
+        rpc.call("anvil_setCode", deployed, "0x")
+        return target
+
+    def _storage(self, address: str) -> dict[str, str]:
+        """Every storage slot of ``address`` (from a state dump: anvil lists no storage)."""
+        dump = json.loads(gzip.decompress(bytes.fromhex(self.rpc.call("anvil_dumpState")[2:])))
+        accounts = {k.lower(): v for k, v in dump["accounts"].items()}
+        return dict(accounts[address.lower()].get("storage", {}))
 
     def _needs(self) -> dict[str, int]:
         needs: dict[str, int] = {}

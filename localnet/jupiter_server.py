@@ -7,7 +7,11 @@ can run on the local node, so every swap is filled the way Jupiter's RFQ venue (
 fills it: one v0 transaction, fee payer the user, holding the compute-budget instructions, an
 idempotent creation of the user's output token account, and two transfers (user -> maker
 ``inAmount``, maker -> user the maker's price), co-signed by the maker with the user's slot
-left empty. SOL legs are System transfers when ``wrapAndUnwrapSol`` is on. The maker prices
+left empty. SOL legs are System transfers when ``wrapAndUnwrapSol`` is on. A quote with
+``platformFeeBps`` takes the fee from the output (``platformFee: {amount, feeBps}``, outAmount
+net of it) and its fill pays the fee to the swap's ``feeAccount``; ``dynamicSlippage`` answers
+a ``dynamicSlippageReport`` and fills against its threshold; quotes carry ``swapUsdValue``.
+The maker prices
 from the constant-product book of ``localnet.jupiter_amm`` and refuses a fill its inventory
 on the node cannot pay. ExactIn only.
 
@@ -79,6 +83,12 @@ CU_MARGIN_PCT = 20
 PRIORITY_PRICE = {"medium": 10_000, "high": 50_000, "veryHigh": 200_000}
 MAKER_SOL_RESERVE = 10**9  # lamports the maker keeps for fees
 _NO_ROUTE = ("Could not find any route", "COULD_NOT_FIND_ANY_ROUTE")
+MAX_PLATFORM_FEE_BPS = 10_000
+USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+USDC_DECIMALS = 6
+STABLE_MINTS = {USDC_MINT, "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB"}
+DYNAMIC_SLIPPAGE_MARGIN_BPS = 10
+DYNAMIC_SLIPPAGE_FLOOR_BPS = 10
 
 
 class ApiError(Exception):
@@ -364,17 +374,22 @@ class Api:
             )
         _flag(q, "restrictIntermediateTokens", True)
         _flag(q, "onlyDirectRoutes", False)
+        fee_bps = _uint(_one(q, "platformFeeBps", "0"), "platformFeeBps", MAX_PLATFORM_FEE_BPS)
         if amount == 0:
             raise _bad("amount must be greater than 0")
         if mint_in == mint_out:
             raise ApiError(400, "Circular arbitrage is disabled", "CIRCULAR_ARBITRAGE_IS_DISABLED")
         hops = self.maker.route(mint_in, mint_out, amount)
-        out = hops[-1].amount_out
+        gross = hops[-1].amount_out
         native_out = mint_out == NATIVE_MINT
-        if self.maker.inventory(mint_out, native_out) < out:
+        if self.maker.inventory(mint_out, native_out) < gross:
             raise ApiError(400, *_NO_ROUTE)
         mid = self.maker.book.mid_out(hops)
-        impact = max(Decimal(0), (mid - out) / mid) if mid else Decimal(0)
+        impact = max(Decimal(0), (mid - gross) / mid) if mid else Decimal(0)
+        # NOTE: ExactIn takes the platform fee from the output: outAmount and the threshold are
+        # what the user gets after it, platformFee.amount is the fee in the output mint.
+        fee = gross * fee_bps // 10_000
+        out = gross - fee
         # NOTE: rounded up, as in real answers (hummingbot/gateway#499: 10392472 at 100 bps
         # gives 10288548).
         threshold = -(-out * (10_000 - slippage) // 10_000)
@@ -387,7 +402,7 @@ class Api:
             "otherAmountThreshold": str(threshold),
             "swapMode": "ExactIn",
             "slippageBps": slippage,
-            "platformFee": None,
+            "platformFee": (None if fee_bps == 0 else {"amount": str(fee), "feeBps": fee_bps}),
             "priceImpactPct": str(impact.quantize(Decimal("1e-16"))),
             "routePlan": [
                 {
@@ -408,7 +423,19 @@ class Api:
             ],
             "contextSlot": slot,
             "timeTaken": round(time.perf_counter() - started, 6),
+            "swapUsdValue": self._usd_value(str(mint_in), amount),
         }
+
+    def _usd_value(self, mint: str, amount: int) -> str:
+        """``swapUsdValue``: the input at the book's marginal price in USDC (display only)."""
+        if mint == USDC_MINT:
+            usdc = Decimal(amount)
+        else:
+            hops = self.maker.book.best(mint, USDC_MINT, amount)
+            if hops is None:
+                return "0"
+            usdc = self.maker.book.mid_out(hops)
+        return str((usdc / Decimal(10**USDC_DECIMALS)).quantize(Decimal("1e-10")))
 
     # -- /swap ----------------------------------------------------------------------------------
     def swap(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -428,14 +455,24 @@ class Api:
             raise _bad("quoteResponse is not a valid quote")
         wrap = req.get("wrapAndUnwrapSol", True)
         dynamic = req.get("dynamicComputeUnitLimit", False)
-        if not isinstance(wrap, bool) or not isinstance(dynamic, bool):
-            raise _bad("wrapAndUnwrapSol and dynamicComputeUnitLimit must be booleans")
+        dynamic_slippage = req.get("dynamicSlippage", False)
+        if not all(isinstance(v, bool) for v in (wrap, dynamic, dynamic_slippage)):
+            raise _bad(
+                "wrapAndUnwrapSol, dynamicComputeUnitLimit and dynamicSlippage must be booleans"
+            )
+        fee_bps, fee_account = self._platform_fee(req, quote)
         if req.get("asLegacyTransaction"):
             raise _bad("asLegacyTransaction is not supported by the local stand-in")
         # NOTE: the maker re-prices now and never pays the client's outAmount on trust; it
         # fills at its own price if that still meets the quote's otherAmountThreshold.
         hops = self.maker.route(mint_in, mint_out, amount)
-        out = hops[-1].amount_out
+        gross = hops[-1].amount_out
+        fee = gross * fee_bps // 10_000
+        out = gross - fee
+        report = None
+        if dynamic_slippage:
+            report = self._dynamic_slippage(quote, mint_in, mint_out, out)
+            threshold = int(report["otherAmount"])
         if out < threshold:
             raise ApiError(
                 400,
@@ -444,7 +481,9 @@ class Api:
             )
         native_in = wrap and mint_in == NATIVE_MINT
         native_out = wrap and mint_out == NATIVE_MINT
-        if self.maker.inventory(mint_out, native_out) < out:
+        if fee and native_out:
+            raise _bad("a platform fee on SOL output needs wrapAndUnwrapSol false (a wSOL fee)")
+        if self.maker.inventory(mint_out, native_out) < gross:
             raise ApiError(400, *_NO_ROUTE)
         dest = req.get("destinationTokenAccount")
         dest_key = None if dest is None else _pubkey(dest, "destinationTokenAccount")
@@ -454,6 +493,15 @@ class Api:
         swap_ixs = self._transfers(
             user, mint_in, mint_out, amount, out, native_in, native_out, dest_key
         )
+        if fee:
+            info = self.maker.mint(mint_out)
+            src = get_associated_token_address(self.maker.pubkey, mint_out, info.program)
+            assert fee_account is not None
+            swap_ixs.append(
+                transfer_checked(
+                    info.program, src, mint_out, fee_account, self.maker.pubkey, fee, info.decimals
+                )
+            )
         blockhash = self.maker.rpc.call("getLatestBlockhash", {"commitment": "confirmed"})["value"]
         recent = Hash.from_string(blockhash["blockhash"])
 
@@ -478,9 +526,47 @@ class Api:
                 "computeBudget": {"microLamports": price, "estimatedMicroLamports": price}
             },
         }
+        body["dynamicSlippageReport"] = report
         if simulation_error is not None:
             body["simulationError"] = simulation_error
         return body
+
+    @staticmethod
+    def _platform_fee(req: dict[str, Any], quote: dict[str, Any]) -> tuple[int, Pubkey | None]:
+        """The quote's platform fee (bps) and the ``feeAccount`` it is paid to: a fee-bearing
+        quote needs one, as on Jupiter."""
+        fee = quote.get("platformFee")
+        if fee is None:
+            return 0, None
+        if not isinstance(fee, dict):
+            raise _bad("quoteResponse.platformFee must be an object or null")
+        bps = _uint(fee.get("feeBps"), "quoteResponse.platformFee.feeBps", MAX_PLATFORM_FEE_BPS)
+        if bps == 0:
+            return 0, None
+        account = req.get("feeAccount")
+        if account is None:
+            raise _bad("feeAccount is required when the quote has a platformFee")
+        return bps, _pubkey(account, "feeAccount")
+
+    def _dynamic_slippage(
+        self, quote: dict[str, Any], mint_in: Pubkey, mint_out: Pubkey, out: int
+    ) -> dict[str, Any]:
+        """``dynamicSlippageReport``: the fill is simulated at the maker's price now, and the
+        slippage set just above what it incurred against the quote, within the pair's
+        heuristic cap (stable pairs 50 bps, others 300)."""
+        quoted = _uint(quote.get("outAmount"), "quoteResponse.outAmount")
+        incurred = (quoted - out) * 10_000 // quoted if quoted else 0
+        stable = {str(mint_in), str(mint_out)} <= STABLE_MINTS
+        cap = 50 if stable else 300
+        bps = min(cap, max(incurred + DYNAMIC_SLIPPAGE_MARGIN_BPS, DYNAMIC_SLIPPAGE_FLOOR_BPS))
+        return {
+            "slippageBps": bps,
+            "otherAmount": -(-quoted * (10_000 - bps) // 10_000),
+            "simulatedIncurredSlippageBps": incurred,
+            "amplificationRatio": "1.5",
+            "categoryName": "stable" if stable else "bluechip",
+            "heuristicMaxSlippageBps": cap,
+        }
 
     def _transfers(
         self,

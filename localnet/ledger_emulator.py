@@ -6,6 +6,10 @@ Solana), speaks the same framing, INS codes, chunking and status words as the re
 be told to reject, lock, switch app or answer short, so the real transport and APDU code of
 ``wallet.ledger`` runs in tests and in the demo.
 
+Besides addresses and transactions it answers what the apps' public protocol descriptions
+list: the Ethereum app's address with its chain code (P2 01) or a chain id after the path,
+personal_sign (INS 08); the Solana app's off-chain message signing (INS 07).
+
 Run: ``python -m localnet.ledger_emulator [--port 0] [--app eth|sol|dashboard] [--locked]
 [--reject] [--no-contract-data] [--no-blind-signing]``; it prints ``Listening on 127.0.0.1:PORT``
 once ready. Control in band: an APDU with CLA ``0xEE``, INS ``0x01`` and a JSON object of the
@@ -35,6 +39,7 @@ from solders.keypair import Keypair
 
 from rebalancer.wallet.hd import (
     HARDENED,
+    evm_key_and_chain_code,
     evm_key_from_seed,
     format_path,
     seed_from_mnemonic,
@@ -115,7 +120,8 @@ class LedgerEmulator:
         self.state = state or DeviceState()
         self._lock = threading.Lock()
         self._eth: tuple[list[int], bytearray] | None = None
-        self._sol: tuple[list[int], bytearray] | None = None
+        self._personal: tuple[list[int], int, bytearray] | None = None
+        self._sol: tuple[int, list[int], bytearray] | None = None
         self._evm_keys: dict[tuple[int, ...], PrivateKey] = {}
 
     def __repr__(self) -> str:
@@ -182,7 +188,7 @@ class LedgerEmulator:
                 setattr(self.state, key, value)
         except (ValueError, AttributeError):
             raise ApduError(0x6A80) from None
-        self._eth = self._sol = None
+        self._eth = self._sol = self._personal = None
         return json.dumps(asdict(self.state)).encode() + OK
 
     def _confirm(self) -> None:
@@ -194,22 +200,62 @@ class LedgerEmulator:
 
     def _eth_apdu(self, ins: int, p1: int, p2: int, data: bytes) -> bytes:
         if ins == 0x02:
-            path, rest = _read_path(data)
-            if rest:
-                raise ApduError(0x6A80)
-            if p1 not in (0, 1) or p2 != 0:
-                raise ApduError(0x6B00)
-            if p1 == 1:
-                self._confirm()
-            key = self.evm_key(path)
-            pub = b"\x04" + key.public_key.to_bytes()
-            address = key.public_key.to_checksum_address()[2:].encode()
-            return bytes([65]) + pub + bytes([40]) + address
+            return self._eth_address(p1, p2, data)
         if ins == 0x04:
             return self._eth_sign(p1, p2, data)
         if ins == 0x06:
             return bytes([0x01 if self.state.contract_data else 0x00, 1, 10, 4])
+        if ins == 0x08:
+            return self._eth_personal_sign(p1, p2, data)
         raise ApduError(0x6D00)
+
+    def _eth_address(self, p1: int, p2: int, data: bytes) -> bytes:
+        """GET ETH PUBLIC ADDRESS: P1 01 asks the user, P2 01 appends the BIP32 chain code; an
+        optional 8-byte big-endian chain id may follow the path (the address shown is the
+        same on every chain)."""
+        path, rest = _read_path(data)
+        if len(rest) not in (0, 8):
+            raise ApduError(0x6A80)
+        if p1 not in (0, 1) or p2 not in (0, 1):
+            raise ApduError(0x6B00)
+        if p1 == 1:
+            self._confirm()
+        key = self.evm_key(path)
+        pub = b"\x04" + key.public_key.to_bytes()
+        address = key.public_key.to_checksum_address()[2:].encode()
+        reply = bytes([65]) + pub + bytes([40]) + address
+        if p2 == 1:
+            reply += evm_key_and_chain_code(self._seed, path)[1]
+        return reply
+
+    def _eth_personal_sign(self, p1: int, p2: int, data: bytes) -> bytes:
+        """SIGN ETH PERSONAL MESSAGE: the first chunk holds the path and a 4-byte big-endian
+        message length, later chunks (P1 80) the rest; the signature is over EIP-191's
+        ``"\\x19Ethereum Signed Message:\\n" + len + message``, v = 27 + parity."""
+        if p2 != 0 or p1 not in (0x00, 0x80):
+            raise ApduError(0x6B00)
+        if p1 == 0x00:
+            path, rest = _read_path(data)
+            if len(rest) < 4:
+                self._personal = None
+                raise ApduError(0x6A80)
+            (length,) = struct.unpack(">I", rest[:4])
+            self._personal = (path, length, bytearray(rest[4:]))
+        elif self._personal is None:
+            raise ApduError(0x6A80)
+        else:
+            self._personal[2].extend(data)
+        path, length, message = self._personal
+        if len(message) < length:
+            return b""  # more chunks to come
+        self._personal = None
+        if len(message) > length:
+            raise ApduError(0x6A80)
+        self._confirm()
+        prefix = b"\x19Ethereum Signed Message:\n" + str(length).encode()
+        signature = self.evm_key(path).sign_msg_hash(keccak(prefix + bytes(message)))
+        r, s = signature.r.to_bytes(32, "big"), signature.s.to_bytes(32, "big")
+        return bytes([27 + signature.v]) + r + s
 
     def _eth_sign(self, p1: int, p2: int, data: bytes) -> bytes:
         if p2 != 0 or p1 not in (0x00, 0x80):
@@ -267,13 +313,20 @@ class LedgerEmulator:
             if p1 == 1:
                 self._confirm()
             return bytes(self.solana_keypair(path).pubkey())
-        if ins == 0x06:
-            return self._sol_sign(p1, p2, data)
+        if ins in (0x06, 0x07):
+            collected = self._sol_collect(ins, p1, p2, data)
+            if collected is None:
+                return b""
+            path, message = collected
+            if ins == 0x07:
+                return self._sol_sign_offchain(path, message)
+            return self._sol_sign(path, message)
         raise ApduError(0x6D00)
 
-    def _sol_sign(self, p1: int, p2: int, data: bytes) -> bytes:
-        from solders.message import from_bytes_versioned
-
+    def _sol_collect(
+        self, ins: int, p1: int, p2: int, data: bytes
+    ) -> tuple[list[int], bytes] | None:
+        """The chunks of a signing command (P2 bits: 01 extend, 02 more); None until the last."""
         if p1 != 0x01 or p2 & ~0x03:
             raise ApduError(0x6B00)
         if not p2 & 0x01:  # first chunk: number of signers, path, start of message
@@ -281,15 +334,49 @@ class LedgerEmulator:
                 self._sol = None
                 raise ApduError(0x6A80)
             path, rest = _read_path(data[1:])
-            self._sol = (path, bytearray(rest))
-        elif self._sol is None:
+            self._sol = (ins, path, bytearray(rest))
+        elif self._sol is None or self._sol[0] != ins:
+            self._sol = None
             raise ApduError(0x6A80)
         else:
-            self._sol[1].extend(data)
+            self._sol[2].extend(data)
         if p2 & 0x02:
-            return b""
-        path, message = self._sol
+            return None
+        _, path, message = self._sol
         self._sol = None
+        return path, bytes(message)
+
+    def _sol_sign_offchain(self, path: list[int], message: bytes) -> bytes:
+        """SIGN SOLANA OFF-CHAIN MESSAGE: the whole off-chain message (``\\xffsolana
+        offchain``, version 0 or 1 header, the text) is signed once its header names this
+        key as a signer; version 0 formats 0 (ASCII) and 1 (UTF-8) only, and non-ASCII text
+        needs blind signing, as the app refuses otherwise."""
+        if len(message) > MAX_OFFCHAIN_MESSAGE:
+            raise ApduError(0x6A83)
+        header = parse_offchain_header(message)
+        if header is None:
+            raise ApduError(0x6A81)
+        version, fmt, signers, text = header
+        keypair = self.solana_keypair(path)
+        if bytes(keypair.pubkey()) not in signers:
+            raise ApduError(0x6A81)
+        if version == 0 and fmt > 1:
+            raise ApduError(0x6A81)
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApduError(0x6A82) from None
+        ascii_text = all(0x20 <= b < 0x7F or b == 0x0A for b in text)
+        if not ascii_text and version == 0 and fmt == 0:
+            raise ApduError(0x6A82)
+        if not ascii_text and not self.state.blind_signing:
+            raise ApduError(0x6808)
+        self._confirm()
+        return bytes(keypair.sign_message(message))
+
+    def _sol_sign(self, path: list[int], message: bytes) -> bytes:
+        from solders.message import from_bytes_versioned
+
         try:
             msg = from_bytes_versioned(bytes(message))
         except Exception:
@@ -303,6 +390,52 @@ class LedgerEmulator:
             raise ApduError(0x6A80)
         self._confirm()
         return bytes(keypair.sign_message(bytes(message)))
+
+
+OFFCHAIN_DOMAIN = b"\xffsolana offchain"
+MAX_OFFCHAIN_MESSAGE = 15 * 1024 - 48  # the app's MAX_OFFCHAIN_MESSAGE_LENGTH (globals.h)
+
+
+def parse_offchain_header(message: bytes) -> tuple[int, int, list[bytes], bytes] | None:
+    """(version, format, signers, text) of a Solana off-chain message, or None if malformed.
+
+    Version 0: domain, version, 32-byte application domain, format, signer count, signers,
+    u16 LE length, text. Version 1: domain, version, signer count, signers, then the text to
+    the end (sRFC 3, as the app parses it).
+    """
+    if not message.startswith(OFFCHAIN_DOMAIN):
+        return None
+    at = len(OFFCHAIN_DOMAIN)
+    if len(message) < at + 1:
+        return None
+    version = message[at]
+    at += 1
+    fmt = 0
+    if version == 0:
+        if len(message) < at + 32 + 2:
+            return None
+        at += 32  # application domain
+        fmt = message[at]
+        at += 1
+    elif version != 1:
+        return None
+    count = message[at]
+    at += 1
+    if count == 0 or len(message) < at + 32 * count:
+        return None
+    signers = [message[at + 32 * i : at + 32 * (i + 1)] for i in range(count)]
+    at += 32 * count
+    if version == 0:
+        if len(message) < at + 2:
+            return None
+        (length,) = struct.unpack_from("<H", message, at)
+        at += 2
+        if length == 0 or len(message) - at != length:
+            return None
+    text = message[at:]
+    if not text:
+        return None
+    return version, fmt, signers, text
 
 
 class InProcessTransport:

@@ -1,7 +1,8 @@
 """A local stand-in for the 1inch Swap API v6, over the local EVM worlds.
 
-It serves ``/swap/v6.0/{chainId}/{quote,swap,approve/*,tokens,liquidity-sources}`` (v6.1
-too) with the real API's schemas: amounts as decimal strings, ``tx.gas`` a number, the
+It serves ``/swap/v6.0/{chainId}/{quote,swap,approve/*,tokens,liquidity-sources,healthcheck}``
+(v6.1 too) with the real API's schemas: amounts as decimal strings, ``tx.gas`` a number (0
+with ``disableEstimate=true``, as the real API answers when it does not simulate), the
 five-field error body with HTTP 400, 401 without a bearer key. Routes are the best of direct
 and one-hop paths over the world's Uniswap V2 and V3 pools, priced by the pools themselves
 (QuoterV2 and the V2 router, in one JSON-RPC batch per hop level), and ``/swap`` returns
@@ -250,6 +251,7 @@ class Api:
                 "approve/allowance": self.allowance,
                 "tokens": self.tokens,
                 "liquidity-sources": self.sources,
+                "healthcheck": self.healthcheck,
             }.get(endpoint)
             if handler is None:
                 raise ApiError(404, f"Cannot GET {path}")
@@ -330,7 +332,8 @@ class Api:
             route,
         )
         value = amount if native_src else 0
-        gas = BASE_GAS + HOP_GAS * len(hops)
+        # NOTE: with disableEstimate=true the real API does not simulate and answers gas 0.
+        gas = 0
         if estimate:
             tx = {"from": sender, "to": r.router, "data": data, "value": hex(value)}
             try:
@@ -419,6 +422,11 @@ class Api:
             if tok.address is not None:
                 out[tok.address.lower()] = r.token_info(tok.address)
         return {"tokens": out}
+
+    def healthcheck(self, r: ChainRouter, q: dict[str, list[str]]) -> dict[str, Any]:
+        """``/healthcheck``: the world's node answers, so the API is up."""
+        r.rpc.call("eth_blockNumber")
+        return {"status": "OK"}
 
     def sources(self, r: ChainRouter, q: dict[str, list[str]]) -> dict[str, Any]:
         return {

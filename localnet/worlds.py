@@ -57,6 +57,30 @@ class PoolSpec:
     fee: int = 3000  # V3 fee in hundredths of a bip; V2 is always 0.3%
 
 
+# Uniswap's own deployments, where each world puts the npm bytecode (sources: the deployment
+# pages of docs.uniswap.org, v2 "V2 Deployment Addresses" and v3 "Ethereum Deployments" /
+# "AVAX Deployments", in github:Uniswap/docs docs/contracts/v3/reference/deployments/).
+# Avalanche has no SwapRouter (v1), only SwapRouter02, which is not on npm: there the local
+# SwapRouter stays at the address its deployment got.
+UNISWAP: dict[str, dict[str, str]] = {
+    "ethereum": {
+        "UniswapV2Factory": "0x5C69bEe701ef814a2B6a3EDD4B1652CB9cc5aA6f",
+        "UniswapV2Router02": "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D",
+        "UniswapV3Factory": "0x1F98431c8aD98523631AE4a59f267346ea31F984",
+        "SwapRouter": "0xE592427A0AEce92De3Edee1F18E0157C05861564",
+        "QuoterV2": "0x61fFE014bA17989E743c5F6cB21bF9697530B21e",
+        "NonfungiblePositionManager": "0xC36442b4a4522E871399CD717aBDD847Ab11FE88",
+    },
+    "avalanche": {
+        "UniswapV2Factory": "0x9e5A52f57b3038F1B8EeE45F28b3C1967e22799C",
+        "UniswapV2Router02": "0x4752ba5DBc23f44D87826276BF6Fd6b1C372aD24",
+        "UniswapV3Factory": "0x740b1c1de25031C31FF4fC9A62f554A55cdC1baD",
+        "QuoterV2": "0xbe0F5544EC67e9B3b2D979aaA43f18Fd87E6257F",
+        "NonfungiblePositionManager": "0x655C406EBFa14EE2006250925e54ec43AD184f8B",
+    },
+}
+
+
 @dataclass(frozen=True)
 class WorldSpec:
     """One EVM world: the chain, its wrapped native token and its pools."""

@@ -139,6 +139,12 @@ def _add_backtest(p: argparse.ArgumentParser) -> None:
     add_arguments(p)
 
 
+def _add_dashboard(p: argparse.ArgumentParser) -> None:
+    from rebalancer.commands.dashboard import add_arguments
+
+    add_arguments(p)
+
+
 def _add_export(p: argparse.ArgumentParser) -> None:
     from rebalancer.commands.external import add_export_arguments
 
@@ -217,6 +223,11 @@ COMMANDS: dict[str, tuple[str, str, Adder]] = {
         "backtest",
         "replay a price history under the configured rules and compare strategies",
         _add_backtest,
+    ),
+    "dashboard": (
+        "dashboard",
+        "a read-only local web page: holdings, allocation, drift, trades, returns, next run",
+        _add_dashboard,
     ),
 }
 

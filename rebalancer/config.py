@@ -29,6 +29,10 @@ class ChainConfig(BaseModel):
     tokens: list[str] | None = None
     """Token symbols to read on this chain; default: every registry token of the chain."""
 
+    aggregator: str | None = None
+    """The aggregator that quotes and builds this chain's swaps (a key of ``[aggregators]``);
+    default: ``DEFAULT_AGGREGATOR`` of the chain's family (1inch on EVM, Jupiter on Solana)."""
+
     @field_validator("rpc")
     @classmethod
     def _rpc_form(cls, v: str) -> str:
@@ -86,6 +90,11 @@ class AggregatorConfig(BaseModel):
 
     api_key_env: str | None = None
     """The environment variable holding the API key (sent as a header, never shown)."""
+
+
+DEFAULT_AGGREGATOR: dict[str, str] = {"evm": "1inch", "solana": "jupiter"}
+"""Chain family -> the aggregator a chain of it trades through unless ``[chains.X] aggregator``
+says otherwise."""
 
 
 def _default_aggregators() -> dict[str, AggregatorConfig]:

@@ -1,185 +1,69 @@
-"""The engine: one rebalance as one straight line, and recovery after a crash.
+"""The engine: one rebalance as one straight line.
 
 For each trade of a plan, chains in parallel and each chain's trades in order (nonces):
 
     quote -> policy(quote) -> build -> check -> simulate -> policy(simulation)
-          -> sign -> record -> send -> confirm -> reconcile
+          -> finalize -> policy(fee) -> sign -> record -> send -> confirm -> reconcile
 
-Nothing is signed before the checks and the simulation passed; every signed transaction is
-written to the journal before it is sent; a trade left ``signed`` or ``sent`` by a crash is
-looked up on chain by its id, and at most re-broadcast byte for byte, never signed again.
+Nothing is signed before the checks and the simulation passed; the transactions signed are the
+ones finalized before the fee check; every signed transaction is written to the journal before
+it is sent. The engine asks the chain adapter (``chains.base.ChainAdapter``) for every step
+that depends on the chain and never which family it holds. Recovery after a crash is in
+``rebalancer.recovery``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from decimal import ROUND_FLOOR, Decimal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from rebalancer.chains.evm import EvmChain
-from rebalancer.chains.solana import SolanaChain
+from rebalancer.chains.base import ChainAdapter, SimResult, SwapLegs
 from rebalancer.core.errors import (
     ChainError,
-    ConfigError,
-    ExternalError,
+    LookupTableError,
     PolicyError,
     RefusedError,
     SimulationError,
+    SimulationUnavailable,
     SuspiciousResponseError,
 )
-from rebalancer.core.types import Token
-from rebalancer.dex.base import BuiltSwap, EvmTx, NoRouteError, Quote, SolanaTx, SwapRequest
-from rebalancer.dex.checks import CheckedSwap, check_evm_swap, check_solana_swap
+from rebalancer.core.tx import UnsignedTx
+from rebalancer.dex.base import BuiltSwap, CheckedSwap, NoRouteError, Quote, SwapRequest
+from rebalancer.intents import (
+    TradeIntent,
+    TradeResult,
+    approval_id,
+    intents_from_plan,
+    intents_from_trades,
+)
 from rebalancer.journal import Journal, TradeRow
 from rebalancer.services import Services
-from rebalancer.simulate import (
-    SimResult,
-    SimulationUnavailable,
-    gas_limit,
-    simulate_evm,
-    simulate_solana,
-)
+from rebalancer.wallet.base import Signer
+
+__all__ = [
+    "Engine",
+    "Prepared",
+    "TradeIntent",
+    "TradeResult",
+    "intents_from_plan",
+    "intents_from_trades",
+]
 
 Progress = Callable[[str], None]
-CONFIRM_TIMEOUT_S = 180.0
-
-
-@dataclass(frozen=True)
-class TradeIntent:
-    """One trade the plan asks for, with the planner's independent expectations."""
-
-    id: str
-    chain: str
-    wallet: str
-    sell: Token
-    buy: Token
-    amount_in: int
-    expected_out: int
-    min_out: int
-    value_usd: Decimal
-
-
-@dataclass
-class TradeResult:
-    """What became of one trade in this run."""
-
-    id: str
-    chain: str
-    wallet: str
-    sell: str
-    buy: str
-    amount_in: int
-    status: str  # simulated | confirmed | failed | refused | skipped | dropped | pending
-    tx: str | None = None
-    min_out: int | None = None
-    quoted_out: int | None = None
-    simulated_out: int | None = None
-    realised_out: int | None = None
-    method: str | None = None
-    reason: str | None = None
-    sell_decimals: int = 0
-    buy_decimals: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "chain": self.chain,
-            "wallet": self.wallet,
-            "sell": self.sell,
-            "buy": self.buy,
-            "amount_in": str(self.amount_in),
-            "status": self.status,
-            "tx": self.tx,
-            "min_out": None if self.min_out is None else str(self.min_out),
-            "quoted_out": None if self.quoted_out is None else str(self.quoted_out),
-            "simulated_out": None if self.simulated_out is None else str(self.simulated_out),
-            "realised_out": None if self.realised_out is None else str(self.realised_out),
-            "simulation": self.method,
-            "reason": self.reason,
-        }
-
-
-_TRADE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-def intents_from_plan(
-    doc: dict[str, Any], registry: Any, prices: Mapping[str, Decimal]
-) -> list[TradeIntent]:
-    """The trades of a plan document (``plan -o PLAN``), parsed once; bad fields are exit 2.
-
-    The file says what to trade; what the trade is worth is not taken from it: the value
-    (for the size limits and the fee budget) and the independent expected output (for the
-    price checks) are recomputed from the config's ``[prices]``, so an old or edited plan
-    cannot switch a policy check off.
-    """
-    out = []
-    for i, t in enumerate(doc.get("trades") or []):
-        where = f"plan trades[{i}]"
-        try:
-            sell = registry.by_id(t["sell"]["id"])
-            buy = registry.by_id(t["buy"]["id"])
-            trade_id = str(t["id"])
-            chain, wallet = str(t["chain"]), str(t["wallet"])
-            amount_in, min_out = int(t["amount_in"]), int(t["min_out"])
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise ConfigError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
-        if sell is None or buy is None:
-            raise ConfigError(
-                f"{where}: unknown token {t['sell']['id'] if sell is None else t['buy']['id']}"
-            )
-        if not _TRADE_ID.match(trade_id):
-            raise ConfigError(f"{where}.id = {trade_id!r}: letters, digits, '.', '_', '-' only")
-        if amount_in <= 0 or min_out < 0:
-            raise ConfigError(f"{where}.amount_in = {amount_in}: must be positive")
-        if sell.chain != chain or buy.chain != chain:
-            raise ConfigError(f"{where}: tokens are not on chain {chain!r}")
-        for token in (sell, buy):
-            if token.asset not in prices:
-                raise ConfigError(
-                    f"{where}: no [prices] entry for {token.asset}: a plan is applied at the "
-                    "config's prices"
-                )
-        value = Decimal(amount_in).scaleb(-sell.decimals) * prices[sell.asset]
-        expected = int(
-            (value / prices[buy.asset]).scaleb(buy.decimals).to_integral_value(ROUND_FLOOR)
-        )
-        out.append(
-            TradeIntent(trade_id, chain, wallet, sell, buy, amount_in, expected, min_out, value)
-        )
-    return out
-
-
-def intents_from_trades(trades: Sequence[Any]) -> list[TradeIntent]:
-    """The planner's Trade objects as intents (``run`` plans and applies in one go)."""
-    return [
-        TradeIntent(
-            t.id,
-            t.chain,
-            t.wallet,
-            t.sell,
-            t.buy,
-            t.amount_in,
-            t.expected_out,
-            t.min_out,
-            t.value_usd,
-        )
-        for t in trades
-    ]
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A trade quoted, built, checked and simulated: all that comes before signing."""
+    """A trade quoted, built, checked, simulated and finalized: all that comes before signing."""
 
     quote: Quote
     checked: CheckedSwap
     sim: SimResult
-    fees: tuple[int, int] | None = None
-    """EVM (max fee, tip) per gas: checked against the fee budget, and then signed with."""
+    txs: tuple[UnsignedTx, ...]
+    """What will be signed, in sending order (an approval first): fees checked on these."""
 
 
 class Engine:
@@ -271,8 +155,10 @@ class Engine:
             **kw,
         )
 
-    async def prepare(self, t: TradeIntent) -> Prepared:
-        """Everything before a signature: quote, policy, build, check, simulate, policy again.
+    async def prepare(self, t: TradeIntent, *, queued: int = 0) -> Prepared:
+        """Everything before a signature: quote, policy, build, check, simulate, policy,
+        finalize, fee budget. ``queued``: the wallet's transactions finalized before and not
+        sent yet (an export of several trades).
 
         Needs no signer, so ``export --unsigned`` runs the very same steps as ``apply``.
         """
@@ -283,6 +169,7 @@ class Engine:
                 f"${self.policy.max_trade_usd:,.0f}"
             )
         agg = self.s.aggregator(t.chain)
+        adapter = self.s.adapter(t.chain)
         request = SwapRequest(
             chain=t.chain,
             chain_id=self.s.registry.chains[t.chain].chain_id,
@@ -295,9 +182,11 @@ class Engine:
         quote = await agg.quote(request)
         self._within_price(t, quote.expected_out, "the quote")
         built = await agg.build(quote)
-        checked = self._check(built, await self._lookup_tables(t.chain, built))
+        tables = await self._lookup_tables(adapter, built)
+        checked = agg.check(built, self.s.swap_policy(), tables)
         self.say(f"{t.chain}: {t.id} simulating")
-        sim = await self._simulate(t, checked)
+        legs = SwapLegs(t.wallet, t.sell, t.buy, checked.built.tx, checked.built.approval)
+        sim = await self._simulate(t, adapter, legs, checked)
         if sim.out < checked.min_out:
             raise SimulationError(
                 f"simulated output {sim.out} {t.buy.symbol} (base units) is below the "
@@ -307,39 +196,28 @@ class Engine:
         # NOTE: what the signed transaction guarantees binds the chain, not the quote: the
         # worst price it can execute at must also be within the deviation limit.
         self._within_price(t, checked.min_out, "the transaction's guaranteed minimum")
-        fees = await self._fees_within_budget(t, checked, sim)
-        return Prepared(quote, checked, sim, fees)
+        txs = tuple(await adapter.finalize(t.wallet, legs, sim, queued=queued))
+        self._fee_within_budget(t, adapter, txs)
+        return Prepared(quote, checked, sim, txs)
 
-    async def _fees_within_budget(
-        self, t: TradeIntent, checked: CheckedSwap, sim: SimResult
-    ) -> tuple[int, int] | None:
-        """EVM: the fees per gas the transactions will be signed with, and the check that the
-        network fee stays within policy.max_fee_pct of the trade's value.
-
-        Priced at the max fee per gas (the worst case) for the gas limits that will be signed
-        (the simulation's, or the aggregator's when unsimulated); the budget check is skipped
-        only when the native coin has no price."""
-        adapter = self.s.adapter(t.chain)
-        if not isinstance(adapter, EvmChain):
-            return None
-        fees = await adapter.fees()
-        swap = checked.built.tx
-        assert isinstance(swap, EvmTx)
-        gas = gas_limit(sim.gas_used, swap.gas)
-        if checked.built.approval is not None:
-            gas += gas_limit(sim.approval_gas_used, checked.built.approval.gas)
+    def _fee_within_budget(
+        self, t: TradeIntent, adapter: ChainAdapter, txs: Sequence[UnsignedTx]
+    ) -> None:
+        """The network fee the finalized transactions can pay at most (EVM: their gas limits at
+        the max fee per gas) stays within policy.max_fee_pct of the trade's value; skipped
+        where the adapter bounds no fee, or the native coin has no price."""
+        worst = adapter.max_network_fee(txs)
         native = self.s.registry.native(t.chain)
         price = self.s.config.prices.get(native.asset)
-        if price is None:
-            return fees
-        fee_usd = Decimal(gas * fees[0]).scaleb(-native.decimals) * price
+        if worst is None or price is None:
+            return
+        fee_usd = Decimal(worst).scaleb(-native.decimals) * price
         budget = t.value_usd * self.policy.max_fee_pct / 100
         if fee_usd > budget:
             raise PolicyError(
                 f"network fee up to ${fee_usd:,.2f} is over policy.max_fee_pct "
                 f"({self.policy.max_fee_pct}% of ${t.value_usd:,.2f})"
             )
-        return fees
 
     async def _trade(self, run_id: int, t: TradeIntent, sign: bool) -> TradeResult:
         """One trade, start to finish: the straight line of the module docstring."""
@@ -362,18 +240,42 @@ class Engine:
             self.journal.update(run_id, t.id, "simulated")
             return result
         adapter = self.s.adapter(t.chain)
-        before = await self._balance(adapter, t.wallet, t.buy)
-        if isinstance(adapter, EvmChain):
-            assert prepared.fees is not None
-            tx_id, status = await self._send_evm(run_id, t, adapter, checked, sim, prepared.fees)
-        elif isinstance(adapter, SolanaChain):
-            tx_id, status = await self._send_solana(run_id, t, adapter, checked)
-        else:  # pragma: no cover - every family has an adapter
-            raise ConfigError(f"no sender for {t.chain}")
+        signer = await self.s.signer(t.chain, t.wallet)
+        before = await adapter.balance(t.wallet, t.buy)
+        *approvals, swap = prepared.txs
+        for approval in approvals:
+            aid = approval_id(t.id)
+            self.journal.add_trade(
+                run_id,
+                {
+                    "id": aid,
+                    "chain": t.chain,
+                    "wallet": t.wallet,
+                    "sell": t.sell.id,
+                    "buy": t.sell.id,
+                    "amount_in": t.amount_in,
+                    "min_out": None,
+                },
+            )
+            self.say(
+                f"{t.chain}: {t.id} signing the approval of exactly {t.amount_in} {t.sell.symbol}"
+            )
+            approval_tx, status = await self.send(run_id, aid, t.chain, approval, signer)
+            if status == "pending":
+                result.tx, result.status = approval_tx, "pending"  # the swap waits for a later run
+                result.reason = "not confirmed in time: still in flight"
+                self.say(f"{t.chain}: {t.id} not confirmed yet: {approval_tx}")
+                return result
+            self.journal.update(run_id, aid, status)
+            if status != "confirmed":
+                raise SimulationError(f"the approval was {status}; the swap was not sent")
+            self.journal.update(run_id, t.id, "approved")
+        self.say(f"{t.chain}: {t.id} signing the swap")
+        tx_id, status = await self.send(run_id, t.id, t.chain, swap, signer)
         result.tx = tx_id
         result.status = status
         if status == "confirmed":
-            gained = await self._balance(adapter, t.wallet, t.buy) - before
+            gained = await adapter.balance(t.wallet, t.buy) - before
             result.realised_out = gained
             self.journal.update(run_id, t.id, "confirmed", realised_out=gained)
             self.say(f"{t.chain}: {t.id} confirmed in {tx_id}")
@@ -387,6 +289,26 @@ class Engine:
             result.reason = f"transaction {status}"
             self.say(f"{t.chain}: {t.id} {status}: {tx_id}")
         return result
+
+    async def send(
+        self, run_id: int, row_id: str, chain: str, tx: UnsignedTx, signer: Signer
+    ) -> tuple[str, str]:
+        """Sign ``tx``, journal the signed bytes, send them, wait: ``(tx id, status)``.
+
+        The status (``confirmed``, ``failed``, ``pending``) is left for the caller to record;
+        a ``pending`` row stays ``sent`` so the next run recovers it.
+        """
+        adapter = self.s.adapter(chain)
+        signed = await signer.sign(tx)
+        # NOTE: durably recorded before the send: a crash from here on is recovered by id.
+        self.journal.update(
+            run_id, row_id, "signed", tx_hash=signed.tx_id, raw_tx=signed.raw.hex(), nonce=tx.nonce
+        )
+        await adapter.send_raw(signed.raw)
+        self.journal.update(run_id, row_id, "sent")
+        status = await adapter.wait(signed.tx_id, self.s.confirm_timeout_s)
+        await self._record_fee(run_id, row_id, adapter, signed.tx_id)
+        return signed.tx_id, status
 
     # -- policy, checks, simulation ------------------------------------------------------
     def check_run_total(self, intents: Sequence[TradeIntent]) -> None:
@@ -411,51 +333,27 @@ class Engine:
                 f"{self.policy.max_price_deviation_pct}"
             )
 
-    def _check(
-        self, built: BuiltSwap, lookup_tables: dict[str, list[str]] | None = None
-    ) -> CheckedSwap:
-        if isinstance(built.tx, EvmTx):
-            return check_evm_swap(built, self.s.swap_policy())
-        return check_solana_swap(built, self.s.swap_policy(), lookup_tables)
-
-    async def _lookup_tables(self, chain: str, built: BuiltSwap) -> dict[str, list[str]] | None:
-        """The address lookup tables a Solana swap uses, read from its chain, so the check
-        sees every account the runtime will load (None when there are none to read)."""
-        if not isinstance(built.tx, SolanaTx):
-            return None
-        from solders.message import MessageV0
-        from solders.transaction import VersionedTransaction
-
+    async def _lookup_tables(
+        self, adapter: ChainAdapter, built: BuiltSwap
+    ) -> dict[str, list[str]] | None:
+        """The lookup tables the swap loads accounts from, read from its chain, so the check
+        sees every account the runtime will load."""
         try:
-            msg = VersionedTransaction.from_bytes(built.tx.raw).message
-        except ValueError:
-            return None  # the check refuses what does not decode
-        if not isinstance(msg, MessageV0) or not msg.address_table_lookups:
-            return None
-        adapter = self.s.adapter(chain)
-        if not isinstance(adapter, SolanaChain):
-            return None
-        keys = [str(x.account_key) for x in msg.address_table_lookups]
-        try:
-            return await adapter.lookup_tables(keys)
-        except ChainError as exc:
-            if "lookup table" not in exc.message:
-                raise  # the node is down: that is exit 4, not this trade's fault
-            # NOTE: a table that is missing or not a table is the aggregator's answer at fault.
+            return await adapter.lookup_tables_for(built.tx)
+        except LookupTableError as exc:
+            # NOTE: a table that is missing or not a table is the aggregator's answer at fault;
+            # any other ChainError (the node is down) is exit 4, not this trade's fault.
             raise SuspiciousResponseError(
                 f"aggregator transaction refused: {exc.message}"
             ) from None
 
-    async def _simulate(self, t: TradeIntent, checked: CheckedSwap) -> SimResult:
+    async def _simulate(
+        self, t: TradeIntent, adapter: ChainAdapter, legs: SwapLegs, checked: CheckedSwap
+    ) -> SimResult:
         """Simulate before signing; with no way to simulate, refuse unless the policy
         explicitly allows unsimulated trades (then the transaction's own minimum stands)."""
-        adapter = self.s.adapter(t.chain)
         try:
-            if isinstance(adapter, EvmChain):
-                return await simulate_evm(adapter, checked, self.s.work_dir)
-            if isinstance(adapter, SolanaChain):
-                return await simulate_solana(adapter, checked)
-            raise SimulationUnavailable(f"{t.chain}: no simulation for this chain family")
+            return await adapter.simulate(legs)
         except SimulationUnavailable as exc:
             if self.policy.require_simulation or checked.simulation_must_show:
                 if checked.simulation_must_show and not self.policy.require_simulation:
@@ -469,129 +367,9 @@ class Engine:
             self.say(f"{t.chain}: {t.id} NOT simulated ({exc.message}): policy allows it")
             return SimResult("none (policy allows unsimulated trades)", checked.min_out)
 
-    @staticmethod
-    async def _balance(adapter: Any, wallet: str, token: Token) -> int:
-        got = await adapter.balances([wallet], [token])
-        if got.failures:
-            raise ChainError(
-                f"{adapter.info.name}: cannot read {token.symbol}: {got.failures[0].reason}"
-            )
-        return int(got.holdings[0].raw)
-
-    # -- EVM: sign, record, send, confirm ------------------------------------------------
-    async def _send_evm(
-        self,
-        run_id: int,
-        t: TradeIntent,
-        adapter: EvmChain,
-        checked: CheckedSwap,
-        sim: SimResult,
-        fees: tuple[int, int],
-    ) -> tuple[str, str]:
-        signer = await self.s.signer(t.chain, t.wallet)
-        max_fee, tip = fees  # the fees the budget was checked with
-        nonce = await adapter.nonce(t.wallet)
-        approval = checked.built.approval
-        if approval is not None:
-            aid = f"{t.id}/approve"
-            self.journal.add_trade(
-                run_id,
-                {
-                    "id": aid,
-                    "chain": t.chain,
-                    "wallet": t.wallet,
-                    "sell": t.sell.id,
-                    "buy": t.sell.id,
-                    "amount_in": t.amount_in,
-                    "min_out": None,
-                },
-            )
-            self.say(
-                f"{t.chain}: {t.id} signing the approval of exactly {t.amount_in} {t.sell.symbol}"
-            )
-            gas = gas_limit(sim.approval_gas_used, approval.gas)
-            approval_tx, status = await self._sign_send_wait_evm(
-                run_id, aid, adapter, signer, approval, nonce, gas, max_fee, tip
-            )
-            if status == "pending":
-                return approval_tx, "pending"  # the swap waits for a later run
-            if status != "confirmed":
-                raise SimulationError(f"the approval was {status}; the swap was not sent")
-            self.journal.update(run_id, t.id, "approved")
-            nonce += 1
-        swap = checked.built.tx
-        assert isinstance(swap, EvmTx)
-        gas = gas_limit(sim.gas_used, swap.gas)
-        self.say(f"{t.chain}: {t.id} signing the swap")
-        return await self._sign_send_wait_evm(
-            run_id, t.id, adapter, signer, swap, nonce, gas, max_fee, tip
-        )
-
-    async def _sign_send_wait_evm(
-        self,
-        run_id: int,
-        trade_id: str,
-        adapter: EvmChain,
-        signer: Any,
-        tx: EvmTx,
-        nonce: int,
-        gas: int,
-        max_fee: int,
-        tip: int,
-    ) -> tuple[str, str]:
-        signed = await signer.sign_evm_transaction(
-            {
-                "type": 2,
-                "chainId": tx.chain_id,
-                "nonce": nonce,
-                "to": tx.to,
-                "data": tx.data,
-                "value": tx.value,
-                "gas": gas,
-                "maxFeePerGas": max_fee,
-                "maxPriorityFeePerGas": tip,
-            }
-        )
-        tx_hash = "0x" + signed.hash.hex()
-        # NOTE: durably recorded before the send: a crash from here on is recovered by hash.
-        self.journal.update(
-            run_id,
-            trade_id,
-            "signed",
-            tx_hash=tx_hash,
-            raw_tx=signed.raw_transaction.hex(),
-            nonce=nonce,
-        )
-        await adapter.send_raw(signed.raw_transaction)
-        self.journal.update(run_id, trade_id, "sent")
-        status = await self._wait(adapter, tx_hash)
-        await self._record_fee(run_id, trade_id, adapter, tx_hash)
-        if status != "pending" and (trade_id.endswith("/approve") or status != "confirmed"):
-            self.journal.update(run_id, trade_id, status)
-        return tx_hash, status
-
-    # -- Solana: sign, record, send, confirm ---------------------------------------------
-    async def _send_solana(
-        self, run_id: int, t: TradeIntent, adapter: SolanaChain, checked: CheckedSwap
-    ) -> tuple[str, str]:
-        from solders.transaction import VersionedTransaction
-
-        from rebalancer.wallet.base import sign_versioned_transaction
-
-        tx = checked.built.tx
-        assert isinstance(tx, SolanaTx)
-        signer = await self.s.signer(t.chain, t.wallet)
-        signed = await sign_versioned_transaction(signer, VersionedTransaction.from_bytes(tx.raw))
-        raw = bytes(signed)
-        sig = str(signed.signatures[0])
-        self.journal.update(run_id, t.id, "signed", tx_hash=sig, raw_tx=raw.hex())
-        await adapter.send_raw(raw)
-        self.journal.update(run_id, t.id, "sent")
-        status = await self._wait(adapter, sig)
-        await self._record_fee(run_id, t.id, adapter, sig)
-        return sig, status
-
-    async def _record_fee(self, run_id: int, trade_id: str, adapter: Any, tx_id: str) -> None:
+    async def _record_fee(
+        self, run_id: int, trade_id: str, adapter: ChainAdapter, tx_id: str
+    ) -> None:
         """What the landed transaction paid the network (reports read it); best effort."""
         try:
             fee = await adapter.fee_paid(tx_id)
@@ -600,57 +378,9 @@ class Engine:
         if fee is not None:
             self.journal.set_fee(run_id, trade_id, fee)
 
-    async def _wait(self, adapter: Any, tx_id: str, timeout: float = CONFIRM_TIMEOUT_S) -> str:
-        deadline = time.monotonic() + timeout
-        delay = 0.01
-        while time.monotonic() < deadline:
-            status = str(await adapter.tx_status(tx_id))
-            if status in ("confirmed", "failed"):
-                return status
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-        return "pending"
-
     # -- recovery --------------------------------------------------------------------------
     async def recover(self) -> list[TradeRow]:
         """Settle what a crash left between signing and confirmation; never sign anything."""
-        settled = []
-        for row in self.journal.unfinished():
-            if row.chain not in self.s.config.chains:
-                continue
-            adapter = self.s.adapter(row.chain)
-            assert row.tx_hash is not None
-            self.say(f"recovering {row.chain} trade {row.trade_id} from run {row.run_id}")
-            status = str(await adapter.tx_status(row.tx_hash))
-            if status == "unknown":
-                status = await self._rebroadcast(adapter, row)
-            if status in ("confirmed", "failed", "dropped"):
-                self.journal.update(row.run_id, row.trade_id, status)
-                settled.append(replace(row, state=status))
-        return settled
+        from rebalancer.recovery import recover
 
-    async def _rebroadcast(self, adapter: Any, row: TradeRow) -> str:
-        """Send the journalled bytes again if they can still land; else call them dropped,
-        after asking once more whether they landed meanwhile (a lagging node, a race)."""
-        raw = bytes.fromhex(row.raw_tx or "")
-        tx_id = str(row.tx_hash)
-        cannot_land = False
-        if isinstance(adapter, EvmChain):
-            # that nonce is used by another transaction, or by ours on a lagging receipt node
-            cannot_land = (
-                row.nonce is not None and await adapter.mined_nonce(row.wallet) > row.nonce
-            )
-        elif isinstance(adapter, SolanaChain):
-            from solders.transaction import VersionedTransaction
-
-            blockhash = str(VersionedTransaction.from_bytes(raw).message.recent_blockhash)
-            cannot_land = not await adapter.blockhash_valid(blockhash)
-        if cannot_land:
-            status = str(await adapter.tx_status(tx_id))
-            return status if status in ("confirmed", "failed") else "dropped"
-        try:
-            await adapter.send_raw(raw)
-        except ExternalError as exc:
-            if "already" not in exc.message.lower():
-                raise
-        return await self._wait(adapter, tx_id, timeout=60)
+        return await recover(self.s, self.journal, self.say)

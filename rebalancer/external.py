@@ -1,46 +1,38 @@
 """Air-gapped signing: ``export PLAN --unsigned DIR`` and ``submit DIR``.
 
 ``export`` runs every trade of a plan through the engine's steps before a signature (quote,
-policy, build, check, simulate: :meth:`Engine.prepare`) without any signer, fixes each EVM
-transaction's nonce, gas and fees, and writes for each transaction the exact bytes a wallet
-signs, plus ``manifest.json`` (hashes of those bytes) and a README. The manifest's own hash is
+policy, build, check, simulate, finalize, fee budget: :meth:`Engine.prepare`) without any
+signer, and writes for each finalized transaction the exact bytes a wallet signs (the payload
+of the one encoder, ``wallet.unsigned.export_tx``), plus ``manifest.json`` (hashes of those
+bytes) and a README. The manifest's own hash is
 recorded in the journal as an ``export`` run, so ``submit`` only sends what this tool exported.
 
 ``submit`` proves every signed file is the exported transaction signed by its wallet
-(:mod:`wallet.unsigned`), checks each can still land (EVM nonce unused, Solana blockhash
-valid), and only then journals each signed transaction (before its send, as the engine does),
-sends in nonce order, confirms and measures what arrived. One bad file refuses the whole
-submission before anything is sent.
+(:mod:`wallet.unsigned`), asks the chain adapters whether each can still land (EVM nonce
+next, Solana blockhash valid), and only then sends them through the engine's own path
+(:meth:`Engine.send`: journal before send, confirm) with a ``PresignedSigner`` that hands back
+what the wallet signed; approvals first, then swaps, and measures what arrived. One bad file
+refuses the whole submission before anything is sent.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rebalancer.config import Config
 from rebalancer.core.errors import ConfigError, RefusedError
-from rebalancer.core.types import Family
-from rebalancer.engine import Engine, Prepared, TradeIntent, TradeResult
+from rebalancer.core.tx import SignedTx, UnsignedTx
+from rebalancer.engine import Engine, TradeIntent, TradeResult
+from rebalancer.intents import approval_id
 from rebalancer.journal import Journal
-from rebalancer.simulate import gas_limit
-from rebalancer.wallet.base import SignedEvmTransaction
-from rebalancer.wallet.evm_tx import normalise
-from rebalancer.wallet.unsigned import (
-    SolanaExport,
-    evm_unsigned_payload,
-    sha256_hex,
-    verify_evm_signed,
-    verify_solana_signed,
-)
+from rebalancer.services import Services
+from rebalancer.wallet.presigned import PresignedSigner
+from rebalancer.wallet.unsigned import export_tx, read_file, read_signed, sha256_hex
 
 Progress = Callable[[str], None]
 FORMAT = "rebalancer-unsigned/1"
@@ -95,47 +87,6 @@ def _prepare_dir(out: Path) -> None:
         raise ConfigError(f"--unsigned {str(out)!r}: cannot create: {exc.strerror}") from None
 
 
-def _read(folder: Path, name: str) -> bytes:
-    if "/" in name or name.startswith("."):
-        raise RefusedError(f"manifest.json: file name {name!r} is not a plain file name")
-    try:
-        return (folder / name).read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{folder / name}: missing") from None
-    except OSError as exc:
-        raise ConfigError(f"{folder / name}: cannot read: {exc.strerror}") from None
-
-
-# -- the engine, without a run -------------------------------------------------------------------
-async def _with_engine(
-    config: Config, registry: Any, journal: Journal, progress: Progress, job: Any
-) -> Any:
-    import httpx
-
-    from rebalancer.services import Services
-
-    with tempfile.TemporaryDirectory(prefix="rebalancer-") as tmp:
-        async with httpx.AsyncClient(timeout=60) as client:
-            services = Services(config, registry, client, work_dir=Path(tmp))
-            return await job(Engine(services, journal, progress))
-
-
-def approval_gas(p: Prepared) -> int:
-    """The approval's gas limit, exactly as the engine sets it."""
-    approval = p.checked.built.approval
-    assert approval is not None
-    return gas_limit(p.sim.approval_gas_used, approval.gas)
-
-
-def swap_gas(p: Prepared) -> int:
-    """The swap's gas limit, exactly as the engine sets it."""
-    from rebalancer.dex.base import EvmTx
-
-    swap = p.checked.built.tx
-    assert isinstance(swap, EvmTx)
-    return gas_limit(p.sim.gas_used, swap.gas)
-
-
 # -- export --------------------------------------------------------------------------------------
 @dataclass
 class ExportReport:
@@ -153,27 +104,23 @@ class ExportReport:
         }
 
 
-def _family(registry: Any, chain: str) -> Family:
-    family: Family = registry.chains[chain].family
-    return family
-
-
 async def _prepare_all(
     engine: Engine, intents: Sequence[TradeIntent]
 ) -> tuple[list[dict[str, Any]], dict[str, bytes], list[dict[str, str]]]:
-    """Every trade prepared; EVM ones get their nonces (per wallet and chain) and fees."""
-    from rebalancer.dex.base import EvmTx, NoRouteError, SolanaTx
+    """Every trade prepared and finalized; a wallet's transactions follow each other (EVM
+    nonces counted on from the ones exported before them)."""
+    from rebalancer.dex.base import NoRouteError
 
     engine.check_run_total(intents)
     registry = engine.s.registry
     txs: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
     skipped: list[dict[str, str]] = []
-    nonces: dict[tuple[str, str], int] = {}
-    fees: dict[str, tuple[int, int]] = {}
+    queued: dict[tuple[str, str], int] = {}
     for t in intents:
+        key = (t.chain, t.wallet.lower())
         try:
-            p = await engine.prepare(t)
+            p = await engine.prepare(t, queued=queued.get(key, 0))
         except NoRouteError as exc:
             skipped.append({"id": t.id, "reason": f"no_route: {exc.message}"})
             continue
@@ -181,98 +128,38 @@ async def _prepare_all(
             raise RefusedError(
                 f"trade {t.id} on {t.chain}: {exc.message}; nothing exported"
             ) from None
+        queued[key] = queued.get(key, 0) + len(p.txs)
         base = {
             "trade": t.id,
             "chain": t.chain,
-            "family": _family(registry, t.chain),
+            "family": registry.chains[t.chain].family,
             "wallet": t.wallet,
             "sell": t.sell.id,
             "buy": t.buy.id,
             "amount_in": str(t.amount_in),
         }
-        built = p.checked.built
-        if isinstance(built.tx, SolanaTx):
-            from solders.message import to_bytes_versioned
-            from solders.transaction import VersionedTransaction
-
-            message = to_bytes_versioned(VersionedTransaction.from_bytes(built.tx.raw).message)
-            files[f"{t.id}.unsigned.b64"] = base64.b64encode(built.tx.raw) + b"\n"
-            files[f"{t.id}.message.b64"] = base64.b64encode(message) + b"\n"
-            txs.append(
-                {
-                    "id": t.id,
-                    **base,
-                    "kind": "swap",
-                    "min_out": str(p.checked.min_out),
-                    "simulated_out": str(p.sim.out),
-                    "simulation": p.sim.method,
-                    "expiry": {"last_valid_block_height": built.tx.last_valid_block_height},
-                    "files": {
-                        "unsigned": f"{t.id}.unsigned.b64",
-                        "message": f"{t.id}.message.b64",
-                        "signed": f"{t.id}.signed.b64",
-                        "signature": f"{t.id}.signature.b58",
-                    },
-                    "sha256": sha256_hex(message),
-                    "unsigned_sha256": sha256_hex(built.tx.raw),
-                }
-            )
-            continue
-        assert isinstance(built.tx, EvmTx)
-        adapter: Any = engine.s.adapter(t.chain)
-        key = (t.chain, t.wallet.lower())
-        if key not in nonces:
-            nonces[key] = await adapter.nonce(t.wallet)
-        if t.chain not in fees:
-            fees[t.chain] = await adapter.fees()
-        max_fee, tip = fees[t.chain]
-        parts: list[tuple[str, EvmTx, int]] = []
-        if built.approval is not None:
-            parts.append(("approve", built.approval, approval_gas(p)))
-        parts.append(("swap", built.tx, swap_gas(p)))
-        for kind, tx, gas in parts:
-            tx_id = t.id if kind == "swap" else f"{t.id}-approve"
-            unsigned = {
-                "type": 2,
-                "chainId": tx.chain_id,
-                "nonce": nonces[key],
-                "from": t.wallet,
-                "to": tx.to,
-                "value": tx.value,
-                "data": "0x" + tx.data.hex(),
-                "gas": gas,
-                "maxFeePerGas": max_fee,
-                "maxPriorityFeePerGas": tip,
-                "accessList": [],
-            }
-            nonces[key] += 1
-            payload = evm_unsigned_payload(unsigned)
-            files[f"{tx_id}.unsigned.json"] = (json.dumps(unsigned, indent=2) + "\n").encode()
-            files[f"{tx_id}.unsigned.rlp"] = ("0x" + payload.hex() + "\n").encode()
+        *approvals, swap = p.txs
+        parts = [("approve", tx) for tx in approvals] + [("swap", swap)]
+        for kind, tx in parts:
+            tx_id = t.id if kind == "swap" else approval_id(t.id)
+            exported = export_tx(tx, tx_id, t.wallet)
+            files.update(exported.files)
             txs.append(
                 {
                     "id": tx_id,
                     **base,
                     "kind": kind,
-                    "nonce": unsigned["nonce"],
                     "min_out": str(p.checked.min_out) if kind == "swap" else None,
                     "simulated_out": str(p.sim.out) if kind == "swap" else None,
                     "simulation": p.sim.method,
-                    "expiry": None,
-                    "files": {
-                        "unsigned": f"{tx_id}.unsigned.json",
-                        "payload": f"{tx_id}.unsigned.rlp",
-                        "signed": f"{tx_id}.signed.hex",
-                    },
-                    "sha256": sha256_hex(payload),
+                    **exported.fields,
                 }
             )
     return txs, files, skipped
 
 
-def export(
-    config: Config,
-    registry: Any,
+async def export(
+    services: Services,
     journal: Journal,
     intents: Sequence[TradeIntent],
     *,
@@ -281,10 +168,9 @@ def export(
     progress: Progress,
 ) -> ExportReport:
     """Prepare every trade without a signer and write what each wallet must sign into ``out``."""
+    config, registry = services.config, services.registry
     _prepare_dir(out)
-    txs, files, skipped = asyncio.run(
-        _with_engine(config, registry, journal, progress, lambda e: _prepare_all(e, intents))
-    )
+    txs, files, skipped = await _prepare_all(Engine(services, journal, progress), intents)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = {
         "format": FORMAT,
@@ -326,15 +212,18 @@ class Signed:
     """One exported transaction with its proven signed form."""
 
     entry: dict[str, Any]
-    raw: bytes
-    tx_id: str  # hash (EVM) or first signature (Solana)
-    unsigned: dict[str, Any] | None = None  # EVM fields
-    evm: SignedEvmTransaction | None = None
+    unsigned: UnsignedTx
+    signed: SignedTx
+
+    @property
+    def tx_id(self) -> str:
+        """Hash (EVM) or first signature (Solana)."""
+        return self.signed.tx_id
 
 
 def read_manifest(folder: Path, journal: Journal) -> dict[str, Any]:
     """The manifest, refused unless an export of this journal wrote exactly these bytes."""
-    body = _read(folder, MANIFEST)
+    body = read_file(folder, MANIFEST)
     digest = sha256_hex(body)
     exports = [r for r in journal.runs(limit=100_000) if r["mode"] == "export"]
     if not any((r.get("summary") or {}).get("manifest_sha256") == digest for r in exports):
@@ -351,110 +240,26 @@ def read_manifest(folder: Path, journal: Journal) -> dict[str, Any]:
     return manifest
 
 
-def _verify_file(folder: Path, entry: dict[str, Any]) -> Signed:
-    """Check one transaction's exported files against the manifest and its signed file."""
-    files = entry["files"]
-    if entry["family"] == "evm":
-        unsigned_name = files["unsigned"]
-        unsigned = json.loads(_read(folder, unsigned_name))
-        payload = evm_unsigned_payload(unsigned)
-        if sha256_hex(payload) != entry["sha256"]:
-            raise RefusedError(f"{folder / unsigned_name}: changed since the export; nothing sent")
-        if int(unsigned["nonce"]) != int(entry["nonce"]):
-            raise RefusedError(f"{folder / unsigned_name}: field nonce differs from the manifest")
-        name = files["signed"]
-        text = _read(folder, name).decode(errors="replace").strip()
-        try:
-            raw = bytes.fromhex(text.removeprefix("0x"))
-        except ValueError:
-            raise RefusedError(f"{folder / name}: not hex; nothing was sent") from None
-        signed = verify_evm_signed(raw, unsigned, entry["wallet"], str(folder / name))
-        return Signed(entry, raw, "0x" + signed.hash.hex(), unsigned, signed)
-    unsigned_raw = base64.b64decode(_read(folder, files["unsigned"]))
-    where = str(folder / files["unsigned"])
-    if sha256_hex(unsigned_raw) != entry["unsigned_sha256"]:
-        raise RefusedError(f"{where}: changed since the export; nothing was sent")
-    export = SolanaExport.parse(unsigned_raw, entry["wallet"], where)
-    if sha256_hex(export.message) != entry["sha256"]:
-        raise RefusedError(f"{where}: field message changed since the export; nothing was sent")
-    signed_path = folder / files["signed"]
-    if signed_path.exists():
-        tx = verify_solana_signed(
-            export,
-            signed_tx=base64.b64decode(_read(folder, files["signed"])),
-            where=str(signed_path),
-        )
-    else:
-        sig_path = folder / files["signature"]
-        if not sig_path.exists():
-            raise ConfigError(f"{signed_path}: missing (or {sig_path.name}): sign it first")
-        tx = verify_solana_signed(
-            export, signature_b58=sig_path.read_text().strip(), where=str(sig_path)
-        )
-    return Signed(entry, bytes(tx), str(tx.signatures[0]))
-
-
-class _Presigned:
-    """A Signer that hands back the proven externally signed transaction for its nonce, so the
-    engine's own record-before-send path sends it."""
-
-    family: Family = "evm"
-
-    def __init__(self, wallet: str, by_nonce: dict[int, Signed]) -> None:
-        self.identity = wallet
-        self.by_nonce = by_nonce
-
-    async def sign_evm_transaction(self, tx: Mapping[str, Any]) -> SignedEvmTransaction:
-        s = self.by_nonce[int(tx["nonce"])]
-        assert s.unsigned is not None and s.evm is not None
-        if normalise(tx) != normalise(s.unsigned):
-            raise RefusedError(f"{s.entry['id']}: the engine's transaction differs from the export")
-        return s.evm
-
-    async def sign_solana_message(self, message: bytes) -> bytes:  # pragma: no cover
-        raise RefusedError("submit signs nothing")
-
-
 async def _still_valid(engine: Engine, signed: Sequence[Signed]) -> None:
-    """Every transaction can still land: its EVM nonce is next, its blockhash unexpired."""
-    from solders.transaction import VersionedTransaction
-
-    first: dict[tuple[str, str], int] = {}
+    """Every transaction can still land: a wallet's EVM nonces are its next ones, a Solana
+    blockhash has not expired (the chain adapter says which applies)."""
+    by_wallet: dict[tuple[str, str], list[Signed]] = {}
     for s in signed:
-        e = s.entry
-        if e["family"] == "evm":
-            key = (e["chain"], e["wallet"])
-            first[key] = min(first.get(key, e["nonce"]), e["nonce"])
-        else:
-            adapter: Any = engine.s.adapter(e["chain"])
-            blockhash = str(VersionedTransaction.from_bytes(s.raw).message.recent_blockhash)
-            if not await adapter.blockhash_valid(blockhash):
-                raise RefusedError(
-                    f"{e['id']} on {e['chain']}: its blockhash expired (valid until block height "
-                    f"{e['expiry']['last_valid_block_height']}): export again and sign again"
-                )
-    for (chain, wallet), nonce in first.items():
+        by_wallet.setdefault((s.entry["chain"], s.entry["wallet"]), []).append(s)
+    for (chain, wallet), group in by_wallet.items():
         adapter = engine.s.adapter(chain)
-        pending = await adapter.nonce(wallet)
-        if pending > nonce:
-            raise RefusedError(
-                f"{wallet} on {chain}: nonce {nonce} of this export is already used (the wallet "
-                f"is at {pending}): export again and sign again"
-            )
-        if pending < nonce:
-            raise RefusedError(
-                f"{wallet} on {chain}: the export starts at nonce {nonce} but the wallet is at "
-                f"{pending}; earlier transactions are missing: export again"
-            )
+        problem = await adapter.landing_problem(
+            wallet, [s.unsigned for s in group], what="this export"
+        )
+        if problem is not None:
+            raise RefusedError(f"{wallet} on {chain}: {problem}: export again and sign again")
 
 
 async def _send_all(
     engine: Engine, run_id: int, signed: Sequence[Signed], registry: Any
 ) -> list[TradeResult]:
-    """Journal (before send), send in nonce order, confirm, measure: per trade."""
-    from rebalancer.chains.evm import EvmChain
-    from rebalancer.dex.base import EvmTx
-
+    """Journal (before send), send in nonce order, confirm, measure: per trade, through the
+    engine's own path with a signer that hands back what the wallet signed."""
     by_trade: dict[str, list[Signed]] = {}
     for s in signed:
         by_trade.setdefault(s.entry["trade"], []).append(s)
@@ -484,45 +289,17 @@ async def _send_all(
             result.reason = "an earlier transaction of this wallet did not confirm"
             engine.journal.update(run_id, trade_id, "skipped", error=result.reason)
             continue
-        adapter: Any = engine.s.adapter(swap["chain"])
-        before = await engine._balance(adapter, swap["wallet"], buy)
+        adapter = engine.s.adapter(swap["chain"])
+        before = await adapter.balance(swap["wallet"], buy)
         status = "confirmed"
         for s in parts:
             e = s.entry
-            row = trade_id if e["kind"] == "swap" else f"{trade_id}/approve"
-            if isinstance(adapter, EvmChain):
-                assert s.unsigned is not None
-                u = s.unsigned
-                tx = EvmTx(
-                    chain_id=int(u["chainId"]),
-                    sender=e["wallet"],
-                    to=str(u["to"]),
-                    data=bytes.fromhex(str(u["data"]).removeprefix("0x")),
-                    value=int(u["value"]),
-                    gas=int(u["gas"]),
-                    gas_price=0,
-                )
-                engine.say(f"{e['chain']}: sending {e['id']} ({e['kind']}, nonce {e['nonce']})")
-                tx_id, status = await engine._sign_send_wait_evm(
-                    run_id,
-                    row,
-                    adapter,
-                    _Presigned(e["wallet"], {int(e["nonce"]): s}),
-                    tx,
-                    int(u["nonce"]),
-                    int(u["gas"]),
-                    int(u["maxFeePerGas"]),
-                    int(u["maxPriorityFeePerGas"]),
-                )
-            else:
-                engine.journal.update(run_id, row, "signed", tx_hash=s.tx_id, raw_tx=s.raw.hex())
-                engine.say(f"{e['chain']}: sending {e['id']}")
-                await adapter.send_raw(s.raw)
-                engine.journal.update(run_id, row, "sent")
-                tx_id = s.tx_id
-                status = await engine._wait(adapter, tx_id)
-                if status != "confirmed":
-                    engine.journal.update(run_id, row, status)
+            signer = PresignedSigner(e["family"], e["wallet"], {s.unsigned.payload(): s.signed})
+            nonce = f", nonce {e['nonce']}" if "nonce" in e else ""
+            engine.say(f"{e['chain']}: sending {e['id']} ({e['kind']}{nonce})")
+            tx_id, status = await engine.send(run_id, e["id"], e["chain"], s.unsigned, signer)
+            if status != "pending" and (e["kind"] == "approve" or status != "confirmed"):
+                engine.journal.update(run_id, e["id"], status)
             if e["kind"] == "approve":
                 result.reason = None
                 if status == "confirmed":
@@ -533,7 +310,7 @@ async def _send_all(
                 break
             result.tx, result.status = tx_id, status
         if result.status == "confirmed":
-            gained = await engine._balance(adapter, swap["wallet"], buy) - before
+            gained = await adapter.balance(swap["wallet"], buy) - before
             result.realised_out = gained
             engine.journal.update(run_id, trade_id, "confirmed", realised_out=gained)
             engine.say(f"{swap['chain']}: {trade_id} confirmed in {result.tx}")
@@ -560,9 +337,8 @@ def _fresh_enough(manifest: dict[str, Any], max_age_s: int, folder: Path) -> Non
         )
 
 
-def submit(
-    config: Config,
-    registry: Any,
+async def submit(
+    services: Services,
     journal: Journal,
     folder: Path,
     progress: Progress,
@@ -570,6 +346,7 @@ def submit(
 ) -> tuple[int, list[TradeResult]]:
     """Check every signed file, ``ask`` (the prompt), then journal, send, confirm and record
     them; returns the run id and the trades."""
+    config, registry = services.config, services.registry
     manifest = read_manifest(folder, journal)
     _fresh_enough(manifest, config.policy.max_plan_age_s, folder)
     entries = manifest["transactions"]
@@ -581,7 +358,7 @@ def submit(
         want = manifest["chains"].get(chain, {}).get("chain_id")
         if want != registry.chains[chain].chain_id:
             raise RefusedError(f"manifest: chain {chain} has chain id {want}, not the config's")
-    signed = [_verify_file(folder, e) for e in entries]
+    signed = [Signed(e, *read_signed(folder, e)) for e in entries]
     for one in signed:
         if one.tx_id in sent_before:
             raise RefusedError(
@@ -589,39 +366,31 @@ def submit(
                 "nothing sent: to trade again, make a new plan and export again"
             )
     ask(len(signed))
-
-    async def job(engine: Engine) -> tuple[int, list[TradeResult]]:
-        await _still_valid(engine, signed)
-        run_id = journal.start_run("submit", manifest)
-        results: list[TradeResult] = []
-        status = "error"
-        try:
-            for s in signed:
-                e = s.entry
-                journal.add_trade(
-                    run_id,
-                    {
-                        "id": e["trade"] if e["kind"] == "swap" else f"{e['trade']}/approve",
-                        "chain": e["chain"],
-                        "wallet": e["wallet"],
-                        "sell": e["sell"],
-                        "buy": e["buy"] if e["kind"] == "swap" else e["sell"],
-                        "amount_in": int(e["amount_in"]),
-                        "min_out": e["min_out"],
-                    },
-                )
-                if e["kind"] == "swap" and e.get("simulated_out") is not None:
-                    journal.update(
-                        run_id, e["trade"], "planned", simulated_out=int(e["simulated_out"])
-                    )
-            results = await _send_all(engine, run_id, signed, registry)
-            bad = [r for r in results if r.status != "confirmed"]
-            status = "partial" if bad else "ok"
-            return run_id, results
-        finally:
-            journal.finish_run(run_id, status, {"trades": [r.as_dict() for r in results]})
-
-    result: tuple[int, list[TradeResult]] = asyncio.run(
-        _with_engine(config, registry, journal, progress, job)
-    )
-    return result
+    engine = Engine(services, journal, progress)
+    await _still_valid(engine, signed)
+    run_id = journal.start_run("submit", manifest)
+    results: list[TradeResult] = []
+    status = "error"
+    try:
+        for s in signed:
+            e = s.entry
+            journal.add_trade(
+                run_id,
+                {
+                    "id": e["id"],
+                    "chain": e["chain"],
+                    "wallet": e["wallet"],
+                    "sell": e["sell"],
+                    "buy": e["buy"] if e["kind"] == "swap" else e["sell"],
+                    "amount_in": int(e["amount_in"]),
+                    "min_out": e["min_out"],
+                },
+            )
+            if e["kind"] == "swap" and e.get("simulated_out") is not None:
+                journal.update(run_id, e["trade"], "planned", simulated_out=int(e["simulated_out"]))
+        results = await _send_all(engine, run_id, signed, registry)
+        bad = [r for r in results if r.status != "confirmed"]
+        status = "partial" if bad else "ok"
+        return run_id, results
+    finally:
+        journal.finish_run(run_id, status, {"trades": [r.as_dict() for r in results]})

@@ -23,6 +23,10 @@ from rebalancer.core.errors import ChainError
 
 if TYPE_CHECKING:
     from rebalancer.config import Config
+    from rebalancer.journal import Journal
+    from rebalancer.market_prices import MarketPrices
+    from rebalancer.portfolio import Snapshot
+    from rebalancer.services import Services
 
 # Gas of one aggregator swap, by family, before any swap was recorded: a 1inch swap through one
 # or two Uniswap pools uses ~120-200k gas (simulations on the local worlds: 130-190k) plus an
@@ -71,29 +75,44 @@ def _configured_gas(config: Config, chain: str) -> bool:
     )
 
 
+async def measure_costs(
+    services: Services, snap: Snapshot, market: MarketPrices
+) -> tuple[Config, dict[str, Any]]:
+    """:func:`measure` with the command's Services: the gas prices, the depth fit from the
+    quotes (when the quotes are in use) and the gas the journal recorded."""
+    from rebalancer.quote_prices import fit_depths
+
+    config, registry = services.config, services.registry
+    depths = None
+    if market.quotes is not None:  # NOTE: the aggregators are in use for this refresh
+        known = dict(market.quotes.table)
+        depths = await fit_depths(services, snap.holdings, market.usd, market.usd, known)
+    chains = [c for c in config.chains if not _configured_gas(config, c)]
+    got = await asyncio.gather(
+        *(_gas_price(registry.chains[c].family, services.urls[c], services.client) for c in chains),
+        return_exceptions=True,
+    )
+    return measure(
+        config,
+        registry,
+        dict(zip(chains, got, strict=True)),
+        market.usd,
+        depths,
+        recorded_gas(config, registry),
+    )
+
+
 def measure(
     config: Config,
     registry: Any,
-    urls: Mapping[str, str],
+    measured: Mapping[str, tuple[int, str] | BaseException],
     prices: Mapping[str, Decimal],
     depths: Mapping[str, tuple[str, Decimal | None, str]] | None = None,
     recorded: Mapping[str, list[int]] | None = None,
 ) -> tuple[Config, dict[str, Any]]:
-    """The config with each chain's gas per swap measured (unless configured) and the market
-    depths fitted from quotes (``depths``; a typed ``depth_usd_by_asset`` wins), and the cost
-    inputs with their provenance for the plan."""
-    import httpx
-
-    async def read_all() -> dict[str, tuple[int, str] | BaseException]:
-        async with httpx.AsyncClient(timeout=10) as client:
-            chains = [c for c in config.chains if not _configured_gas(config, c)]
-            got = await asyncio.gather(
-                *(_gas_price(registry.chains[c].family, urls[c], client) for c in chains),
-                return_exceptions=True,
-            )
-        return dict(zip(chains, got, strict=True))
-
-    measured = asyncio.run(read_all())
+    """The config with each chain's gas per swap from its measured gas price (unless
+    configured) and the market depths fitted from quotes (``depths``; a typed
+    ``depth_usd_by_asset`` wins), and the cost inputs with their provenance for the plan."""
     strategy = config.strategy
     costs = {c: strategy.cost_model(c) for c in config.chains}
     inputs: dict[str, Any] = {}
@@ -179,20 +198,17 @@ def recorded_gas(config: Config, registry: Any) -> dict[str, list[int]]:
         journal.close()
 
 
-def record_landed(
-    config: Config, registry: Any, journal: Any, results: list[Any], urls: Mapping[str, str]
-) -> None:
+async def record_landed(services: Services, journal: Journal, results: list[Any]) -> None:
     """Record the gas each confirmed swap of a run used (EVM receipt ``gasUsed``, Solana
     ``computeUnitsConsumed``), one batch per chain; best effort: a node that does not say
     leaves nothing recorded."""
-    import httpx
-
+    registry = services.registry
     by_chain: dict[str, list[str]] = {}
     for r in results:
         if r.status == "confirmed" and r.tx:
             by_chain.setdefault(r.chain, []).append(r.tx)
 
-    async def one(chain: str, txs: list[str], client: httpx.AsyncClient) -> list[tuple[str, int]]:
+    async def one(chain: str, txs: list[str]) -> list[tuple[str, int]]:
         family = registry.chains[chain].family
         calls: list[tuple[str, list[Any]]]
         if family == "evm":
@@ -203,7 +219,7 @@ def record_landed(
         body = [
             {"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)
         ]
-        answers = (await client.post(urls[chain], json=body)).json()
+        answers = (await services.client.post(services.urls[chain], json=body)).json()
         got: list[tuple[str, int]] = []
         for a in sorted(answers, key=lambda a: a.get("id", 0)) if isinstance(answers, list) else []:
             result = a.get("result") or {}
@@ -216,19 +232,10 @@ def record_landed(
                     got.append((tx, units))
         return got
 
-    async def read() -> dict[str, list[tuple[str, int]] | BaseException]:
-        async with httpx.AsyncClient(timeout=10) as client:
-            chains = list(by_chain)
-            done = await asyncio.gather(
-                *(one(c, by_chain[c], client) for c in chains), return_exceptions=True
-            )
-        return dict(zip(chains, done, strict=True))
-
-    if not by_chain:
-        return
-    for chain, got in asyncio.run(read()).items():
+    chains = list(by_chain)
+    done = await asyncio.gather(*(one(c, by_chain[c]) for c in chains), return_exceptions=True)
+    for chain, got in zip(chains, done, strict=True):
         if isinstance(got, BaseException):
             continue
-        aggregator = AGGREGATOR[registry.chains[chain].family]
         for tx, gas in got:
-            journal.record_swap_gas(tx, chain, aggregator, gas)
+            journal.record_swap_gas(tx, chain, services.aggregator_name(chain), gas)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from statistics import median
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from rebalancer.config import Config
     from rebalancer.portfolio import Snapshot
     from rebalancer.quote_prices import QuotePrices
+    from rebalancer.services import Services
 
 MANUAL = "[prices]"
 
@@ -255,38 +256,33 @@ def readable_assets(config: Config, registry: Any) -> set[str]:
     return {t.asset for chain in config.chains for t in tokens_for(config, registry, chain)}
 
 
-def live_prices(
-    config: Config,
-    registry: Any,
+async def price_snapshot(
+    services: Services,
     snap: Snapshot,
     *,
     strict: bool = True,
     warn: Callable[[str], None] = lambda _m: None,
-    env: Mapping[str, str] | None = None,
     now: float | None = None,
 ) -> MarketPrices:
-    """Price a fresh balance refresh: its oracle readings, the quotes when wanted, and
-    ``[prices]``; checks as ``resolve`` says."""
-    from rebalancer.quote_prices import check_quote_prices, fetch_quotes
+    """Price a fresh balance refresh with the command's Services: its oracle readings, the
+    quotes when wanted, and ``[prices]``; checked as :func:`resolve` says."""
+    from rebalancer.quote_prices import QuotePrices, check_quotes
 
+    config, registry = services.config, services.registry
     held = {h.token.asset for h in snap.holdings if h.raw > 0}
     wanted = readable_assets(config, registry) | held | set(config.prices)
     quotes = None
     if quotes_wanted(config, held):
         if config.prices and all(a in config.prices for a in held):
             # NOTE: the manual-price check of issue 4, unchanged: its message names [prices].
-            quotes = check_quote_prices(
-                config, registry, snap.holdings, config.prices, warn=warn, env=env
-            )
+            quotes = await check_quotes(services, snap.holdings, config.prices, warn=warn)
         else:
             hints = {r.feed.asset: r.usd for r in snap.oracles if r.usd is not None}
-            quotes = fetch_quotes(
-                config,
-                registry,
+            quotes = await QuotePrices.fetch(
+                services,
                 snap.holdings,
                 {**hints, **config.prices},
-                wanted - set(config.prices),
-                env=env,
+                assets=wanted - set(config.prices),
             )
     market = resolve(
         config,
@@ -314,12 +310,28 @@ def read_and_price(
     *,
     strict: bool = True,
     warn: Callable[[str], None] = lambda _m: None,
+    history: bool = False,
 ) -> tuple[Snapshot, MarketPrices]:
-    """One balance refresh (oracles in the same request) and its prices."""
-    from rebalancer.portfolio import read_holdings
+    """One balance refresh (oracles in the same request) and its prices, in one event loop
+    with one client; ``history`` also records them in the journal (``balances``)."""
 
-    snap = asyncio.run(read_holdings(config, registry))
-    return snap, live_prices(config, registry, snap, strict=strict, warn=warn)
+    async def go() -> tuple[Snapshot, MarketPrices]:
+        import httpx
+
+        from rebalancer.portfolio import read_holdings
+        from rebalancer.services import Services
+
+        async with httpx.AsyncClient(timeout=30) as client:
+            services = Services(config, registry, client)
+            snap = await read_holdings(config, registry, adapters=services.adapter)
+            market = await price_snapshot(services, snap, strict=strict, warn=warn)
+            if history:
+                from rebalancer.price_history import record_and_load
+
+                await record_and_load(services, snap, market, time.time(), warn=warn)
+            return snap, market
+
+    return asyncio.run(go())
 
 
 def priced_config(config: Config, registry: Any) -> Config:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rebalancer.chains.base import ReadFailure, adapter_for
+from rebalancer.chains.base import ChainAdapter, ReadFailure, adapter_for
 from rebalancer.chains.oracles import OracleReading, feeds_on
 from rebalancer.chains.registry import Registry
 from rebalancer.config import Config
@@ -42,30 +42,41 @@ async def read_holdings(
     env: Mapping[str, str] | None = None,
     local_dir: Path | None = None,
     timeout: float = 10.0,
+    adapters: Callable[[str], ChainAdapter] | None = None,
 ) -> Snapshot:
     """Every wallet's holdings on every configured chain, the chains read concurrently.
 
-    Zero balances are dropped, except the native coin (gas money is worth seeing at zero).
+    ``adapters`` hands out the command's adapters (``Services.adapter``: one client, chain ids
+    checked once); without it the read opens its own client. Zero balances are dropped, except
+    the native coin (gas money is worth seeing at zero).
     With ``oracles.enabled``, each chain's request also reads its feeds for the assets the
-    config reads anywhere.
+    config reads anywhere (no extra request).
     """
+    if adapters is not None:
+        return await _read(config, registry, adapters)
     import httpx
 
     urls = {
         name: resolve_rpc(name, chain.rpc, env, local_dir) for name, chain in config.chains.items()
     }
     async with httpx.AsyncClient(timeout=timeout) as client:
-        jobs = []
-        assets = {t.asset for c in config.chains for t in tokens_for(config, registry, c)}
-        for name in config.chains:
-            info = registry.chains[name]
-            wallets = [w.address for w in config.wallets if name in w.chains]
-            if not wallets:
-                continue
-            adapter = adapter_for(info, urls[name], client)
-            feeds = feeds_on(name, assets) if config.oracles.enabled else []
-            jobs.append(adapter.balances(wallets, tokens_for(config, registry, name), feeds))
-        results = await asyncio.gather(*jobs)
+        return await _read(
+            config, registry, lambda name: adapter_for(registry.chains[name], urls[name], client)
+        )
+
+
+async def _read(
+    config: Config, registry: Registry, adapters: Callable[[str], ChainAdapter]
+) -> Snapshot:
+    jobs = []
+    assets = {t.asset for c in config.chains for t in tokens_for(config, registry, c)}
+    for name in config.chains:
+        wallets = [w.address for w in config.wallets if name in w.chains]
+        if not wallets:
+            continue
+        feeds = feeds_on(name, assets) if config.oracles.enabled else []
+        jobs.append(adapters(name).balances(wallets, tokens_for(config, registry, name), feeds))
+    results = await asyncio.gather(*jobs)
     snap = Snapshot()
     for balances in results:
         snap.holdings.extend(h for h in balances.holdings if h.raw or h.token.is_native)

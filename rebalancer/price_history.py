@@ -13,7 +13,7 @@ import asyncio
 import os
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rebalancer.chains.oracles import OracleKind
 from rebalancer.planner.history import closes, period_s
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from rebalancer.journal import Journal
     from rebalancer.market_prices import MarketPrices
     from rebalancer.portfolio import Snapshot
+    from rebalancer.services import Services
 
 MAX_BACKFILL_ROUNDS = 2000  # per asset, once: about 80 days of an hourly feed
 
@@ -40,9 +41,8 @@ def needs(config: Config) -> tuple[int, int]:
     return want, per
 
 
-def record_and_load(
-    config: Config,
-    registry: Any,
+async def record_and_load(
+    services: Services,
     snap: Snapshot,
     market: MarketPrices,
     now: float,
@@ -54,6 +54,7 @@ def record_and_load(
     from rebalancer.journal import Journal
     from rebalancer.services import journal_path
 
+    config = services.config
     journal = Journal(journal_path(config, os.environ))
     try:
         journal.record_prices(int(now), market.usd, "live")
@@ -65,16 +66,15 @@ def record_and_load(
         short = [a for a in market.usd if len(closes(points.get(a, []), per)) < want]
         todo = [a for a in short if not journal.backfilled(a)]
         if todo:
-            _backfill(config, registry, snap, todo, journal, want * per, warn)
+            await _backfill(services, snap, todo, journal, want * per, warn)
             points = journal.price_points(since)
         return {a: closes(p, per) for a, p in points.items()}
     finally:
         journal.close()
 
 
-def _backfill(
-    config: Config,
-    registry: Any,
+async def _backfill(
+    services: Services,
     snap: Snapshot,
     assets: list[str],
     journal: Journal,
@@ -82,6 +82,8 @@ def _backfill(
     warn: Callable[[str], None],
 ) -> None:
     """Walk each asset's first usable Chainlink feed back over ``span_s`` seconds."""
+    from rebalancer.core.errors import ChainError
+
     picked: dict[str, OracleReading] = {}
     for r in snap.oracles:
         if (
@@ -92,47 +94,19 @@ def _backfill(
             and r.feed.asset not in picked
         ):
             picked[r.feed.asset] = r
-    if not picked:
-        return
-    got = asyncio.run(_read_rounds(config, registry, list(picked.values()), span_s))
-    for asset in assets:
-        points = got.get(asset)
-        if points is None:
-            continue
-        journal.record_points(asset, points, "backfill")
-        journal.mark_backfilled(asset)  # NOTE: once: a feed's past does not grow backwards
-        if not points:
-            warn(f"price history of {asset}: its oracle has no past rounds to backfill from")
-
-
-async def _read_rounds(
-    config: Config, registry: Any, readings: list[OracleReading], span_s: int
-) -> dict[str, list[tuple[int, Decimal]]]:
-    import httpx
-
-    from rebalancer.chains.evm import EvmChain
-    from rebalancer.endpoints import resolve_rpc
-
-    out: dict[str, list[tuple[int, Decimal]]] = {}
-    async with httpx.AsyncClient(timeout=30) as client:
-        adapters: dict[str, EvmChain] = {}
-        for r in readings:
-            chain = r.feed.chain
-            if chain not in adapters:
-                url = resolve_rpc(chain, config.chains[chain].rpc, None, None)
-                adapters[chain] = EvmChain(registry.chains[chain], url, client)
-        jobs = []
-        for r in readings:
-            count = min(MAX_BACKFILL_ROUNDS, span_s // max(r.feed.heartbeat_s, 1) + 1)
-            assert r.round_id is not None
-            jobs.append(adapters[r.feed.chain].past_rounds(r.feed, r.round_id, count))
-        from rebalancer.core.errors import ChainError
-
-        results = await asyncio.gather(*jobs, return_exceptions=True)
-        for r, res in zip(readings, results, strict=True):
-            if isinstance(res, ChainError):
-                continue  # NOTE: history is best effort; the prices themselves were checked
-            if isinstance(res, BaseException):
-                raise res
-            out[r.feed.asset] = res
-    return out
+    readings = list(picked.values())
+    jobs = []
+    for r in readings:
+        count = min(MAX_BACKFILL_ROUNDS, span_s // max(r.feed.heartbeat_s, 1) + 1)
+        assert r.round_id is not None
+        jobs.append(services.adapter(r.feed.chain).past_rounds(r.feed, r.round_id, count))
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    for r, res in zip(readings, results, strict=True):
+        if isinstance(res, ChainError):
+            continue  # NOTE: history is best effort; the prices themselves were checked
+        if isinstance(res, BaseException):
+            raise res
+        journal.record_points(r.feed.asset, res, "backfill")
+        journal.mark_backfilled(r.feed.asset)  # NOTE: once: a feed's past does not grow
+        if not res:
+            warn(f"price history of {r.feed.asset}: its oracle has no past rounds to backfill")

@@ -75,7 +75,7 @@ class QuotePrices:
         table: dict[str, Decimal] = {}
         skipped: dict[str, str] = {}
         via: dict[str, str] = {}
-        by_aggregator: dict[str, list[_Probe]] = {}
+        by_aggregator: dict[int, list[_Probe]] = {}
         wanted = {h.token.asset for h in holdings if h.raw > 0} if assets is None else assets
         for asset in sorted(set(wanted)):
             if asset == QUOTE_ASSET:
@@ -90,12 +90,11 @@ class QuotePrices:
                 else:
                     skipped[asset] = f"no configured chain has both {asset} and {QUOTE_ASSET}"
                 continue
-            family = services.registry.chains[probe.chain].family
-            by_aggregator.setdefault(family, []).append(probe)
+            by_aggregator.setdefault(id(services.aggregator(probe.chain)), []).append(probe)
 
         async def run(probes: list[_Probe]) -> None:
             for p in probes:
-                name = "1inch" if services.registry.chains[p.chain].family == "evm" else "jupiter"
+                name = getattr(services.aggregator(p.chain), "name", "aggregator")
                 try:
                     table[p.asset] = await _quote(services, p)
                     via[p.asset] = f"{name} quote"
@@ -189,8 +188,20 @@ def check_quote_prices(
     env: Mapping[str, str] | None = None,
 ) -> QuotePrices:
     """Quote the held assets and refuse (PriceDisagreementError, exit 3) to go on with
-    manual prices the quotes disagree with by more than the strategy allows."""
-    quotes = asyncio.run(_fetch(config, registry, holdings, manual, env))
+    manual prices the quotes disagree with by more than the strategy allows (its own loop:
+    a command that already runs one calls :func:`check_quotes` with its Services)."""
+    return asyncio.run(_with_services(config, registry, holdings, manual, warn, env))
+
+
+async def check_quotes(
+    services: Services,
+    holdings: Sequence[Holding],
+    manual: Mapping[str, Decimal],
+    *,
+    warn: Callable[[str], None] = lambda _m: None,
+) -> QuotePrices:
+    """:func:`check_quote_prices` with the command's own Services (client, aggregators)."""
+    quotes = await QuotePrices.fetch(services, holdings, manual)
     for asset, why in quotes.skipped.items():
         warn(f"price check: {asset} not quoted ({why}); its manual price is not checked")
     held = {h.token.asset for h in holdings if h.raw > 0}
@@ -198,59 +209,41 @@ def check_quote_prices(
         ManualPrices(dict(manual), "[prices]"),
         quotes,
         held,
-        config.strategy.price_max_deviation_pct,
+        services.config.strategy.price_max_deviation_pct,
     )
     return quotes
 
 
-def fetch_quotes(
-    config: Config,
-    registry: Any,
-    holdings: Sequence[Holding],
-    hints: Mapping[str, Decimal],
-    assets: Iterable[str],
-    *,
-    env: Mapping[str, str] | None = None,
-) -> QuotePrices:
-    """Quote ``assets`` (held or not) into USDC; ``hints`` size the probes. No check here:
-    ``rebalancer.market_prices`` compares them with the oracles."""
-    return asyncio.run(_fetch(config, registry, holdings, hints, env, assets=assets))
-
-
-async def _fetch(
+async def _with_services(
     config: Config,
     registry: Any,
     holdings: Sequence[Holding],
     manual: Mapping[str, Decimal],
+    warn: Callable[[str], None],
     env: Mapping[str, str] | None,
-    *,
-    assets: Iterable[str] | None = None,
 ) -> QuotePrices:
-    import tempfile
-    from pathlib import Path
-
     import httpx
 
     from rebalancer.services import Services
 
-    with tempfile.TemporaryDirectory(prefix="rebalancer-prices-") as tmp:
-        async with httpx.AsyncClient(timeout=30) as client:
-            services = Services(config, registry, client, env=env, work_dir=Path(tmp))
-            return await QuotePrices.fetch(services, holdings, manual, assets=assets)
+    async with httpx.AsyncClient(timeout=30) as client:
+        services = Services(config, registry, client, env=env)
+        return await check_quotes(services, holdings, manual, warn=warn)
 
 
 DEPTH_SIZES_USD = (Decimal(1000), Decimal(10_000))
 
 
-async def _depths(
+async def fit_depths(
     services: Services,
     holdings: Sequence[Holding],
     prices: Mapping[str, Decimal],
     assets: Iterable[str],
     known: Mapping[str, Decimal],
 ) -> dict[str, tuple[str, Decimal | None, str]]:
-    """Per asset: (chain, fitted depth or None, how), from quotes at the two sizes (``known``:
-    unit prices already quoted at the small size)."""
+    """Market depth per asset fitted from the aggregators' quotes at two sizes (the plan's
+    price-impact model): (chain, depth or None, how). ``known``: unit prices already quoted
+    at the small size, not asked again."""
     small, large = DEPTH_SIZES_USD
     by_family: dict[str, list[tuple[_Probe, _Probe]]] = {}
     for asset in sorted(set(assets)):
@@ -261,13 +254,12 @@ async def _depths(
         p2 = _probe(services, holdings, asset, price, large)
         if p1 is None or p2 is None:
             continue
-        family = services.registry.chains[p1.chain].family
-        by_family.setdefault(family, []).append((p1, p2))
+        by_family.setdefault(services.aggregator_name(p1.chain), []).append((p1, p2))
     out: dict[str, tuple[str, Decimal | None, str]] = {}
 
     async def run(pairs: list[tuple[_Probe, _Probe]]) -> None:
         for p1, p2 in pairs:
-            name = "1inch" if services.registry.chains[p1.chain].family == "evm" else "jupiter"
+            name = services.aggregator_name(p1.chain)
             how = f"fitted from {name} quotes of ${small:,.0f} and ${large:,.0f}"
             try:
                 # NOTE: the price quote of the same asset was the same ~$1,000 probe
@@ -288,31 +280,3 @@ async def _depths(
 
     await asyncio.gather(*(run(ps) for ps in by_family.values()))
     return out
-
-
-def fetch_depths(
-    config: Config,
-    registry: Any,
-    holdings: Sequence[Holding],
-    prices: Mapping[str, Decimal],
-    assets: Iterable[str],
-    *,
-    known: Mapping[str, Decimal] | None = None,
-    env: Mapping[str, str] | None = None,
-) -> dict[str, tuple[str, Decimal | None, str]]:
-    """Market depth per asset fitted from the aggregators' quotes at two sizes (the plan's
-    price-impact model); ``known`` unit prices at the small size are not asked again."""
-    import tempfile
-    from pathlib import Path
-
-    import httpx
-
-    from rebalancer.services import Services
-
-    async def go() -> dict[str, tuple[str, Decimal | None, str]]:
-        with tempfile.TemporaryDirectory(prefix="rebalancer-depth-") as tmp:
-            async with httpx.AsyncClient(timeout=30) as client:
-                services = Services(config, registry, client, env=env, work_dir=Path(tmp))
-                return await _depths(services, holdings, prices, assets, known or {})
-
-    return asyncio.run(go())

@@ -1,28 +1,31 @@
 """Plan, simulate, apply and run: the commands' shared path through the engine.
 
-A run is: recover what a crash left -> (plan from fresh balances) -> execute the trades
-(simulate only, or sign and send) -> record the summary. Each step that talks to chains runs
-in its own event loop because the planner's input loader reads balances with its own.
+A run is: recover what a crash left -> read the portfolio once (the stale-plan check, the
+plan, the "before" snapshot) -> execute the trades (simulate only, or sign and send) -> record
+the summary. A command runs all of it in one event loop with one HTTP client and one
+``Services`` (adapters and aggregators built once): :func:`open_services`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rebalancer.config import Config
 from rebalancer.core.errors import ConfigError, RefusedError, UserRejectedError
 from rebalancer.engine import Engine, TradeIntent, TradeResult
 from rebalancer.journal import Journal
 from rebalancer.services import Services, journal_path
+
+if TYPE_CHECKING:
+    from rebalancer.portfolio import Snapshot
 
 Progress = Callable[[str], None]
 
@@ -55,41 +58,27 @@ def open_journal(config: Config) -> Journal:
     return Journal(journal_path(config, os.environ))
 
 
-async def _with_engine(
-    config: Config,
-    registry: Any,
-    journal: Journal,
-    progress: Progress,
-    work: Path,
-    job: Callable[[Engine], Any],
-) -> Any:
+@asynccontextmanager
+async def open_services(
+    config: Config, registry: Any, *, timeout: float = 60.0
+) -> AsyncIterator[Services]:
+    """The command's one HTTP client and Services, and a scratch folder for simulation logs."""
     import httpx
 
-    async with httpx.AsyncClient(timeout=60) as client:
-        services = Services(config, registry, client, work_dir=work)
-        return await job(Engine(services, journal, progress))
-
-
-def recover(config: Config, registry: Any, journal: Journal, progress: Progress) -> int:
-    """Settle trades a crash left signed or sent; returns how many were settled."""
-    if not journal.unfinished():
-        return 0
     with tempfile.TemporaryDirectory(prefix="rebalancer-") as tmp:
-        settled = asyncio.run(
-            _with_engine(config, registry, journal, progress, Path(tmp), lambda e: e.recover())
-        )
-    return len(settled)
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            yield Services(config, registry, client, work_dir=Path(tmp))
 
 
-@contextmanager
-def recovered_journal(
-    config: Config, registry: Any, progress: Progress
-) -> Iterator[tuple[Journal, int]]:
-    """The journal and how many trades a crash left were settled (``recover``) before any new
-    work; the journal is closed whatever happens."""
+@asynccontextmanager
+async def recovered_journal(
+    services: Services, progress: Progress
+) -> AsyncIterator[tuple[Journal, int]]:
+    """The journal, locked for this run, and how many trades a crash left were settled
+    (recovery) before any new work; the journal is closed whatever happens."""
     import fcntl
 
-    journal = open_journal(config)
+    journal = open_journal(services.config)
     lock = open(str(journal.path) + ".lock", "w")  # noqa: SIM115 - held for the whole run
     try:
         try:
@@ -99,7 +88,9 @@ def recovered_journal(
                 f"another rebalancer run holds the journal {journal.path}: one run at a time "
                 "(two runs would plan the same trades)"
             ) from None
-        recovered = recover(config, registry, journal, progress)
+        recovered = 0
+        if journal.unfinished():
+            recovered = len(await Engine(services, journal, progress).recover())
         left = journal.unfinished()
         if left:
             t = left[0]
@@ -111,6 +102,13 @@ def recovered_journal(
     finally:
         journal.close()
         lock.close()  # releases the lock
+
+
+async def read_portfolio(services: Services) -> Snapshot:
+    """Every configured wallet's holdings, through the command's adapters."""
+    from rebalancer.portfolio import read_holdings
+
+    return await read_holdings(services.config, services.registry, adapters=services.adapter)
 
 
 def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> dict[str, Any]:
@@ -147,17 +145,13 @@ def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> dict[st
     }
 
 
-def snapshot_now(config: Config, registry: Any, journal: Journal, run_id: int, kind: str) -> None:
-    """Read the portfolio and record it at the config's prices (one request per chain)."""
-    from rebalancer.portfolio import read_holdings
-
-    snap = asyncio.run(read_holdings(config, registry))
-    journal.snapshot(run_id, kind, portfolio_doc(snap.holdings, config.prices))
+def record_portfolio(journal: Journal, run_id: int, kind: str, snap: Snapshot, prices: Any) -> None:
+    """A portfolio snapshot in the journal, at the config's prices (reports read these)."""
+    journal.snapshot(run_id, kind, portfolio_doc(snap.holdings, prices))
 
 
-def execute(
-    config: Config,
-    registry: Any,
+async def execute(
+    services: Services,
     journal: Journal,
     intents: Sequence[TradeIntent],
     *,
@@ -165,38 +159,32 @@ def execute(
     plan_doc: dict[str, Any],
     progress: Progress,
     recovered: int = 0,
+    before: Snapshot | None = None,
 ) -> RunReport:
     """Run ``intents`` through the engine: ``simulate`` signs nothing, ``execute`` does.
 
     An executing run records the portfolio before and after (``portfolio_before`` and
-    ``portfolio_after`` snapshots) for performance reports.
+    ``portfolio_after`` snapshots) for performance reports; ``before`` is the portfolio the
+    command read already (after recovery, under the journal's lock), not read again.
     """
+    config = services.config
     run_id = journal.start_run(mode, plan_doc)
     if mode == "execute" and config.prices:
-        snapshot_now(config, registry, journal, run_id, "portfolio_before")
+        snap = before if before is not None else await read_portfolio(services)
+        record_portfolio(journal, run_id, "portfolio_before", snap, config.prices)
     status = "error"
     report = RunReport(run_id, mode, [], recovered)
     try:
-        with tempfile.TemporaryDirectory(prefix="rebalancer-") as tmp:
-            report.results = asyncio.run(
-                _with_engine(
-                    config,
-                    registry,
-                    journal,
-                    progress,
-                    Path(tmp),
-                    lambda e: e.execute(run_id, intents, sign=(mode == "execute")),
-                )
-            )
+        engine = Engine(services, journal, progress)
+        report.results = await engine.execute(run_id, intents, sign=(mode == "execute"))
         status = report.status
         if mode == "execute":
-            from rebalancer.endpoints import resolve_rpc
             from rebalancer.market_costs import record_landed
 
-            urls = {name: resolve_rpc(name, c.rpc) for name, c in config.chains.items()}
-            record_landed(config, registry, journal, report.results, urls)
+            await record_landed(services, journal, report.results)
         if mode == "execute" and config.prices:
-            snapshot_now(config, registry, journal, run_id, "portfolio_after")
+            after = await read_portfolio(services)
+            record_portfolio(journal, run_id, "portfolio_after", after, config.prices)
         return report
     finally:
         journal.finish_run(run_id, status, {"trades": [r.as_dict() for r in report.results]})
@@ -242,12 +230,10 @@ def read_plan(
     return doc, intents_from_plan(doc, registry, prices)
 
 
-def check_balances(config: Config, registry: Any, intents: Sequence[TradeIntent]) -> None:
+def check_balances(snap: Snapshot, intents: Sequence[TradeIntent]) -> None:
     """A stale plan sells what is no longer there: every trade's sell amount must be held now."""
-    from rebalancer.portfolio import read_holdings
-
     held: dict[tuple[str, str, str], int] = {}
-    for h in asyncio.run(read_holdings(config, registry)).holdings:
+    for h in snap.holdings:
         key = (h.chain, h.wallet.lower(), h.token.id)
         held[key] = held.get(key, 0) + int(h.raw)
     need: dict[tuple[str, str, str], int] = {}

@@ -1,25 +1,67 @@
 """The composition root: chain adapters, aggregators, signers and the policy, built once from
-the config for one run. Nothing below this reads the environment."""
+the config for one command and shared by everything it runs. Nothing below this reads the
+environment.
+
+Every part can be handed in instead of built (``adapters=``, ``aggregators=``, ``signers=``),
+and ``wrap`` sees each adapter, aggregator and signer Services builds itself, so a test can
+put a fault in front of a real one; :func:`injected` sets these for the Services a CLI command
+builds (the test seam: no engine internals are patched).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from rebalancer.chains.base import ChainAdapter, adapter_for
+from rebalancer.chains.base import CONFIRM_TIMEOUT_S, ChainAdapter, adapter_for
 from rebalancer.chains.registry import Registry
-from rebalancer.config import Config, WalletConfig
+from rebalancer.config import DEFAULT_AGGREGATOR, Config, WalletConfig
 from rebalancer.core.errors import ConfigError
 from rebalancer.dex.base import SwapAggregator
-from rebalancer.dex.checks import DEFAULT_EVM_ROUTERS, SwapPolicy
 from rebalancer.endpoints import resolve_rpc
 
 if TYPE_CHECKING:
     import httpx
 
+    from rebalancer.dex.checks import SwapPolicy
     from rebalancer.wallet.base import Signer
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Injected:
+    """Parts handed to Services instead of the ones it would build (tests, bench)."""
+
+    adapters: Mapping[str, ChainAdapter] = field(default_factory=dict)
+    """By chain name."""
+    aggregators: Mapping[str, SwapAggregator] = field(default_factory=dict)
+    """By aggregator name (``1inch``, ``jupiter``)."""
+    signers: Mapping[tuple[str, str], Signer] = field(default_factory=dict)
+    """By (chain, lower-case address)."""
+    wrap: Callable[[Any], Any] | None = None
+    """Called with every adapter, aggregator and signer built here; returns what to use."""
+    confirm_timeout_s: float | None = None
+    """How long to wait for a sent transaction before leaving it in flight."""
+
+
+_INJECTED: ContextVar[Injected | None] = ContextVar("rebalancer_injected", default=None)
+
+
+@contextmanager
+def injected(**parts: Any) -> Iterator[Injected]:
+    """Every Services built inside this block (by any command) uses these parts."""
+    value = Injected(**parts)
+    token = _INJECTED.set(value)
+    try:
+        yield value
+    finally:
+        _INJECTED.reset(token)
 
 
 def data_dir(env: Mapping[str, str]) -> Path:
@@ -67,9 +109,15 @@ class Services:
         *,
         env: Mapping[str, str] | None = None,
         local_dir: Path | None = None,
-        work_dir: Path,
+        work_dir: Path | None = None,
         prompt: Callable[[str], None] | None = None,
+        adapters: Mapping[str, ChainAdapter] | None = None,
+        aggregators: Mapping[str, SwapAggregator] | None = None,
+        signers: Mapping[tuple[str, str], Signer] | None = None,
+        wrap: Callable[[Any], Any] | None = None,
+        confirm_timeout_s: float | None = None,
     ) -> None:
+        inj = _INJECTED.get() or Injected()
         self.config = config
         self.registry = registry
         self.client = client
@@ -80,22 +128,39 @@ class Services:
         self.urls = {
             name: resolve_rpc(name, c.rpc, self.env, local_dir) for name, c in config.chains.items()
         }
-        self._adapters: dict[str, ChainAdapter] = {}
-        self._aggregators: dict[str, SwapAggregator] = {}
-        self._signers: dict[tuple[str, str], Signer] = {}
+        self._adapters: dict[str, ChainAdapter] = {**inj.adapters, **(adapters or {})}
+        self._aggregators: dict[str, SwapAggregator] = {**inj.aggregators, **(aggregators or {})}
+        self._signers: dict[tuple[str, str], Signer] = {**inj.signers, **(signers or {})}
+        self._opened: dict[tuple[str, str], Signer] = {}
+        self._wrap = wrap or inj.wrap
+        self.confirm_timeout_s = confirm_timeout_s or inj.confirm_timeout_s or CONFIRM_TIMEOUT_S
+        """How long a sent transaction is waited for before it is left in flight."""
+
+    def _built(self, part: T) -> T:
+        return part if self._wrap is None else self._wrap(part)
 
     def adapter(self, chain: str) -> ChainAdapter:
+        """The chain's adapter, built once and shared (one client, one chain-id check)."""
         if chain not in self._adapters:
             if chain not in self.urls:
                 raise ConfigError(f"chains.{chain}: not configured")
-            self._adapters[chain] = adapter_for(
-                self.registry.chains[chain], self.urls[chain], self.client
+            self._adapters[chain] = self._built(
+                adapter_for(
+                    self.registry.chains[chain],
+                    self.urls[chain],
+                    self.client,
+                    work_dir=self.work_dir,
+                )
             )
         return self._adapters[chain]
 
+    def aggregator_name(self, chain: str) -> str:
+        """``[chains.X] aggregator``, else the default for the chain's family."""
+        chosen = self.config.chains[chain].aggregator if chain in self.config.chains else None
+        return chosen or DEFAULT_AGGREGATOR[self.registry.chains[chain].family]
+
     def aggregator(self, chain: str) -> SwapAggregator:
-        family = self.registry.chains[chain].family
-        name = "1inch" if family == "evm" else "jupiter"
+        name = self.aggregator_name(chain)
         if name not in self._aggregators:
             spec = self.config.aggregators.get(name)
             if spec is None:
@@ -104,24 +169,17 @@ class Services:
             key = self.env.get(spec.api_key_env) if spec.api_key_env else None
             if key is None and spec.base_url.startswith("localnet:"):
                 key = "localnet"  # NOTE: the local stand-ins want a key, any key; no secret here
-            agg: SwapAggregator
-            if name == "1inch":
-                from rebalancer.dex.oneinch import OneInch
-
-                agg = OneInch(self.client, base_url=url, api_key=key)
-            else:
-                from rebalancer.dex.jupiter import Jupiter
-
-                agg = Jupiter(
-                    self.client,
-                    base_url=url,
-                    api_key=key,
-                    max_priority_lamports=self.config.policy.max_priority_fee_lamports,
+            build = _AGGREGATORS.get(name)
+            if build is None:
+                raise ConfigError(
+                    f"aggregators.{name}: no such aggregator (known: {', '.join(_AGGREGATORS)})"
                 )
-            self._aggregators[name] = agg
+            self._aggregators[name] = self._built(build(self, url, key))
         return self._aggregators[name]
 
     def swap_policy(self) -> SwapPolicy:
+        from rebalancer.dex.checks import DEFAULT_EVM_ROUTERS, SwapPolicy
+
         p = self.config.policy
         routers: dict[int, frozenset[str]] = dict(DEFAULT_EVM_ROUTERS)
         for chain, extra in p.extra_routers.items():
@@ -152,7 +210,10 @@ class Services:
 
     async def signer(self, chain: str, address: str) -> Signer:
         """The wallet's signer, opened once per run (a key file is decrypted once)."""
-        key = (self.registry.chains[chain].family, address.lower())
+        key = (chain, address.lower())
+        shared = (self.registry.chains[chain].family, address.lower())
+        if key not in self._signers and shared in self._opened:
+            self._signers[key] = self._opened[shared]  # one key, several chains of a family
         if key not in self._signers:
             from rebalancer.wallet.factory import open_signer
 
@@ -166,7 +227,7 @@ class Services:
             kwargs: dict[str, Any] = {}
             if self.prompt is not None:
                 kwargs["prompt"] = self.prompt
-            self._signers[key] = await open_signer(
+            opened = await open_signer(
                 kind=s.kind,
                 family=self.registry.chains[chain].family,
                 address=w.address,
@@ -177,4 +238,29 @@ class Services:
                 passphrase_env=s.passphrase_env,
                 **kwargs,
             )
+            self._opened[shared] = self._signers[key] = self._built(opened)
         return self._signers[key]
+
+
+def _oneinch(s: Services, url: str, key: str | None) -> SwapAggregator:
+    from rebalancer.dex.oneinch import OneInch
+
+    return OneInch(s.client, base_url=url, api_key=key)
+
+
+def _jupiter(s: Services, url: str, key: str | None) -> SwapAggregator:
+    from rebalancer.dex.jupiter import Jupiter
+
+    return Jupiter(
+        s.client,
+        base_url=url,
+        api_key=key,
+        max_priority_lamports=s.config.policy.max_priority_fee_lamports,
+    )
+
+
+# aggregator name -> how Services builds it (the SDK is imported only when one is needed)
+_AGGREGATORS: dict[str, Callable[[Services, str, str | None], SwapAggregator]] = {
+    "1inch": _oneinch,
+    "jupiter": _jupiter,
+}

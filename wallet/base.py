@@ -1,16 +1,16 @@
-"""The one seam between the engine and whatever holds a key: a local file or a Ledger.
+"""The one seam between the engine and whatever holds a key: a local file, a Ledger, or an
+air-gapped wallet whose signed file came back.
 
 A :class:`Signer` has a family (``evm`` or ``solana``), an identity (EIP-55 address or base58
-public key) and signs either an EVM transaction dict or the message bytes of a Solana versioned
-transaction. Every signing method is async because a device may take minutes to answer; local
-keys answer at once. Calling the method of the other family is a usage error.
+public key) and signs an unsigned transaction (``rebalancer.core.tx``), returning the signed
+one. Every signer signs the ``payload()`` of that one encoder, so the same key gives the same
+bytes whoever holds it. Signing is async because a device may take minutes to answer; local
+keys answer at once. Handing a key a transaction of the other family is a usage error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from solders.message import to_bytes_versioned
 from solders.pubkey import Pubkey
@@ -18,21 +18,17 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from rebalancer.core.errors import ConfigError, DeviceError
+from rebalancer.core.tx import (
+    EvmTransaction,
+    SignedEvmTransaction,
+    SignedSolanaTransaction,
+    SignedTx,
+    SolanaTx,
+    UnsignedTx,
+)
 from rebalancer.core.types import Family
 
-
-@dataclass(frozen=True, slots=True)
-class SignedEvmTransaction:
-    """A signed EVM transaction ready for ``eth_sendRawTransaction``.
-
-    ``v`` is the y-parity (0/1) for typed transactions and the full EIP-155 value for legacy ones.
-    """
-
-    raw_transaction: bytes
-    hash: bytes
-    r: int
-    s: int
-    v: int
+__all__ = ["SignedEvmTransaction", "SignedSolanaTransaction", "Signer"]
 
 
 @runtime_checkable
@@ -49,9 +45,20 @@ class Signer(Protocol):
         """The EIP-55 checksummed address or the base58 Solana public key."""
         ...
 
-    async def sign_evm_transaction(self, tx: Mapping[str, Any]) -> SignedEvmTransaction:
-        """Sign an EIP-1559 (``type`` 2) or legacy EIP-155 transaction dict (web3 field names)."""
+    async def sign(self, tx: UnsignedTx) -> SignedTx:
+        """Sign ``tx.payload()`` and return the signed transaction (refused for the other
+        family, or, for a pre-signed signer, for anything but what was signed elsewhere)."""
         ...
+
+
+class SolanaMessageSigner(Protocol):
+    """A Solana key that signs raw message bytes (local keys and the Ledger's Solana app)."""
+
+    @property
+    def family(self) -> Family: ...
+
+    @property
+    def identity(self) -> str: ...
 
     async def sign_solana_message(self, message: bytes) -> bytes:
         """Sign the serialised message (``to_bytes_versioned``) and return the 64-byte signature."""
@@ -71,7 +78,9 @@ def wrong_family(identity: str, family: Family, wanted: Family) -> ConfigError:
 
 
 class EvmKey:
-    """The EVM side of a ``Signer``: its family, its address, and no Solana messages."""
+    """The EVM side of a ``Signer``: its family, its address, and no Solana transactions.
+
+    Subclasses sign one :class:`EvmTransaction` in ``sign_evm``."""
 
     __slots__ = ()
     _identity: str
@@ -84,12 +93,22 @@ class EvmKey:
     def identity(self) -> str:
         return self._identity
 
+    async def sign(self, tx: UnsignedTx) -> SignedTx:
+        if not isinstance(tx, EvmTransaction):
+            raise wrong_family(self._identity, "evm", "solana")
+        return await self.sign_evm(tx)
+
+    async def sign_evm(self, tx: EvmTransaction) -> SignedEvmTransaction:
+        raise NotImplementedError
+
     async def sign_solana_message(self, message: bytes) -> bytes:
         raise wrong_family(self._identity, "evm", "solana")
 
 
 class SolanaKey:
-    """The Solana side of a ``Signer``: its family, its public key, and no EVM transactions."""
+    """The Solana side of a ``Signer``: its family, its public key, and no EVM transactions.
+
+    Subclasses sign message bytes in ``sign_solana_message``; ``sign`` fills the key's slot."""
 
     __slots__ = ()
     _identity: str
@@ -102,8 +121,14 @@ class SolanaKey:
     def identity(self) -> str:
         return self._identity
 
-    async def sign_evm_transaction(self, tx: Mapping[str, Any]) -> SignedEvmTransaction:
-        raise wrong_family(self._identity, "solana", "evm")
+    async def sign(self, tx: UnsignedTx) -> SignedTx:
+        if not isinstance(tx, SolanaTx):
+            raise wrong_family(self._identity, "solana", "evm")
+        signed = await sign_versioned_transaction(self, VersionedTransaction.from_bytes(tx.raw))
+        return SignedSolanaTransaction(bytes(signed), str(signed.signatures[0]))
+
+    async def sign_solana_message(self, message: bytes) -> bytes:
+        raise NotImplementedError
 
 
 def signer_slot(tx: VersionedTransaction, pubkey: Pubkey) -> int:
@@ -137,7 +162,7 @@ def with_signature(
 
 
 async def sign_versioned_transaction(
-    signer: Signer, tx: VersionedTransaction
+    signer: SolanaMessageSigner, tx: VersionedTransaction
 ) -> VersionedTransaction:
     """Fill ``signer``'s slot of a (possibly partly signed) versioned transaction.
 

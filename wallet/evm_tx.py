@@ -1,38 +1,20 @@
-"""EVM transaction encoding for signers that get a signature back, not a signed blob (Ledger).
+"""Reading a web3-style transaction dict (an export file, a test) into the one unsigned type.
 
-The unsigned payload here is exactly what the Ethereum app hashes and signs, and the signed
-encoding is what a node accepts; both are checked against eth-account's own signing in tests.
-Only EIP-1559 (type 2) and legacy EIP-155 transactions are supported, the two the tool builds.
+The encoder itself is :class:`rebalancer.core.tx.EvmTransaction`: every signer signs its
+``payload()``. Only EIP-1559 (type 2) and legacy EIP-155 transactions are supported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import rlp
-from eth_utils import is_checksum_address, keccak, to_bytes, to_canonical_address
+from eth_utils import is_checksum_address, to_bytes, to_canonical_address
+
+from rebalancer.core.tx import EvmTransaction
 
 _TYPE2_FIELDS = ("chainId", "nonce", "maxPriorityFeePerGas", "maxFeePerGas", "gas", "value")
 _LEGACY_FIELDS = ("chainId", "nonce", "gasPrice", "gas", "value")
-
-
-@dataclass(frozen=True, slots=True)
-class EvmTx:
-    """A normalised transaction: integers, bytes, and whether it is type 2 or legacy."""
-
-    typed: bool
-    chain_id: int
-    nonce: int
-    gas: int
-    to: bytes
-    value: int
-    data: bytes
-    gas_price: int = 0
-    max_fee_per_gas: int = 0
-    max_priority_fee_per_gas: int = 0
-    access_list: tuple[tuple[bytes, tuple[bytes, ...]], ...] = ()
 
 
 def _int(tx: Mapping[str, Any], key: str) -> int:
@@ -55,8 +37,8 @@ def _access_list(items: Sequence[Any]) -> tuple[tuple[bytes, tuple[bytes, ...]],
     return tuple(out)
 
 
-def normalise(tx: Mapping[str, Any]) -> EvmTx:
-    """Read a web3-style dict (camelCase keys, ints or hex strings) into an :class:`EvmTx`.
+def normalise(tx: Mapping[str, Any]) -> EvmTransaction:
+    """Read a web3-style dict (camelCase keys, ints or hex strings) into an ``EvmTransaction``.
 
     ``type`` 2 (or the presence of ``maxFeePerGas``) means EIP-1559; ``gasPrice`` means legacy.
     Contract creation (no ``to``) is refused: the tool never deploys.
@@ -79,7 +61,7 @@ def normalise(tx: Mapping[str, Any]) -> EvmTx:
         _int(tx, key)
     data = tx.get("data") or tx.get("input") or b""
     data_bytes = to_bytes(hexstr=data) if isinstance(data, str) else bytes(data)
-    return EvmTx(
+    return EvmTransaction(
         typed=typed,
         chain_id=_int(tx, "chainId"),
         nonce=_int(tx, "nonce"),
@@ -94,45 +76,22 @@ def normalise(tx: Mapping[str, Any]) -> EvmTx:
     )
 
 
-def _fields(tx: EvmTx) -> list[Any]:
-    if tx.typed:
-        access = [[addr, list(keys)] for addr, keys in tx.access_list]
-        return [
-            tx.chain_id,
-            tx.nonce,
-            tx.max_priority_fee_per_gas,
-            tx.max_fee_per_gas,
-            tx.gas,
-            tx.to,
-            tx.value,
-            tx.data,
-            access,
-        ]
-    return [tx.nonce, tx.gas_price, tx.gas, tx.to, tx.value, tx.data]
+def as_dict(tx: EvmTransaction, sender: str) -> dict[str, Any]:
+    """A type-2 transaction by field name, as an export's ``<id>.unsigned.json`` shows it."""
+    from eth_utils import to_checksum_address
 
-
-def unsigned_payload(tx: EvmTx) -> bytes:
-    """The bytes whose keccak is signed: ``0x02 || rlp(...)`` or the EIP-155 legacy RLP."""
-    if tx.typed:
-        return b"\x02" + rlp.encode(_fields(tx))
-    return rlp.encode([*_fields(tx), tx.chain_id, 0, 0])
-
-
-def eip155_tail_length(tx: EvmTx) -> int:
-    """Length of the trailing ``chainId, 0, 0`` of a legacy payload (the "EIP-155 marker")."""
-    return len(rlp.encode(tx.chain_id)) + 2
-
-
-def signed_encoding(tx: EvmTx, v: int, r: int, s: int) -> bytes:
-    """The raw signed transaction; ``v`` is the y-parity (typed) or the EIP-155 value (legacy)."""
-    if tx.typed:
-        return b"\x02" + rlp.encode([*_fields(tx), v, r, s])
-    return rlp.encode([*_fields(tx), v, r, s])
-
-
-def signing_hash(tx: EvmTx) -> bytes:
-    return keccak(unsigned_payload(tx))
-
-
-def tx_hash(raw: bytes) -> bytes:
-    return keccak(raw)
+    if not tx.typed:
+        raise ValueError("evm transaction: only type-2 transactions are exported")
+    return {
+        "type": 2,
+        "chainId": tx.chain_id,
+        "nonce": tx.nonce,
+        "from": sender,
+        "to": to_checksum_address(tx.to),
+        "value": tx.value,
+        "data": "0x" + tx.data.hex(),
+        "gas": tx.gas,
+        "maxFeePerGas": tx.max_fee_per_gas,
+        "maxPriorityFeePerGas": tx.max_priority_fee_per_gas,
+        "accessList": [],
+    }

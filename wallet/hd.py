@@ -62,6 +62,18 @@ def evm_key_from_seed(seed: bytes, path: str = EVM_DEFAULT_PATH) -> bytes:
     return key_from_seed(seed, format_path(parse_path(path)))
 
 
+def evm_key_and_chain_code(seed: bytes, indices: list[int]) -> tuple[bytes, bytes]:
+    """The secp256k1 key at ``indices`` and its BIP32 chain code (what a Ledger returns with
+    the address when asked for it, so a host can derive the account's public children)."""
+    from eth_account.hdaccount.deterministic import HDPath, derive_child_key
+
+    node = hmac.new(b"Bitcoin seed", seed, hashlib.sha512).digest()
+    key, chain = node[:32], node[32:]
+    for child in HDPath(format_path(indices))._path:
+        key, chain = derive_child_key(key, chain, child)
+    return key, chain
+
+
 def slip10_ed25519(seed: bytes, indices: list[int]) -> tuple[bytes, bytes]:
     """SLIP-0010 ed25519: (private key seed, chain code); every level must be hardened."""
     digest = hmac.new(b"ed25519 seed", seed, hashlib.sha512).digest()

@@ -24,14 +24,14 @@ import socket
 import struct
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, ClassVar, Literal, Protocol, Self
+from typing import ClassVar, Literal, Protocol, Self
 
 from rebalancer.core.errors import ConfigError, DeviceError, RebalancerError, UserRejectedError
+from rebalancer.core.tx import EvmTransaction, SignedEvmTransaction
 from rebalancer.core.types import Family
-from rebalancer.wallet import evm_tx
-from rebalancer.wallet.base import EvmKey, SignedEvmTransaction, SolanaKey
+from rebalancer.wallet.base import EvmKey, SolanaKey
 from rebalancer.wallet.hd import (
     EVM_DEFAULT_PATH,
     SOLANA_DEFAULT_PATH,
@@ -427,11 +427,11 @@ class LedgerClient:
             raise DeviceError(f"Ledger: app configuration reply too short ({len(data)} bytes)")
         return bool(data[0] & 0x01), f"{data[1]}.{data[2]}.{data[3]}"
 
-    def eth_sign(self, path: str, tx: evm_tx.EvmTx) -> tuple[int, int, int]:
+    def eth_sign(self, path: str, tx: EvmTransaction) -> tuple[int, int, int]:
         """SIGN_ETH_TRANSACTION: returns the device's (v byte, r, s) for ``tx``."""
         self.ensure_app("Ethereum")
-        payload = evm_tx.unsigned_payload(tx)
-        tail = 0 if tx.typed else evm_tx.eip155_tail_length(tx)
+        payload = tx.payload()
+        tail = 0 if tx.typed else tx.eip155_tail_length()
         chunks = eth_chunks(serialize_path(parse_path(path)), payload, tail)
         data = b""
         for i, chunk in enumerate(chunks):
@@ -532,7 +532,7 @@ def _units(amount: int, decimals: int) -> str:
     return text
 
 
-def describe_evm(tx: evm_tx.EvmTx, path: str) -> str:
+def describe_evm(tx: EvmTransaction, path: str) -> str:
     """What the device will show, in the order it shows it, so the user can compare."""
     from eth_utils import to_checksum_address
 
@@ -647,26 +647,20 @@ class LedgerEvmSigner(_LedgerSigner, EvmKey):
     def _matches(identity: str, expected: str) -> bool:
         return identity.lower() == expected.lower()  # NOTE: EIP-55 casing is only a checksum
 
-    async def sign_evm_transaction(self, tx: Mapping[str, Any]) -> SignedEvmTransaction:
+    async def sign_evm(self, tx: EvmTransaction) -> SignedEvmTransaction:
         from eth_keys import keys
 
-        norm = evm_tx.normalise(tx)
-        self.prompt(describe_evm(norm, self.path))
-        v_byte, r, s = await asyncio.to_thread(self.client.eth_sign, self.path, norm)
-        if norm.typed:
+        self.prompt(describe_evm(tx, self.path))
+        v_byte, r, s = await asyncio.to_thread(self.client.eth_sign, self.path, tx)
+        if tx.typed:
             parity = v_byte - 27 if v_byte in (27, 28) else v_byte
-            v = parity
         else:
-            base = norm.chain_id * 2 + 35
-            parity = (v_byte - base) % 256
-            v = base + parity
+            parity = (v_byte - (tx.chain_id * 2 + 35)) % 256
         if parity not in (0, 1):
-            raise DeviceError(
-                f"Ledger: signature v byte {v_byte} does not fit chain {norm.chain_id}"
-            )
+            raise DeviceError(f"Ledger: signature v byte {v_byte} does not fit chain {tx.chain_id}")
         try:
             signature = keys.Signature(vrs=(parity, r, s))
-            signer = signature.recover_public_key_from_msg_hash(evm_tx.signing_hash(norm))
+            signer = signature.recover_public_key_from_msg_hash(tx.signing_hash())
         except Exception:
             raise DeviceError("Ledger: returned an invalid signature") from None
         if signer.to_checksum_address() != self._identity:
@@ -674,8 +668,7 @@ class LedgerEvmSigner(_LedgerSigner, EvmKey):
                 f"Ledger: signed with {signer.to_checksum_address()}, not {self._identity} "
                 "(device changed or different passphrase?); nothing was sent"
             )
-        raw = evm_tx.signed_encoding(norm, v, r, s)
-        return SignedEvmTransaction(raw_transaction=raw, hash=evm_tx.tx_hash(raw), r=r, s=s, v=v)
+        return tx.signed(parity, r, s)
 
 
 class LedgerSolanaSigner(_LedgerSigner, SolanaKey):

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rebalancer.core.errors import ConfigError, UserRejectedError
+from rebalancer.core.tx import EvmTransaction, SignedEvmTransaction
 from rebalancer.core.types import Family
-from rebalancer.wallet.base import EvmKey, SignedEvmTransaction, SolanaKey
+from rebalancer.wallet.base import EvmKey, SolanaKey
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ _ENCRYPTED_KIND = "rebalancer-solana-keypair"
 
 
 class LocalEvmSigner(EvmKey):
-    """An EVM key held in memory; signs with eth-account (RFC 6979 deterministic ECDSA)."""
+    """An EVM key held in memory; signs with eth-keys (RFC 6979 deterministic ECDSA)."""
 
     __slots__ = ("_identity", "_key")
 
@@ -59,17 +60,12 @@ class LocalEvmSigner(EvmKey):
             raise ConfigError("evm private key: not a valid secp256k1 key") from None
         self._key = bytes(private_key)
 
-    async def sign_evm_transaction(self, tx: Mapping[str, Any]) -> SignedEvmTransaction:
-        from eth_account import Account
+    async def sign_evm(self, tx: EvmTransaction) -> SignedEvmTransaction:
+        """Sign the keccak of the one encoder's payload (what a Ledger signs too)."""
+        from eth_keys import keys
 
-        signed = Account.sign_transaction(dict(tx), self._key)
-        return SignedEvmTransaction(
-            raw_transaction=bytes(signed.raw_transaction),
-            hash=bytes(signed.hash),
-            r=signed.r,
-            s=signed.s,
-            v=signed.v,
-        )
+        signature = keys.PrivateKey(self._key).sign_msg_hash(tx.signing_hash())
+        return tx.signed(signature.v, signature.r, signature.s)
 
     def __repr__(self) -> str:
         return f"LocalEvmSigner({self._identity})"

@@ -11,9 +11,12 @@ difference is a refusal naming the file and the field, before anything is sent.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import rlp
@@ -24,9 +27,16 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from rebalancer.core.errors import RefusedError
-from rebalancer.wallet.base import SignedEvmTransaction
-from rebalancer.wallet.evm_tx import normalise, unsigned_payload
+from rebalancer.core.errors import ConfigError, RefusedError
+from rebalancer.core.tx import (
+    EvmTransaction,
+    SignedEvmTransaction,
+    SignedSolanaTransaction,
+    SignedTx,
+    SolanaTx,
+    UnsignedTx,
+)
+from rebalancer.wallet.evm_tx import as_dict, normalise
 
 TYPE2_FIELD_NAMES = (
     "chainId",
@@ -50,7 +60,7 @@ def evm_unsigned_payload(tx: Mapping[str, Any]) -> bytes:
     norm = normalise(tx)
     if not norm.typed:
         raise RefusedError("evm transaction: only type-2 transactions are exported")
-    return unsigned_payload(norm)
+    return norm.payload()
 
 
 def _mismatch(where: str, field: str, detail: str) -> RefusedError:
@@ -174,3 +184,125 @@ def verify_solana_signed(
         elif was != Signature.default() and not was.verify(keys_[i], export.message):
             raise _mismatch(where, f"signatures[{i}]", f"of {keys_[i]} does not verify")
     return VersionedTransaction.populate(export.unsigned.message, signatures)
+
+
+# -- the files of an export, per family ----------------------------------------------------------
+@dataclass(frozen=True)
+class Exported:
+    """One transaction written for signing elsewhere: its files, and its manifest fields."""
+
+    files: dict[str, bytes]
+    fields: dict[str, Any]
+
+
+def export_tx(tx: UnsignedTx, tx_id: str, wallet: str) -> Exported:
+    """The files a wallet needs to sign ``tx`` (named after ``tx_id``) and what the manifest
+    records of them: the hash of the exact bytes to sign, the nonce or the expiry."""
+    if isinstance(tx, EvmTransaction):
+        payload = tx.payload()
+        unsigned = as_dict(tx, wallet)
+        return Exported(
+            {
+                f"{tx_id}.unsigned.json": (json.dumps(unsigned, indent=2) + "\n").encode(),
+                f"{tx_id}.unsigned.rlp": ("0x" + payload.hex() + "\n").encode(),
+            },
+            {
+                "nonce": tx.nonce,
+                "expiry": None,
+                "files": {
+                    "unsigned": f"{tx_id}.unsigned.json",
+                    "payload": f"{tx_id}.unsigned.rlp",
+                    "signed": f"{tx_id}.signed.hex",
+                },
+                "sha256": sha256_hex(payload),
+            },
+        )
+    message = tx.payload()
+    return Exported(
+        {
+            f"{tx_id}.unsigned.b64": base64.b64encode(tx.raw) + b"\n",
+            f"{tx_id}.message.b64": base64.b64encode(message) + b"\n",
+        },
+        {
+            "expiry": {"last_valid_block_height": tx.last_valid_block_height},
+            "files": {
+                "unsigned": f"{tx_id}.unsigned.b64",
+                "message": f"{tx_id}.message.b64",
+                "signed": f"{tx_id}.signed.b64",
+                "signature": f"{tx_id}.signature.b58",
+            },
+            "sha256": sha256_hex(message),
+            "unsigned_sha256": sha256_hex(tx.raw),
+        },
+    )
+
+
+def read_file(folder: Path, name: str) -> bytes:
+    """A file of an export folder; a name from the manifest must be a plain file name."""
+    if "/" in name or name.startswith("."):
+        raise RefusedError(f"manifest.json: file name {name!r} is not a plain file name")
+    try:
+        return (folder / name).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{folder / name}: missing") from None
+    except OSError as exc:
+        raise ConfigError(f"{folder / name}: cannot read: {exc.strerror}") from None
+
+
+def _read_evm(folder: Path, entry: Mapping[str, Any]) -> tuple[UnsignedTx, SignedTx]:
+    files = entry["files"]
+    unsigned_name = files["unsigned"]
+    unsigned = json.loads(read_file(folder, unsigned_name))
+    payload = evm_unsigned_payload(unsigned)
+    if sha256_hex(payload) != entry["sha256"]:
+        raise RefusedError(f"{folder / unsigned_name}: changed since the export; nothing sent")
+    if int(unsigned["nonce"]) != int(entry["nonce"]):
+        raise RefusedError(f"{folder / unsigned_name}: field nonce differs from the manifest")
+    name = files["signed"]
+    text = read_file(folder, name).decode(errors="replace").strip()
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raise RefusedError(f"{folder / name}: not hex; nothing was sent") from None
+    signed = verify_evm_signed(raw, unsigned, entry["wallet"], str(folder / name))
+    return normalise(unsigned), signed
+
+
+def _read_solana(folder: Path, entry: Mapping[str, Any]) -> tuple[UnsignedTx, SignedTx]:
+    files = entry["files"]
+    unsigned_raw = base64.b64decode(read_file(folder, files["unsigned"]))
+    where = str(folder / files["unsigned"])
+    if sha256_hex(unsigned_raw) != entry["unsigned_sha256"]:
+        raise RefusedError(f"{where}: changed since the export; nothing was sent")
+    export = SolanaExport.parse(unsigned_raw, entry["wallet"], where)
+    if sha256_hex(export.message) != entry["sha256"]:
+        raise RefusedError(f"{where}: field message changed since the export; nothing was sent")
+    signed_path = folder / files["signed"]
+    if signed_path.exists():
+        tx = verify_solana_signed(
+            export,
+            signed_tx=base64.b64decode(read_file(folder, files["signed"])),
+            where=str(signed_path),
+        )
+    else:
+        sig_path = folder / files["signature"]
+        if not sig_path.exists():
+            raise ConfigError(f"{signed_path}: missing (or {sig_path.name}): sign it first")
+        tx = verify_solana_signed(
+            export, signature_b58=sig_path.read_text().strip(), where=str(sig_path)
+        )
+    expiry = (entry.get("expiry") or {}).get("last_valid_block_height")
+    unsigned_tx = SolanaTx(unsigned_raw, None if expiry is None else int(expiry))
+    return unsigned_tx, SignedSolanaTransaction(bytes(tx), str(tx.signatures[0]))
+
+
+_READERS = {"evm": _read_evm, "solana": _read_solana}
+
+
+def read_signed(folder: Path, entry: Mapping[str, Any]) -> tuple[UnsignedTx, SignedTx]:
+    """The exported transaction of a manifest entry and its signed form, proven to match
+    (every field, the signer, the other signers' signatures), or a refusal naming the file."""
+    reader = _READERS.get(str(entry.get("family")))
+    if reader is None:
+        raise ConfigError(f"manifest: {entry.get('id')} has unknown family {entry.get('family')!r}")
+    return reader(folder, entry)

@@ -10,8 +10,6 @@ counts only what is priced.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import time
 from decimal import Decimal
 
 from rebalancer.config import load_config
@@ -21,15 +19,10 @@ _CENT = Decimal("0.01")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rebalancer.market_prices import live_prices
-    from rebalancer.portfolio import read_holdings
+    from rebalancer.market_prices import read_and_price
 
     config, registry = load_config(args.config)
-    snap = asyncio.run(read_holdings(config, registry))
-    market = live_prices(config, registry, snap, strict=False, warn=warn)
-    from rebalancer.price_history import record_and_load
-
-    record_and_load(config, registry, snap, market, time.time(), warn=warn)
+    snap, market = read_and_price(config, registry, strict=False, warn=warn, history=True)
     names = {(c, w.address): w.name for w in config.wallets for c in w.chains}
     order = {name: i for i, name in enumerate(config.chains)}
     holdings = sorted(

@@ -10,6 +10,7 @@ end; ``rebalancer localnet down`` any time).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 from decimal import Decimal
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from rebalancer.planner.drift import compute_drift
     from rebalancer.planner.render import drift_json, drift_text
-    from rebalancer.runs import execute, recovered_journal, results_table
+    from rebalancer.runs import execute, open_services, recovered_journal, results_table
 
     for key, value in DEMO_ENV.items():
         os.environ.setdefault(key, value)
@@ -76,11 +77,18 @@ def run(args: argparse.Namespace) -> int:
         intents = intents_from_trades(plan.trades)
         show(f"3. the plan: {len(intents)} trade(s), estimated cost ${doc['est_cost_usd']}")
         config, registry = inputs.config, inputs.registry
-        with recovered_journal(config, registry, say) as (journal, _recovered):
-            show("4. simulate on forks, check, sign with the demo keys, send, confirm")
-            report = execute(
-                config, registry, journal, intents, mode="execute", plan_doc=doc, progress=say
-            )
+
+        async def session() -> Any:
+            async with (
+                open_services(config, registry) as services,
+                recovered_journal(services, say) as (journal, _recovered),
+            ):
+                show("4. simulate on forks, check, sign with the demo keys, send, confirm")
+                return await execute(
+                    services, journal, intents, mode="execute", plan_doc=doc, progress=say
+                )
+
+        report = asyncio.run(session())
         if not quiet:
             print(results_table(report.results) if report.results else "nothing to do")
         after_inputs = load_inputs(load_args)

@@ -37,64 +37,90 @@ def apply(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace, *, mode: str) -> int:
+    import asyncio
+
     from rebalancer.config import load_config
     from rebalancer.market_prices import priced_config
-    from rebalancer.runs import check_balances, confirm, execute, read_plan, recovered_journal
+    from rebalancer.runs import (
+        check_balances,
+        confirm,
+        execute,
+        open_services,
+        read_plan,
+        read_portfolio,
+        recovered_journal,
+    )
 
     config, registry = load_config(args.config)
     say = progress_unless(args.json)
     config = priced_config(config, registry)
     doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, config.prices)
-    with recovered_journal(config, registry, say) as (journal, recovered):
-        check_balances(config, registry, intents)
-        if mode == "execute" and intents:
-            confirm(f"Sign and send {len(intents)} trade(s) from {args.plan}?", args.yes)
-        report = execute(
-            config,
-            registry,
-            journal,
-            intents,
-            mode=mode,
-            plan_doc=doc,
-            progress=say,
-            recovered=recovered,
-        )
-    return _report(args, report)
+
+    async def session() -> Any:
+        async with (
+            open_services(config, registry) as services,
+            recovered_journal(services, say) as (journal, recovered),
+        ):
+            snap = await read_portfolio(services)
+            check_balances(snap, intents)
+            if mode == "execute" and intents:
+                confirm(f"Sign and send {len(intents)} trade(s) from {args.plan}?", args.yes)
+            return await execute(
+                services,
+                journal,
+                intents,
+                mode=mode,
+                plan_doc=doc,
+                progress=say,
+                recovered=recovered,
+                before=snap,
+            )
+
+    return _report(args, asyncio.run(session()))
 
 
 def run_once(
     args: argparse.Namespace, say: Any, *, execute_trades: bool, yes: bool
 ) -> tuple[Any, dict[str, Any]]:
-    """Recover, plan from fresh balances, then simulate (dry run) or execute: one run."""
+    """Recover, plan from fresh balances, then simulate (dry run) or execute: one run, in
+    one event loop."""
+    import asyncio
 
-    from rebalancer.commands.drift import load_inputs, refuse_partial
+    from rebalancer.commands.drift import live_inputs, refuse_partial
     from rebalancer.commands.plan import build, document
     from rebalancer.config import load_config
     from rebalancer.engine import intents_from_trades
-    from rebalancer.runs import confirm, execute, recovered_journal
+    from rebalancer.runs import confirm, execute, open_services, recovered_journal
 
     config, registry = load_config(args.config)
-    with recovered_journal(config, registry, say) as (journal, recovered):
-        inputs = load_inputs(args, costs=True)
-        refuse_partial(inputs)
-        plan = build(inputs, force=getattr(args, "force", False))
-        doc = document(inputs, plan)
-        intents = intents_from_trades(plan.trades)
-        mode = "execute" if execute_trades else "simulate"
-        if mode == "execute" and intents:
-            confirm(f"Sign and send {len(intents)} trade(s)?", yes)
-        say(f"plan: {len(intents)} trade(s), est. cost ${doc['est_cost_usd']}")
-        report = execute(
-            inputs.config,  # NOTE: with the prices this plan was made at
-            registry,
-            journal,
-            intents,
-            mode=mode,
-            plan_doc=doc,
-            progress=say,
-            recovered=recovered,
-        )
-    return report, doc
+
+    async def session() -> tuple[Any, dict[str, Any]]:
+        async with (
+            open_services(config, registry) as services,
+            recovered_journal(services, say) as (journal, recovered),
+        ):
+            inputs = await live_inputs(services, costs=True)
+            refuse_partial(inputs)
+            plan = build(inputs, force=getattr(args, "force", False))
+            doc = document(inputs, plan)
+            intents = intents_from_trades(plan.trades)
+            mode = "execute" if execute_trades else "simulate"
+            if mode == "execute" and intents:
+                confirm(f"Sign and send {len(intents)} trade(s)?", yes)
+            say(f"plan: {len(intents)} trade(s), est. cost ${doc['est_cost_usd']}")
+            report = await execute(
+                services,
+                journal,
+                intents,
+                mode=mode,
+                plan_doc=doc,
+                progress=say,
+                recovered=recovered,
+                before=inputs.snapshot,
+            )
+            return report, doc
+
+    return asyncio.run(session())
 
 
 def run(args: argparse.Namespace) -> int:

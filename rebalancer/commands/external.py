@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from rebalancer.output import emit_json, progress_unless
 
@@ -30,27 +31,37 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def export(args: argparse.Namespace) -> int:
+    import asyncio
+
     from rebalancer.config import load_config
+    from rebalancer.external import ExportReport
     from rebalancer.external import export as export_plan
     from rebalancer.market_prices import priced_config
     from rebalancer.output import table
-    from rebalancer.runs import check_balances, read_plan, recovered_journal
+    from rebalancer.runs import (
+        check_balances,
+        open_services,
+        read_plan,
+        read_portfolio,
+        recovered_journal,
+    )
 
     config, registry = load_config(args.config)
     say = progress_unless(args.json)
     config = priced_config(config, registry)
     doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, config.prices)
-    with recovered_journal(config, registry, say) as (journal, _recovered):
-        check_balances(config, registry, intents)
-        report = export_plan(
-            config,
-            registry,
-            journal,
-            intents,
-            plan_doc=doc,
-            out=Path(args.unsigned),
-            progress=say,
-        )
+
+    async def session() -> ExportReport:
+        async with (
+            open_services(config, registry) as services,
+            recovered_journal(services, say) as (journal, _recovered),
+        ):
+            check_balances(await read_portfolio(services), intents)
+            return await export_plan(
+                services, journal, intents, plan_doc=doc, out=Path(args.unsigned), progress=say
+            )
+
+    report = asyncio.run(session())
     if args.json:
         emit_json(report.as_dict())
         return 0
@@ -77,9 +88,11 @@ def export(args: argparse.Namespace) -> int:
 
 
 def submit(args: argparse.Namespace) -> int:
+    import asyncio
+
     from rebalancer.config import load_config
     from rebalancer.external import submit as submit_dir
-    from rebalancer.runs import RunReport, confirm, recovered_journal, results_table
+    from rebalancer.runs import RunReport, confirm, open_services, recovered_journal, results_table
 
     config, registry = load_config(args.config)
     say = progress_unless(args.json)
@@ -88,12 +101,19 @@ def submit(args: argparse.Namespace) -> int:
         from rebalancer.core.errors import ConfigError
 
         raise ConfigError(f"DIR {args.dir!r}: not a folder")
-    with recovered_journal(config, registry, say) as (journal, recovered):
 
-        def ask(n: int) -> None:
-            confirm(f"Send the {n} signed transaction(s) in {folder}?", args.yes)
+    def ask(n: int) -> None:
+        confirm(f"Send the {n} signed transaction(s) in {folder}?", args.yes)
 
-        run_id, results = submit_dir(config, registry, journal, folder, say, ask)
+    async def session() -> tuple[int, list[Any], int]:
+        async with (
+            open_services(config, registry) as services,
+            recovered_journal(services, say) as (journal, recovered),
+        ):
+            run_id, results = await submit_dir(services, journal, folder, say, ask)
+            return run_id, results, recovered
+
+    run_id, results, recovered = asyncio.run(session())
     report = RunReport(run_id, "submit", results, recovered)
     if args.json:
         emit_json(report.as_dict())

@@ -1,9 +1,10 @@
-"""The charts, as PNG bytes: allocation against target with its bands, drift over time, and
-portfolio value against buy-and-hold (plus the sweep's heat map).
+"""The charts, as PNG (or SVG) bytes: allocation against target with its bands, drift over
+time, and portfolio value against buy-and-hold (plus the sweep's heat map).
 
 matplotlib is imported inside each function (never at module import), through the Agg canvas
 directly: no GUI, no pyplot state, so ``rebalancer --help`` stays fast and charts are safe to
-draw from any thread. PNGs carry no timestamp, so the same data draws the same bytes.
+draw from any thread. Files carry no timestamp, so the same data draws the same bytes. SVG
+(``fmt="svg"``, for the dashboard) draws text as paths: it needs no font from anywhere.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ def _figure(width: float = 8.0, height: float = 4.0) -> Any:
     return fig
 
 
-def _png(fig: Any) -> bytes:
+def _png(fig: Any, fmt: str = "png") -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
+    if fmt == "svg":
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    else:
+        fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()
 
 
@@ -37,6 +41,7 @@ def allocation(
     bands_pp: Sequence[float],
     weights_pct: Mapping[str, Sequence[float]],
     title: str = "Allocation against target",
+    fmt: str = "png",
 ) -> bytes:
     """Bars of each series' weight per row, the target as a black tick and the band around it
     as a grey box: a bar ending outside its box is out of band."""
@@ -72,7 +77,7 @@ def allocation(
     ax.set_title(title)
     ax.legend(fontsize="small", ncols=min(4, n + 2))
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return _png(fig, fmt)
 
 
 def drift(
@@ -82,9 +87,11 @@ def drift(
     title: str = "Drift from target",
     ylabel: str = "drift (percentage points)",
     absolute: bool = False,
+    marks: Sequence[Any] = (),
+    fmt: str = "png",
 ) -> bytes:
     """One line per row (or strategy) and the band as a shaded strip around zero (from zero
-    up when the series are absolute drifts)."""
+    up when the series are absolute drifts); ``marks`` (the rebalances) as dotted verticals."""
     fig = _figure()
     ax = fig.add_subplot()
     if band_pp is not None:
@@ -94,12 +101,18 @@ def drift(
     marker = "o" if len(x) < 40 else None
     for k, (label, ys) in enumerate(series.items()):
         ax.plot(list(x), list(ys), label=label, color=_COLOURS[k % len(_COLOURS)], marker=marker)
+    if marks:  # one collection; many rebalances become ticks along the bottom
+        ax.vlines(
+            list(marks), 0, 1 if len(marks) <= 60 else 0.04, transform=ax.get_xaxis_transform(),
+            colors="#6b7280", linestyles=":" if len(marks) <= 60 else "-", linewidth=0.8,
+            label="rebalance",
+        )  # fmt: skip
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize="small", ncols=min(4, len(series) + 1))
+    ax.legend(fontsize="small", ncols=min(4, len(series) + 1 + bool(marks)))
     ax.grid(alpha=0.3)
     _dates(fig, ax, x)
-    return _png(fig)
+    return _png(fig, fmt)
 
 
 def _dates(fig: Any, ax: Any, x: Sequence[Any]) -> None:
@@ -120,6 +133,7 @@ def value(
     x: Sequence[Any],
     series: Mapping[str, Sequence[float]],
     title: str = "Portfolio value against buy-and-hold",
+    fmt: str = "png",
 ) -> bytes:
     """Value lines in USD; buy-and-hold dashed so it reads as the reference."""
     fig = _figure()
@@ -141,7 +155,7 @@ def value(
     ax.grid(alpha=0.3)
     ax.yaxis.set_major_formatter(_usd_formatter())
     _dates(fig, ax, x)
-    return _png(fig)
+    return _png(fig, fmt)
 
 
 def _usd_formatter() -> Any:

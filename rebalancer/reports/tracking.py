@@ -58,6 +58,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from rebalancer.intents import approval_ids
 from rebalancer.planner.config import StrategyConfig
 from rebalancer.planner.model import Targets
 from rebalancer.planner.tax import Lot, LotBook
@@ -338,7 +339,7 @@ def _fills(
         sell, sell_dec = side("sell", t.sell)
         paid = [
             fees[key]
-            for key in ((t.run_id, t.trade_id), (t.run_id, f"{t.trade_id}/approve"))
+            for key in ((t.run_id, row) for row in (t.trade_id, *approval_ids(t.trade_id)))
             if key in fees
         ]
         gas_usd = _dec(entry.get("gas_usd")) or _ZERO

@@ -32,7 +32,9 @@ def test_shipped_tokens_name_two_sources() -> None:
     import tomllib
     from importlib import resources
 
-    data = tomllib.loads(resources.files("chains").joinpath("data/tokens.toml").read_text())
+    data = tomllib.loads(
+        resources.files("rebalancer.chains").joinpath("data/tokens.toml").read_text()
+    )
     for spec in data["tokens"]:
         assert len(spec["sources"]) >= 2, spec["symbol"]
 

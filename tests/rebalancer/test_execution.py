@@ -16,11 +16,28 @@ import pytest
 from rebalancer.chains.evm import EvmChain
 from rebalancer.cli import main
 from rebalancer.journal import Journal
+from rebalancer.services import injected
 from tests.conftest import rpc_call
 from tests.market import pump
 
 KEYS = Path(__file__).parents[2] / "examples" / "keys"
 WALLET = "0x38933fB3600db971A459767D149B492e58e40b76"
+
+
+def around(cls: type, **methods: Any) -> Any:
+    """A ``wrap`` for ``injected``: every part of class ``cls`` Services builds gets ``methods``
+    run in front of its own (each called with the real part first)."""
+
+    class Around:
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            if name in methods:
+                return lambda *a, **kw: methods[name](self._inner, *a, **kw)
+            return getattr(self._inner, name)
+
+    return lambda part: Around(part) if isinstance(part, cls) else part
 
 
 def write_config(tmp_path: Path, policy: str = "") -> Path:
@@ -189,17 +206,14 @@ def test_simulation_below_min_out_is_refused_and_nothing_signed(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from rebalancer.engine import Engine
+    async def front_run_then_simulate(chain: EvmChain, legs: Any) -> Any:
+        name = chain.info.name
+        pump(evm_isolated[name]["url"], name, legs.buy.symbol, Decimal(4))
+        return await chain.simulate(legs)
 
-    real = Engine._simulate
-
-    async def front_run_then_simulate(self: Engine, t: Any, checked: Any) -> Any:
-        pump(evm_isolated[t.chain]["url"], t.chain, t.buy.symbol, Decimal(4))
-        return await real(self, t, checked)
-
-    monkeypatch.setattr(Engine, "_simulate", front_run_then_simulate)
     before = {c: nonce(evm_isolated, c) for c in ("ethereum", "avalanche")}
-    code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    with injected(wrap=around(EvmChain, simulate=front_run_then_simulate)):
+        code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
     assert code == 3
     assert {t["status"] for t in out["trades"]} == {"refused"}
     reasons = [t["reason"] for t in out["trades"]]
@@ -215,25 +229,30 @@ def test_reverted_transaction_is_recorded_failed_and_next_run_replans(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from rebalancer.engine import Engine
+    bought: list[str] = []  # what the first ethereum trade buys, read from its simulation
 
-    real = Engine._send_evm
-    moved: set[str] = set()
+    async def note_simulate(chain: EvmChain, legs: Any) -> Any:
+        if chain.info.name == "ethereum":
+            bought.append(legs.buy.symbol)
+        return await chain.simulate(legs)
 
-    async def front_run_then_send(self: Engine, run_id: int, t: Any, *rest: Any) -> Any:
-        if t.chain == "ethereum" and not moved:
-            moved.add(t.id)
+    async def front_run_then_send(chain: EvmChain, raw: bytes) -> Any:
+        if chain.info.name == "ethereum" and not sent:
+            sent.append(raw)
             # past the 1% slippage limit, but within what a re-plan may accept (the guaranteed
-            # minimum at most 3% under the independent price)
-            pump(evm_isolated[t.chain]["url"], t.chain, t.buy.symbol, Decimal("1.5"))
-        return await real(self, run_id, t, *rest)
+            # minimum at most 3% under the independent price): the first ethereum trade's
+            # transactions are the first this chain sends
+            pump(evm_isolated["ethereum"]["url"], "ethereum", bought[0], Decimal("1.5"))
+        return await chain.send_raw(raw)
 
-    monkeypatch.setattr(Engine, "_send_evm", front_run_then_send)
-    code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    sent: list[bytes] = []
+    wrap = around(EvmChain, simulate=note_simulate, send_raw=front_run_then_send)
+    with injected(wrap=wrap):
+        code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    moved = {next(t["id"] for t in out["trades"] if t["chain"] == "ethereum")}
     assert code == 0 and out["status"] == "partial"
     failed = [t for t in out["trades"] if t["status"] == "failed"]
     assert [t["id"] for t in failed] == sorted(moved)
-    monkeypatch.setattr(Engine, "_send_evm", real)
     code, again = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
     assert code == 0 and again["trades"]
     assert all(t["status"] == "confirmed" for t in again["trades"])
@@ -318,7 +337,7 @@ def test_a_node_dying_mid_run_exits_4_and_the_rerun_completes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from rebalancer.chains.anvil import stop_pid
-    from rebalancer.engine import Engine
+    from rebalancer.dex.oneinch import OneInch
     from rebalancer.localnet import manager
 
     worlds_dir = tmp_path / "worlds"
@@ -329,15 +348,14 @@ def test_a_node_dying_mid_run_exits_4_and_the_rerun_completes(
     try:
         cfg = write_config(tmp_path)
         avalanche = next(w for w in manifest["worlds"] if w["name"] == "avalanche")
-        real = Engine._trade
 
-        async def kill_then_trade(self: Engine, run_id: int, t: Any, sign: bool) -> Any:
-            if t.chain == "avalanche":
+        async def kill_then_quote(agg: OneInch, request: Any) -> Any:
+            if request.chain == "avalanche":  # the avalanche trades start: its node dies
                 stop_pid(int(avalanche["pid"]))
-            return await real(self, run_id, t, sign)
+            return await agg.quote(request)
 
-        monkeypatch.setattr(Engine, "_trade", kill_then_trade)
-        assert main(["run", "-c", str(cfg), "--execute", "--yes"]) == 4
+        with injected(wrap=around(OneInch, quote=kill_then_quote)):
+            assert main(["run", "-c", str(cfg), "--execute", "--yes"]) == 4
         err = capsys.readouterr().err.splitlines()[-1]
         # the aggregator (or the node itself) reports the dead node: one line, exit 4
         assert err.startswith("error: ") and "failed after" in err
@@ -347,7 +365,6 @@ def test_a_node_dying_mid_run_exits_4_and_the_rerun_completes(
             assert {t.state for t in j.trades() if t.chain == "avalanche"} == {"planned"}
         finally:
             j.close()
-        monkeypatch.setattr(Engine, "_trade", real)
         manager.up(worlds_dir, services=False)  # the dead world comes back
         code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
         assert code == 0 and all(t["status"] == "confirmed" for t in out["trades"])
@@ -375,13 +392,14 @@ def test_with_no_way_to_simulate_nothing_is_signed_unless_policy_allows(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import rebalancer.simulate as sim
+    import rebalancer.chains.evm_sim as sim
+    from rebalancer.core.errors import SimulationUnavailable
 
     async def no_rpc_simulation(*_a: Any, **_kw: Any) -> Any:
-        raise sim.SimulationUnavailable("ethereum: the RPC has no eth_simulateV1")
+        raise SimulationUnavailable("ethereum: the RPC has no eth_simulateV1")
 
     monkeypatch.setenv("REBALANCER_ANVIL", "/nonexistent/anvil")
-    monkeypatch.setattr(sim, "simulate_evm_rpc", no_rpc_simulation)
+    monkeypatch.setattr(sim, "simulate_rpc", no_rpc_simulation)
     monkeypatch.setenv("DEMO_PASS", "demo")
     monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
     strict = write_config(tmp_path)
@@ -420,33 +438,26 @@ def test_a_trade_still_in_flight_blocks_the_next_plan_until_it_lands(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from rebalancer.engine import Engine
-
     url = evm_isolated["ethereum"]["url"]
-    real_wait = Engine._wait
-
-    async def short_wait(self: Engine, adapter: Any, tx_id: str, timeout: float = 0) -> str:
-        return await real_wait(self, adapter, tx_id, timeout=0.3)
-
-    monkeypatch.setattr(Engine, "_wait", short_wait)
     rpc_call(url, "evm_setAutomine", False)  # ethereum stops mining: sends stay in the pool
-    try:
-        code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
-        eth = [t for t in out["trades"] if t["chain"] == "ethereum"]
-        # the first ethereum transaction (here the approval) is left in flight, journalled
-        # "sent"; its swap is not sent and the chain's later trades are not attempted
-        assert eth and eth[0]["status"] == "pending"
-        assert all(t["status"] == "skipped" for t in eth[1:])
-        j = Journal(cfg.parent / "journal.sqlite")
+    with injected(confirm_timeout_s=0.3):
         try:
-            assert [t.state for t in j.unfinished()] == ["sent"]
+            code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+            eth = [t for t in out["trades"] if t["chain"] == "ethereum"]
+            # the first ethereum transaction (here the approval) is left in flight, journalled
+            # "sent"; its swap is not sent and the chain's later trades are not attempted
+            assert eth and eth[0]["status"] == "pending"
+            assert all(t["status"] == "skipped" for t in eth[1:])
+            j = Journal(cfg.parent / "journal.sqlite")
+            try:
+                assert [t.state for t in j.unfinished()] == ["sent"]
+            finally:
+                j.close()
+            # the next run recovers nothing new (not mined yet) and refuses to plan
+            assert main(["run", "-c", str(cfg), "--execute", "--yes"]) == 3
+            assert "still in flight" in capsys.readouterr().err
         finally:
-            j.close()
-        # the next run recovers nothing new (not mined yet) and refuses to plan
-        assert main(["run", "-c", str(cfg), "--execute", "--yes"]) == 3
-        assert "still in flight" in capsys.readouterr().err
-    finally:
-        rpc_call(url, "evm_setAutomine", True)
+            rpc_call(url, "evm_setAutomine", True)
     rpc_call(url, "evm_mine")
     code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
     assert code == 0 and out["recovered"] >= 1

@@ -25,6 +25,7 @@ from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 
 from rebalancer.wallet.base import sign_versioned_transaction
+from rebalancer.wallet.evm_tx import normalise
 from rebalancer.wallet.ledger import LedgerEvmSigner, LedgerSolanaSigner
 from tests.conftest import rpc_call
 from tests.wallet.conftest import ROOT, Device, start_listening, stop
@@ -79,7 +80,7 @@ async def test_ledger_signed_weth_deposit_on_anvil(
         "value": 10**18,
         "data": "0xd0e30db0",  # deposit()
     }
-    signed = await signer.sign_evm_transaction(tx)
+    signed = await signer.sign(normalise(tx))
     tx_hash = rpc_call(url, "eth_sendRawTransaction", "0x" + signed.raw_transaction.hex())
     assert tx_hash == "0x" + signed.hash.hex()
     receipt = _receipt(url, tx_hash)
@@ -99,7 +100,7 @@ async def test_ledger_signed_legacy_transfer_on_avalanche_chain_id(
     to = "0x000000000000000000000000000000000000dEaD"
     gas_price = int(rpc_call(url, "eth_gasPrice"), 16)
     tx = {"chainId": 43114, "nonce": 0, "gasPrice": gas_price, "gas": 21000, "to": to, "value": 777}
-    signed = await signer.sign_evm_transaction(tx)
+    signed = await signer.sign(normalise(tx))
     assert signed.v in (43114 * 2 + 35, 43114 * 2 + 36)
     tx_hash = rpc_call(url, "eth_sendRawTransaction", "0x" + signed.raw_transaction.hex())
     assert _receipt(url, tx_hash)["status"] == "0x1"

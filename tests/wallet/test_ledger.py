@@ -19,6 +19,7 @@ from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 
 from rebalancer.core.errors import ConfigError, DeviceError, UserRejectedError
+from rebalancer.wallet.evm_tx import normalise
 from rebalancer.wallet.ledger import (
     HID_PACKET,
     HidTransport,
@@ -90,7 +91,7 @@ async def test_evm_address_and_signatures_equal_local_key(
         big_call,
         legacy(data=b"\xd0\xe3\x0d\xb0" * 100),
     ):
-        assert await signer.sign_evm_transaction(tx) == await local.sign_evm_transaction(tx)
+        assert await signer.sign(normalise(tx)) == await local.sign(normalise(tx))
     shown = prompts.shown[0]
     assert TO in shown and "0.012345 ETH" in shown and "chain:   1 (Ethereum)" in shown
     assert "AVAX" in prompts.shown[1] and "43114" in prompts.shown[1]
@@ -132,7 +133,7 @@ async def test_user_rejects_on_device(device: Device) -> None:
     signer = await LedgerEvmSigner.open(device.transport(), prompt=Prompts())
     device.set(reject=True)
     with pytest.raises(UserRejectedError) as err:
-        await signer.sign_evm_transaction(type2())
+        await signer.sign(normalise(type2()))
     assert err.value.exit_code == 5 and "rejected on the Ledger" in str(err.value)
     device.set(app="sol", reject=False)
     sol = await LedgerSolanaSigner.open(device.transport(), prompt=Prompts())
@@ -163,15 +164,15 @@ async def test_app_switched_between_open_and_sign(device: Device) -> None:
     signer = await LedgerEvmSigner.open(device.transport(), prompt=Prompts())
     device.set(app="sol")
     with pytest.raises(DeviceError, match="open the Ethereum app"):
-        await signer.sign_evm_transaction(type2())
+        await signer.sign(normalise(type2()))
 
 
 async def test_contract_data_disabled(device: Device) -> None:
     signer = await LedgerEvmSigner.open(device.transport(), prompt=Prompts())
     device.set(contract_data=False)
-    assert await signer.sign_evm_transaction(type2())  # a plain transfer still works
+    assert await signer.sign(normalise(type2()))  # a plain transfer still works
     with pytest.raises(DeviceError, match="enable 'Blind signing'"):
-        await signer.sign_evm_transaction(type2(data="0xd0e30db0", gas=60000))
+        await signer.sign(normalise(type2(data="0xd0e30db0", gas=60000)))
 
 
 async def test_solana_blind_signing_disabled(device: Device) -> None:
@@ -194,7 +195,7 @@ async def test_short_reply_is_a_device_error(device: Device) -> None:
     signer = await LedgerEvmSigner.open(device.transport(), prompt=Prompts())
     device.set(short_reply=True)
     with pytest.raises(DeviceError, match="64 bytes, expected 65"):
-        await signer.sign_evm_transaction(type2())
+        await signer.sign(normalise(type2()))
     device.set(app="sol", short_reply=True)
     with pytest.raises(DeviceError, match="31 bytes, expected 32"):
         await LedgerSolanaSigner.open(device.transport())

@@ -10,6 +10,7 @@ import pytest
 from solders.keypair import Keypair
 
 from rebalancer.core.errors import ConfigError, UserRejectedError
+from rebalancer.wallet.evm_tx import normalise
 from rebalancer.wallet.local import (
     LocalEvmSigner,
     LocalSolanaSigner,
@@ -161,7 +162,18 @@ async def test_wrong_family_is_a_usage_error() -> None:
     with pytest.raises(ConfigError, match="cannot sign a Solana"):
         await LocalEvmSigner(EVM_KEY).sign_solana_message(b"x")
     with pytest.raises(ConfigError, match="cannot sign an EVM"):
-        await LocalSolanaSigner(bytes(Keypair())).sign_evm_transaction({})
+        await LocalSolanaSigner(bytes(Keypair())).sign(
+            normalise(
+                {
+                    "chainId": 1,
+                    "nonce": 0,
+                    "gas": 21000,
+                    "gasPrice": 1,
+                    "to": "0x" + "11" * 20,
+                    "value": 0,
+                }
+            )
+        )
 
 
 def test_mismatched_solana_halves_refused() -> None:

@@ -21,6 +21,7 @@ from solders.system_program import TransferParams, transfer
 from rebalancer.cli import main
 from rebalancer.core.errors import RebalancerError
 from rebalancer.localnet.ledger_emulator import TEST_MNEMONIC, LedgerEmulator, serve_in_thread
+from rebalancer.wallet.evm_tx import normalise
 from rebalancer.wallet.hd import evm_key_from_seed, seed_from_mnemonic, solana_key_from_seed
 from rebalancer.wallet.ledger import LedgerEvmSigner, LedgerSolanaSigner, TcpTransport
 from rebalancer.wallet.local import load_signer
@@ -112,7 +113,7 @@ async def test_no_secret_in_any_output(
     sol = load_signer(keys_dir / "s.json", PASSPHRASE)
     print(evm, repr(sol), [evm, sol], vars(type(evm)).keys())
     logging.getLogger("test").debug("signers %r %s", evm, sol)
-    signed = await evm.sign_evm_transaction(TX)
+    signed = await evm.sign(normalise(TX))
     print(signed)
     payer = Pubkey.from_string(sol.identity)
     ix = transfer(TransferParams(from_pubkey=payer, to_pubkey=Keypair().pubkey(), lamports=5))
@@ -127,7 +128,7 @@ async def test_no_secret_in_any_output(
     # the Ledger path (default prompt prints to stderr), over TCP
     port = emulator.port  # type: ignore[attr-defined]
     ledger = await LedgerEvmSigner.open(TcpTransport("127.0.0.1", port))
-    print(ledger, await ledger.sign_evm_transaction(TX))
+    print(ledger, await ledger.sign(normalise(TX)))
     emulator.state.app = "sol"
     ledger_sol = await LedgerSolanaSigner.open(TcpTransport("127.0.0.1", port))
     print(ledger_sol, await ledger_sol.sign_solana_message(message))

@@ -1,0 +1,3 @@
+from rebalancer.localnet.solana_node.cli import main
+
+raise SystemExit(main())

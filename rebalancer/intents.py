@@ -1,0 +1,153 @@
+"""What a run trades and what became of it: the intents (parsed once from a plan file or the
+planner's trades) and the results the commands print and journal.
+
+An EVM trade may need an approval first; its journal row, and its files in an export, are
+named ``approval_id(trade)`` (``<trade>-approve``, safe in a file name). Journals written
+before that used ``<trade>/approve``; readers accept both (``approval_ids``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from rebalancer.core.errors import ConfigError
+from rebalancer.core.types import Token
+
+
+def approval_id(trade_id: str) -> str:
+    """The journal row and export file stem of a trade's approval."""
+    return f"{trade_id}-approve"
+
+
+def approval_ids(trade_id: str) -> tuple[str, str]:
+    """The approval's row id now, and as journals before ``-approve`` spelled it."""
+    return approval_id(trade_id), f"{trade_id}/approve"
+
+
+@dataclass(frozen=True)
+class TradeIntent:
+    """One trade the plan asks for, with the planner's independent expectations."""
+
+    id: str
+    chain: str
+    wallet: str
+    sell: Token
+    buy: Token
+    amount_in: int
+    expected_out: int
+    min_out: int
+    value_usd: Decimal
+
+
+@dataclass
+class TradeResult:
+    """What became of one trade in this run."""
+
+    id: str
+    chain: str
+    wallet: str
+    sell: str
+    buy: str
+    amount_in: int
+    status: str  # simulated | confirmed | failed | refused | skipped | dropped | pending
+    tx: str | None = None
+    min_out: int | None = None
+    quoted_out: int | None = None
+    simulated_out: int | None = None
+    realised_out: int | None = None
+    method: str | None = None
+    reason: str | None = None
+    sell_decimals: int = 0
+    buy_decimals: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "chain": self.chain,
+            "wallet": self.wallet,
+            "sell": self.sell,
+            "buy": self.buy,
+            "amount_in": str(self.amount_in),
+            "status": self.status,
+            "tx": self.tx,
+            "min_out": None if self.min_out is None else str(self.min_out),
+            "quoted_out": None if self.quoted_out is None else str(self.quoted_out),
+            "simulated_out": None if self.simulated_out is None else str(self.simulated_out),
+            "realised_out": None if self.realised_out is None else str(self.realised_out),
+            "simulation": self.method,
+            "reason": self.reason,
+        }
+
+
+_TRADE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def intents_from_plan(
+    doc: dict[str, Any], registry: Any, prices: Mapping[str, Decimal]
+) -> list[TradeIntent]:
+    """The trades of a plan document (``plan -o PLAN``), parsed once; bad fields are exit 2.
+
+    The file says what to trade; what the trade is worth is not taken from it: the value
+    (for the size limits and the fee budget) and the independent expected output (for the
+    price checks) are recomputed from the config's ``[prices]``, so an old or edited plan
+    cannot switch a policy check off.
+    """
+    out = []
+    for i, t in enumerate(doc.get("trades") or []):
+        where = f"plan trades[{i}]"
+        try:
+            sell = registry.by_id(t["sell"]["id"])
+            buy = registry.by_id(t["buy"]["id"])
+            trade_id = str(t["id"])
+            chain, wallet = str(t["chain"]), str(t["wallet"])
+            amount_in, min_out = int(t["amount_in"]), int(t["min_out"])
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise ConfigError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
+        if sell is None or buy is None:
+            raise ConfigError(
+                f"{where}: unknown token {t['sell']['id'] if sell is None else t['buy']['id']}"
+            )
+        if not _TRADE_ID.match(trade_id):
+            raise ConfigError(f"{where}.id = {trade_id!r}: letters, digits, '.', '_', '-' only")
+        if trade_id.endswith(approval_id("")):
+            raise ConfigError(f"{where}.id = {trade_id!r}: names an approval; pick another id")
+        if amount_in <= 0 or min_out < 0:
+            raise ConfigError(f"{where}.amount_in = {amount_in}: must be positive")
+        if sell.chain != chain or buy.chain != chain:
+            raise ConfigError(f"{where}: tokens are not on chain {chain!r}")
+        for token in (sell, buy):
+            if token.asset not in prices:
+                raise ConfigError(
+                    f"{where}: no [prices] entry for {token.asset}: a plan is applied at the "
+                    "config's prices"
+                )
+        value = Decimal(amount_in).scaleb(-sell.decimals) * prices[sell.asset]
+        expected = int(
+            (value / prices[buy.asset]).scaleb(buy.decimals).to_integral_value(ROUND_FLOOR)
+        )
+        out.append(
+            TradeIntent(trade_id, chain, wallet, sell, buy, amount_in, expected, min_out, value)
+        )
+    return out
+
+
+def intents_from_trades(trades: Sequence[Any]) -> list[TradeIntent]:
+    """The planner's Trade objects as intents (``run`` plans and applies in one go)."""
+    return [
+        TradeIntent(
+            t.id,
+            t.chain,
+            t.wallet,
+            t.sell,
+            t.buy,
+            t.amount_in,
+            t.expected_out,
+            t.min_out,
+            t.value_usd,
+        )
+        for t in trades
+    ]

@@ -1,0 +1,66 @@
+"""Services: parts handed in are used as they are; the aggregator of a chain is configuration."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from rebalancer.config import load_config
+from rebalancer.core.errors import ConfigError
+from rebalancer.services import Services, injected
+
+CONFIG = """
+[chains.ethereum]
+rpc = "http://127.0.0.1:1"
+{extra}
+[chains.solana]
+rpc = "http://127.0.0.1:2"
+
+[[wallets]]
+name = "w"
+address = "0x38933fB3600db971A459767D149B492e58e40b76"
+chains = ["ethereum"]
+
+[strategy]
+targets = {{ ETH = 100 }}
+"""
+
+
+def _services(tmp_path: Path, extra: str = "", **parts: Any) -> Services:
+    path = tmp_path / "c.toml"
+    path.write_text(CONFIG.format(extra=extra))
+    config, registry = load_config(path)
+    return Services(config, registry, httpx.AsyncClient(), **parts)
+
+
+def test_the_aggregator_of_a_chain_is_configuration(tmp_path: Path) -> None:
+    s = _services(tmp_path)
+    assert s.aggregator_name("ethereum") == "1inch" and s.aggregator_name("solana") == "jupiter"
+    s = _services(tmp_path, 'aggregator = "jupiter"')
+    assert s.aggregator_name("ethereum") == "jupiter"
+    s = _services(tmp_path, 'aggregator = "nope"')
+    with pytest.raises(ConfigError, match=r"aggregators\.nope"):
+        s.aggregator("ethereum")
+
+
+def test_parts_handed_in_are_used_and_wrap_sees_what_services_builds(tmp_path: Path) -> None:
+    fake_adapter, fake_agg, fake_signer = object(), object(), object()
+    s = _services(
+        tmp_path,
+        adapters={"ethereum": fake_adapter},  # type: ignore[dict-item]
+        aggregators={"1inch": fake_agg},  # type: ignore[dict-item]
+        signers={("ethereum", "0x38933fb3600db971a459767d149b492e58e40b76"): fake_signer},  # type: ignore[dict-item]
+    )
+    assert s.adapter("ethereum") is fake_adapter
+    assert s.aggregator("ethereum") is fake_agg
+    wallet = "0x38933fB3600db971A459767D149B492e58e40b76"
+    assert asyncio.run(s.signer("ethereum", wallet)) is fake_signer
+    seen: list[Any] = []
+    with injected(wrap=lambda part: seen.append(part) or part, confirm_timeout_s=1.5):
+        s = _services(tmp_path)
+        built = s.adapter("solana")
+    assert seen == [built] and s.confirm_timeout_s == 1.5
