@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import httpx
-    from web3 import AsyncWeb3
 
 
 def gas_limit(simulated: int, fallback: int) -> int:
@@ -87,16 +86,6 @@ class EvmChain(ChainAdapter):
             tuple[tuple[str, ...], tuple[Token, ...], tuple[OracleFeed, ...]],
             tuple[list[tuple[str, Token]], list[int], list[str]],
         ] = {}
-        self._w3: AsyncWeb3[Any] | None = None
-
-    @property
-    def w3(self) -> AsyncWeb3[Any]:
-        """AsyncWeb3 on the same provider, for everything beyond the balance hot path."""
-        if self._w3 is None:
-            from web3 import AsyncWeb3
-
-            self._w3 = AsyncWeb3(self.provider)
-        return self._w3
 
     async def balances(
         self,
@@ -180,7 +169,7 @@ class EvmChain(ChainAdapter):
     # -- transactions ------------------------------------------------------------------------
     async def call(self, method: str, params: list[Any]) -> Any:
         """One JSON-RPC call; the node's error becomes a ChainError with its message."""
-        answer = await self.provider.make_request(method, params)  # type: ignore[arg-type]
+        answer = await self.provider.make_request(method, params)
         return result_of(answer, method, self.provider.where)
 
     async def nonce(self, wallet: str) -> int:
@@ -223,7 +212,7 @@ class EvmChain(ChainAdapter):
         """EIP-1559 transactions at the wallet's next nonces, with the simulation's gas (plus
         30%) and this chain's current fees; the fee budget is checked on exactly these."""
         calls = [_evm_call(p) for p in legs.proposals]
-        gas_used = [sim.approval_gas_used, sim.gas_used] if legs.approval else [sim.gas_used]
+        gas_used = sim.gas_per_proposal(legs)
         nonce = await self.nonce(wallet) + queued
         max_fee, tip = await self.fees()
         return [

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from rebalancer.chains.oracles import PYTH_RECEIVER, OracleKind, encode_price_update, load_feeds
+from rebalancer.core.resources import fixture_path
 from rebalancer.localnet.solana_snapshot import SNAPSHOT_FORMAT, dump_snapshot
 from rebalancer.localnet.worlds import PRICES
 
-PYTH_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "solana" / "pyth.json"
+PYTH_PATH = fixture_path("solana", "pyth.json")
 FIXED_PUBLISH_TIME = 1767225600  # 2026-01-01T00:00:00Z, as the EVM worlds' genesis
 FIXED_SLOT = 350_000_000
 CONF_SHARE = Decimal("0.0005")

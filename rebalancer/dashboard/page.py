@@ -435,6 +435,16 @@ def _plans(journal: JournalView) -> dict[int, dict[str, Any]]:
     return out
 
 
+def _approved_trade(row_id: str) -> str | None:
+    """The trade a journal row approves (None: the row is a trade itself)."""
+    from rebalancer.intents import approval_ids
+
+    for suffix in approval_ids(""):  # today's spelling and older journals'
+        if row_id.endswith(suffix):
+            return row_id.removesuffix(suffix)
+    return None
+
+
 def _trades(state: State, registry: Any, names: Mapping[tuple[str, str], str]) -> str:
     journal = state.journal
     if journal is None or not journal.trades:
@@ -448,8 +458,9 @@ def _trades(state: State, registry: Any, names: Mapping[tuple[str, str], str]) -
     for t in sorted(journal.trades, key=lambda t: (t.updated_at, t.run_id), reverse=True):
         sell, sell_dec = _symbol(registry, t.sell)
         buy, buy_dec = _symbol(registry, t.buy)
-        approval = t.trade_id.endswith("/approve")
-        entry = plans.get(t.run_id, {}).get(t.trade_id.removesuffix("/approve"), {})
+        approved = _approved_trade(t.trade_id)
+        approval = approved is not None
+        entry = plans.get(t.run_id, {}).get(approved or t.trade_id, {})
         got: str
         if approval:
             got = Html('<span class="muted">approval</span>')
