@@ -210,10 +210,11 @@ def confirm(question: str, yes: bool) -> None:
 
 
 def read_plan(
-    path: str, max_age_s: int, registry: Any, prices: Mapping[str, Any]
+    path: str, max_age_s: int, registry: Any, prices: Callable[[], Mapping[str, Any]]
 ) -> tuple[PlanFile, list[TradeIntent]]:
     """A PLAN file, parsed once (a malformed one is exit 2, naming the field); a plan older
-    than the policy allows is refused (exit 3)."""
+    than the policy allows is refused (exit 3). ``prices`` is asked only then: a bad file
+    is refused before any node or API is asked for a price."""
     from rebalancer.engine import intents_from_plan
 
     doc = PlanFile.read(path)
@@ -226,7 +227,7 @@ def read_plan(
             f"plan {path!r} is {age / 60:.0f} min old, over policy.max_plan_age_s "
             f"({max_age_s} s): make a new plan"
         )
-    return doc, intents_from_plan(doc, registry, prices)
+    return doc, intents_from_plan(doc, registry, prices())
 
 
 def check_balances(snap: Snapshot, intents: Sequence[TradeIntent]) -> None:

@@ -8,6 +8,7 @@ one go; without ``--execute`` it stops after simulation (a dry run).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rebalancer.output import emit_json, progress_unless
@@ -56,8 +57,13 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
 
     config, registry = load_config(args.config)
     say = progress_unless(args.json)
-    config = priced_config(config, registry)
-    doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, config.prices)
+
+    def prices() -> Mapping[str, Any]:
+        nonlocal config
+        config = priced_config(config, registry)
+        return config.prices
+
+    doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, prices)
 
     async def session() -> Any:
         async with (

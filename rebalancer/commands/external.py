@@ -9,6 +9,7 @@ mismatch refuses all of them (exit 3) before anything is sent.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,13 @@ def export(args: argparse.Namespace) -> int:
 
     config, registry = load_config(args.config)
     say = progress_unless(args.json)
-    config = priced_config(config, registry)
-    doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, config.prices)
+
+    def prices() -> Mapping[str, Any]:
+        nonlocal config
+        config = priced_config(config, registry)
+        return config.prices
+
+    doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, prices)
 
     async def session() -> ExportReport:
         async with (
