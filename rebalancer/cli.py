@@ -146,6 +146,12 @@ def _add_dashboard(p: argparse.ArgumentParser) -> None:
     add_arguments(p)
 
 
+def _add_init(p: argparse.ArgumentParser) -> None:
+    from rebalancer.commands.init import add_arguments
+
+    add_arguments(p)
+
+
 def _add_export(p: argparse.ArgumentParser) -> None:
     from rebalancer.commands.external import add_export_arguments
 
@@ -161,6 +167,11 @@ def _add_submit(p: argparse.ArgumentParser) -> None:
 
 
 COMMANDS: dict[str, tuple[str, str, Adder]] = {
+    "init": (
+        "init",
+        "write a first commented config (asks, or takes flags); secrets stay in the environment",
+        _add_init,
+    ),
     "balances": ("balances", "holdings of every configured wallet on every chain", _add_balances),
     "localnet": (
         "localnet",
