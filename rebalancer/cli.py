@@ -152,6 +152,12 @@ def _add_init(p: argparse.ArgumentParser) -> None:
     add_arguments(p)
 
 
+def _add_doctor(p: argparse.ArgumentParser) -> None:
+    from rebalancer.commands.doctor import add_arguments
+
+    add_arguments(p)
+
+
 def _add_export(p: argparse.ArgumentParser) -> None:
     from rebalancer.commands.external import add_export_arguments
 
@@ -171,6 +177,11 @@ COMMANDS: dict[str, tuple[str, str, Adder]] = {
         "init",
         "write a first commented config (asks, or takes flags); secrets stay in the environment",
         _add_init,
+    ),
+    "doctor": (
+        "doctor",
+        "check the config against the live nodes, APIs, signers and journal; signs nothing",
+        _add_doctor,
     ),
     "balances": ("balances", "holdings of every configured wallet on every chain", _add_balances),
     "localnet": (
