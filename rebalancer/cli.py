@@ -158,6 +158,12 @@ def _add_doctor(p: argparse.ArgumentParser) -> None:
     add_arguments(p)
 
 
+def _add_service(p: argparse.ArgumentParser) -> None:
+    from rebalancer.commands.service import add_arguments
+
+    add_arguments(p)
+
+
 def _add_export(p: argparse.ArgumentParser) -> None:
     from rebalancer.commands.external import add_export_arguments
 
@@ -209,6 +215,12 @@ COMMANDS: dict[str, tuple[str, str, Adder]] = {
         "watch",
         "check the triggers on a schedule and run when one fires",
         _add_watch,
+    ),
+    "service": (
+        "service",
+        "run watch as a service: install (systemd unit; launchd or cron where absent), "
+        "status, uninstall",
+        _add_service,
     ),
     "history": ("execution:history", "past runs and trades from the journal", _add_history),
     "export": (
