@@ -99,7 +99,7 @@ def test_refused_trade_in_watch_reaches_every_channel(
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    cfg = write_config(tmp_path, "max_trade_usd = 10" + NOTIFY.format(base=base))
+    cfg = write_config(tmp_path, "max_fee_pct = 0.0001" + NOTIFY.format(base=base))
     code = main(
         ["watch", "-c", str(cfg), "--interval", "0", "--count", "1", "--execute", "--yes", "--json"]
     )
@@ -114,9 +114,9 @@ def test_refused_trade_in_watch_reaches_every_channel(
     tg = [json.loads(p["body"]) for p in by_service["telegram"]]
     assert by_service["telegram"][0]["path"] == f"/telegram/bot{TOKEN}/sendMessage"
     assert all(m["chat_id"] == "4242" for m in tg)
-    assert any("trade refused" in m["text"] and "max_trade_usd" in m["text"] for m in tg)
-    assert any("max_trade_usd" in json.loads(p["body"])["content"] for p in by_service["discord"])
-    assert any("max_trade_usd" in json.loads(p["body"])["text"] for p in by_service["slack"])
+    assert any("trade refused" in m["text"] and "max_fee_pct" in m["text"] for m in tg)
+    assert any("max_fee_pct" in json.loads(p["body"])["content"] for p in by_service["discord"])
+    assert any("max_fee_pct" in json.loads(p["body"])["text"] for p in by_service["slack"])
     ntfy = by_service["ntfy"]
     assert any(p["headers"]["Title"] == "rebalancer: trade refused" for p in ntfy)
     assert all(p["headers"]["Authorization"] == "Bearer tk_NTFYTOKEN" for p in ntfy)
