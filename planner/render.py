@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from rebalancer.core.display import short_units
 from rebalancer.core.types import Token
 from rebalancer.planner.drift import Drift, DriftRow
 from rebalancer.planner.model import from_base_units
@@ -204,7 +205,8 @@ def drift_text(d: Drift) -> str:
 
 
 def _amount(raw: int, token: Token) -> str:
-    return f"{from_base_units(raw, token.decimals).normalize():f} {token.symbol}"
+    """Token units to a few significant digits, for the text table (the JSON stays exact)."""
+    return f"{short_units(from_base_units(raw, token.decimals))} {token.symbol}"
 
 
 def plan_text(p: Plan) -> str:
@@ -281,7 +283,7 @@ def harvest_text(cands: Sequence[HarvestCandidate], threshold: Decimal) -> str:
             [
                 c.asset,
                 c.klass,
-                f"{c.amount.normalize():f}",
+                short_units(c.amount),
                 _num(c.unrealised_loss_usd),
                 ",".join(c.lot_ids),
                 c.substitute or "-",

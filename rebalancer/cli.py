@@ -146,6 +146,24 @@ def _add_dashboard(p: argparse.ArgumentParser) -> None:
     add_arguments(p)
 
 
+def _add_init(p: argparse.ArgumentParser) -> None:
+    from rebalancer.commands.init import add_arguments
+
+    add_arguments(p)
+
+
+def _add_doctor(p: argparse.ArgumentParser) -> None:
+    from rebalancer.commands.doctor import add_arguments
+
+    add_arguments(p)
+
+
+def _add_service(p: argparse.ArgumentParser) -> None:
+    from rebalancer.commands.service import add_arguments
+
+    add_arguments(p)
+
+
 def _add_export(p: argparse.ArgumentParser) -> None:
     from rebalancer.commands.external import add_export_arguments
 
@@ -161,6 +179,16 @@ def _add_submit(p: argparse.ArgumentParser) -> None:
 
 
 COMMANDS: dict[str, tuple[str, str, Adder]] = {
+    "init": (
+        "init",
+        "write a first commented config (asks, or takes flags); secrets stay in the environment",
+        _add_init,
+    ),
+    "doctor": (
+        "doctor",
+        "check the config against the live nodes, APIs, signers and journal; signs nothing",
+        _add_doctor,
+    ),
     "balances": ("balances", "holdings of every configured wallet on every chain", _add_balances),
     "localnet": (
         "localnet",
@@ -187,6 +215,12 @@ COMMANDS: dict[str, tuple[str, str, Adder]] = {
         "watch",
         "check the triggers on a schedule and run when one fires",
         _add_watch,
+    ),
+    "service": (
+        "service",
+        "run watch as a service: install (systemd unit; launchd or cron where absent), "
+        "status, uninstall",
+        _add_service,
     ),
     "history": ("execution:history", "past runs and trades from the journal", _add_history),
     "export": (

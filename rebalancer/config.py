@@ -185,12 +185,35 @@ class OracleConfig(BaseModel):
 
 
 class NotifyConfig(BaseModel):
-    """Where a JSON summary goes after each run of ``watch`` (and ``run``)."""
+    """Where ``watch`` tells a person what happened: a generic JSON webhook, Telegram, Discord,
+    Slack, ntfy (any together). Every token and URL comes from the environment variable named."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     webhook_env: str | None = None
     """The environment variable holding the webhook URL (URLs often carry a token)."""
+
+    telegram_token_env: str | None = None
+    """Telegram: the environment variable holding the bot token (from @BotFather)."""
+
+    telegram_chat_env: str | None = None
+    """Telegram: the environment variable holding the chat id to post to."""
+
+    telegram_api_url: str = "https://api.telegram.org"
+    """Telegram: the Bot API's base URL (a local stand-in in tests)."""
+
+    discord_webhook_env: str | None = None
+    """Discord: the environment variable holding the channel's webhook URL."""
+
+    slack_webhook_env: str | None = None
+    """Slack: the environment variable holding the incoming-webhook URL."""
+
+    ntfy_url_env: str | None = None
+    """ntfy: the environment variable holding the topic URL (https://ntfy.sh/TOPIC; the topic
+    name is the secret)."""
+
+    ntfy_token_env: str | None = None
+    """ntfy: the environment variable holding an access token, for a protected topic."""
 
 
 class Config(BaseModel):

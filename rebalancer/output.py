@@ -48,6 +48,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence
     return "\n".join(lines)
 
 
+def fmt_units(amount: Decimal) -> str:
+    """A token amount for a text table: a few significant digits (see ``core.display``)."""
+    from rebalancer.core.display import short_units
+
+    return short_units(amount)
+
+
 def fmt_amount(amount: Decimal, places: int = 6) -> str:
     """A token amount for people: grouped thousands, at most ``places`` decimals, no trailing
     zeros. Display only: amounts that are signed never pass through here."""

@@ -253,10 +253,10 @@ def results_table(results: Sequence[TradeResult]) -> str:
     """Trades in token units for people (the JSON keeps exact base units)."""
     from decimal import Decimal
 
-    from rebalancer.output import fmt_amount, table
+    from rebalancer.output import fmt_units, table
 
     def units(raw: int | None, decimals: int) -> str:
-        return "-" if raw is None else fmt_amount(Decimal(raw).scaleb(-decimals))
+        return "-" if raw is None else fmt_units(Decimal(raw).scaleb(-decimals))
 
     rows = [
         (

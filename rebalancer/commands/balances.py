@@ -13,7 +13,7 @@ import argparse
 from decimal import Decimal
 
 from rebalancer.config import load_config
-from rebalancer.output import emit_json, fmt_amount, table, warn
+from rebalancer.output import emit_json, fmt_units, table, warn
 
 _CENT = Decimal("0.01")
 
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             names[(h.chain, h.wallet)],
             h.token.symbol,
             h.token.asset,
-            fmt_amount(h.amount),
+            fmt_units(h.amount),
             "-" if v is None else f"{v:,.2f}",
             market.source_of(h.token.asset) or "-",
         )

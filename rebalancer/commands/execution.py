@@ -142,17 +142,25 @@ def run(args: argparse.Namespace) -> int:
 
 def history(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
+    from decimal import Decimal
 
     from rebalancer.config import load_config
-    from rebalancer.output import table
+    from rebalancer.output import fmt_units, table
     from rebalancer.runs import open_journal
 
     config, registry = load_config(args.config)
     journal = open_journal(config)
 
-    def sym(token_id: str) -> str:
+    def units(raw: int | None, token_id: str, with_symbol: bool = True) -> str:
+        """Base units as token units with the token's symbol; the id when the registry does
+        not know it (a journal written under another config)."""
         token = registry.by_id(token_id)
-        return token.symbol if token is not None else token_id
+        if raw is None:
+            return "-"
+        if token is None:
+            return f"{raw} {token_id}" if with_symbol else str(raw)
+        amount = fmt_units(Decimal(raw).scaleb(-token.decimals))
+        return f"{amount} {token.symbol}" if with_symbol else amount
 
     try:
         runs = journal.runs(limit=args.limit)
@@ -199,9 +207,10 @@ def history(args: argparse.Namespace) -> int:
             (
                 t.chain,
                 t.trade_id,
-                t.sell.split(":")[-1][:12],
-                t.buy.split(":")[-1][:12],
-                t.amount_in,
+                units(t.amount_in, t.sell),
+                _symbol(registry, t.buy),
+                units(t.min_out, t.buy, with_symbol=False),
+                units(t.realised_out, t.buy, with_symbol=False),
                 t.state,
                 (t.tx_hash or t.error or "")[:66],
             )
@@ -210,10 +219,15 @@ def history(args: argparse.Namespace) -> int:
         if rows:
             print(
                 table(
-                    ["chain", "trade", "sell", "buy", "amount in", "state", "tx / error"],
+                    ["chain", "trade", "sell", "buy", "min out", "realised", "state", "tx / error"],
                     rows,
-                    right=(4,),
+                    right=(2, 4, 5),
                 )
             )
         print()
     return 0
+
+
+def _symbol(registry: Any, token_id: str) -> str:
+    token = registry.by_id(token_id)
+    return token.symbol if token is not None else token_id

@@ -2,8 +2,9 @@
 
 Each check is one ``run`` (recover, plan from fresh balances: the planner's triggers decide
 whether there is anything to do, then simulate or, with ``--execute``, execute). After each
-check that planned trades, a JSON summary is POSTed to the webhook named in the config
-(``[notify] webhook_env``). SIGINT and SIGTERM stop the loop between steps: a run in progress
+check, what happened goes to the channels of ``[notify]`` (rebalancer.notify: the generic
+webhook gets the JSON summary of checks that traded or failed; Telegram, Discord, Slack and ntfy
+get one message per event). SIGINT and SIGTERM stop the loop between steps: a run in progress
 finishes its current trades and records them first.
 """
 
@@ -32,20 +33,6 @@ def parse_interval(text: str) -> float:
     return float(m.group(1)) * _UNIT[m.group(2)]
 
 
-def notify(url: str, summary: dict[str, Any]) -> None:
-    """POST the summary; a webhook that fails is a warning, never a reason to stop trading."""
-    import httpx
-
-    from rebalancer.core.redact import redact_url
-
-    try:
-        r = httpx.post(url, json=summary, timeout=10)
-        if r.status_code >= 400:
-            warn(f"webhook {redact_url(url)} answered HTTP {r.status_code}")
-    except httpx.HTTPError as exc:
-        warn(f"webhook {redact_url(url)} failed: {type(exc).__name__}")
-
-
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -54,10 +41,9 @@ def run(args: argparse.Namespace) -> int:
 
     interval = parse_interval(args.interval)
     config, _ = load_config(args.config)
-    hook_env = config.notify.webhook_env
-    webhook = os.environ.get(hook_env) if hook_env else None
-    if hook_env and not webhook:
-        raise ConfigError(f"notify.webhook_env = {hook_env!r}: that environment variable is unset")
+    from rebalancer import notify as notifications
+
+    chans = notifications.channels(config.notify, os.environ)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -99,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
             elif "trades" in summary:
                 n = len(summary["trades"])
                 say(f"check {checks}: {n} trade(s), {summary.get('status')}")
-            if webhook and (summary.get("trades") or "error" in summary):
-                notify(webhook, summary)
+            notifications.send(chans, summary, warn)
             if args.count and checks >= args.count:
                 break
             stop.wait(interval)
