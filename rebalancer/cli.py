@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
@@ -249,13 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_URL = re.compile(r"https?://[^\s'\"<>]+")
-
-
 def _scrub(text: str) -> str:
-    from rebalancer.core.redact import redact_url
+    from rebalancer.core.redact import scrub
 
-    return _URL.sub(lambda m: redact_url(m.group(0)), text)
+    return scrub(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
