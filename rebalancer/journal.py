@@ -5,6 +5,7 @@
     planned -> simulated   (a dry run: nothing was signed)
     planned -> refused     (a check or a simulation said no: nothing was signed)
     planned -> skipped     (no route, or the run stopped)
+    planned -> not_executed  (the run was interrupted or ended in an error before it)
 
 A trade's signed transaction (raw bytes and hash) is committed durably *before* it is
 broadcast. A later run that finds a trade ``signed`` or ``sent`` never signs it again: it asks
@@ -26,7 +27,15 @@ from typing import Any
 from rebalancer.core.errors import ConfigError
 
 OPEN_STATES = ("planned", "approved", "signed", "sent", "pending")
-FINAL_STATES = ("confirmed", "failed", "dropped", "refused", "skipped", "simulated")
+FINAL_STATES = (
+    "confirmed",
+    "failed",
+    "dropped",
+    "refused",
+    "skipped",
+    "simulated",
+    "not_executed",
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

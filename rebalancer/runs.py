@@ -8,6 +8,7 @@ the summary. A command runs all of it in one event loop with one HTTP client and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import tempfile
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rebalancer.config import Config
-from rebalancer.core.errors import ConfigError, RefusedError, UserRejectedError
+from rebalancer.core.errors import ConfigError, RebalancerError, RefusedError, UserRejectedError
+from rebalancer.core.redact import scrub
 from rebalancer.engine import Engine, TradeIntent, TradeResult
 from rebalancer.journal import Journal
 from rebalancer.services import Services, journal_path
@@ -30,17 +32,38 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 
+DONE_STATES = frozenset({"confirmed", "simulated"})
+"""What a trade ends as when it did what the run asked (executed, or simulated in a dry run)."""
+
+PARTLY_DONE = 6
+"""The exit code of a run where some trades were done and others were not (``partial``)."""
+
+
 @dataclass
 class RunReport:
     run_id: int
     mode: str
     results: list[TradeResult]
     recovered: int
+    ended: str | None = None
+    """``error`` or ``interrupted`` when the run did not reach its end."""
 
     @property
     def status(self) -> str:
-        bad = [r for r in self.results if r.status in ("failed", "refused", "pending")]
+        if self.ended is not None:
+            return self.ended
+        bad = [r for r in self.results if r.status not in DONE_STATES]
         return "partial" if bad else "ok"
+
+    @property
+    def exit_code(self) -> int:
+        """0 all done; 3 every trade refused; 6 partly done (the JSON says which)."""
+        bad = [r for r in self.results if r.status not in DONE_STATES]
+        if not bad:
+            return 0
+        if all(r.status == "refused" for r in self.results):
+            return 3
+        return PARTLY_DONE
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +73,23 @@ class RunReport:
             "recovered": self.recovered,
             "trades": [r.as_dict() for r in self.results],
         }
+
+
+_LAST: list[dict[str, Any]] = []
+
+
+def last_document() -> dict[str, Any] | None:
+    """The document of the last run this process recorded, even one that ended in an error
+    or a signal: the CLI prints it with ``--json`` whatever the exit code."""
+    return _LAST[-1] if _LAST else None
+
+
+def forget_documents() -> None:
+    _LAST.clear()
+
+
+def remember(doc: dict[str, Any]) -> None:
+    _LAST.append(doc)
 
 
 def open_journal(config: Config) -> Journal:
@@ -172,18 +212,83 @@ async def execute(
     if mode == "execute" and config.prices:
         snap = before if before is not None else await read_portfolio(services)
         record_portfolio(journal, run_id, "portfolio_before", snap, config.prices)
-    status = "error"
-    report = RunReport(run_id, mode, [], recovered)
+    report = RunReport(run_id, mode, [], recovered, ended="error")
+    error: RebalancerError | None = None
     try:
         engine = Engine(services, journal, progress)
         report.results = await engine.execute(run_id, intents, sign=(mode == "execute"))
-        status = report.status
+        report.ended = None
         if mode == "execute" and config.prices:
             after = await read_portfolio(services)
             record_portfolio(journal, run_id, "portfolio_after", after, config.prices)
         return report
+    except RebalancerError as exc:
+        error = exc
+        raise
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        report.ended = "interrupted"
+        raise
     finally:
-        journal.finish_run(run_id, status, {"trades": [r.as_dict() for r in report.results]})
+        if report.ended is not None:
+            close_unexecuted(journal, run_id, report.ended)
+            report.results = results_from_journal(journal, run_id, intents, report.results)
+        doc = report.as_dict()
+        if error is not None:
+            doc["error"] = {"exit_code": error.exit_code, "message": scrub(error.message)}
+        remember(doc)
+        journal.finish_run(run_id, report.status, {"trades": doc["trades"]})
+
+
+def close_unexecuted(journal: Journal, run_id: int, why: str) -> None:
+    """A run that ends early leaves no trade ``planned``: never-signed rows become
+    ``not_executed`` (a resume may still execute them); signed or sent ones stay for recovery."""
+    for row in journal.trades(run_id, states=("planned",)):
+        journal.update(
+            run_id, row.trade_id, "not_executed", error=row.error or f"not executed: run {why}"
+        )
+
+
+def results_from_journal(
+    journal: Journal,
+    run_id: int,
+    intents: Sequence[TradeIntent],
+    known: Sequence[TradeResult],
+) -> list[TradeResult]:
+    """Every trade of the run with its status, from the journal where the engine returned none
+    (a run that stopped in the middle)."""
+    from rebalancer.intents import approval_ids
+
+    have = {r.id: r for r in known}
+    rows = {t.trade_id: t for t in journal.trades(run_id)}
+    out: list[TradeResult] = []
+    for t in intents:
+        if t.id in have:
+            out.append(have[t.id])
+            continue
+        row = rows.get(t.id)
+        tx = row.tx_hash if row is not None else None
+        if row is not None and tx is None:
+            approval = next((rows[a] for a in approval_ids(t.id) if a in rows), None)
+            tx = approval.tx_hash if approval is not None else None
+        out.append(
+            TradeResult(
+                t.id,
+                t.chain,
+                t.wallet,
+                t.sell.symbol,
+                t.buy.symbol,
+                t.amount_in,
+                row.state if row is not None else "not_executed",
+                tx=tx,
+                min_out=row.min_out if row is not None else None,
+                simulated_out=row.simulated_out if row is not None else None,
+                realised_out=row.realised_out if row is not None else None,
+                reason=(row.error if row is not None else None) or "the run stopped before it",
+                sell_decimals=t.sell.decimals,
+                buy_decimals=t.buy.decimals,
+            )
+        )
+    return out
 
 
 def confirm(question: str, yes: bool) -> None:

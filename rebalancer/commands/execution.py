@@ -24,8 +24,7 @@ def _report(args: argparse.Namespace, report: Any, extra: dict[str, Any] | None 
         else:
             print("nothing to do: no trades")
         print(f"\nrun {report.run_id} ({report.mode}): {report.status}")
-    refused = [r for r in report.results if r.status == "refused"]
-    return 3 if refused and len(refused) == len(report.results) else 0
+    return int(report.exit_code)
 
 
 def simulate(args: argparse.Namespace) -> int:

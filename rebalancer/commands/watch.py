@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         progress(f"{signal.Signals(signum).name}: stopping after the current step")
         stop.set()
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     say = progress_unless(args.json)
     checks = 0
     code = 0
@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             say(f"check {checks} at {started.isoformat(timespec='seconds')}")
             try:
                 report, doc = run_once(args, say, execute_trades=args.execute, yes=args.yes)
+                code = report.exit_code or code
                 summary = {
                     "check": checks,
                     "at": started.isoformat(),
