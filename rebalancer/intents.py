@@ -96,21 +96,33 @@ def intents_from_plan(
     price checks) are recomputed from the config's ``[prices]``, so an old or edited plan
     cannot switch a policy check off.
     """
+    from rebalancer.core import bounds
+
+    trades = doc.get("trades") or []
+    if not isinstance(trades, list):
+        raise ConfigError(f"plan trades: must be a list of trades, not {type(trades).__name__}")
     out = []
-    for i, t in enumerate(doc.get("trades") or []):
+    for i, t in enumerate(trades):
         where = f"plan trades[{i}]"
-        try:
-            sell = registry.by_id(t["sell"]["id"])
-            buy = registry.by_id(t["buy"]["id"])
-            trade_id = str(t["id"])
-            chain, wallet = str(t["chain"]), str(t["wallet"])
-            amount_in, min_out = int(t["amount_in"]), int(t["min_out"])
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise ConfigError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
-        if sell is None or buy is None:
-            raise ConfigError(
-                f"{where}: unknown token {t['sell']['id'] if sell is None else t['buy']['id']}"
-            )
+        if not isinstance(t, dict):
+            raise ConfigError(f"{where}: must be an object")
+        for key in ("id", "chain", "wallet", "sell", "buy", "amount_in", "min_out"):
+            if key not in t:
+                raise ConfigError(f"{where}.{key}: missing")
+        for key in ("id", "chain", "wallet"):
+            if not isinstance(t[key], str):
+                raise ConfigError(f"{where}.{key} = {t[key]!r}: must be a string")
+        tokens = []
+        for key in ("sell", "buy"):
+            ref = t[key].get("id") if isinstance(t[key], dict) else None
+            token = registry.by_id(ref) if isinstance(ref, str) else None
+            if token is None:
+                raise ConfigError(f"{where}.{key}.id = {ref!r}: unknown token")
+            tokens.append(token)
+        sell, buy = tokens
+        trade_id, chain, wallet = t["id"], t["chain"], t["wallet"]
+        amount_in = bounds.raw_amount(t["amount_in"], f"{where}.amount_in", sell.decimals)
+        min_out = bounds.raw_amount(t["min_out"], f"{where}.min_out", buy.decimals)
         if not _TRADE_ID.match(trade_id):
             raise ConfigError(f"{where}.id = {trade_id!r}: letters, digits, '.', '_', '-' only")
         if trade_id.endswith(approval_id("")):
