@@ -54,18 +54,21 @@ class Balances:
 @dataclass(frozen=True, slots=True)
 class SwapLegs:
     """What a simulation runs: the swap proposed for ``wallet`` selling ``sell`` for ``buy``,
-    and the transaction that must land first (an EVM approval), if any."""
+    and the transactions that must land first (an EVM approval, and before it the reset of a
+    leftover allowance to 0 on tokens that approve only from zero), if any."""
 
     wallet: str
     sell: Token
     buy: Token
     swap: Proposal
     approval: Proposal | None = None
+    approval_reset: Proposal | None = None
 
     @property
     def proposals(self) -> tuple[Proposal, ...]:
         """In the order they are sent."""
-        return (self.swap,) if self.approval is None else (self.approval, self.swap)
+        first = (p for p in (self.approval_reset, self.approval) if p is not None)
+        return (*first, self.swap)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,19 @@ class SimResult:
     out: int
     gas_used: int = 0
     approval_gas_used: int = 0
+    reset_gas_used: int = 0
+
+    def gas_per_proposal(self, legs: SwapLegs) -> list[int]:
+        """Gas each of ``legs.proposals`` used, in their order."""
+        before = [
+            used
+            for leg, used in (
+                (legs.approval_reset, self.reset_gas_used),
+                (legs.approval, self.approval_gas_used),
+            )
+            if leg is not None
+        ]
+        return [*before, self.gas_used]
 
 
 class ChainAdapter(ABC):

@@ -169,7 +169,7 @@ class EvmChain(ChainAdapter):
         """EIP-1559 transactions at the wallet's next nonces, with the simulation's gas (plus
         30%) and this chain's current fees; the fee budget is checked on exactly these."""
         calls = [_evm_call(p) for p in legs.proposals]
-        gas_used = [sim.approval_gas_used, sim.gas_used] if legs.approval else [sim.gas_used]
+        gas_used = sim.gas_per_proposal(legs)
         nonce = await self.nonce(wallet) + queued
         max_fee, tip = await self.fees()
         return [

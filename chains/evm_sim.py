@@ -1,7 +1,10 @@
 """EVM simulation before anything is signed: an anvil fork, else ``eth_simulateV1``.
 
 A throwaway anvil fork of the chain's own RPC at its latest block: the wallet is impersonated,
-the approval and the swap run unsigned, and the wallet's real balance change is measured. Where
+the approvals (the reset of a leftover allowance first, where the token approves only from
+zero) and the swap run unsigned, and the wallet's real balance change is measured; an approve
+must return true, or nothing where the token is known to (registry quirk ``no-return-data``,
+mainnet USDT). Where
 anvil is missing or cannot fork the RPC, ``eth_simulateV1`` on the RPC itself runs the same
 calls in one simulated block (balance read, approval, swap, balance read).
 """
@@ -26,7 +29,7 @@ from rebalancer.core.errors import (
     SimulationUnavailable,
 )
 from rebalancer.core.tx import EvmCall, Proposal
-from rebalancer.core.types import Token
+from rebalancer.core.types import Token, TokenQuirk
 
 if TYPE_CHECKING:
     from rebalancer.chains.evm import EvmChain
@@ -84,12 +87,23 @@ async def _on_fork(adapter: EvmChain, url: str, legs: SwapLegs, swap: EvmCall) -
     async with httpx.AsyncClient(timeout=60) as client:
         fork = EvmChain(adapter.info, url, client, retries=1, backoff=0.05)
         await fork.call("anvil_impersonateAccount", [legs.wallet])
-        approval_gas = 0
-        if legs.approval is not None:
-            r = await _run(fork, _call(legs.approval))
+        approval_gas = reset_gas = 0
+        for what, leg in (("approval reset", legs.approval_reset), ("approval", legs.approval)):
+            if leg is None:
+                continue
+            call = _call(leg)
+            try:
+                returned = await fork.call("eth_call", [_unsigned_call(call), "latest"])
+            except ChainError:
+                raise SimulationError(f"{chain}: the {what} reverts on the fork") from None
+            _approve_returned(chain, what, legs.sell, str(returned))
+            r = await _run(fork, call)
             if int(r["status"], 16) != 1:
-                raise SimulationError(f"{chain}: the approval reverts on the fork")
-            approval_gas = int(r["gasUsed"], 16)
+                raise SimulationError(f"{chain}: the {what} reverts on the fork")
+            if leg is legs.approval:
+                approval_gas = int(r["gasUsed"], 16)
+            else:
+                reset_gas = int(r["gasUsed"], 16)
         before = await fork.balance(legs.wallet, legs.buy)
         r = await _run(fork, swap)
         if int(r["status"], 16) != 1:
@@ -102,7 +116,22 @@ async def _on_fork(adapter: EvmChain, url: str, legs: SwapLegs, swap: EvmCall) -
         gained = after - before
         if legs.buy.is_native:  # the wallet paid the gas in the coin it bought
             gained += gas * int(r.get("effectiveGasPrice", "0x0"), 16)
-        return SimResult("anvil fork", gained, gas, approval_gas)
+        return SimResult("anvil fork", gained, gas, approval_gas, reset_gas)
+
+
+def _approve_returned(chain: str, what: str, token: Token, data: str) -> None:
+    """An ``approve`` must return true; a token known to return nothing (mainnet USDT) may
+    return no data at all, and its success is the call not reverting."""
+    raw = data.removeprefix("0x")
+    if not raw and TokenQuirk.NO_RETURN_DATA in token.quirks:
+        return
+    if len(raw) != 64 or int(raw, 16) != 1:
+        shown = "no data" if not raw else f"0x{raw[:64]}"
+        raise SimulationError(
+            f"{chain}: the {what} of {token.symbol} returned {shown}, not true: the token may "
+            "not have approved (only tokens known to return nothing may, registry quirk "
+            "no-return-data)"
+        )
 
 
 def _balance_call(wallet: str, token: Token) -> dict[str, str]:
@@ -146,7 +175,12 @@ async def simulate_rpc(adapter: EvmChain, legs: SwapLegs) -> SimResult:
         before = int(str(results[0]["returnData"]), 16)
         after = int(str(results[-1]["returnData"]), 16)
         gas = int(str(results[-2]["gasUsed"]), 16)
-        approval_gas = int(str(results[1]["gasUsed"]), 16) if len(results) == 4 else 0
+        firsts = [leg for leg in (legs.approval_reset, legs.approval) if leg is not None]
+        middle = results[1:-2]  # the approvals, between the first read and the swap
+        used = dict(zip(map(id, firsts), (int(str(r["gasUsed"]), 16) for r in middle), strict=True))
+        returned = [str(r.get("returnData", "0x")) for r in middle]
+        approval_gas = used.get(id(legs.approval), 0)
+        reset_gas = used.get(id(legs.approval_reset), 0)
     except (KeyError, IndexError, TypeError, ValueError):
         raise SimulationError(f"{chain}: eth_simulateV1 answered malformed") from None
     if not all(statuses):
@@ -154,7 +188,10 @@ async def simulate_rpc(adapter: EvmChain, legs: SwapLegs) -> SimResult:
             f"{chain}: the swap {legs.sell.symbol} -> {legs.buy.symbol} reverts in "
             "eth_simulateV1 (price moved past minReturn, or the route is broken)"
         )
-    return SimResult("eth_simulateV1", after - before, gas, approval_gas)
+    for leg, data in zip(firsts, returned, strict=True):
+        what = "approval" if leg is legs.approval else "approval reset"
+        _approve_returned(chain, what, legs.sell, data)
+    return SimResult("eth_simulateV1", after - before, gas, approval_gas, reset_gas)
 
 
 async def _run(fork: EvmChain, tx: EvmCall) -> dict[str, Any]:

@@ -45,10 +45,8 @@ __all__ = [
     "SwapPolicy",
     "check_evm_approval",
     "check_evm_call",
-    "check_evm_swap",
     "check_min_return",
     "check_solana_flows",
-    "check_solana_swap",
     "refuse",
     "solana_flows",
     "unpack",
@@ -138,13 +136,6 @@ def _approve_call(built: BuiltSwap, a: EvmTx, what: str, policy: SwapPolicy) -> 
     if _addr(spender) not in policy.evm_routers.get(a.chain_id, frozenset()):
         raise refuse(f"{what} spender {spender} is not an allowed router")
     return _addr(spender), int(amount)
-
-
-def check_evm_swap(built: BuiltSwap, policy: SwapPolicy) -> CheckedSwap:
-    """The 1inch check (``OneInch.check``), kept here until every caller asks the aggregator."""
-    from rebalancer.dex.oneinch_checks import check_oneinch_swap
-
-    return check_oneinch_swap(built, policy)
 
 
 # -- Solana ------------------------------------------------------------------------------------
@@ -299,17 +290,6 @@ def check_solana_flows(
             f"is above {policy.max_priority_fee_lamports}"
         )
     return CheckedSwap(built=built, min_out=min_out)
-
-
-def check_solana_swap(
-    built: BuiltSwap,
-    policy: SwapPolicy,
-    lookup_tables: Mapping[str, Sequence[str]] | None = None,
-) -> CheckedSwap:
-    """The Jupiter check (``Jupiter.check``), kept here until every caller asks the aggregator."""
-    from rebalancer.dex.jupiter_checks import check_jupiter_swap
-
-    return check_jupiter_swap(built, policy, lookup_tables)
 
 
 def _loaded_keys(msg: object, lookup_tables: Mapping[str, Sequence[str]] | None) -> list[Pubkey]:

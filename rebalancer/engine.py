@@ -35,9 +35,10 @@ from rebalancer.dex.base import BuiltSwap, CheckedSwap, NoRouteError, Quote, Swa
 from rebalancer.intents import (
     TradeIntent,
     TradeResult,
-    approval_id,
     intents_from_plan,
     intents_from_trades,
+    pre_swap_ids,
+    reset_id,
 )
 from rebalancer.journal import Journal, TradeRow
 from rebalancer.services import Services
@@ -185,7 +186,8 @@ class Engine:
         tables = await self._lookup_tables(adapter, built)
         checked = agg.check(built, self.s.swap_policy(), tables)
         self.say(f"{t.chain}: {t.id} simulating")
-        legs = SwapLegs(t.wallet, t.sell, t.buy, checked.built.tx, checked.built.approval)
+        built = checked.built
+        legs = SwapLegs(t.wallet, t.sell, t.buy, built.tx, built.approval, built.approval_reset)
         sim = await self._simulate(t, adapter, legs, checked)
         if sim.out < checked.min_out:
             raise SimulationError(
@@ -243,8 +245,7 @@ class Engine:
         signer = await self.s.signer(t.chain, t.wallet)
         before = await adapter.balance(t.wallet, t.buy)
         *approvals, swap = prepared.txs
-        for approval in approvals:
-            aid = approval_id(t.id)
+        for aid, approval in zip(pre_swap_ids(t.id, len(approvals)), approvals, strict=True):
             self.journal.add_trade(
                 run_id,
                 {
@@ -258,7 +259,11 @@ class Engine:
                 },
             )
             self.say(
-                f"{t.chain}: {t.id} signing the approval of exactly {t.amount_in} {t.sell.symbol}"
+                f"{t.chain}: {t.id} signing the reset of the leftover {t.sell.symbol} allowance "
+                "to 0 (the token approves only from zero)"
+                if aid == reset_id(t.id)
+                else f"{t.chain}: {t.id} signing the approval of exactly {t.amount_in} "
+                f"{t.sell.symbol}"
             )
             approval_tx, status = await self.send(run_id, aid, t.chain, approval, signer)
             if status == "pending":

@@ -28,7 +28,7 @@ from typing import Any
 from rebalancer.core.errors import ConfigError, RefusedError
 from rebalancer.core.tx import SignedTx, UnsignedTx
 from rebalancer.engine import Engine, TradeIntent, TradeResult
-from rebalancer.intents import approval_id
+from rebalancer.intents import pre_swap_ids
 from rebalancer.journal import Journal
 from rebalancer.services import Services
 from rebalancer.wallet.presigned import PresignedSigner
@@ -139,9 +139,11 @@ async def _prepare_all(
             "amount_in": str(t.amount_in),
         }
         *approvals, swap = p.txs
+        # NOTE: a reset of a leftover allowance is an approve too (kind "approve", sent in
+        # nonce order before the approval); its id says which it is.
+        ids = [*pre_swap_ids(t.id, len(approvals)), t.id]
         parts = [("approve", tx) for tx in approvals] + [("swap", swap)]
-        for kind, tx in parts:
-            tx_id = t.id if kind == "swap" else approval_id(t.id)
+        for tx_id, (kind, tx) in zip(ids, parts, strict=True):
             exported = export_tx(tx, tx_id, t.wallet)
             files.update(exported.files)
             txs.append(

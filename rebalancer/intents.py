@@ -2,8 +2,10 @@
 planner's trades) and the results the commands print and journal.
 
 An EVM trade may need an approval first; its journal row, and its files in an export, are
-named ``approval_id(trade)`` (``<trade>-approve``, safe in a file name). Journals written
-before that used ``<trade>/approve``; readers accept both (``approval_ids``).
+named ``approval_id(trade)`` (``<trade>-approve``, safe in a file name), and the reset of a
+leftover allowance that a token approving only from zero needs before it ``reset_id(trade)``
+(``<trade>-approve-reset``). Journals written before that used ``<trade>/approve``; readers
+accept all (``approval_ids``).
 """
 
 from __future__ import annotations
@@ -23,9 +25,20 @@ def approval_id(trade_id: str) -> str:
     return f"{trade_id}-approve"
 
 
-def approval_ids(trade_id: str) -> tuple[str, str]:
-    """The approval's row id now, and as journals before ``-approve`` spelled it."""
-    return approval_id(trade_id), f"{trade_id}/approve"
+def reset_id(trade_id: str) -> str:
+    """The journal row and export file stem of the reset of a leftover allowance to 0 that a
+    token approving only from zero (mainnet USDT) needs before the approval."""
+    return f"{trade_id}-approve-reset"
+
+
+def approval_ids(trade_id: str) -> tuple[str, str, str]:
+    """The approval's row id now, as journals before ``-approve`` spelled it, and the reset's."""
+    return approval_id(trade_id), f"{trade_id}/approve", reset_id(trade_id)
+
+
+def pre_swap_ids(trade_id: str, count: int) -> list[str]:
+    """The row ids of the ``count`` transactions sent before a trade's swap, in order."""
+    return [reset_id(trade_id), approval_id(trade_id)][2 - count :] if count else []
 
 
 @dataclass(frozen=True)
@@ -125,7 +138,7 @@ def intents_from_plan(
         min_out = bounds.raw_amount(t["min_out"], f"{where}.min_out", buy.decimals)
         if not _TRADE_ID.match(trade_id):
             raise ConfigError(f"{where}.id = {trade_id!r}: letters, digits, '.', '_', '-' only")
-        if trade_id.endswith(approval_id("")):
+        if trade_id.endswith((approval_id(""), reset_id(""))):
             raise ConfigError(f"{where}.id = {trade_id!r}: names an approval; pick another id")
         if amount_in <= 0 or min_out < 0:
             raise ConfigError(f"{where}.amount_in = {amount_in}: must be positive")
