@@ -138,6 +138,9 @@ async def recovered_journal(
                 f"{len(left)} trade(s) still in flight (first: {t.trade_id} on {t.chain}, "
                 f"tx {t.tx_hash}); not planning until they land or are dropped: run again later"
             )
+        # NOTE: marked before the balances are read, so a transaction sent from elsewhere
+        # after this makes every later signature for that wallet refused as stale.
+        await services.read_activity()
         yield journal, recovered
     finally:
         journal.close()

@@ -312,7 +312,8 @@ def test_apply_refuses_a_stale_plan(
     assert "old" in capsys.readouterr().err
     # a plan that sells more than the wallet holds is stale too
     fresh = json.loads(plan.read_text())
-    fresh["trades"][0]["amount_in"] = str(10**40)
+    # (10^12 whole tokens: more than held, within what a plan file may say at all)
+    fresh["trades"][0]["amount_in"] = str(10 ** (fresh["trades"][0]["sell"]["decimals"] + 12))
     big = tmp_path / "big.json"
     big.write_text(json.dumps(fresh))
     assert main(["apply", str(big), "-c", str(cfg), "--yes"]) == 3
