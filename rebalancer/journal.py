@@ -280,3 +280,26 @@ class Journal:
     def unfinished(self) -> list[TradeRow]:
         """Trades a crash may have left between signing and confirmation."""
         return self.trades(states=("signed", "sent", "pending"))
+
+    def unfinished_runs(self) -> list[dict[str, Any]]:
+        """Executing runs that never reached their end (killed, interrupted, an error) and
+        were not resumed yet, oldest first, each with its stored plan document."""
+        rows = self.db.execute(
+            "SELECT id, started_at, status, plan, summary FROM runs WHERE mode = 'execute' "
+            "AND status IN ('running', 'interrupted', 'error') ORDER BY id"
+        ).fetchall()
+        out = []
+        for r in rows:
+            summary = json.loads(r["summary"]) if r["summary"] else {}
+            if summary.get("resumed_by") is None:
+                out.append({**dict(r), "plan": json.loads(r["plan"]), "summary": summary})
+        return out
+
+    def mark_resumed(self, run_id: int, by: int | None, summary: Mapping[str, Any]) -> None:
+        """Close an unfinished run as ``interrupted``, naming the run that resumed it."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?), "
+                "summary = ? WHERE id = ?",
+                (time.time(), json.dumps({**summary, "resumed_by": by}, default=str), run_id),
+            )

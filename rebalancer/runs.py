@@ -203,6 +203,7 @@ async def execute(
     progress: Progress,
     recovered: int = 0,
     before: Snapshot | None = None,
+    on_start: Callable[[int], Any] | None = None,
 ) -> RunReport:
     """Run ``intents`` through the engine: ``simulate`` signs nothing, ``execute`` does.
 
@@ -212,6 +213,8 @@ async def execute(
     """
     config = services.config
     run_id = journal.start_run(mode, plan_doc)
+    if on_start is not None:
+        on_start(run_id)
     if mode == "execute" and config.prices:
         snap = before if before is not None else await read_portfolio(services)
         record_portfolio(journal, run_id, "portfolio_before", snap, config.prices)
@@ -292,6 +295,68 @@ def results_from_journal(
             )
         )
     return out
+
+
+RESUMABLE = ("planned", "not_executed", "approved")
+"""Rows of an unfinished run that were never sent: a resume executes them (after recovery has
+settled the signed and sent ones)."""
+
+
+async def resume_unfinished(
+    services: Services, journal: Journal, progress: Progress
+) -> RunReport | None:
+    """Finish the plan of a run that never reached its end (killed, interrupted, an error)
+    before anything new is planned: its settled trades stay settled; the ones never signed are
+    quoted, checked and simulated again against the same limits and executed if they pass, in
+    a new run. The old run is closed ``interrupted`` and names the run that resumed it."""
+    from rebalancer.engine import intents_from_plan
+
+    last: RunReport | None = None
+    max_age = services.config.policy.max_plan_age_s
+    for old in journal.unfinished_runs():
+        rows = journal.trades(old["id"], states=RESUMABLE)
+        left = {r.trade_id for r in rows}
+        close_unexecuted(journal, old["id"], "interrupted")
+        age = datetime.now(UTC).timestamp() - float(old["started_at"])
+        if not left or age > max_age:
+            if left:
+                progress(
+                    f"run {old['id']} was interrupted {age / 60:.0f} min ago, over "
+                    "policy.max_plan_age_s: not resumed, planning afresh"
+                )
+            journal.mark_resumed(old["id"], None, old["summary"])
+            continue
+        try:
+            intents = [
+                t
+                for t in intents_from_plan(old["plan"], services.registry, services.config.prices)
+                if t.id in left
+            ]
+        except ConfigError as exc:
+            progress(f"run {old['id']}: its plan cannot be resumed ({exc.message})")
+            journal.mark_resumed(old["id"], None, old["summary"])
+            continue
+        progress(f"resuming run {old['id']}: {len(intents)} trade(s) of its plan never sent")
+        doc = {**old["plan"], "resumes_run": old["id"]}
+        new_id: list[int] = []
+        try:
+            last = await execute(
+                services,
+                journal,
+                intents,
+                mode="execute",
+                plan_doc=doc,
+                progress=progress,
+                on_start=new_id.append,
+            )
+        finally:
+            if new_id:
+                for t in intents:
+                    journal.update(
+                        old["id"], t.id, "not_executed", error=f"resumed in run {new_id[0]}"
+                    )
+                journal.mark_resumed(old["id"], new_id[0], old["summary"])
+    return last
 
 
 def confirm(question: str, yes: bool) -> None:

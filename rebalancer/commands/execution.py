@@ -58,6 +58,12 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
             open_services(config, registry) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
+            resumed = None
+            if mode == "execute":
+                resumed = await resume(services, journal, say, args.yes)
+                if resumed is not None and resumed_this_plan(journal, doc):
+                    resumed.recovered = recovered
+                    return resumed  # the interrupted run was this very plan: it is done now
             snap = await read_portfolio(services)
             check_balances(snap, intents)
             if mode == "execute" and intents:
@@ -74,6 +80,27 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
             )
 
     return _report(args, asyncio.run(session()))
+
+
+async def resume(services: Any, journal: Any, say: Any, yes: bool) -> Any:
+    """Finish an unfinished run's plan before planning anything new (``runs.resume_unfinished``)."""
+    from rebalancer.runs import confirm, resume_unfinished
+
+    if journal.unfinished_runs():
+        confirm("An earlier run was interrupted: finish its plan?", yes)
+    return await resume_unfinished(services, journal, say)
+
+
+def resumed_this_plan(journal: Any, doc: dict[str, Any]) -> bool:
+    """Whether the run just resumed was applying this same plan file (same created_at)."""
+    runs = journal.runs_with_plans()
+    import json
+
+    for r in reversed(runs):
+        plan = json.loads(r["plan"])
+        if "resumes_run" in plan:
+            return bool(plan.get("created_at") == doc.get("created_at"))
+    return False
 
 
 def run_once(
@@ -96,12 +123,18 @@ def run_once(
             open_services(config, registry) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
+            mode = "execute" if execute_trades else "simulate"
+            resumed = await resume(services, journal, say, yes) if execute_trades else None
+            if resumed is not None:
+                await services.read_activity()  # the resume's own sends are known
             inputs = await live_inputs(services)
             refuse_partial(inputs)
             plan = build(inputs, force=getattr(args, "force", False))
             doc = document(inputs, plan)
             intents = intents_from_trades(plan.trades)
-            mode = "execute" if execute_trades else "simulate"
+            if resumed is not None and not intents:
+                resumed.recovered = recovered
+                return resumed, {**doc, "resumed_run": resumed.run_id}
             if mode == "execute" and intents:
                 confirm(f"Sign and send {len(intents)} trade(s)?", yes)
             say(f"plan: {len(intents)} trade(s), est. cost ${doc['est_cost_usd']}")

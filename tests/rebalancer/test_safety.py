@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rebalancer.journal import Journal
 from tests.rebalancer.test_execution import write_config
 
@@ -210,3 +212,48 @@ def test_a_wallet_that_sent_from_elsewhere_since_the_read_is_refused_as_stale(
     assert WALLET in stale[0]["reason"] and "nonce" in stale[0]["reason"]
     assert nonce(evm_isolated, chain) == before[chain] + 1  # only the foreign transaction
     assert code in (3, 6)
+
+
+@pytest.mark.parametrize("kill_after", ["simulated", "confirmed in", "signing the swap"])
+def test_a_killed_run_is_finished_by_the_rerun_with_no_extra_trade(
+    evm_isolated: dict[str, Any], tmp_path: Path, capsys: Any, monkeypatch: Any, kill_after: str
+) -> None:
+    from tests.rebalancer.test_execution import nonce, run_json
+
+    monkeypatch.setenv("DEMO_PASS", "demo")
+    monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
+    cfg = write_config(tmp_path)
+    before = {c: nonce(evm_isolated, c) for c in ("ethereum", "avalanche")}
+    proc = _start_run(cfg)
+    try:
+        _wait_for(proc, kill_after)
+        proc.kill()  # SIGKILL: no handler runs; the run stays "running" in the journal
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    j = Journal(tmp_path / "journal.sqlite")
+    try:
+        (first,) = j.runs_with_plans()
+        planned = {t["id"] for t in json.loads(first["plan"])["trades"]}
+    finally:
+        j.close()
+    code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    assert code == 0, out
+    j = Journal(tmp_path / "journal.sqlite")
+    try:
+        runs = {r["id"]: r for r in j.runs()}
+        assert runs[first["id"]]["status"] == "interrupted"
+        assert runs[first["id"]]["summary"]["resumed_by"] is not None
+        confirmed = [
+            t for t in j.trades(states=("confirmed",)) if not t.trade_id.endswith("-approve")
+        ]
+        with_tx = [t for t in j.trades() if t.tx_hash is not None and t.state == "confirmed"]
+        assert not j.trades(states=("planned",))
+    finally:
+        j.close()
+    # every trade of the first plan landed exactly once; nothing else was traded
+    assert sorted(t.trade_id for t in confirmed) == sorted(planned)
+    sent = sum(nonce(evm_isolated, c) - before[c] for c in before)
+    assert sent == len(with_tx)
