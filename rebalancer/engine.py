@@ -24,12 +24,14 @@ from typing import Any
 from rebalancer.chains.base import ChainAdapter, SimResult, SwapLegs
 from rebalancer.core.errors import (
     ChainError,
+    DeviceError,
     LookupTableError,
     PolicyError,
     RefusedError,
     SimulationError,
     SimulationUnavailable,
     SuspiciousResponseError,
+    UserRejectedError,
 )
 from rebalancer.core.tx import UnsignedTx
 from rebalancer.dex.base import BuiltSwap, CheckedSwap, NoRouteError, Quote, SwapRequest
@@ -333,7 +335,12 @@ class Engine:
         """
         adapter = self.s.adapter(chain)
         await self._still_fresh(adapter, chain, signer.identity)
-        signed = await signer.sign(tx)
+        try:
+            signed = await signer.sign(tx)
+        except (UserRejectedError, DeviceError) as exc:
+            # NOTE: a reject on the device or a locked Ledger ends the run; the row says why
+            self.journal.update(run_id, row_id, "not_executed", error=f"signer: {exc.message}")
+            raise
         # NOTE: durably recorded before the send: a crash from here on is recovered by id.
         self.journal.update(
             run_id, row_id, "signed", tx_hash=signed.tx_id, raw_tx=signed.raw.hex(), nonce=tx.nonce
