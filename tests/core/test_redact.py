@@ -45,3 +45,22 @@ def test_scrub_keeps_host_and_port_before_a_colon() -> None:
     assert scrub(line) == (
         "node at http://127.0.0.1:8545: connection refused; https://h.example/***."
     )
+
+
+def test_a_corrupt_aggregator_answer_is_refused_exit_3() -> None:
+    from pydantic import BaseModel
+
+    from rebalancer.core.errors import AggregatorError, CorruptResponseError
+    from rebalancer.dex.http import parse
+
+    class Swap(BaseModel):
+        tx: dict[str, str]
+
+    for garbage in ({"dstAmount": "1"}, "garbage", [1, 2]):
+        try:
+            parse(Swap, garbage, "1inch API")
+        except CorruptResponseError as exc:
+            assert exc.exit_code == 3 and isinstance(exc, AggregatorError)
+            assert "1inch API answered an unexpected Swap" in exc.message
+        else:
+            raise AssertionError("a corrupt answer was accepted")
