@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from rebalancer.core.types import Token
 from rebalancer.planner import optimise
@@ -34,6 +35,7 @@ from rebalancer.planner.model import (
     tradable_tokens,
 )
 from rebalancer.planner.pairing import north_west
+from rebalancer.planner.skips import AccountSkip, GoalSkip, Skip, SkipReason, TradeSkip
 from rebalancer.planner.tax import Lot, LotBook, Realised
 
 _BPS = Decimal(10_000)
@@ -82,7 +84,7 @@ class Outcome:
     """A list of trades evaluated exactly: what is left after, what it cost, how far off."""
 
     trades: tuple[Trade, ...]
-    skipped: tuple[dict[str, str], ...]
+    skipped: tuple[Skip, ...]
     after: Portfolio
     cost_usd: Decimal
     tax_usd: Decimal
@@ -94,7 +96,7 @@ class Plan:
     """The chosen trades, what was not done and why, and the drift after."""
 
     trades: tuple[Trade, ...]
-    skipped: tuple[dict[str, str], ...]
+    skipped: tuple[Skip, ...]
     before: Drift
     after: tuple[DriftRow, ...]
     total_usd: Decimal
@@ -488,7 +490,7 @@ def evaluate(ctx: _Context, proposals: Sequence[Proposal]) -> Outcome:
     for p in proposals:
         remaining[(p.chain, p.wallet)] = remaining.get((p.chain, p.wallet), 0) + 1
     trades: list[Trade] = []
-    skipped: list[dict[str, str]] = []
+    skipped: list[Skip] = []
     cost = Decimal(0)
     for p in proposals:
         acc = (p.chain, p.wallet)
@@ -499,10 +501,19 @@ def evaluate(ctx: _Context, proposals: Sequence[Proposal]) -> Outcome:
         buy_key = (p.chain, p.wallet, p.buy.id)
         gas_raw = ctx.gas_raw[p.chain]
         nat = state.get(nat_key, 0)
-        base = {"chain": p.chain, "wallet": p.wallet, "sell": p.sell.symbol, "buy": p.buy.symbol}
+        base: dict[str, Any] = {
+            "chain": p.chain,
+            "wallet": p.wallet,
+            "sell": p.sell.symbol,
+            "buy": p.buy.symbol,
+        }
         if _locked(ctx, p.chain, nat):
             skipped.append(
-                {**base, "reason": "reserve", "detail": "native coin at or below reserve + gas"}
+                TradeSkip(
+                    **base,
+                    reason=SkipReason.RESERVE,
+                    detail="native coin at or below reserve + gas",
+                )
             )
             continue
         avail = state.get(sell_key, 0)
@@ -526,24 +537,28 @@ def evaluate(ctx: _Context, proposals: Sequence[Proposal]) -> Outcome:
                 value_in = from_base_units(raw_in, p.sell.decimals) * price_in
         if raw_in <= 0 or value_in < min_usd:
             skipped.append(
-                {
+                TradeSkip(
                     **base,
-                    "reason": "under_minimum",
-                    "value_usd": str(value_in.quantize(_CENT)),
-                    "detail": f"below min_trade_usd = {min_usd}",
-                }
+                    reason=SkipReason.UNDER_MINIMUM,
+                    value_usd=value_in.quantize(_CENT),
+                    detail=f"below min_trade_usd = {min_usd}",
+                )
             )
             continue
         cm = ctx.strategy.cost_model(p.chain)
         fee = cm.fee_usd(value_in)
         impact = cm.impact_usd(value_in, p.sell.asset, p.buy.asset)
         if impact > value_in / 2:
-            skipped.append({**base, "reason": "no_route", "detail": "not enough liquidity"})
+            skipped.append(
+                TradeSkip(**base, reason=SkipReason.NO_ROUTE, detail="not enough liquidity")
+            )
             continue
         out_value = value_in - fee - impact
         expected = to_base_units(out_value / price_out, p.buy.decimals)
         if expected <= 0:
-            skipped.append({**base, "reason": "no_route", "detail": "costs exceed the value"})
+            skipped.append(
+                TradeSkip(**base, reason=SkipReason.NO_ROUTE, detail="costs exceed the value")
+            )
             continue
         slip = 1 - ctx.strategy.slippage_bps / _BPS
         min_out = to_base_units(Decimal(expected) * slip, 0)
@@ -680,9 +695,9 @@ def _describe(row: DriftRow | None, asset: str) -> str:
     return f"{row.name} {row.drift_pp:+.2f}pp ({state})"
 
 
-def _residual_reasons(ctx: _Context, best: Outcome) -> list[dict[str, str]]:
+def _residual_reasons(ctx: _Context, best: Outcome) -> list[Skip]:
     """Why rows still miss their goal after the plan, and which wallets could not trade."""
-    out: list[dict[str, str]] = []
+    out: list[Skip] = []
     state = _held(ctx)
     for chain, wallet in ctx.portfolio.accounts:
         nat = _native_raw(ctx, state, chain, wallet)
@@ -691,13 +706,13 @@ def _residual_reasons(ctx: _Context, best: Outcome) -> list[dict[str, str]]:
             have = from_base_units(nat, native.decimals)
             need = from_base_units(ctx.reserve[chain] + ctx.gas_raw[chain], native.decimals)
             out.append(
-                {
-                    "reason": "reserve",
-                    "chain": chain,
-                    "wallet": wallet,
-                    "detail": f"{have} {native.symbol} held, {need} needed for the gas "
+                AccountSkip(
+                    reason=SkipReason.RESERVE,
+                    chain=chain,
+                    wallet=wallet,
+                    detail=f"{have} {native.symbol} held, {need} needed for the gas "
                     "reserve and one swap; this wallet cannot trade",
-                }
+                )
             )
     rows = {r.key: r for r in drift_rows(best.after, ctx.drift.targets, ctx.drift.bands)}
     missing = []
@@ -734,52 +749,54 @@ def _residual_reasons(ctx: _Context, best: Outcome) -> list[dict[str, str]]:
         gap = ((lo - w) if under else (w - hi)) * after_total / HUNDRED
         row = next(r for r in ctx.drift.targets.rows if f"{r.kind}:{r.name}" == key)
         chains = _chains_for(ctx, problem, row, under)
-        entry = {
+        entry: dict[str, Any] = {
             "name": name,
             "kind": kind,
-            "amount_usd": str(gap.quantize(_CENT)),
-            "weight_pct": str(w.quantize(Decimal("0.0001"))),
+            "amount_usd": gap.quantize(_CENT),
+            "weight_pct": w.quantize(Decimal("0.0001")),
         }
         side = "under" if under else "over"
         if not chains:
             what = "no tradable, priced token to buy" if under else "nothing sellable"
-            out.append({**entry, "reason": "no_route", "detail": f"{side} its goal; {what}"})
+            out.append(
+                GoalSkip(**entry, reason=SkipReason.NO_ROUTE, detail=f"{side} its goal; {what}")
+            )
         elif gap < min_usd or feasible["account"]:
             out.append(
-                {
+                GoalSkip(
                     **entry,
-                    "reason": "under_minimum",
-                    "detail": f"{side} its goal by {gap.quantize(_CENT)} USD; closing it needs "
+                    reason=SkipReason.UNDER_MINIMUM,
+                    detail=f"{side} its goal by {gap.quantize(_CENT)} USD; closing it needs "
                     f"trades under min_trade_usd = {min_usd} or costs more than it fixes",
-                }
+                )
             )
         elif feasible["chain"]:
             out.append(
-                {
+                GoalSkip(
                     **entry,
-                    "reason": "needs_transfer",
-                    "detail": f"{side} its goal; move value between wallets on {', '.join(chains)}",
-                }
+                    reason=SkipReason.NEEDS_TRANSFER,
+                    detail=f"{side} its goal; move value between wallets on {', '.join(chains)}",
+                )
             )
         elif feasible["all"]:
             direction = "to" if under else "from"
             out.append(
-                {
+                GoalSkip(
                     **entry,
-                    "reason": "needs_bridge",
-                    "chains": ",".join(chains),
-                    "detail": f"{side} its goal; bridge about {gap.quantize(_CENT)} USD "
+                    reason=SkipReason.NEEDS_BRIDGE,
+                    chains=",".join(chains),
+                    detail=f"{side} its goal; bridge about {gap.quantize(_CENT)} USD "
                     f"{direction} {', '.join(chains)}",
-                }
+                )
             )
         else:
             out.append(
-                {
+                GoalSkip(
                     **entry,
-                    "reason": "infeasible",
-                    "detail": f"{side} its goal; the bands cannot all be met with the tradable "
+                    reason=SkipReason.INFEASIBLE,
+                    detail=f"{side} its goal; the bands cannot all be met with the tradable "
                     "tokens even moving value freely between chains",
-                }
+                )
             )
     return out
 

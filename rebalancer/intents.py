@@ -10,14 +10,16 @@ accept all (``approval_ids``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.types import Token
+
+if TYPE_CHECKING:
+    from rebalancer.documents.plan import PlanFile
 
 
 def approval_id(trade_id: str) -> str:
@@ -96,13 +98,11 @@ class TradeResult:
         }
 
 
-_TRADE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
 def intents_from_plan(
-    doc: dict[str, Any], registry: Any, prices: Mapping[str, Decimal]
+    doc: PlanFile, registry: Any, prices: Mapping[str, Decimal]
 ) -> list[TradeIntent]:
-    """The trades of a plan document (``plan -o PLAN``), parsed once; bad fields are exit 2.
+    """The trades of a plan file (validated as it was read: ids, amounts, types), resolved
+    against the registry; an unknown token or a missing price is exit 2.
 
     The file says what to trade; what the trade is worth is not taken from it: the value
     (for the size limits and the fee budget) and the independent expected output (for the
@@ -111,37 +111,15 @@ def intents_from_plan(
     """
     from rebalancer.core import bounds
 
-    trades = doc.get("trades") or []
-    if not isinstance(trades, list):
-        raise ConfigError(f"plan trades: must be a list of trades, not {type(trades).__name__}")
     out = []
-    for i, t in enumerate(trades):
+    for i, t in enumerate(doc.trades):
         where = f"plan trades[{i}]"
-        if not isinstance(t, dict):
-            raise ConfigError(f"{where}: must be an object")
-        for key in ("id", "chain", "wallet", "sell", "buy", "amount_in", "min_out"):
-            if key not in t:
-                raise ConfigError(f"{where}.{key}: missing")
-        for key in ("id", "chain", "wallet"):
-            if not isinstance(t[key], str):
-                raise ConfigError(f"{where}.{key} = {t[key]!r}: must be a string")
-        tokens = []
-        for key in ("sell", "buy"):
-            ref = t[key].get("id") if isinstance(t[key], dict) else None
-            token = registry.by_id(ref) if isinstance(ref, str) else None
-            if token is None:
-                raise ConfigError(f"{where}.{key}.id = {ref!r}: unknown token")
-            tokens.append(token)
-        sell, buy = tokens
-        trade_id, chain, wallet = t["id"], t["chain"], t["wallet"]
-        amount_in = bounds.raw_amount(t["amount_in"], f"{where}.amount_in", sell.decimals)
-        min_out = bounds.raw_amount(t["min_out"], f"{where}.min_out", buy.decimals)
-        if not _TRADE_ID.match(trade_id):
-            raise ConfigError(f"{where}.id = {trade_id!r}: letters, digits, '.', '_', '-' only")
-        if trade_id.endswith((approval_id(""), reset_id(""))):
-            raise ConfigError(f"{where}.id = {trade_id!r}: names an approval; pick another id")
-        if amount_in <= 0 or min_out < 0:
-            raise ConfigError(f"{where}.amount_in = {amount_in}: must be positive")
+        sell, buy = registry.by_id(t.sell.id), registry.by_id(t.buy.id)
+        if sell is None or buy is None:
+            raise ConfigError(f"{where}: unknown token {t.sell.id if sell is None else t.buy.id}")
+        trade_id, chain, wallet = t.id, t.chain, t.wallet
+        amount_in = bounds.raw_amount(t.amount_in, f"{where}.amount_in", sell.decimals)
+        min_out = bounds.raw_amount(t.min_out, f"{where}.min_out", buy.decimals)
         if sell.chain != chain or buy.chain != chain:
             raise ConfigError(f"{where}: tokens are not on chain {chain!r}")
         for token in (sell, buy):

@@ -9,12 +9,11 @@ the summary. A command runs all of it in one event loop with one HTTP client and
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,9 @@ from typing import TYPE_CHECKING, Any
 from rebalancer.config import Config
 from rebalancer.core.errors import ConfigError, RebalancerError, RefusedError, UserRejectedError
 from rebalancer.core.redact import scrub
+from rebalancer.documents.journal import PortfolioSnapshot, RunSummary, SnapshotKind
+from rebalancer.documents.plan import PlanFile
+from rebalancer.documents.status import RunMode, RunStatus, TradeStatus
 from rebalancer.engine import Engine, TradeIntent, TradeResult
 from rebalancer.journal import Journal
 from rebalancer.services import Services, journal_path
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from rebalancer.portfolio import Snapshot
 
 Progress = Callable[[str], None]
+NOT_DONE = (TradeStatus.FAILED, TradeStatus.REFUSED, TradeStatus.PENDING)
+"""A run with a trade in one of these states is ``partial``."""
 
 
 DONE_STATES = frozenset({"confirmed", "simulated"})
@@ -49,11 +53,11 @@ class RunReport:
     """``error`` or ``interrupted`` when the run did not reach its end."""
 
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         if self.ended is not None:
-            return self.ended
+            return RunStatus(self.ended)
         bad = [r for r in self.results if r.status not in DONE_STATES]
-        return "partial" if bad else "ok"
+        return RunStatus.PARTIAL if bad else RunStatus.OK
 
     @property
     def exit_code(self) -> int:
@@ -154,7 +158,7 @@ async def read_portfolio(services: Services) -> Snapshot:
     return await read_holdings(services.config, services.registry, adapters=services.adapter)
 
 
-def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> dict[str, Any]:
+def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> PortfolioSnapshot:
     """A portfolio snapshot for the journal (reports read these): holdings at prices."""
     from decimal import Decimal
 
@@ -181,14 +185,18 @@ def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> dict[st
                 "value_usd": None if value is None else str(value),
             }
         )
-    return {
-        "prices": {k: str(v) for k, v in prices.items()},
-        "holdings": rows,
-        "total_usd": str(total),
-    }
+    return PortfolioSnapshot.model_validate(
+        {
+            "prices": {k: str(v) for k, v in prices.items()},
+            "holdings": rows,
+            "total_usd": str(total),
+        }
+    )
 
 
-def record_portfolio(journal: Journal, run_id: int, kind: str, snap: Snapshot, prices: Any) -> None:
+def record_portfolio(
+    journal: Journal, run_id: int, kind: SnapshotKind, snap: Snapshot, prices: Any
+) -> None:
     """A portfolio snapshot in the journal, at the config's prices (reports read these)."""
     journal.snapshot(run_id, kind, portfolio_doc(snap.holdings, prices))
 
@@ -199,7 +207,7 @@ async def execute(
     intents: Sequence[TradeIntent],
     *,
     mode: str,
-    plan_doc: dict[str, Any],
+    plan_doc: PlanFile,
     progress: Progress,
     recovered: int = 0,
     before: Snapshot | None = None,
@@ -212,13 +220,13 @@ async def execute(
     command read already (after recovery, under the journal's lock), not read again.
     """
     config = services.config
-    run_id = journal.start_run(mode, plan_doc)
+    run_id = journal.start_run(RunMode(mode), plan_doc)
     if on_start is not None:
         on_start(run_id)
     if mode == "execute" and config.prices:
         snap = before if before is not None else await read_portfolio(services)
-        record_portfolio(journal, run_id, "portfolio_before", snap, config.prices)
-    report = RunReport(run_id, mode, [], recovered, ended="error")
+        record_portfolio(journal, run_id, SnapshotKind.PORTFOLIO_BEFORE, snap, config.prices)
+    report = RunReport(run_id, mode, [], recovered, ended=RunStatus.ERROR)
     error: RebalancerError | None = None
     try:
         engine = Engine(services, journal, progress)
@@ -226,13 +234,13 @@ async def execute(
         report.ended = None
         if mode == "execute" and config.prices:
             after = await read_portfolio(services)
-            record_portfolio(journal, run_id, "portfolio_after", after, config.prices)
+            record_portfolio(journal, run_id, SnapshotKind.PORTFOLIO_AFTER, after, config.prices)
         return report
     except RebalancerError as exc:
         error = exc
         raise
     except (KeyboardInterrupt, asyncio.CancelledError):
-        report.ended = "interrupted"
+        report.ended = RunStatus.INTERRUPTED
         raise
     finally:
         if report.ended is not None:
@@ -242,15 +250,21 @@ async def execute(
         if error is not None:
             doc["error"] = {"exit_code": error.exit_code, "message": scrub(error.message)}
         remember(doc)
-        journal.finish_run(run_id, report.status, {"trades": doc["trades"]})
+        summary = RunSummary.of(r.as_dict() for r in report.results)
+        if error is not None:
+            summary = summary.model_copy(update={"error": doc["error"]})
+        journal.finish_run(run_id, report.status, summary)
 
 
 def close_unexecuted(journal: Journal, run_id: int, why: str) -> None:
     """A run that ends early leaves no trade ``planned``: never-signed rows become
     ``not_executed`` (a resume may still execute them); signed or sent ones stay for recovery."""
-    for row in journal.trades(run_id, states=("planned",)):
+    for row in journal.trades(run_id, states=(TradeStatus.PLANNED,)):
         journal.update(
-            run_id, row.trade_id, "not_executed", error=row.error or f"not executed: run {why}"
+            run_id,
+            row.trade_id,
+            TradeStatus.NOT_EXECUTED,
+            error=row.error or f"not executed: run {why}",
         )
 
 
@@ -284,7 +298,7 @@ def results_from_journal(
                 t.sell.symbol,
                 t.buy.symbol,
                 t.amount_in,
-                row.state if row is not None else "not_executed",
+                row.state if row is not None else TradeStatus.NOT_EXECUTED,
                 tx=tx,
                 min_out=row.min_out if row is not None else None,
                 simulated_out=row.simulated_out if row is not None else None,
@@ -297,55 +311,58 @@ def results_from_journal(
     return out
 
 
-RESUMABLE = ("planned", "not_executed", "approved")
+RESUMABLE = (TradeStatus.PLANNED, TradeStatus.NOT_EXECUTED, TradeStatus.APPROVED)
 """Rows of an unfinished run that were never sent: a resume executes them (after recovery has
 settled the signed and sent ones)."""
 
 
-async def resume_unfinished(
-    services: Services, journal: Journal, progress: Progress
-) -> RunReport | None:
+@dataclass
+class Resumed:
+    """What finishing the unfinished runs did: the last resume's report, the plans resumed."""
+
+    report: RunReport | None = None
+    plans: list[PlanFile] = field(default_factory=list)
+
+
+async def resume_unfinished(services: Services, journal: Journal, progress: Progress) -> Resumed:
     """Finish the plan of a run that never reached its end (killed, interrupted, an error)
     before anything new is planned: its settled trades stay settled; the ones never signed are
     quoted, checked and simulated again against the same limits and executed if they pass, in
     a new run. The old run is closed ``interrupted`` and names the run that resumed it."""
     from rebalancer.engine import intents_from_plan
 
-    last: RunReport | None = None
+    done = Resumed()
     max_age = services.config.policy.max_plan_age_s
     for old in journal.unfinished_runs():
-        rows = journal.trades(old["id"], states=RESUMABLE)
-        left = {r.trade_id for r in rows}
-        close_unexecuted(journal, old["id"], "interrupted")
-        age = datetime.now(UTC).timestamp() - float(old["started_at"])
-        if not left or age > max_age:
+        left = {r.trade_id for r in journal.trades(old.id, states=RESUMABLE)}
+        close_unexecuted(journal, old.id, RunStatus.INTERRUPTED)
+        age = datetime.now(UTC).timestamp() - old.started_at
+        plan = old.plan if isinstance(old.plan, PlanFile) else None
+        if not left or plan is None or age > max_age:
             if left:
                 progress(
-                    f"run {old['id']} was interrupted {age / 60:.0f} min ago, over "
-                    "policy.max_plan_age_s: not resumed, planning afresh"
+                    f"run {old.id} was interrupted {age / 60:.0f} min ago (policy.max_plan_age_s "
+                    f"is {max_age} s): not resumed, planning afresh"
                 )
-            journal.mark_resumed(old["id"], None, old["summary"])
+            journal.mark_resumed(old.id, 0, old.summary)
             continue
         try:
-            intents = [
-                t
-                for t in intents_from_plan(old["plan"], services.registry, services.config.prices)
-                if t.id in left
-            ]
+            registry, prices = services.registry, services.config.prices
+            intents = [t for t in intents_from_plan(plan, registry, prices) if t.id in left]
         except ConfigError as exc:
-            progress(f"run {old['id']}: its plan cannot be resumed ({exc.message})")
-            journal.mark_resumed(old["id"], None, old["summary"])
+            progress(f"run {old.id}: its plan cannot be resumed ({exc.message})")
+            journal.mark_resumed(old.id, 0, old.summary)
             continue
-        progress(f"resuming run {old['id']}: {len(intents)} trade(s) of its plan never sent")
-        doc = {**old["plan"], "resumes_run": old["id"]}
+        progress(f"resuming run {old.id}: {len(intents)} trade(s) of its plan never sent")
+        done.plans.append(plan)
         new_id: list[int] = []
         try:
-            last = await execute(
+            done.report = await execute(
                 services,
                 journal,
                 intents,
                 mode="execute",
-                plan_doc=doc,
+                plan_doc=plan,
                 progress=progress,
                 on_start=new_id.append,
             )
@@ -353,10 +370,13 @@ async def resume_unfinished(
             if new_id:
                 for t in intents:
                     journal.update(
-                        old["id"], t.id, "not_executed", error=f"resumed in run {new_id[0]}"
+                        old.id,
+                        t.id,
+                        TradeStatus.NOT_EXECUTED,
+                        error=f"resumed in run {new_id[0]}",
                     )
-                journal.mark_resumed(old["id"], new_id[0], old["summary"])
-    return last
+                journal.mark_resumed(old.id, new_id[0], old.summary)
+    return done
 
 
 def confirm(question: str, yes: bool) -> None:
@@ -372,22 +392,13 @@ def confirm(question: str, yes: bool) -> None:
 
 def read_plan(
     path: str, max_age_s: int, registry: Any, prices: Mapping[str, Any]
-) -> tuple[dict[str, Any], list[TradeIntent]]:
-    """A PLAN file, parsed once; a plan older than the policy allows is refused (exit 3)."""
+) -> tuple[PlanFile, list[TradeIntent]]:
+    """A PLAN file, parsed once (a malformed one is exit 2, naming the field); a plan older
+    than the policy allows is refused (exit 3)."""
     from rebalancer.engine import intents_from_plan
 
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"plan file {path!r} not found") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"plan file {path!r} is not a plan: {exc}") from None
-    if not isinstance(doc, dict) or "trades" not in doc or "created_at" not in doc:
-        raise ConfigError(f"plan file {path!r}: not a plan (needs created_at and trades)")
-    try:
-        created = datetime.fromisoformat(str(doc["created_at"]))
-    except ValueError:
-        raise ConfigError(f"plan file {path!r}: created_at = {doc['created_at']!r}") from None
+    doc = PlanFile.read(path)
+    created = doc.created_at
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
     age = (datetime.now(UTC) - created).total_seconds()

@@ -8,9 +8,12 @@ one go; without ``--execute`` it stops after simulation (a dry run).
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rebalancer.output import emit_json, progress_unless
+
+if TYPE_CHECKING:
+    from rebalancer.documents.plan import PlanFile
 
 
 def _report(args: argparse.Namespace, report: Any, extra: dict[str, Any] | None = None) -> int:
@@ -58,12 +61,13 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
             open_services(config, registry) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
-            resumed = None
             if mode == "execute":
                 resumed = await resume(services, journal, say, args.yes)
-                if resumed is not None and resumed_this_plan(journal, doc):
-                    resumed.recovered = recovered
-                    return resumed  # the interrupted run was this very plan: it is done now
+                if resumed.report is not None and any(
+                    p.created_at == doc.created_at for p in resumed.plans
+                ):
+                    resumed.report.recovered = recovered
+                    return resumed.report  # the interrupted run was this plan: it is done now
             snap = await read_portfolio(services)
             check_balances(snap, intents)
             if mode == "execute" and intents:
@@ -84,28 +88,17 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
 
 async def resume(services: Any, journal: Any, say: Any, yes: bool) -> Any:
     """Finish an unfinished run's plan before planning anything new (``runs.resume_unfinished``)."""
-    from rebalancer.runs import confirm, resume_unfinished
+    from rebalancer.runs import Resumed, confirm, resume_unfinished
 
-    if journal.unfinished_runs():
-        confirm("An earlier run was interrupted: finish its plan?", yes)
+    if not journal.unfinished_runs():
+        return Resumed()
+    confirm("An earlier run was interrupted: finish its plan?", yes)
     return await resume_unfinished(services, journal, say)
-
-
-def resumed_this_plan(journal: Any, doc: dict[str, Any]) -> bool:
-    """Whether the run just resumed was applying this same plan file (same created_at)."""
-    runs = journal.runs_with_plans()
-    import json
-
-    for r in reversed(runs):
-        plan = json.loads(r["plan"])
-        if "resumes_run" in plan:
-            return bool(plan.get("created_at") == doc.get("created_at"))
-    return False
 
 
 def run_once(
     args: argparse.Namespace, say: Any, *, execute_trades: bool, yes: bool
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[Any, PlanFile]:
     """Recover, plan from fresh balances, then simulate (dry run) or execute: one run, in
     one event loop."""
     import asyncio
@@ -118,26 +111,26 @@ def run_once(
 
     config, registry = load_config(args.config)
 
-    async def session() -> tuple[Any, dict[str, Any]]:
+    async def session() -> tuple[Any, PlanFile]:
         async with (
             open_services(config, registry) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
             mode = "execute" if execute_trades else "simulate"
             resumed = await resume(services, journal, say, yes) if execute_trades else None
-            if resumed is not None:
+            if resumed is not None and resumed.report is not None:
                 await services.read_activity()  # the resume's own sends are known
             inputs = await live_inputs(services)
             refuse_partial(inputs)
             plan = build(inputs, force=getattr(args, "force", False))
             doc = document(inputs, plan)
             intents = intents_from_trades(plan.trades)
-            if resumed is not None and not intents:
-                resumed.recovered = recovered
-                return resumed, {**doc, "resumed_run": resumed.run_id}
+            if resumed is not None and resumed.report is not None and not intents:
+                resumed.report.recovered = recovered
+                return resumed.report, doc
             if mode == "execute" and intents:
                 confirm(f"Sign and send {len(intents)} trade(s)?", yes)
-            say(f"plan: {len(intents)} trade(s), est. cost ${doc['est_cost_usd']}")
+            say(f"plan: {len(intents)} trade(s), est. cost ${doc.est_cost_usd}")
             report = await execute(
                 services,
                 journal,
@@ -158,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     report, doc = run_once(
         args, progress_unless(args.json), execute_trades=args.execute, yes=args.yes
     )
-    return _report(args, report, {"plan": doc})
+    return _report(args, report, {"plan": doc.as_json()})
 
 
 def history(args: argparse.Namespace) -> int:
@@ -177,7 +170,7 @@ def history(args: argparse.Namespace) -> int:
 
     try:
         runs = journal.runs(limit=args.limit)
-        trades = {r["id"]: journal.trades(r["id"]) for r in runs}
+        trades = {r.id: journal.trades(r.id) for r in runs}
     finally:
         journal.close()
     if args.json:
@@ -185,7 +178,7 @@ def history(args: argparse.Namespace) -> int:
             {
                 "runs": [
                     {
-                        **r,
+                        **r.model_dump(mode="json", exclude={"plan"}),
                         "trades": [
                             {
                                 "id": t.trade_id,
@@ -202,7 +195,7 @@ def history(args: argparse.Namespace) -> int:
                                 else str(t.realised_out),
                                 "error": t.error,
                             }
-                            for t in trades[r["id"]]
+                            for t in trades[r.id]
                         ],
                     }
                     for r in runs
@@ -214,8 +207,8 @@ def history(args: argparse.Namespace) -> int:
         print("no runs yet")
         return 0
     for r in runs:
-        when = datetime.fromtimestamp(r["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"run {r['id']}  {when} UTC  {r['mode']}  {r['status']}")
+        when = datetime.fromtimestamp(r.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"run {r.id}  {when} UTC  {r.mode}  {r.status}")
         rows = [
             (
                 t.chain,
@@ -226,7 +219,7 @@ def history(args: argparse.Namespace) -> int:
                 t.state,
                 (t.tx_hash or t.error or "")[:66],
             )
-            for t in trades[r["id"]]
+            for t in trades[r.id]
         ]
         if rows:
             print(

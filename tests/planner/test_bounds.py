@@ -65,10 +65,11 @@ def test_absurd_snapshot_price_is_exit_2(
 @pytest.mark.parametrize(
     ("trades", "needle"),
     [
-        ({"a": 1}, "plan trades: must be a list"),
-        ([{"id": "t1"}], "plan trades[0].chain: missing"),
-        ("amount_in=lots", "plan trades[0].amount_in = 'lots': not a number"),
-        ("amount_in=1e400", "plan trades[0].amount_in = inf: not a finite number"),
+        ({"a": 1}, "trades: Input should be a valid list"),
+        ([{"id": "t1"}], "trades[0].chain: missing"),
+        ("amount_in=lots", "trades[0].amount_in = 'lots': must be a decimal integer"),
+        ("amount_in=1e400", "trades[0].amount_in = inf: must be an integer"),
+        ("amount_in=" + "9" * 40, "trades[0].amount_in = " + "9" * 30),
     ],
 )
 def test_malformed_plan_files_are_exit_2_naming_the_field(

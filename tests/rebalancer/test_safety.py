@@ -74,7 +74,7 @@ def test_sigterm_during_run_exits_143_with_one_line_and_closes_the_run(
     j = Journal(tmp_path / "journal.sqlite")
     try:
         runs = j.runs()
-        assert [r["status"] for r in runs] == ["interrupted"]
+        assert [r.status for r in runs] == ["interrupted"]
         assert not j.trades(states=("planned",))
     finally:
         j.close()
@@ -236,16 +236,18 @@ def test_a_killed_run_is_finished_by_the_rerun_with_no_extra_trade(
     j = Journal(tmp_path / "journal.sqlite")
     try:
         (first,) = j.runs_with_plans()
-        planned = {t["id"] for t in json.loads(first["plan"])["trades"]}
+        assert first.plan is not None
+        planned = {t.id for t in first.plan.trades}
     finally:
         j.close()
     code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
     assert code == 0, out
     j = Journal(tmp_path / "journal.sqlite")
     try:
-        runs = {r["id"]: r for r in j.runs()}
-        assert runs[first["id"]]["status"] == "interrupted"
-        assert runs[first["id"]]["summary"]["resumed_by"] is not None
+        runs = {r.id: r for r in j.runs()}
+        summary = runs[first.id].summary
+        assert runs[first.id].status == "interrupted"
+        assert summary is not None and getattr(summary, "resumed_by", None)
         confirmed = [
             t for t in j.trades(states=("confirmed",)) if not t.trade_id.endswith("-approve")
         ]
