@@ -103,6 +103,9 @@ def plan_json(p: Plan, created_at: datetime, as_of: datetime | None = None) -> d
         "mode": p.mode,
         "method": p.method,
         "triggered": p.before.triggered,
+        "reachable": p.reachable,
+        "unreachable_why": p.unreachable_why,
+        "left_for_next_run_usd": None if p.left_usd is None else usd(p.left_usd),
         "total_usd": usd(p.total_usd),
         "trades": [trade_json(t) for t in p.trades],
         "skipped": [skip_json(s) for s in p.skipped],
@@ -205,10 +208,17 @@ def _amount(raw: int, token: Token) -> str:
 
 
 def plan_text(p: Plan) -> str:
-    lines = [
+    lines = []
+    if not p.reachable:
+        lines += [f"bands NOT reachable: {p.unreachable_why}", ""]
+    lines.append(
         f"total {_num(p.total_usd)} USD, mode {p.mode}, rebalance: "
-        f"{'YES' if p.before.triggered else 'no'}, method {p.method}",
-    ]
+        f"{'YES' if p.before.triggered else 'no'}, method {p.method}"
+    )
+    if p.left_usd is not None:
+        lines.append(
+            f"policy.max_run_usd reached: about {_num(p.left_usd)} USD left for the next run"
+        )
     if p.trades:
         lines += [
             "",

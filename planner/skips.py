@@ -30,6 +30,10 @@ class SkipReason(StrEnum):
     """Only moving value between chains can close the gap."""
     INFEASIBLE = "infeasible"
     """The bands cannot all be met, even moving value freely."""
+    RUN_LIMIT = "run_limit"
+    """``policy.max_run_usd`` is reached: the rest is left for the next run."""
+    UNREACHABLE = "unreachable"
+    """``strategy.on_unreachable = "refuse"`` and the bands cannot be reached."""
 
 
 class TradeSkip(Document):
@@ -78,22 +82,41 @@ class GoalSkip(Document):
         return self.name
 
 
+class PlanSkip(Document):
+    """What the whole plan leaves undone (the run limit reached, or unreachable bands refused)."""
+
+    reason: SkipReason
+    amount_usd: DecimalText | None = None
+    """What is left for the next run (``run_limit`` only)."""
+    detail: Str
+
+    def subject(self) -> str:
+        return "plan"
+
+
 def _kind(v: Any) -> str:
     if isinstance(v, dict):
-        return "goal" if "name" in v else "trade" if "sell" in v else "account"
-    return "goal" if isinstance(v, GoalSkip) else "trade" if isinstance(v, TradeSkip) else "account"
+        if "name" in v:
+            return "goal"
+        return "trade" if "sell" in v else "account" if "chain" in v else "plan"
+    if isinstance(v, GoalSkip):
+        return "goal"
+    if isinstance(v, TradeSkip):
+        return "trade"
+    return "account" if isinstance(v, AccountSkip) else "plan"
 
 
 Skip = Annotated[
     Annotated[TradeSkip, Tag("trade")]
     | Annotated[AccountSkip, Tag("account")]
-    | Annotated[GoalSkip, Tag("goal")],
+    | Annotated[GoalSkip, Tag("goal")]
+    | Annotated[PlanSkip, Tag("plan")],
     Discriminator(_kind),
 ]
-SKIP_TAGS = frozenset({"trade", "account", "goal"})
+SKIP_TAGS = frozenset({"trade", "account", "goal", "plan"})
 
 
-def skip_json(s: TradeSkip | AccountSkip | GoalSkip) -> dict[str, Any]:
+def skip_json(s: TradeSkip | AccountSkip | GoalSkip | PlanSkip) -> dict[str, Any]:
     """The entry as the plan file holds it (optional keys only where they apply)."""
     out: dict[str, Any] = s.model_dump(mode="json", exclude_none=True)
     return out

@@ -31,6 +31,7 @@ def build(inputs: Inputs, force: bool = False) -> Any:
         history=inputs.history,
         lots=inputs.lots,
         force=force,
+        limits=inputs.config.trade_limits(),
     )
 
 

@@ -127,6 +127,11 @@ class PlanFile(Document):
     mode: Literal["target", "band_edge"] | None = None
     method: Str | None = None
     triggered: Bool | None = None
+    reachable: Bool | None = None
+    """False when no plan can bring every row inside its band (the planner says why)."""
+    unreachable_why: Str | None = None
+    left_for_next_run_usd: DecimalText | None = None
+    """What ``policy.max_run_usd`` left for the next run."""
     total_usd: DecimalText | None = None
     trades: list[PlanTrade]
     skipped: list[Skip] = Field(default_factory=list)
