@@ -45,13 +45,6 @@ def test_absurd_snapshot_amounts_are_exit_2_naming_the_field(
     assert len(err) == 1 and "holdings[0].amount" in err[0] and needle in err[0], err
 
 
-def test_a_huge_but_possible_holding_still_plans(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    snap = _snapshot(tmp_path, '"1000000000"')
-    assert main(["plan", "-c", str(CONFIG), "--snapshot", str(snap), "--json"]) == 0
-
-
 def test_absurd_snapshot_price_is_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
