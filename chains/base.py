@@ -142,6 +142,12 @@ class ChainAdapter(ABC):
             )
         return int(got.holdings[0].raw)
 
+    async def last_activity(self, wallet: str) -> str | None:
+        """What the chain says the wallet sent last, as an opaque mark (EVM: its pending nonce;
+        Solana: its newest signature): a mark that moved since the balances were read means
+        someone else (another machine, another journal) sent from it. None: not known here."""
+        return None
+
     async def lookup_tables_for(self, tx: Proposal) -> dict[str, list[str]] | None:
         """The accounts of the lookup tables ``tx`` uses, read from the chain, so a check sees
         every account the runtime will load; None where the chain has no such thing.

@@ -176,6 +176,10 @@ class EvmChain(ChainAdapter):
         """The next nonce, counting transactions the node holds in its pool."""
         return int(str(await self.call("eth_getTransactionCount", [wallet, "pending"])), 16)
 
+    async def last_activity(self, wallet: str) -> str | None:
+        """The pending nonce: it moves with every transaction the wallet sends."""
+        return f"nonce {await self.nonce(wallet)}"
+
     async def mined_nonce(self, wallet: str) -> int:
         return int(str(await self.call("eth_getTransactionCount", [wallet, "latest"])), 16)
 

@@ -469,6 +469,21 @@ class SolanaChain(ChainAdapter):
         )
         return str(sig)
 
+    async def last_activity(self, wallet: str) -> str | None:
+        """The newest signature that touched the wallet (getSignaturesForAddress, limit 1)."""
+        found = await self.call(
+            "getSignaturesForAddress", [wallet, {"limit": 1, "commitment": "confirmed"}]
+        )
+        if not isinstance(found, list):
+            raise ChainError(f"{self.where}: getSignaturesForAddress answered {found!r:.80}")
+        if not found:
+            return "no transaction"
+        first = found[0]
+        sig = first.get("signature") if isinstance(first, dict) else None
+        if not isinstance(sig, str):
+            raise ChainError(f"{self.where}: getSignaturesForAddress answered {first!r:.80}")
+        return f"transaction {sig}"
+
     async def tx_status(self, tx_id: str) -> str:
         """``confirmed``, ``failed`` or ``unknown`` (not seen by the node yet)."""
         result = await self.call(

@@ -8,6 +8,9 @@
     │   ├── SimulationError
     │   │   └── SimulationUnavailable  no way to simulate here (no anvil, no eth_simulateV1)
     │   └── SuspiciousResponseError
+    │       └── CorruptResponseError   an aggregator's 200 answer is not what it documents
+    │                                  (also an AggregatorError: the party failed, and it is
+    │                                  refused like any suspicious answer, exit 3)
     ├── ExternalError               4  an outside party failed after retries
     │   ├── ChainError                 node unreachable, erroring, or lying about itself
     │   │   ├── AlreadyKnownError      the node already has this transaction (a re-broadcast)
@@ -95,6 +98,11 @@ class LookupTableError(ChainError):
 
 class AggregatorError(ExternalError):
     """A DEX aggregator API failed or answered with an error."""
+
+
+class CorruptResponseError(SuspiciousResponseError, AggregatorError):
+    """An aggregator answered 200 with something that is not its documented answer (no ``tx``,
+    garbage): nothing built from it is signed, exit 3."""
 
 
 class DeviceError(ExternalError):

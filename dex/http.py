@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from rebalancer.core.errors import AggregatorError
+from rebalancer.core.errors import AggregatorError, CorruptResponseError
 from rebalancer.core.http import send_with_retries
 from rebalancer.core.redact import redact_url
 from rebalancer.dex.base import SwapAggregator
@@ -44,9 +44,8 @@ async def fetch(
         return resp.status_code, json.loads(resp.content)
     except ValueError:
         kind = resp.headers.get("Content-Type", "unknown type").split(";")[0]
-        raise AggregatorError(
-            f"{where} answered HTTP {resp.status_code} with non-JSON ({kind})"
-        ) from None
+        error = CorruptResponseError if resp.status_code == 200 else AggregatorError
+        raise error(f"{where} answered HTTP {resp.status_code} with non-JSON ({kind})") from None
 
 
 def parse(model: type[M], data: Any, where: str) -> M:
@@ -56,7 +55,7 @@ def parse(model: type[M], data: Any, where: str) -> M:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"]) or "(body)"
-        raise AggregatorError(
+        raise CorruptResponseError(
             f"{where} answered an unexpected {model.__name__}: {loc}: {err['msg']}"
         ) from None
 

@@ -20,7 +20,8 @@
 
 ``token`` is a symbol on that chain, a CAIP-19 id or the token's address; give ``amount``
 (decimal string in token units) or ``raw`` (integer base units, as a string or integer), not
-both. Numbers may be JSON numbers or strings; they are read as exact decimals.
+both. Numbers may be JSON numbers or strings; they are read as exact decimals and bounded
+(``core.bounds``: finite, at most 10^15 tokens, prices $10^-12 .. $10^9, values at most $10^13).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from rebalancer.core import bounds
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.types import Holding, Token
 from rebalancer.planner.model import Universe, to_base_units
@@ -63,18 +65,6 @@ class Snapshot:
     lots: tuple[Lot, ...] = ()
 
 
-def _decimal(value: Any, where: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-        raise ConfigError(f"{where} = {value!r}: not a number")
-    try:
-        out = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ConfigError(f"{where} = {value!r}: not a number") from None
-    if not out.is_finite():
-        raise ConfigError(f"{where} = {value!r}: not a finite number")
-    return out
-
-
 def _time(value: Any, where: str) -> datetime | None:
     if value is None:
         return None
@@ -93,10 +83,7 @@ def _prices(value: Any, where: str, universe: Universe) -> dict[str, Decimal]:
     for asset, price in value.items():
         if asset not in known:
             raise ConfigError(f"{where}.{asset}: unknown asset")
-        p = _decimal(price, f"{where}.{asset}")
-        if p <= 0:
-            raise ConfigError(f"{where}.{asset} = {price!r}: must be above 0")
-        out[asset] = p
+        out[asset] = bounds.price(price, f"{where}.{asset}")
     return out
 
 
@@ -157,22 +144,21 @@ def parse_snapshot(text: str, universe: Universe, source: str = "snapshot") -> S
         if ("amount" in h) == ("raw" in h):
             raise ConfigError(f"{where}: give amount or raw (one of them)")
         if "raw" in h:
-            amount = _decimal(h["raw"], f"{where}.raw")
-            if amount != amount.to_integral_value():
-                raise ConfigError(f"{where}.raw = {h['raw']!r}: not an integer")
-            raw = int(amount)
+            raw = bounds.raw_amount(h["raw"], f"{where}.raw", token.decimals)
             field_name, shown = "raw", h["raw"]
         else:
-            amount = _decimal(h["amount"], f"{where}.amount")
+            amount = bounds.units(h["amount"], f"{where}.amount", token.decimals)
             raw = to_base_units(amount, token.decimals)
-            if Decimal(raw).scaleb(-token.decimals) != amount:
-                raise ConfigError(
-                    f"{where}.amount = {h['amount']!r}: more decimals than {token.symbol} has "
-                    f"({token.decimals})"
-                )
             field_name, shown = "amount", h["amount"]
-        if raw < 0:
-            raise ConfigError(f"{where}.{field_name} = {shown!r}: negative")
+        price = prices.get(token.asset)
+        if (
+            price is not None
+            and Decimal(raw).scaleb(-token.decimals) * price > bounds.MAX_VALUE_USD
+        ):
+            raise ConfigError(
+                f"{where}.{field_name} = {shown!r}: worth over ${bounds.MAX_VALUE_USD:,} "
+                f"at {token.asset} ${price}"
+            )
         hkey = (chain, h["wallet"], token.id)
         if hkey in seen:
             raise ConfigError(
@@ -192,9 +178,7 @@ def parse_snapshot(text: str, universe: Universe, source: str = "snapshot") -> S
         where = f"{source}: price_history.{asset}"
         if not isinstance(series, list):
             raise ConfigError(f"{where}: must be a list of prices")
-        values = [_decimal(p, f"{where}[{n}]") for n, p in enumerate(series)]
-        if any(v <= 0 for v in values):
-            raise ConfigError(f"{where}: prices must be above 0")
+        values = [bounds.price(p, f"{where}[{n}]") for n, p in enumerate(series)]
         history[asset] = values
     known_assets = {a for assets in universe.classes.values() for a in assets}
     lots = []

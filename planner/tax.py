@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
+from rebalancer.core import bounds
 from rebalancer.core.errors import ConfigError
 from rebalancer.planner.config import TaxConfig
 
@@ -88,6 +89,13 @@ def parse_lot(
         raise ConfigError(f"{where}: amount = {fields['amount']!r}: must be positive")
     if basis < 0:
         raise ConfigError(f"{where}: cost_basis_usd = {fields['cost_basis_usd']!r}: negative")
+    if amount > bounds.MAX_UNITS:
+        raise ConfigError(f"{where}: amount = {fields['amount']!r}: over {bounds.MAX_UNITS:,}")
+    if basis > bounds.MAX_VALUE_USD:
+        raise ConfigError(
+            f"{where}: cost_basis_usd = {fields['cost_basis_usd']!r}: over "
+            f"${bounds.MAX_VALUE_USD:,}"
+        )
     asset = str(values["asset"])
     if known_assets is not None and asset not in set(known_assets):
         raise ConfigError(f"{where}: asset = {asset!r}: unknown asset")

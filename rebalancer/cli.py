@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import import_module
 
 REPORT_URL = "https://github.com/rebalancer/rebalancer/issues"
@@ -298,13 +299,51 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-_URL = re.compile(r"https?://[^\s'\"<>]+")
-
-
 def _scrub(text: str) -> str:
-    from rebalancer.core.redact import redact_url
+    from rebalancer.core.redact import scrub
 
-    return _URL.sub(lambda m: redact_url(m.group(0)), text)
+    return scrub(text)
+
+
+# Commands that sign or run for long: SIGTERM and SIGHUP stop them like SIGINT does, and with
+# --json they print the run's document whatever the exit code.
+RUN_COMMANDS = frozenset({"run", "apply", "simulate", "submit", "demo", "watch", "localnet"})
+
+
+@contextmanager
+def _signals_as_interrupt(received: list[int]) -> Iterator[None]:
+    """SIGTERM (systemctl stop, docker stop, kill) and SIGHUP take SIGINT's path: the running
+    step is cancelled at its next await (a signed transaction is already journalled, so the
+    next run recovers it), the run is closed in the journal, and the exit code says which
+    signal (143, 129; 130 for SIGINT)."""
+    import signal
+
+    def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
+        signal.raise_signal(signal.SIGINT)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _emit_run_document(args: argparse.Namespace, error: dict[str, object]) -> None:
+    """With --json, a run command's document on stdout even when it ends in an error."""
+    if not getattr(args, "json", False) or args.command not in RUN_COMMANDS:
+        return
+    from rebalancer.output import emit_json
+    from rebalancer.runs import last_document
+
+    doc = last_document()
+    if doc is None:
+        doc = {"run_id": None, "status": "error", "trades": []}
+    emit_json({**doc, "error": doc.get("error") or error})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -314,15 +353,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
     module_name, _, func = COMMANDS[args.command][0].partition(":")
+    received: list[int] = []
+    if args.command in RUN_COMMANDS:
+        from rebalancer.runs import forget_documents
+
+        forget_documents()
     try:
         module = import_module(f"rebalancer.commands.{module_name}")
-        return int(getattr(module, func or "run")(args) or 0)
+        with _signals_as_interrupt(received):
+            return int(getattr(module, func or "run")(args) or 0)
     except RebalancerError as exc:
-        print(f"error: {_scrub(exc.message)}", file=sys.stderr)
+        message = _scrub(exc.message)
+        _emit_run_document(args, {"exit_code": exc.exit_code, "message": message})
+        print(f"error: {message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        import signal
+
+        signum = received[0] if received else int(signal.SIGINT)
+        name = signal.Signals(signum).name
+        _emit_run_document(args, {"exit_code": 128 + signum, "message": f"stopped by {name}"})
+        print(
+            f"stopped by {name}: the current step was abandoned and recorded in the journal "
+            "(the next run recovers it)",
+            file=sys.stderr,
+        )
+        return 128 + signum
     except Exception as exc:  # a bug: say where to report it, with no secret in the line
         if os.environ.get("REBALANCER_DEBUG"):
             raise

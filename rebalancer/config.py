@@ -9,12 +9,29 @@ from __future__ import annotations
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from rebalancer.core.errors import ConfigError
 from rebalancer.planner.config import StrategyConfig, TradeLimits
+
+
+def _bounded_price(p: Decimal) -> Decimal:
+    """A [prices] entry within ``core.bounds`` (above 0, at most $10^9 per token)."""
+    from rebalancer.core import bounds
+
+    try:
+        return bounds.price(p, "price")
+    except ConfigError as exc:
+        raise ValueError(exc.message.split(": ", 1)[-1]) from None
 
 
 class ChainConfig(BaseModel):
@@ -233,9 +250,12 @@ class Config(BaseModel):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     """Targets and bands."""
 
-    prices: dict[str, Decimal] = Field(default_factory=dict)
+    prices: dict[str, Annotated[Decimal, AfterValidator(_bounded_price)]] = Field(
+        default_factory=dict
+    )
     """Manual prices in USD per unit, an explicit override: an asset listed here is valued at
-    this price instead of the live ones (offline planning, assets without any feed)."""
+    this price instead of the live ones (offline planning, assets without any feed); bounded
+    like every price read from outside (``core.bounds``)."""
 
     price_check: Literal["off", "quotes"] | None = None
     """``quotes``: quote each asset (about $1,000 of it) into USDC through the aggregators, the

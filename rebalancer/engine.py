@@ -15,6 +15,7 @@ that depends on the chain and never which family it holds. Recovery after a cras
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,12 +24,14 @@ from typing import Any
 from rebalancer.chains.base import ChainAdapter, SimResult, SwapLegs
 from rebalancer.core.errors import (
     ChainError,
+    DeviceError,
     LookupTableError,
     PolicyError,
     RefusedError,
     SimulationError,
     SimulationUnavailable,
     SuspiciousResponseError,
+    UserRejectedError,
 )
 from rebalancer.core.tx import UnsignedTx
 from rebalancer.dex.base import BuiltSwap, CheckedSwap, NoRouteError, Quote, SwapRequest
@@ -99,12 +102,16 @@ class Engine:
         for t in intents:
             by_chain.setdefault(t.chain, []).append(t)
         stop = asyncio.Event()
-        # NOTE: a failing chain (node down) must not cancel the others mid-send: every chain
-        # finishes its current trade cleanly, then the first error is raised.
-        groups = await asyncio.gather(
-            *(self._chain_trades(run_id, ts, sign, stop) for ts in by_chain.values()),
-            return_exceptions=True,
-        )
+        with contextlib.ExitStack() as held:
+            if sign and intents:
+                held.enter_context(self._one_writer(intents))
+                await self.unlock(intents)
+            # NOTE: a failing chain (node down) must not cancel the others mid-send: every
+            # chain finishes its current trade cleanly, then the first error is raised.
+            groups = await asyncio.gather(
+                *(self._chain_trades(run_id, ts, sign, stop) for ts in by_chain.values()),
+                return_exceptions=True,
+            )
         for g in groups:
             if isinstance(g, BaseException):
                 raise g
@@ -112,6 +119,23 @@ class Engine:
         return sorted(
             (r for g in groups if isinstance(g, list) for r in g), key=lambda r: order[r.id]
         )
+
+    def _one_writer(
+        self, intents: Sequence[TradeIntent]
+    ) -> contextlib.AbstractContextManager[None]:
+        """The lock of every wallet the run signs for, held until it ends (``locks``)."""
+        from rebalancer.locks import state_dir, wallet_locks
+
+        folder = state_dir(self.s.env) / "locks"
+        return wallet_locks(folder, ((t.chain, t.wallet) for t in intents))
+
+    async def unlock(self, intents: Sequence[TradeIntent]) -> None:
+        """Open every signer the trades need, on every chain, before the first is signed: a
+        wrong passphrase, a missing key file (exit 2), an unreachable Ledger (4) or one that
+        says no (5) ends the run with nothing signed anywhere."""
+        for chain, wallet in dict.fromkeys((t.chain, t.wallet) for t in intents):
+            self.say(f"{chain}: opening the signer of {wallet}")
+            await self.s.signer(chain, wallet)
 
     async def _chain_trades(
         self, run_id: int, trades: list[TradeIntent], sign: bool, stop: asyncio.Event
@@ -246,6 +270,12 @@ class Engine:
             return result
         adapter = self.s.adapter(t.chain)
         signer = await self.s.signer(t.chain, t.wallet)
+        held = await adapter.balance(t.wallet, t.sell)
+        if held < t.amount_in:
+            raise RefusedError(
+                f"stale: {t.wallet} on {t.chain} holds {held} base units of {t.sell.symbol} just "
+                f"before signing, less than the {t.amount_in} this trade sells: nothing signed"
+            )
         before = await adapter.balance(t.wallet, t.buy)
         *approvals, swap = prepared.txs
         for aid, approval in zip(pre_swap_ids(t.id, len(approvals)), approvals, strict=True):
@@ -306,7 +336,15 @@ class Engine:
         a ``pending`` row stays ``sent`` so the next run recovers it.
         """
         adapter = self.s.adapter(chain)
-        signed = await signer.sign(tx)
+        await self._still_fresh(adapter, chain, signer.identity)
+        try:
+            signed = await signer.sign(tx)
+        except (UserRejectedError, DeviceError) as exc:
+            # NOTE: a reject on the device or a locked Ledger ends the run; the row says why
+            self.journal.update(
+                run_id, row_id, TradeStatus.NOT_EXECUTED, error=f"signer: {exc.message}"
+            )
+            raise
         # NOTE: durably recorded before the send: a crash from here on is recovered by id.
         self.journal.update(
             run_id,
@@ -319,8 +357,25 @@ class Engine:
         await adapter.send_raw(signed.raw)
         self.journal.update(run_id, row_id, TradeStatus.SENT)
         status = await adapter.wait(signed.tx_id, self.s.confirm_timeout_s)
+        key = (chain, signer.identity.lower())
+        if self.s.activity.get(key) is not None:
+            self.s.activity[key] = await adapter.last_activity(signer.identity)  # ours: known
         await self._record_fee(run_id, row_id, adapter, signed.tx_id)
         return signed.tx_id, status
+
+    async def _still_fresh(self, adapter: ChainAdapter, chain: str, wallet: str) -> None:
+        """Refuse to sign when the wallet sent anything the journal does not know since its
+        balances were read (another machine, another journal): the plan is stale."""
+        expected = self.s.activity.get((chain, wallet.lower()))
+        if expected is None:
+            return
+        now = await adapter.last_activity(wallet)
+        if now != expected:
+            raise RefusedError(
+                f"stale: wallet {wallet} on {chain} sent {now} (was {expected} when the "
+                "balances were read) that this journal does not know; another run or machine "
+                "trades this wallet: nothing signed"
+            )
 
     # -- policy, checks, simulation ------------------------------------------------------
     def check_run_total(self, intents: Sequence[TradeIntent]) -> None:

@@ -109,6 +109,8 @@ def intents_from_plan(
     price checks) are recomputed from the config's ``[prices]``, so an old or edited plan
     cannot switch a policy check off.
     """
+    from rebalancer.core import bounds
+
     out = []
     for i, t in enumerate(doc.trades):
         where = f"plan trades[{i}]"
@@ -116,7 +118,8 @@ def intents_from_plan(
         if sell is None or buy is None:
             raise ConfigError(f"{where}: unknown token {t.sell.id if sell is None else t.buy.id}")
         trade_id, chain, wallet = t.id, t.chain, t.wallet
-        amount_in, min_out = t.amount_in, t.min_out
+        amount_in = bounds.raw_amount(t.amount_in, f"{where}.amount_in", sell.decimals)
+        min_out = bounds.raw_amount(t.min_out, f"{where}.min_out", buy.decimals)
         if sell.chain != chain or buy.chain != chain:
             raise ConfigError(f"{where}: tokens are not on chain {chain!r}")
         for token in (sell, buy):

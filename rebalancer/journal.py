@@ -7,6 +7,7 @@
     planned -> simulated   (a dry run: nothing was signed)
     planned -> refused     (a check or a simulation said no: nothing was signed)
     planned -> skipped     (no route, or the run stopped)
+    planned -> not_executed  (the run was interrupted or ended in an error before it)
 
 A trade's signed transaction (raw bytes and hash) is committed durably *before* it is
 broadcast. A later run that finds a trade ``signed`` or ``sent`` never signs it again: it asks
@@ -385,3 +386,36 @@ class Journal:
     def unfinished(self) -> list[TradeRow]:
         """Trades a crash may have left between signing and confirmation."""
         return self.trades(states=IN_FLIGHT_STATES)
+
+    def unfinished_runs(self) -> list[RunRow]:
+        """Executing runs that never reached their end (killed, interrupted, an error) and
+        were not resumed or closed yet, oldest first, each with its plan and summary."""
+        rows = self.db.execute(
+            "SELECT id, started_at, finished_at, mode, status, plan, summary FROM runs "
+            "WHERE mode = ? AND status IN (?, ?, ?) ORDER BY id",
+            (RunMode.EXECUTE, RunStatus.RUNNING, RunStatus.INTERRUPTED, RunStatus.ERROR),
+        ).fetchall()
+        runs = [self._run_row(r) for r in rows]
+        return [
+            r
+            for r in runs
+            if not (isinstance(r.summary, RunSummary) and r.summary.resumed_by is not None)
+        ]
+
+    def mark_resumed(
+        self, run_id: int, by: int, summary: RunSummary | ExportSummary | None
+    ) -> None:
+        """Close an unfinished run as ``interrupted``, naming the run that finished its plan
+        (``by`` 0: closed without a resume)."""
+        base = summary if isinstance(summary, RunSummary) else RunSummary(trades=[])
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, finished_at = COALESCE(finished_at, ?), summary = ? "
+                "WHERE id = ?",
+                (
+                    RunStatus.INTERRUPTED,
+                    time.time(),
+                    _json(base.model_copy(update={"resumed_by": by})),
+                    run_id,
+                ),
+            )

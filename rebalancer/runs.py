@@ -8,17 +8,19 @@ the summary. A command runs all of it in one event loop with one HTTP client and
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rebalancer.config import Config
-from rebalancer.core.errors import ConfigError, RefusedError, UserRejectedError
+from rebalancer.core.errors import ConfigError, RebalancerError, RefusedError, UserRejectedError
+from rebalancer.core.redact import scrub
 from rebalancer.documents.journal import PortfolioSnapshot, RunSummary, SnapshotKind
 from rebalancer.documents.plan import PlanFile
 from rebalancer.documents.status import RunMode, RunStatus, TradeStatus
@@ -34,17 +36,38 @@ NOT_DONE = (TradeStatus.FAILED, TradeStatus.REFUSED, TradeStatus.PENDING)
 """A run with a trade in one of these states is ``partial``."""
 
 
+DONE_STATES = frozenset({"confirmed", "simulated"})
+"""What a trade ends as when it did what the run asked (executed, or simulated in a dry run)."""
+
+PARTLY_DONE = 6
+"""The exit code of a run where some trades were done and others were not (``partial``)."""
+
+
 @dataclass
 class RunReport:
     run_id: int
     mode: str
     results: list[TradeResult]
     recovered: int
+    ended: str | None = None
+    """``error`` or ``interrupted`` when the run did not reach its end."""
 
     @property
     def status(self) -> RunStatus:
-        bad = [r for r in self.results if r.status in NOT_DONE]
+        if self.ended is not None:
+            return RunStatus(self.ended)
+        bad = [r for r in self.results if r.status not in DONE_STATES]
         return RunStatus.PARTIAL if bad else RunStatus.OK
+
+    @property
+    def exit_code(self) -> int:
+        """0 all done; 3 every trade refused; 6 partly done (the JSON says which)."""
+        bad = [r for r in self.results if r.status not in DONE_STATES]
+        if not bad:
+            return 0
+        if all(r.status == "refused" for r in self.results):
+            return 3
+        return PARTLY_DONE
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +77,23 @@ class RunReport:
             "recovered": self.recovered,
             "trades": [r.as_dict() for r in self.results],
         }
+
+
+_LAST: list[dict[str, Any]] = []
+
+
+def last_document() -> dict[str, Any] | None:
+    """The document of the last run this process recorded, even one that ended in an error
+    or a signal: the CLI prints it with ``--json`` whatever the exit code."""
+    return _LAST[-1] if _LAST else None
+
+
+def forget_documents() -> None:
+    _LAST.clear()
+
+
+def remember(doc: dict[str, Any]) -> None:
+    _LAST.append(doc)
 
 
 def open_journal(config: Config) -> Journal:
@@ -102,6 +142,9 @@ async def recovered_journal(
                 f"{len(left)} trade(s) still in flight (first: {t.trade_id} on {t.chain}, "
                 f"tx {t.tx_hash}); not planning until they land or are dropped: run again later"
             )
+        # NOTE: marked before the balances are read, so a transaction sent from elsewhere
+        # after this makes every later signature for that wallet refused as stale.
+        await services.read_activity()
         yield journal, recovered
     finally:
         journal.close()
@@ -168,6 +211,7 @@ async def execute(
     progress: Progress,
     recovered: int = 0,
     before: Snapshot | None = None,
+    on_start: Callable[[int], Any] | None = None,
 ) -> RunReport:
     """Run ``intents`` through the engine: ``simulate`` signs nothing, ``execute`` does.
 
@@ -177,15 +221,17 @@ async def execute(
     """
     config = services.config
     run_id = journal.start_run(RunMode(mode), plan_doc)
+    if on_start is not None:
+        on_start(run_id)
     if mode == "execute" and config.prices:
         snap = before if before is not None else await read_portfolio(services)
         record_portfolio(journal, run_id, SnapshotKind.PORTFOLIO_BEFORE, snap, config.prices)
-    status = RunStatus.ERROR
-    report = RunReport(run_id, mode, [], recovered)
+    report = RunReport(run_id, mode, [], recovered, ended=RunStatus.ERROR)
+    error: RebalancerError | None = None
     try:
         engine = Engine(services, journal, progress)
         report.results = await engine.execute(run_id, intents, sign=(mode == "execute"))
-        status = report.status
+        report.ended = None
         if mode == "execute":
             from rebalancer.market_costs import record_landed
 
@@ -194,8 +240,147 @@ async def execute(
             after = await read_portfolio(services)
             record_portfolio(journal, run_id, SnapshotKind.PORTFOLIO_AFTER, after, config.prices)
         return report
+    except RebalancerError as exc:
+        error = exc
+        raise
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        report.ended = RunStatus.INTERRUPTED
+        raise
     finally:
-        journal.finish_run(run_id, status, RunSummary.of(r.as_dict() for r in report.results))
+        if report.ended is not None:
+            close_unexecuted(journal, run_id, report.ended)
+            report.results = results_from_journal(journal, run_id, intents, report.results)
+        doc = report.as_dict()
+        if error is not None:
+            doc["error"] = {"exit_code": error.exit_code, "message": scrub(error.message)}
+        remember(doc)
+        summary = RunSummary.of(r.as_dict() for r in report.results)
+        if error is not None:
+            summary = summary.model_copy(update={"error": doc["error"]})
+        journal.finish_run(run_id, report.status, summary)
+
+
+def close_unexecuted(journal: Journal, run_id: int, why: str) -> None:
+    """A run that ends early leaves no trade ``planned``: never-signed rows become
+    ``not_executed`` (a resume may still execute them); signed or sent ones stay for recovery."""
+    for row in journal.trades(run_id, states=(TradeStatus.PLANNED,)):
+        journal.update(
+            run_id,
+            row.trade_id,
+            TradeStatus.NOT_EXECUTED,
+            error=row.error or f"not executed: run {why}",
+        )
+
+
+def results_from_journal(
+    journal: Journal,
+    run_id: int,
+    intents: Sequence[TradeIntent],
+    known: Sequence[TradeResult],
+) -> list[TradeResult]:
+    """Every trade of the run with its status, from the journal where the engine returned none
+    (a run that stopped in the middle)."""
+    from rebalancer.intents import approval_ids
+
+    have = {r.id: r for r in known}
+    rows = {t.trade_id: t for t in journal.trades(run_id)}
+    out: list[TradeResult] = []
+    for t in intents:
+        if t.id in have:
+            out.append(have[t.id])
+            continue
+        row = rows.get(t.id)
+        tx = row.tx_hash if row is not None else None
+        if row is not None and tx is None:
+            approval = next((rows[a] for a in approval_ids(t.id) if a in rows), None)
+            tx = approval.tx_hash if approval is not None else None
+        out.append(
+            TradeResult(
+                t.id,
+                t.chain,
+                t.wallet,
+                t.sell.symbol,
+                t.buy.symbol,
+                t.amount_in,
+                row.state if row is not None else TradeStatus.NOT_EXECUTED,
+                tx=tx,
+                min_out=row.min_out if row is not None else None,
+                simulated_out=row.simulated_out if row is not None else None,
+                realised_out=row.realised_out if row is not None else None,
+                reason=(row.error if row is not None else None) or "the run stopped before it",
+                sell_decimals=t.sell.decimals,
+                buy_decimals=t.buy.decimals,
+            )
+        )
+    return out
+
+
+RESUMABLE = (TradeStatus.PLANNED, TradeStatus.NOT_EXECUTED, TradeStatus.APPROVED)
+"""Rows of an unfinished run that were never sent: a resume executes them (after recovery has
+settled the signed and sent ones)."""
+
+
+@dataclass
+class Resumed:
+    """What finishing the unfinished runs did: the last resume's report, the plans resumed."""
+
+    report: RunReport | None = None
+    plans: list[PlanFile] = field(default_factory=list)
+
+
+async def resume_unfinished(services: Services, journal: Journal, progress: Progress) -> Resumed:
+    """Finish the plan of a run that never reached its end (killed, interrupted, an error)
+    before anything new is planned: its settled trades stay settled; the ones never signed are
+    quoted, checked and simulated again against the same limits and executed if they pass, in
+    a new run. The old run is closed ``interrupted`` and names the run that resumed it."""
+    from rebalancer.engine import intents_from_plan
+
+    done = Resumed()
+    max_age = services.config.policy.max_plan_age_s
+    for old in journal.unfinished_runs():
+        left = {r.trade_id for r in journal.trades(old.id, states=RESUMABLE)}
+        close_unexecuted(journal, old.id, RunStatus.INTERRUPTED)
+        age = datetime.now(UTC).timestamp() - old.started_at
+        plan = old.plan if isinstance(old.plan, PlanFile) else None
+        if not left or plan is None or age > max_age:
+            if left:
+                progress(
+                    f"run {old.id} was interrupted {age / 60:.0f} min ago (policy.max_plan_age_s "
+                    f"is {max_age} s): not resumed, planning afresh"
+                )
+            journal.mark_resumed(old.id, 0, old.summary)
+            continue
+        try:
+            registry, prices = services.registry, services.config.prices
+            intents = [t for t in intents_from_plan(plan, registry, prices) if t.id in left]
+        except ConfigError as exc:
+            progress(f"run {old.id}: its plan cannot be resumed ({exc.message})")
+            journal.mark_resumed(old.id, 0, old.summary)
+            continue
+        progress(f"resuming run {old.id}: {len(intents)} trade(s) of its plan never sent")
+        done.plans.append(plan)
+        new_id: list[int] = []
+        try:
+            done.report = await execute(
+                services,
+                journal,
+                intents,
+                mode="execute",
+                plan_doc=plan,
+                progress=progress,
+                on_start=new_id.append,
+            )
+        finally:
+            if new_id:
+                for t in intents:
+                    journal.update(
+                        old.id,
+                        t.id,
+                        TradeStatus.NOT_EXECUTED,
+                        error=f"resumed in run {new_id[0]}",
+                    )
+                journal.mark_resumed(old.id, new_id[0], old.summary)
+    return done
 
 
 def confirm(question: str, yes: bool) -> None:

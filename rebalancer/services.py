@@ -135,6 +135,10 @@ class Services:
         self._wrap = wrap or inj.wrap
         self.confirm_timeout_s = confirm_timeout_s or inj.confirm_timeout_s or CONFIRM_TIMEOUT_S
         """How long a sent transaction is waited for before it is left in flight."""
+        self.activity: dict[tuple[str, str], str | None] = {}
+        """Each signing wallet's last on-chain activity (``ChainAdapter.last_activity``) by
+        (chain, lower-case address), read before the balances: the engine refuses to sign when
+        it moved since (someone else sent from the wallet)."""
 
     def _built(self, part: T) -> T:
         return part if self._wrap is None else self._wrap(part)
@@ -201,6 +205,20 @@ class Services:
             max_compute_units=p.max_compute_units,
             max_priority_fee_lamports=p.max_priority_fee_lamports,
         )
+
+    async def read_activity(self) -> None:
+        """Mark every signing wallet's last activity now, before the balances are read."""
+        import asyncio
+
+        pairs = [
+            (chain, w.address)
+            for w in self.config.wallets
+            if w.signer is not None
+            for chain in w.chains
+            if chain in self.config.chains
+        ]
+        marks = await asyncio.gather(*(self.adapter(c).last_activity(a) for c, a in pairs))
+        self.activity = {(c, a.lower()): m for (c, a), m in zip(pairs, marks, strict=True)}
 
     def wallet(self, chain: str, address: str) -> WalletConfig:
         for w in self.config.wallets:

@@ -32,6 +32,22 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             os.environ["REBALANCER_DATA_DIR"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The wallet locks of this session's runs live in its own state folder (other test
+    sessions on this machine sign for the same demo wallet on their own worlds)."""
+    path = tmp_path_factory.mktemp("state")
+    old = os.environ.get("REBALANCER_STATE_DIR")
+    os.environ["REBALANCER_STATE_DIR"] = str(path)
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop("REBALANCER_STATE_DIR", None)
+        else:
+            os.environ["REBALANCER_STATE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def localnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("localnet")

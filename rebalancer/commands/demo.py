@@ -149,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{summary['after_max_drift_pp']} pp (band {summary['band_pp']} pp)"
             )
         bad = [r for r in report.results if r.status != "confirmed"]
-        return 3 if bad else 0
+        if not bad:
+            return 0
+        return 6 if len(bad) < len(report.results) else 3
     finally:
         if args.stop:
             say("stopping the local worlds")

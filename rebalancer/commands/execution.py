@@ -28,8 +28,7 @@ def _report(args: argparse.Namespace, report: Any, extra: dict[str, Any] | None 
         else:
             print("nothing to do: no trades")
         print(f"\nrun {report.run_id} ({report.mode}): {report.status}")
-    refused = [r for r in report.results if r.status == "refused"]
-    return 3 if refused and len(refused) == len(report.results) else 0
+    return int(report.exit_code)
 
 
 def simulate(args: argparse.Namespace) -> int:
@@ -70,6 +69,13 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
             open_services(config, registry) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
+            if mode == "execute":
+                resumed = await resume(services, journal, say, args.yes)
+                if resumed.report is not None and any(
+                    p.created_at == doc.created_at for p in resumed.plans
+                ):
+                    resumed.report.recovered = recovered
+                    return resumed.report  # the interrupted run was this plan: it is done now
             snap = await read_portfolio(services)
             check_balances(snap, intents)
             if mode == "execute" and intents:
@@ -86,6 +92,16 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
             )
 
     return _report(args, asyncio.run(session()))
+
+
+async def resume(services: Any, journal: Any, say: Any, yes: bool) -> Any:
+    """Finish an unfinished run's plan before planning anything new (``runs.resume_unfinished``)."""
+    from rebalancer.runs import Resumed, confirm, resume_unfinished
+
+    if not journal.unfinished_runs():
+        return Resumed()
+    confirm("An earlier run was interrupted: finish its plan?", yes)
+    return await resume_unfinished(services, journal, say)
 
 
 def run_once(
@@ -108,12 +124,18 @@ def run_once(
             open_services(config, registry) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
+            mode = "execute" if execute_trades else "simulate"
+            resumed = await resume(services, journal, say, yes) if execute_trades else None
+            if resumed is not None and resumed.report is not None:
+                await services.read_activity()  # the resume's own sends are known
             inputs = await live_inputs(services, costs=True)
             refuse_partial(inputs)
             plan = build(inputs, force=getattr(args, "force", False))
             doc = document(inputs, plan)
             intents = intents_from_trades(plan.trades)
-            mode = "execute" if execute_trades else "simulate"
+            if resumed is not None and resumed.report is not None and not intents:
+                resumed.report.recovered = recovered
+                return resumed.report, doc
             if mode == "execute" and intents:
                 confirm(f"Sign and send {len(intents)} trade(s)?", yes)
             say(f"plan: {len(intents)} trade(s), est. cost ${doc.est_cost_usd}")

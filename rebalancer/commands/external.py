@@ -126,4 +126,4 @@ def submit(args: argparse.Namespace) -> int:
     else:
         print(results_table(results) if results else "nothing to send")
         print(f"\nrun {run_id} (submit): {report.status}")
-    return 0
+    return report.exit_code

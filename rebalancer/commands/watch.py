@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         progress(f"{signal.Signals(signum).name}: stopping after the current step")
         stop.set()
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     say = progress_unless(args.json)
     checks = 0
     code = 0
@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 report, plan = run_once(args, say, execute_trades=args.execute, yes=args.yes)
                 doc = plan.as_json()
+                code = report.exit_code or code
                 summary = {
                     "check": checks,
                     "at": started.isoformat(),

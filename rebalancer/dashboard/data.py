@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import threading
 import time
@@ -38,15 +37,13 @@ MIN_LIVE_GAP_S = 2.0
 MAX_SAMPLES = 2000
 """Live drift readings kept for the drift history (a day of 45-second refreshes)."""
 
-_URL = re.compile(r"https?://[^\s'\"<>]+")
-
 
 def scrub(text: str) -> str:
     """A message fit for the page: every URL cut to scheme, host and port (keys live in the
     rest of a URL)."""
-    from rebalancer.core.redact import redact_url
+    from rebalancer.core.redact import scrub as scrub_urls
 
-    return _URL.sub(lambda m: redact_url(m.group(0)), text)
+    return scrub_urls(text)
 
 
 def _message(exc: BaseException) -> str:

@@ -81,6 +81,10 @@ class RunSummary(Document):
     """A simulate, execute or submit run's summary: its trades."""
 
     trades: list[TradeOutcome]
+    error: dict[str, Int | Str] | None = None
+    """How a run that ended early ended: ``{exit_code, message}``."""
+    resumed_by: Int | None = None
+    """An unfinished run: the run that finished its plan (0: closed, not resumed)."""
 
     @classmethod
     def of(cls, trades: Iterable[Mapping[str, Any]]) -> RunSummary:

@@ -34,6 +34,9 @@ class TradeStatus(StrEnum):
     """A check or a simulation said no; nothing was signed."""
     SKIPPED = "skipped"
     """No route, or the run stopped before it."""
+    NOT_EXECUTED = "not_executed"
+    """The run was interrupted or ended in an error before it was signed (a resume may
+    execute it in a later run)."""
 
 
 OPEN_STATES = (
@@ -53,6 +56,7 @@ FINAL_STATES = (
     TradeStatus.REFUSED,
     TradeStatus.SKIPPED,
     TradeStatus.SIMULATED,
+    TradeStatus.NOT_EXECUTED,
 )
 
 
@@ -74,5 +78,7 @@ class RunStatus(StrEnum):
     PARTIAL = "partial"
     """Some trades failed, were refused or are still pending."""
     ERROR = "error"
-    """Stopped by an error or a signal."""
+    """Stopped by an error."""
+    INTERRUPTED = "interrupted"
+    """Stopped by a signal or killed; its never-signed trades are ``not_executed``."""
     EXPORTED = "exported"

@@ -163,6 +163,7 @@ def _world(tmp_path: Path, simulated_out: int) -> tuple[Engine, FakeChain, FakeS
     client = httpx.AsyncClient()
     real = Services(config, registry, client).adapter("ethereum")
     chain = FakeChain(real, simulated_out, journal)
+    chain.held[registry.by_symbol("ethereum", "WETH").id] = 10**18  # what _intent sells
     signer = FakeSigner()
     services = Services(
         config,
