@@ -64,8 +64,9 @@ class EvmChain(ChainAdapter):
         chunk_size: int = 500,
         retries: int = 3,
         backoff: float = 0.25,
+        simulation: str = "auto",
     ) -> None:
-        super().__init__(info, rpc_url, client, work_dir=work_dir)
+        super().__init__(info, rpc_url, client, work_dir=work_dir, simulation=simulation)
         self.provider = HttpxProvider(
             rpc_url, client, label=info.name, retries=retries, backoff=backoff
         )
@@ -75,6 +76,10 @@ class EvmChain(ChainAdapter):
             tuple[tuple[str, ...], tuple[Token, ...]], tuple[list[tuple[str, Token]], list[str]]
         ] = {}
         self._w3: AsyncWeb3[Any] | None = None
+        self.has_simulate_v1: bool | None = None
+        """Whether the RPC answers ``eth_simulateV1``: unknown until the first simulation."""
+        self.has_trace_call: bool | None = None
+        """Whether it answers ``debug_traceCall`` (the warm copy's prestates)."""
 
     @property
     def w3(self) -> AsyncWeb3[Any]:
@@ -158,7 +163,8 @@ class EvmChain(ChainAdapter):
 
     # -- the trade lifecycle -----------------------------------------------------------------
     async def simulate(self, legs: SwapLegs) -> SimResult:
-        """On an anvil fork of this RPC, else with its ``eth_simulateV1`` (chains.evm_sim)."""
+        """With the fewest round trips the RPC allows: ``eth_simulateV1``, else a warm local
+        copy, else an anvil fork (chains.evm_sim)."""
         from rebalancer.chains import evm_sim
 
         return await evm_sim.simulate(self, legs)

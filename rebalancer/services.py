@@ -150,6 +150,7 @@ class Services:
                     self.urls[chain],
                     self.client,
                     work_dir=self.work_dir,
+                    simulation=self.config.policy.evm_simulation,
                 )
             )
         return self._adapters[chain]
