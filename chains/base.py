@@ -115,6 +115,10 @@ class ChainAdapter(ABC):
         """How this chain simulates (``policy.evm_simulation`` on EVM; ``auto`` picks the
         fewest round trips)."""
 
+    async def aclose(self) -> None:
+        """Release what the adapter started for its command (a kept simulation node)."""
+        return None
+
     @abstractmethod
     async def balances(self, wallets: Sequence[str], tokens: Sequence[Token]) -> Balances:
         """Every wallet's balance of every token (native included), in as few requests as

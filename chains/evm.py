@@ -80,6 +80,8 @@ class EvmChain(ChainAdapter):
         """Whether the RPC answers ``eth_simulateV1``: unknown until the first simulation."""
         self.has_trace_call: bool | None = None
         """Whether it answers ``debug_traceCall`` (the warm copy's prestates)."""
+        self.warm_node: Any = None
+        """The warm-copy anvil kept for this command (chains.evm_sim.KeptNode), if started."""
 
     @property
     def w3(self) -> AsyncWeb3[Any]:
@@ -160,6 +162,16 @@ class EvmChain(ChainAdapter):
             return str(await self.call("eth_sendRawTransaction", ["0x" + raw.hex()]))
         except AlreadyKnownError:
             return "0x" + keccak(raw).hex()
+
+    async def aclose(self) -> None:
+        """Stop the warm-copy anvil this adapter kept, if any."""
+        kept, self.warm_node = self.warm_node, None
+        if kept is not None:
+            import asyncio
+
+            from rebalancer.chains.anvil import stop_pid
+
+            await asyncio.to_thread(stop_pid, kept.node.pid)
 
     # -- the trade lifecycle -----------------------------------------------------------------
     async def simulate(self, legs: SwapLegs) -> SimResult:

@@ -23,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -224,50 +224,91 @@ async def simulate_warm(
         except ChainError as exc:
             raise SimulationUnavailable(f"{adapter.info.name}: no warm copy: {exc}") from None
     tag = hex(number)
-    with _scratch(adapter) as log_dir:
-        args = ["--number", str(number), "--timestamp", str(timestamp), "--accounts", "1"]
-        args += ["--base-fee", str(base_fee)]
-        starting = asyncio.to_thread(
-            _start, adapter, "warm", log_dir, chain_id=adapter.info.chain_id, extra=args
-        )
-        if prestate is not None:
-            node, values = await starting, prestate.loads()
-            want = prestate.state
-        else:
-            node, values = await asyncio.gather(starting, _fetch(adapter, want, tag))
+    values: list[tuple[str, list[Any]]] = []
+    if prestate is not None:
+        values, want = prestate.loads(), prestate.state
+    async with _warm_node(adapter, number, timestamp, base_fee) as url:
+        if prestate is None:
+            values = await _fetch(adapter, want, tag)
             sent += 1
-        try:
-            loaded = _State()
-            async with httpx.AsyncClient(timeout=60) as client:
-                from rebalancer.chains.evm import EvmChain
+        loaded = _State()
+        async with httpx.AsyncClient(timeout=60) as client:
+            from rebalancer.chains.evm import EvmChain
 
-                local = EvmChain(adapter.info, node.url, client, retries=1, backoff=0.05)
-                ignore = {str(await local.call("eth_coinbase", [])).lower()}
-                while True:
-                    await _load(local, values)
-                    loaded.accounts |= want.accounts
-                    loaded.slots |= want.slots
-                    snapshot = await local.call("evm_snapshot", [])
-                    touched = _State()
-                    try:
-                        sim = await _on_node(adapter, node.url, legs, swap, WARM, touched)
-                    except SimulationError:
-                        sim = None
-                    want = loaded.missing(touched, ignore)
-                    want.accounts = {a for a in want.accounts if not _is_precompile(a)}
-                    if not want:
-                        if sim is None:  # it fails with the whole state it reads: say why
-                            await local.call("evm_revert", [snapshot])
-                            return await _on_node(adapter, node.url, legs, swap, WARM)
-                        return sim
-                    if sent >= budget:
-                        break
-                    await local.call("evm_revert", [snapshot])
-                    values = await _fetch(adapter, want, tag)
-                    sent += 1
-        finally:
-            await asyncio.to_thread(stop_pid, node.pid)
+            local = EvmChain(adapter.info, url, client, retries=1, backoff=0.05)
+            ignore = {str(await local.call("eth_coinbase", [])).lower()}
+            while True:
+                await _load(local, values)
+                loaded.accounts |= want.accounts
+                loaded.slots |= want.slots
+                snapshot = await local.call("evm_snapshot", [])
+                touched = _State()
+                try:
+                    sim = await _on_node(adapter, url, legs, swap, WARM, touched)
+                except SimulationError:
+                    sim = None
+                want = loaded.missing(touched, ignore)
+                want.accounts = {a for a in want.accounts if not _is_precompile(a)}
+                if not want:
+                    if sim is None:  # it fails with the whole state it reads: say why
+                        await local.call("evm_revert", [snapshot])
+                        return await _on_node(adapter, url, legs, swap, WARM)
+                    return sim
+                if sent >= budget:
+                    break
+                await local.call("evm_revert", [snapshot])
+                values = await _fetch(adapter, want, tag)
+                sent += 1
     return dataclasses.replace(await simulate_fork(adapter, legs), method=OUTSIDE)
+
+
+@dataclasses.dataclass
+class KeptNode:
+    """The warm-copy anvil an adapter keeps for its command: started once, and reverted to
+    its empty state (a snapshot) after each trade. ``EvmChain.aclose`` stops it."""
+
+    node: NodeProcess
+    lock: asyncio.Lock
+
+
+@asynccontextmanager
+async def _warm_node(
+    adapter: EvmChain, number: int, timestamp: int, base_fee: int
+) -> AsyncIterator[str]:
+    """An empty anvil (no fork backend) at the chain's block number, time and base fee."""
+    args = ["--number", str(number), "--timestamp", str(timestamp), "--accounts", "1"]
+    args += ["--base-fee", str(base_fee)]
+    chain_id = adapter.info.chain_id
+    if adapter.work_dir is None:  # no command folder to keep it in: one node per trade
+        with _scratch(adapter) as log_dir:
+            node = await asyncio.to_thread(
+                _start, adapter, "warm", log_dir, chain_id=chain_id, extra=args
+            )
+            try:
+                yield node.url
+            finally:
+                await asyncio.to_thread(stop_pid, node.pid)
+        return
+    kept = adapter.warm_node
+    reused = kept is not None
+    if kept is None:
+        node = await asyncio.to_thread(
+            _start, adapter, "warm", adapter.work_dir, chain_id=chain_id, extra=args
+        )
+        kept = adapter.warm_node = KeptNode(node, asyncio.Lock())
+    async with kept.lock, httpx.AsyncClient(timeout=60) as client:
+        from rebalancer.chains.evm import EvmChain
+
+        local = EvmChain(adapter.info, kept.node.url, client, retries=1, backoff=0.05)
+        empty = await local.call("evm_snapshot", [])
+        try:
+            if reused:  # the block a fresh node would mine next (an empty parent: 7/8 its fee)
+                with suppress(ChainError):
+                    await local.call("evm_setNextBlockTimestamp", [timestamp + 1])
+                await local.call("anvil_setNextBlockBaseFeePerGas", [hex(base_fee * 7 // 8)])
+            yield kept.node.url
+        finally:
+            await local.call("evm_revert", [empty])
 
 
 def _traces(

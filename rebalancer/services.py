@@ -136,6 +136,11 @@ class Services:
         self.confirm_timeout_s = confirm_timeout_s or inj.confirm_timeout_s or CONFIRM_TIMEOUT_S
         """How long a sent transaction is waited for before it is left in flight."""
 
+    async def aclose(self) -> None:
+        """Stop what the adapters started for this command (kept simulation nodes)."""
+        for adapter in self._adapters.values():
+            await adapter.aclose()
+
     def _built(self, part: T) -> T:
         return part if self._wrap is None else self._wrap(part)
 

@@ -91,3 +91,25 @@ async def test_state_read_outside_the_access_lists_is_found_and_the_fork_used(
             fork = await evm_sim.simulate_fork(adapter, legs)
     assert sim.method == evm_sim.OUTSIDE
     assert sim.out == fork.out and sim.gas_used == fork.gas_used
+
+
+async def test_one_warm_node_per_command_reverted_between_trades(
+    evm_isolated: dict[str, Any], oneinch_url: str, tmp_path: Path
+) -> None:
+    from rebalancer.chains.anvil import pid_alive
+
+    trades = [t for t in TRADES if t[0] == "ethereum"]
+    legs = [await _legs(oneinch_url, *t) for t in trades]
+    async with httpx.AsyncClient() as client:
+        adapter = EvmChain(REG.chains["ethereum"], evm_isolated["ethereum"]["url"], client)
+        adapter.work_dir = tmp_path
+        pids = set()
+        for leg in [*legs, *legs]:  # twice: nothing of one trade stays for the next
+            warm = await evm_sim.simulate_warm(adapter, leg)
+            rpc = await evm_sim.simulate_rpc(adapter, leg)
+            assert warm.method == "warm local copy" and _close(warm.out, rpc.out, 1e-6)
+            assert _close(warm.gas_used, rpc.gas_used, 0.02)
+            pids.add(adapter.warm_node.node.pid)
+        assert len(pids) == 1
+        await adapter.aclose()
+    assert not pid_alive(pids.pop())
