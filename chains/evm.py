@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import httpx
-    from web3 import AsyncWeb3
 
 
 def gas_limit(simulated: int, fallback: int) -> int:
@@ -75,22 +74,12 @@ class EvmChain(ChainAdapter):
         self._call_cache: dict[
             tuple[tuple[str, ...], tuple[Token, ...]], tuple[list[tuple[str, Token]], list[str]]
         ] = {}
-        self._w3: AsyncWeb3[Any] | None = None
         self.has_simulate_v1: bool | None = None
         """Whether the RPC answers ``eth_simulateV1``: unknown until the first simulation."""
         self.has_trace_call: bool | None = None
         """Whether it answers ``debug_traceCall`` (the warm copy's prestates)."""
         self.warm_node: Any = None
         """The warm-copy anvil kept for this command (chains.evm_sim.KeptNode), if started."""
-
-    @property
-    def w3(self) -> AsyncWeb3[Any]:
-        """AsyncWeb3 on the same provider, for everything beyond the balance hot path."""
-        if self._w3 is None:
-            from web3 import AsyncWeb3
-
-            self._w3 = AsyncWeb3(self.provider)
-        return self._w3
 
     async def balances(self, wallets: Sequence[str], tokens: Sequence[Token]) -> Balances:
         pairs, calls = self._calls(tuple(wallets), tuple(tokens))
@@ -133,7 +122,7 @@ class EvmChain(ChainAdapter):
     # -- transactions ------------------------------------------------------------------------
     async def call(self, method: str, params: list[Any]) -> Any:
         """One JSON-RPC call; the node's error becomes a ChainError with its message."""
-        answer = await self.provider.make_request(method, params)  # type: ignore[arg-type]
+        answer = await self.provider.make_request(method, params)
         return result_of(answer, method, self.provider.where)
 
     async def nonce(self, wallet: str) -> int:

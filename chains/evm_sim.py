@@ -408,7 +408,7 @@ async def _fetch(adapter: EvmChain, want: _State, block: str) -> list[tuple[str,
 async def _load(local: EvmChain, loads: list[tuple[str, list[Any]]]) -> None:
     if not loads:
         return
-    answers = await local.provider.make_batch_request(loads)  # type: ignore[arg-type]
+    answers = await local.provider.make_batch_request(loads)
     for answer, (method, _) in zip(answers, loads, strict=True):
         result_of(answer, method, local.provider.where)
 
