@@ -121,7 +121,11 @@ async def simulate_fork(adapter: EvmChain, legs: SwapLegs) -> SimResult:
 
     swap = _call(legs.swap)
     with _scratch(adapter) as log_dir, LoopbackForwarder(adapter.rpc_url) as forwarder:
-        node = await asyncio.to_thread(_start, adapter, "fork", log_dir, fork_url=forwarder.url)
+        # NOTE: no disk cache (~/.foundry/cache/rpc): a fork of the latest block seldom meets
+        # that block again, and the figures of the old way stay honest (bench/remote_latency).
+        node = await asyncio.to_thread(
+            _start, adapter, "fork", log_dir, fork_url=forwarder.url, extra=["--no-storage-caching"]
+        )
         try:
             return await _on_node(adapter, node.url, legs, swap, FORK)
         finally:
