@@ -294,6 +294,11 @@ class SolanaChain(ChainAdapter):
             backoff=self.backoff,
         )
 
+    async def calls(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Several JSON-RPC calls in one request (a batch); any node error is a ChainError."""
+        answers = await self._batch(calls)
+        return [self._result(a, m) for a, (m, _) in zip(answers, calls, strict=True)]
+
     async def call(self, method: str, params: list[Any]) -> Any:
         """One JSON-RPC call (in a batch of one); the node's error becomes a ChainError."""
         (answer,) = await self._batch([(method, params)])
