@@ -180,9 +180,7 @@ class EvmChain(ChainAdapter):
         if kept is not None:
             import asyncio
 
-            from rebalancer.chains.anvil import stop_pid
-
-            await asyncio.to_thread(stop_pid, kept.node.pid)
+            await asyncio.to_thread(kept.stop)
 
     # -- the trade lifecycle -----------------------------------------------------------------
     async def simulate(self, legs: SwapLegs) -> SimResult:

@@ -21,6 +21,7 @@ in order:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -274,6 +275,10 @@ class KeptNode:
     node: NodeProcess
     lock: asyncio.Lock
 
+    def stop(self) -> None:
+        atexit.unregister(self.stop)
+        stop_pid(self.node.pid)
+
 
 @asynccontextmanager
 async def _warm_node(
@@ -300,6 +305,8 @@ async def _warm_node(
             _start, adapter, "warm", adapter.work_dir, chain_id=chain_id, extra=args
         )
         kept = adapter.warm_node = KeptNode(node, asyncio.Lock())
+        # NOTE: a caller that never closes its adapter (aclose) still leaves no node behind.
+        atexit.register(kept.stop)
     async with kept.lock, httpx.AsyncClient(timeout=60) as client:
         from rebalancer.chains.evm import EvmChain
 

@@ -63,7 +63,10 @@ async def test_every_way_gives_the_same_output_and_gas(
         ):
             with LatencyProxy(evm_isolated[chain]["url"]) as proxy:
                 adapter = EvmChain(REG.chains[chain], proxy.url, client, work_dir=tmp_path)
-                results[how] = (await simulate(adapter, legs), proxy.requests)
+                try:
+                    results[how] = (await simulate(adapter, legs), proxy.requests)
+                finally:
+                    await adapter.aclose()
     fork, _ = results["fork"]
     assert fork.method == "anvil fork" and fork.out > 0
     for how, (sim, _) in results.items():
@@ -87,8 +90,11 @@ async def test_state_read_outside_the_access_lists_is_found_and_the_fork_used(
         with LatencyProxy(evm_isolated["ethereum"]["url"]) as proxy:
             adapter = EvmChain(REG.chains["ethereum"], proxy.url, client, work_dir=tmp_path)
             adapter.has_trace_call = False  # an RPC without debug_traceCall
-            sim = await evm_sim.simulate_warm(adapter, legs)
-            fork = await evm_sim.simulate_fork(adapter, legs)
+            try:
+                sim = await evm_sim.simulate_warm(adapter, legs)
+                fork = await evm_sim.simulate_fork(adapter, legs)
+            finally:
+                await adapter.aclose()
     assert sim.method == evm_sim.OUTSIDE
     assert sim.out == fork.out and sim.gas_used == fork.gas_used
 

@@ -50,10 +50,13 @@ async def test_a_fork_of_a_keyed_url_shows_no_key(
         try:
             async with httpx.AsyncClient() as client:
                 adapter = EvmChain(REG.chains["ethereum"], keyed, client, work_dir=tmp_path)
-                for simulate in (evm_sim.simulate_fork, evm_sim.simulate_warm):
-                    sim = await simulate(adapter, legs)
-                    assert sim.out > 0
-                    await asyncio.sleep(0)
+                try:
+                    for simulate in (evm_sim.simulate_fork, evm_sim.simulate_warm):
+                        sim = await simulate(adapter, legs)
+                        assert sim.out > 0
+                        await asyncio.sleep(0)
+                finally:
+                    await adapter.aclose()
         finally:
             done.set()
             watcher.join()
