@@ -170,15 +170,16 @@ def start_anvil(
         argv += ["--load-state", str(load_state)]
     shown = f"anvil {name}"
     if fork_url is not None:
+        if redact_url(fork_url) != fork_url:
+            # NOTE: a command line is readable by every local user: a keyed URL goes through a
+            # LoopbackForwarder (chains.rpc_forwarder), whose URL holds no secret.
+            raise ValueError("a fork URL with a path, query or user-info is not passed to anvil")
         argv += ["--fork-url", fork_url]
-        shown += f" (fork of {redact_url(fork_url)})"
+        shown += f" (fork of {fork_url})"
         if fork_block is not None:
             argv += ["--fork-block-number", str(fork_block)]
     argv += list(extra)
-    secrets = [fork_url] if fork_url and redact_url(fork_url) != fork_url else []
-    return start_listening(
-        name, argv, log_path, detached=detached, shown_argv=shown, secrets=secrets
-    )
+    return start_listening(name, argv, log_path, detached=detached, shown_argv=shown)
 
 
 @contextmanager
@@ -187,10 +188,14 @@ def fork(
 ) -> Iterator[NodeProcess]:
     """A throwaway anvil fork of ``rpc_url`` (pinned to ``block`` if given), always torn down.
 
-    Swaps simulated on it leave the forked chain untouched.
+    Swaps simulated on it leave the forked chain untouched. anvil is given a loopback forwarder
+    to ``rpc_url``, never the URL itself (it may hold a key).
     """
-    node = start_anvil(name, log_dir / f"{name}.log", fork_url=rpc_url, fork_block=block)
-    try:
-        yield node
-    finally:
-        stop_pid(node.pid)
+    from rebalancer.chains.rpc_forwarder import LoopbackForwarder
+
+    with LoopbackForwarder(rpc_url) as forwarder:
+        node = start_anvil(name, log_dir / f"{name}.log", fork_url=forwarder.url, fork_block=block)
+        try:
+            yield node
+        finally:
+            stop_pid(node.pid)

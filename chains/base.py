@@ -108,12 +108,20 @@ class ChainAdapter(ABC):
         client: httpx.AsyncClient,
         *,
         work_dir: Path | None = None,
+        simulation: str = "auto",
     ) -> None:
         self.info = info
         self.rpc_url = rpc_url
         self.client = client
         self.work_dir = work_dir
         """Where throwaway simulation nodes write their logs (a temporary folder if None)."""
+        self.simulation = simulation
+        """How this chain simulates (``policy.evm_simulation`` on EVM; ``auto`` picks the
+        fewest round trips)."""
+
+    async def aclose(self) -> None:
+        """Release what the adapter started for its command (a kept simulation node)."""
+        return None
 
     @abstractmethod
     async def balances(
@@ -223,10 +231,17 @@ ADAPTERS: dict[str, str] = {
 
 
 def adapter_for(
-    info: ChainInfo, rpc_url: str, client: httpx.AsyncClient, *, work_dir: Path | None = None
+    info: ChainInfo,
+    rpc_url: str,
+    client: httpx.AsyncClient,
+    *,
+    work_dir: Path | None = None,
+    simulation: str = "auto",
 ) -> ChainAdapter:
     """Build the adapter for a chain's family."""
     module_name, class_name = ADAPTERS[info.family].split(":")
     cls = getattr(import_module(module_name), class_name)
     adapter: ChainAdapter = cls(info, rpc_url, client, work_dir=work_dir)
+    if info.family == "evm":
+        adapter.simulation = simulation
     return adapter

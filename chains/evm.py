@@ -75,8 +75,9 @@ class EvmChain(ChainAdapter):
         chunk_size: int = 500,
         retries: int = 3,
         backoff: float = 0.25,
+        simulation: str = "auto",
     ) -> None:
-        super().__init__(info, rpc_url, client, work_dir=work_dir)
+        super().__init__(info, rpc_url, client, work_dir=work_dir, simulation=simulation)
         self.provider = HttpxProvider(
             rpc_url, client, label=info.name, retries=retries, backoff=backoff
         )
@@ -86,6 +87,12 @@ class EvmChain(ChainAdapter):
             tuple[tuple[str, ...], tuple[Token, ...], tuple[OracleFeed, ...]],
             tuple[list[tuple[str, Token]], list[int], list[str]],
         ] = {}
+        self.has_simulate_v1: bool | None = None
+        """Whether the RPC answers ``eth_simulateV1``: unknown until the first simulation."""
+        self.has_trace_call: bool | None = None
+        """Whether it answers ``debug_traceCall`` (the warm copy's prestates)."""
+        self.warm_node: Any = None
+        """The warm-copy anvil kept for this command (chains.evm_sim.KeptNode), if started."""
 
     async def balances(
         self,
@@ -194,6 +201,28 @@ class EvmChain(ChainAdapter):
             tip = 10**9
         return 2 * base + tip, tip
 
+    async def nonce_and_fees(self, wallet: str) -> tuple[int, int, int]:
+        """The wallet's next nonce and the EIP-1559 (max fee, priority fee) as ``fees`` gives
+        them, in one request (a JSON-RPC batch): a distant node costs one round trip."""
+        requests: list[tuple[Any, Any]] = [
+            ("eth_getTransactionCount", [wallet, "pending"]),
+            ("eth_getBlockByNumber", ["latest", False]),
+            ("eth_maxPriorityFeePerGas", []),
+        ]
+        answers = await self.provider.make_batch_request(requests)
+        where = self.provider.where
+        try:
+            nonce = int(str(result_of(answers[0], "eth_getTransactionCount", where)), 16)
+            block = result_of(answers[1], "eth_getBlockByNumber", where)
+            base = int(str(block.get("baseFeePerGas", "0x0")), 16)
+        except (AttributeError, ValueError):
+            raise ChainError(f"{where} answered a nonce or block malformed") from None
+        try:
+            tip = int(str(result_of(answers[2], "eth_maxPriorityFeePerGas", where)), 16)
+        except (ChainError, ValueError):
+            tip = 10**9
+        return nonce, 2 * base + tip, tip
+
     async def send_raw(self, raw: bytes) -> str:
         """Broadcast signed bytes; a node that already has them ("already known") is fine."""
         from eth_utils import keccak
@@ -203,9 +232,18 @@ class EvmChain(ChainAdapter):
         except AlreadyKnownError:
             return "0x" + keccak(raw).hex()
 
+    async def aclose(self) -> None:
+        """Stop the warm-copy anvil this adapter kept, if any."""
+        kept, self.warm_node = self.warm_node, None
+        if kept is not None:
+            import asyncio
+
+            await asyncio.to_thread(kept.stop)
+
     # -- the trade lifecycle -----------------------------------------------------------------
     async def simulate(self, legs: SwapLegs) -> SimResult:
-        """On an anvil fork of this RPC, else with its ``eth_simulateV1`` (chains.evm_sim)."""
+        """With the fewest round trips the RPC allows: ``eth_simulateV1``, else a warm local
+        copy, else an anvil fork (chains.evm_sim)."""
         from rebalancer.chains import evm_sim
 
         return await evm_sim.simulate(self, legs)
@@ -217,8 +255,8 @@ class EvmChain(ChainAdapter):
         30%) and this chain's current fees; the fee budget is checked on exactly these."""
         calls = [_evm_call(p) for p in legs.proposals]
         gas_used = sim.gas_per_proposal(legs)
-        nonce = await self.nonce(wallet) + queued
-        max_fee, tip = await self.fees()
+        pending, max_fee, tip = await self.nonce_and_fees(wallet)
+        nonce = pending + queued
         return [
             EvmTransaction.eip1559(
                 call, nonce=nonce + i, gas=gas_limit(used, call.gas), max_fee=max_fee, tip=tip

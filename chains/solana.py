@@ -112,6 +112,8 @@ class SolanaChain(ChainAdapter):
         commitment: str | None = "confirmed",
     ) -> None:
         super().__init__(info, rpc_url, client, work_dir=work_dir)
+        self._tables: dict[str, list[str]] = {}
+        """Lookup tables read in this command (entries never change once written)."""
         self.retries = retries
         self.backoff = backoff
         self.commitment = commitment
@@ -334,6 +336,11 @@ class SolanaChain(ChainAdapter):
             backoff=self.backoff,
         )
 
+    async def calls(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Several JSON-RPC calls in one request (a batch); any node error is a ChainError."""
+        answers = await self._batch(calls)
+        return [self._result(a, m) for a, (m, _) in zip(answers, calls, strict=True)]
+
     async def call(self, method: str, params: list[Any]) -> Any:
         """One JSON-RPC call (in a batch of one); the node's error becomes a ChainError."""
         (answer,) = await self._batch([(method, params)])
@@ -393,7 +400,17 @@ class SolanaChain(ChainAdapter):
             return None
         if not isinstance(msg, MessageV0) or not msg.address_table_lookups:
             return None
-        return await self.lookup_tables([str(x.account_key) for x in msg.address_table_lookups])
+        # NOTE: table entries never change once written, so a table read earlier in this
+        # command is reused while it holds every index the transaction uses (one round trip
+        # less per trade); a table that grew past them, or a new one, is read again.
+        used = {
+            str(x.account_key): max([*x.writable_indexes, *x.readonly_indexes], default=-1)
+            for x in msg.address_table_lookups
+        }
+        stale = [k for k, top in used.items() if len(self._tables.get(k, ())) <= top]
+        if stale:
+            self._tables.update(await self.lookup_tables(stale))
+        return {k: self._tables[k] for k in used}
 
     # -- the trade lifecycle -----------------------------------------------------------------
     async def simulate(self, legs: SwapLegs) -> SimResult:

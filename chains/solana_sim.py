@@ -43,32 +43,35 @@ async def simulate(adapter: SolanaChain, legs: SwapLegs) -> SimResult:
     if not isinstance(tx, SolanaTx) or legs.approval is not None:
         raise SimulationError("solana: only a single versioned transaction can be simulated")
     account = receiving_account(legs.wallet, legs.buy)
-    info = await adapter.call(
-        "getAccountInfo", [account, {"encoding": "base64", "commitment": "confirmed"}]
-    )
-    before = _amount_of((info or {}).get("value"), legs.buy.is_native)
     encoded = base64.b64encode(tx.raw).decode()
-    result = await adapter.call(
-        "simulateTransaction",
-        [
-            encoded,
-            {
-                "encoding": "base64",
-                "sigVerify": False,
-                "replaceRecentBlockhash": False,
-                "commitment": "confirmed",
-                "accounts": {"encoding": "base64", "addresses": [account]},
-            },
-        ],
-    )
+    calls: list[tuple[str, list[Any]]] = [
+        ("getAccountInfo", [account, {"encoding": "base64", "commitment": "confirmed"}]),
+        (
+            "simulateTransaction",
+            [
+                encoded,
+                {
+                    "encoding": "base64",
+                    "sigVerify": False,
+                    "replaceRecentBlockhash": False,
+                    "commitment": "confirmed",
+                    "accounts": {"encoding": "base64", "addresses": [account]},
+                },
+            ],
+        ),
+    ]
+    if legs.buy.is_native:  # the fee payer is the wallet: the fee it paid is added back
+        calls.append(("getFeeForMessage", [base64.b64encode(tx.payload()).decode()]))
+    # NOTE: one request (a JSON-RPC batch) for the balance before, the simulation and the fee.
+    got = await adapter.calls(calls)
+    info, result = got[0], got[1]
+    before = _amount_of((info or {}).get("value"), legs.buy.is_native)
     value = (result or {}).get("value") or {}
     if value.get("err") is not None:
         logs = " | ".join((value.get("logs") or [])[-3:])
         raise SimulationError(f"solana: the swap fails in simulation: {value['err']} {logs}")
     post = (value.get("accounts") or [None])[0]
     gained = _amount_of(post, legs.buy.is_native) - before
-    if legs.buy.is_native:  # the fee payer is the wallet: add back the fee it paid
-        message = base64.b64encode(tx.payload()).decode()
-        fee = await adapter.call("getFeeForMessage", [message])
-        gained += int((fee or {}).get("value") or 0)
+    if legs.buy.is_native:
+        gained += int((got[2] or {}).get("value") or 0)
     return SimResult("simulateTransaction", gained, int(value.get("unitsConsumed") or 0))

@@ -21,6 +21,15 @@ class TokenQuirk(StrEnum):
     APPROVE_FROM_ZERO = "approve-from-zero"  # approve(non-zero) reverts over a non-zero allowance
 
 
+class EvmSimulation(StrEnum):
+    """How an EVM trade is simulated before signing (``policy.evm_simulation``)."""
+
+    AUTO = "auto"  # eth_simulateV1 where the RPC has it, else a warm local copy, else a fork
+    SIMULATE_V1 = "eth_simulateV1"  # one call on the RPC: approvals and swap in one block
+    WARM = "warm"  # access lists + one batched state fetch, replayed on a local anvil
+    FORK = "fork"  # anvil --fork-url: fetches each account and slot as the swap touches it
+
+
 @dataclass(frozen=True, slots=True)
 class ChainInfo:
     """A chain the tool knows: how to name it, what its native coin is."""

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from rebalancer.core.errors import ConfigError
+from rebalancer.core.types import EvmSimulation
 from rebalancer.planner.config import StrategyConfig, TradeLimits
 
 
@@ -149,6 +150,11 @@ class PolicyConfig(BaseModel):
 
     require_simulation: bool = True
     """Refuse a trade that could not be simulated (no anvil, RPC cannot be forked)."""
+
+    evm_simulation: EvmSimulation = EvmSimulation.AUTO
+    """How EVM trades are simulated: ``auto`` (``eth_simulateV1`` where the RPC has it, probed
+    once per chain; else a warm local copy of the state the trade reads; else an anvil fork),
+    or one of ``eth_simulateV1``, ``warm``, ``fork``."""
 
     unlimited_approval: bool = False
     """Approve the router for unlimited amounts (default: exactly each trade's amount)."""

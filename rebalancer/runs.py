@@ -111,7 +111,11 @@ async def open_services(
 
     with tempfile.TemporaryDirectory(prefix="rebalancer-") as tmp:
         async with httpx.AsyncClient(timeout=timeout) as client:
-            yield Services(config, registry, client, work_dir=Path(tmp))
+            services = Services(config, registry, client, work_dir=Path(tmp))
+            try:
+                yield services
+            finally:
+                await services.aclose()
 
 
 @asynccontextmanager

@@ -140,6 +140,11 @@ class Services:
         (chain, lower-case address), read before the balances: the engine refuses to sign when
         it moved since (someone else sent from the wallet)."""
 
+    async def aclose(self) -> None:
+        """Stop what the adapters started for this command (kept simulation nodes)."""
+        for adapter in self._adapters.values():
+            await adapter.aclose()
+
     def _built(self, part: T) -> T:
         return part if self._wrap is None else self._wrap(part)
 
@@ -154,6 +159,7 @@ class Services:
                     self.urls[chain],
                     self.client,
                     work_dir=self.work_dir,
+                    simulation=self.config.policy.evm_simulation,
                 )
             )
         return self._adapters[chain]

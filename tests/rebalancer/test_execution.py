@@ -90,7 +90,8 @@ max_price_deviation_pct = 3
 def cfg(evm_isolated: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DEMO_PASS", "demo")
     monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
-    return write_config(tmp_path)
+    # NOTE: these tests were written on the fork (auto picks eth_simulateV1 on anvil).
+    return write_config(tmp_path, 'evm_simulation = "fork"')
 
 
 def nonce(worlds: dict[str, Any], chain: str) -> int:
@@ -381,7 +382,8 @@ def test_without_anvil_eth_simulate_v1_is_used_and_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("REBALANCER_ANVIL", "/nonexistent/anvil")
-    code, out = run_json(capsys, "run", "-c", str(cfg))
+    auto = write_config(cfg.parent)  # evm_simulation = auto
+    code, out = run_json(capsys, "run", "-c", str(auto))
     assert code == 0 and out["trades"]
     for t in out["trades"]:
         assert t["simulation"] == "eth_simulateV1"
