@@ -91,6 +91,11 @@ class AggregatorConfig(BaseModel):
     api_key_env: str | None = None
     """The environment variable holding the API key (sent as a header, never shown)."""
 
+    api: str | None = None
+    """The API version, replacing the ``/swap/vX`` end of ``base_url`` (appended if it has
+    none): ``v6.1`` (default) or ``v6.0`` for 1inch, ``v1`` for Jupiter. Unset: ``base_url``
+    as written."""
+
 
 DEFAULT_AGGREGATOR: dict[str, str] = {"evm": "1inch", "solana": "jupiter"}
 """Chain family -> the aggregator a chain of it trades through unless ``[chains.X] aggregator``
@@ -100,7 +105,7 @@ says otherwise."""
 def _default_aggregators() -> dict[str, AggregatorConfig]:
     return {
         "1inch": AggregatorConfig(
-            base_url="https://api.1inch.com/swap/v6.0", api_key_env="ONEINCH_API_KEY"
+            base_url="https://api.1inch.com/swap/v6.1", api_key_env="ONEINCH_API_KEY"
         ),
         "jupiter": AggregatorConfig(
             base_url="https://api.jup.ag/swap/v1", api_key_env="JUPITER_API_KEY"

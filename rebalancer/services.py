@@ -11,6 +11,7 @@ builds (the test seam: no engine internals are patched).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -74,6 +75,33 @@ def data_dir(env: Mapping[str, str]) -> Path:
 
 def journal_path(config: Config, env: Mapping[str, str]) -> Path:
     return Path(config.journal).expanduser() if config.journal else data_dir(env) / "journal.sqlite"
+
+
+API_VERSIONS: dict[str, tuple[str, ...]] = {"1inch": ("v6.1", "v6.0"), "jupiter": ("v1",)}
+"""Aggregator -> the API versions it speaks, the default first."""
+_VERSION_TAIL = re.compile(r"/swap/(v[0-9.]+)$")
+
+
+def api_url(name: str, url: str, api: str | None) -> tuple[str, str]:
+    """The base URL with ``aggregators.NAME.api`` applied, and the version it speaks.
+
+    Without ``api`` the URL is kept as written and its ``/swap/vX`` end names the version
+    (none: the aggregator's default). ConfigError for a version the adapter does not speak.
+    """
+    known = API_VERSIONS.get(name)
+    m = _VERSION_TAIL.search(url)
+    if api is not None:
+        url = url[: m.start()] if m else url.rstrip("/")
+        url = f"{url}/swap/{api}"
+        version = api
+    else:
+        version = m.group(1) if m else (known[0] if known else "")
+    if known is not None and version not in known:
+        raise ConfigError(
+            f"aggregators.{name}.api: {version!r} is not a version rebalancer speaks "
+            f"(one of {', '.join(known)})"
+        )
+    return url, version
 
 
 def _resolve_api(name: str, spec: str, local_dir: Path | None) -> str:
@@ -165,7 +193,9 @@ class Services:
             spec = self.config.aggregators.get(name)
             if spec is None:
                 raise ConfigError(f"aggregators.{name}: not configured (needed for {chain})")
-            url = _resolve_api(name, spec.base_url, self.local_dir)
+            url, version = api_url(
+                name, _resolve_api(name, spec.base_url, self.local_dir), spec.api
+            )
             key = self.env.get(spec.api_key_env) if spec.api_key_env else None
             if key is None and spec.base_url.startswith("localnet:"):
                 key = "localnet"  # NOTE: the local stand-ins want a key, any key; no secret here
@@ -174,7 +204,7 @@ class Services:
                 raise ConfigError(
                     f"aggregators.{name}: no such aggregator (known: {', '.join(_AGGREGATORS)})"
                 )
-            self._aggregators[name] = self._built(build(self, url, key))
+            self._aggregators[name] = self._built(build(self, url, key, version))
         return self._aggregators[name]
 
     def swap_policy(self) -> SwapPolicy:
@@ -242,13 +272,13 @@ class Services:
         return self._signers[key]
 
 
-def _oneinch(s: Services, url: str, key: str | None) -> SwapAggregator:
+def _oneinch(s: Services, url: str, key: str | None, version: str) -> SwapAggregator:
     from rebalancer.dex.oneinch import OneInch
 
     return OneInch(s.client, base_url=url, api_key=key)
 
 
-def _jupiter(s: Services, url: str, key: str | None) -> SwapAggregator:
+def _jupiter(s: Services, url: str, key: str | None, version: str) -> SwapAggregator:
     from rebalancer.dex.jupiter import Jupiter
 
     return Jupiter(
@@ -260,7 +290,7 @@ def _jupiter(s: Services, url: str, key: str | None) -> SwapAggregator:
 
 
 # aggregator name -> how Services builds it (the SDK is imported only when one is needed)
-_AGGREGATORS: dict[str, Callable[[Services, str, str | None], SwapAggregator]] = {
+_AGGREGATORS: dict[str, Callable[[Services, str, str | None, str], SwapAggregator]] = {
     "1inch": _oneinch,
     "jupiter": _jupiter,
 }

@@ -64,3 +64,18 @@ def test_parts_handed_in_are_used_and_wrap_sees_what_services_builds(tmp_path: P
         s = _services(tmp_path)
         built = s.adapter("solana")
     assert seen == [built] and s.confirm_timeout_s == 1.5
+
+
+def test_aggregator_api_versions_default_current_and_stay_selectable(tmp_path: Path) -> None:
+    from rebalancer.services import api_url
+
+    s = _services(tmp_path)
+    assert s.aggregator("ethereum").base_url == "https://api.1inch.com/swap/v6.1"  # type: ignore[attr-defined]
+    assert api_url("1inch", "https://api.1inch.com/swap/v6.1", "v6.0") == (
+        "https://api.1inch.com/swap/v6.0",
+        "v6.0",
+    )
+    assert api_url("1inch", "http://127.0.0.1:9/", "v6.1")[0] == "http://127.0.0.1:9/swap/v6.1"
+    assert api_url("1inch", "https://x/swap/v6.0", None) == ("https://x/swap/v6.0", "v6.0")
+    with pytest.raises(ConfigError, match=r"aggregators\.1inch\.api: 'v5\.2'"):
+        api_url("1inch", "https://x/swap/v6.1", "v5.2")
