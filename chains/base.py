@@ -104,12 +104,22 @@ class ChainAdapter(ABC):
         client: httpx.AsyncClient,
         *,
         work_dir: Path | None = None,
+        send_url: str | None = None,
     ) -> None:
         self.info = info
         self.rpc_url = rpc_url
         self.client = client
         self.work_dir = work_dir
         """Where throwaway simulation nodes write their logs (a temporary folder if None)."""
+        self.send_url = send_url
+        """``[chains.X] send_rpc``: where ``send_raw`` broadcasts (None: ``rpc_url``)."""
+
+    @property
+    def sent_via(self) -> str:
+        """Where signed transactions go, redacted (scheme, host and port): for the journal."""
+        from rebalancer.core.redact import redact_url
+
+        return redact_url(self.send_url or self.rpc_url)
 
     @abstractmethod
     async def balances(self, wallets: Sequence[str], tokens: Sequence[Token]) -> Balances:
@@ -200,10 +210,16 @@ ADAPTERS: dict[str, str] = {
 
 
 def adapter_for(
-    info: ChainInfo, rpc_url: str, client: httpx.AsyncClient, *, work_dir: Path | None = None
+    info: ChainInfo,
+    rpc_url: str,
+    client: httpx.AsyncClient,
+    *,
+    work_dir: Path | None = None,
+    send_url: str | None = None,
 ) -> ChainAdapter:
-    """Build the adapter for a chain's family."""
+    """Build the adapter for a chain's family (``send_url``: where it broadcasts, if not
+    ``rpc_url``)."""
     module_name, class_name = ADAPTERS[info.family].split(":")
     cls = getattr(import_module(module_name), class_name)
-    adapter: ChainAdapter = cls(info, rpc_url, client, work_dir=work_dir)
+    adapter: ChainAdapter = cls(info, rpc_url, client, work_dir=work_dir, send_url=send_url)
     return adapter

@@ -33,10 +33,15 @@ class ChainConfig(BaseModel):
     """The aggregator that quotes and builds this chain's swaps (a key of ``[aggregators]``);
     default: ``DEFAULT_AGGREGATOR`` of the chain's family (1inch on EVM, Jupiter on Solana)."""
 
-    @field_validator("rpc")
+    send_rpc: str | None = None
+    """Where signed transactions are sent instead of ``rpc`` (a private-mempool RPC on
+    Ethereum, a landing endpoint on Solana): an http(s) URL, ``env:VAR`` or ``localnet:NAME``.
+    Reads, simulations and receipts stay on ``rpc``. Default: send through ``rpc``."""
+
+    @field_validator("rpc", "send_rpc")
     @classmethod
-    def _rpc_form(cls, v: str) -> str:
-        if v.startswith(("http://", "https://", "env:", "localnet:")):
+    def _rpc_form(cls, v: str | None) -> str | None:
+        if v is None or v.startswith(("http://", "https://", "env:", "localnet:")):
             return v
         raise ValueError("must start with http://, https://, env: or localnet:")
 

@@ -310,7 +310,7 @@ class Engine:
             run_id, row_id, "signed", tx_hash=signed.tx_id, raw_tx=signed.raw.hex(), nonce=tx.nonce
         )
         await adapter.send_raw(signed.raw)
-        self.journal.update(run_id, row_id, "sent")
+        self.journal.update(run_id, row_id, "sent", sent_via=adapter.sent_via)
         status = await adapter.wait(signed.tx_id, self.s.confirm_timeout_s)
         await self._record_fee(run_id, row_id, adapter, signed.tx_id)
         return signed.tx_id, status

@@ -156,6 +156,12 @@ class Services:
         self.urls = {
             name: resolve_rpc(name, c.rpc, self.env, local_dir) for name, c in config.chains.items()
         }
+        self.send_urls = {
+            name: resolve_rpc(name, c.send_rpc, self.env, local_dir, key="send_rpc")
+            for name, c in config.chains.items()
+            if c.send_rpc is not None
+        }
+        """``[chains.X] send_rpc``, resolved: where signed transactions of chain X are sent."""
         self._adapters: dict[str, ChainAdapter] = {**inj.adapters, **(adapters or {})}
         self._aggregators: dict[str, SwapAggregator] = {**inj.aggregators, **(aggregators or {})}
         self._signers: dict[tuple[str, str], Signer] = {**inj.signers, **(signers or {})}
@@ -178,6 +184,7 @@ class Services:
                     self.urls[chain],
                     self.client,
                     work_dir=self.work_dir,
+                    send_url=self.send_urls.get(chain),
                 )
             )
         return self._adapters[chain]

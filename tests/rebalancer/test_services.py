@@ -79,3 +79,15 @@ def test_aggregator_api_versions_default_current_and_stay_selectable(tmp_path: P
     assert api_url("1inch", "https://x/swap/v6.0", None) == ("https://x/swap/v6.0", "v6.0")
     with pytest.raises(ConfigError, match=r"aggregators\.1inch\.api: 'v5\.2'"):
         api_url("1inch", "https://x/swap/v6.1", "v5.2")
+
+
+def test_send_rpc_is_resolved_like_rpc_and_named_when_missing(tmp_path: Path) -> None:
+    s = _services(tmp_path, 'send_rpc = "https://rpc.example/KEY123"')
+    assert s.send_urls == {"ethereum": "https://rpc.example/KEY123"}
+    adapter = s.adapter("ethereum")
+    assert adapter.sent_via.startswith("https://rpc.example") and "KEY123" not in adapter.sent_via
+    assert s.adapter("solana").sent_via == "http://127.0.0.1:2"
+    with pytest.raises(ConfigError, match=r"chains\.ethereum\.send_rpc = 'env:NOPE'"):
+        _services(tmp_path, 'send_rpc = "env:NOPE"')
+    with pytest.raises(ConfigError, match="send_rpc"):
+        _services(tmp_path, 'send_rpc = "wss://x"')
