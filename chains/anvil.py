@@ -21,26 +21,29 @@ from typing import IO
 
 from rebalancer.core.errors import ChainError, ConfigError
 from rebalancer.core.redact import redact_url
+from rebalancer.core.resources import checkout_root
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-_NPM_ANVIL = PROJECT_ROOT / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+ANVIL_NPM = "@foundry-rs/anvil-linux-amd64"
+ANVIL_VERSION = "1.7.1"  # NOTE: keep in step with package.json (a test checks)
 
 
 def find_anvil() -> str:
-    """The anvil binary: $REBALANCER_ANVIL, the project's pinned npm copy, or PATH."""
+    """The anvil binary: $REBALANCER_ANVIL, the checkout's pinned npm copy, or PATH."""
     explicit = os.environ.get("REBALANCER_ANVIL")
     if explicit:
         if not os.access(explicit, os.X_OK):
             raise ConfigError(f"REBALANCER_ANVIL = {explicit!r}: not an executable file")
         return explicit
-    if _NPM_ANVIL.exists():
-        return str(_NPM_ANVIL)
+    root = checkout_root()
+    npm = root / "node_modules" / ANVIL_NPM / "bin" / "anvil" if root else None
+    if npm is not None and npm.exists():
+        return str(npm)
     found = shutil.which("anvil")
     if found:
         return found
     raise ConfigError(
-        "anvil not found: run `make setup` (installs the pinned npm package "
-        "@foundry-rs/anvil-linux-amd64) or set REBALANCER_ANVIL"
+        f"anvil not found: put it on PATH (`npm install {ANVIL_NPM}@{ANVIL_VERSION}` and add "
+        "node_modules/.bin to PATH; in a checkout `make setup`) or set REBALANCER_ANVIL"
     )
 
 

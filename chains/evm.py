@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import httpx
-    from web3 import AsyncWeb3
 
 
 def gas_limit(simulated: int, fallback: int) -> int:
@@ -82,16 +81,6 @@ class EvmChain(ChainAdapter):
         self._call_cache: dict[
             tuple[tuple[str, ...], tuple[Token, ...]], tuple[list[tuple[str, Token]], list[str]]
         ] = {}
-        self._w3: AsyncWeb3[Any] | None = None
-
-    @property
-    def w3(self) -> AsyncWeb3[Any]:
-        """AsyncWeb3 on the same provider, for everything beyond the balance hot path."""
-        if self._w3 is None:
-            from web3 import AsyncWeb3
-
-            self._w3 = AsyncWeb3(self.provider)
-        return self._w3
 
     async def balances(self, wallets: Sequence[str], tokens: Sequence[Token]) -> Balances:
         pairs, calls = self._calls(tuple(wallets), tuple(tokens))
@@ -136,7 +125,7 @@ class EvmChain(ChainAdapter):
         """One JSON-RPC call (``send``: to ``send_rpc``); the node's error becomes a
         ChainError with its message."""
         provider = self.send_provider if send else self.provider
-        answer = await provider.make_request(method, params)  # type: ignore[arg-type]
+        answer = await provider.make_request(method, params)
         return result_of(answer, method, provider.where)
 
     async def nonce(self, wallet: str) -> int:

@@ -28,8 +28,9 @@ from typing import Any
 from eth_abi import encode
 from eth_utils import to_checksum_address
 
-from rebalancer.chains.anvil import PROJECT_ROOT, start_anvil, stop_pid
+from rebalancer.chains.anvil import start_anvil, stop_pid
 from rebalancer.chains.registry import Registry
+from rebalancer.core.resources import checkout_root, fixture_path, package_path
 from rebalancer.core.types import Token, TokenQuirk
 from rebalancer.localnet.rpc import Rpc
 from rebalancer.localnet.worlds import (
@@ -41,9 +42,8 @@ from rebalancer.localnet.worlds import (
     WorldSpec,
 )
 
-FIXTURES = PROJECT_ROOT / "fixtures" / "evm"
-NODE_MODULES = PROJECT_ROOT / "node_modules"
-CONTRACTS = Path(__file__).resolve().parent / "contracts"
+FIXTURES = fixture_path("evm")
+CONTRACTS = package_path("localnet", "contracts")
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
 ONEINCH_ROUTER_V6 = "0x111111125421cA6dc452d289314280a0f8842A65"
 GENESIS_TIMESTAMP = 1767225600  # 2026-01-01T00:00:00Z
@@ -55,9 +55,17 @@ TICK_SPACING = {100: 1, 500: 10, 3000: 60, 10000: 200}
 EVM_VERSION = "cancun"  # the older of the two chains' forks, so one bytecode runs on both
 
 
+def _checkout() -> Path:
+    """The checkout whose node_modules holds the pinned npm artifacts and solcjs."""
+    root = checkout_root()
+    if root is None:
+        raise SystemExit("building the worlds needs a source checkout with `make setup` done")
+    return root
+
+
 def artifact(rel: str) -> str:
     """Creation bytecode of an npm artifact, as hex without 0x."""
-    data = json.loads((NODE_MODULES / rel).read_text())
+    data = json.loads((_checkout() / "node_modules" / rel).read_text())
     code = data["bytecode"]
     if isinstance(code, dict):
         code = code["object"]
@@ -81,7 +89,7 @@ def compile_contracts(filename: str) -> dict[str, str]:
         },
     }
     out = subprocess.run(
-        ["node", str(CONTRACTS / "compile.js"), str(PROJECT_ROOT)],
+        ["node", str(CONTRACTS / "compile.js"), str(_checkout())],
         input=json.dumps(request),
         capture_output=True,
         text=True,

@@ -7,8 +7,8 @@ direct pool and two hops through a hub token (USDC, USDT). All arithmetic is on 
 base units, with the pool fee taken from the input like Uniswap V2. Reserves stay as the
 fixture says (the book does not move with fills): quotes are reproducible run to run.
 
-    python -m localnet.jupiter_amm            # rewrite fixtures/solana/amm.json
-    python -m localnet.jupiter_amm --check    # fail if it is out of date
+    python -m rebalancer.localnet.jupiter_amm            # rewrite fixtures/solana/amm.json
+    python -m rebalancer.localnet.jupiter_amm --check    # fail if it is out of date
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-AMM_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "solana" / "amm.json"
+from rebalancer.core.resources import fixture_path
+
+AMM_PATH = fixture_path("solana", "amm.json")
 HUBS = ("USDC", "USDT")
 
 # Prices of the demo snapshot (USD per whole token) and each pool's depth per side (USD).
@@ -187,7 +189,7 @@ def build_fixture() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localnet.jupiter_amm")
+    parser = argparse.ArgumentParser(prog="python -m rebalancer.localnet.jupiter_amm")
     parser.add_argument("--out", type=Path, default=AMM_PATH)
     parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
     args = parser.parse_args(argv)

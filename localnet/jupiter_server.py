@@ -23,7 +23,7 @@ against it. ``--no-lookup-table`` turns that off (static account keys only).
 PUBLIC DEMO KEY: the maker is ``localnet.solana_fixtures.maker_keypair()``
 (``Keypair.from_seed(sha256(b"rebalancer demo solana maker"))``); anyone can sign for it.
 
-    python -m localnet.jupiter_server --port 0 --rpc http://127.0.0.1:PORT [--amm FILE]
+    python -m rebalancer.localnet.jupiter_server --port 0 --rpc http://127.0.0.1:PORT [--amm FILE]
         [--no-lookup-table]
 """
 
@@ -659,7 +659,7 @@ def _internal_error(exc: Exception) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m localnet.jupiter_server",
+        prog="python -m rebalancer.localnet.jupiter_server",
         description="local Jupiter Swap API v1 stand-in (RFQ fills on the local Solana node)",
     )
     parser.add_argument("--port", type=int, default=0)

@@ -10,7 +10,7 @@ Besides addresses and transactions it answers what the apps' public protocol des
 list: the Ethereum app's address with its chain code (P2 01) or a chain id after the path,
 personal_sign (INS 08); the Solana app's off-chain message signing (INS 07).
 
-Run: ``python -m localnet.ledger_emulator [--port 0] [--app eth|sol|dashboard] [--locked]
+Run: ``python -m rebalancer.localnet.ledger_emulator [--port 0] [--app eth|sol|dashboard] [--locked]
 [--reject] [--no-contract-data] [--no-blind-signing]``; it prints ``Listening on 127.0.0.1:PORT``
 once ready. Control in band: an APDU with CLA ``0xEE``, INS ``0x01`` and a JSON object of the
 state to change (``{"app": "sol", "reject": true}``) answers the whole state as JSON; real devices
@@ -509,7 +509,7 @@ def serve_in_thread(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m localnet.ledger_emulator",
+        prog="python -m rebalancer.localnet.ledger_emulator",
         description="An emulated Ledger (Ethereum and Solana apps) on Speculos' APDU socket.",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 
 from rebalancer.chains.anvil import (
-    PROJECT_ROOT,
     NodeProcess,
     pid_alive,
     start_anvil,
@@ -30,11 +29,12 @@ from rebalancer.chains.anvil import (
 )
 from rebalancer.chains.registry import Registry
 from rebalancer.core.errors import ChainError
+from rebalancer.core.resources import fixture_path
 from rebalancer.endpoints import localnet_dir
 from rebalancer.localnet.rpc import Rpc
 from rebalancer.localnet.worlds import DEMO_HOLDINGS, WORLDS, demo_evm_address
 
-FIXTURES = PROJECT_ROOT / "fixtures"
+FIXTURES = fixture_path()
 MANIFEST = "manifest.json"
 HARDFORK = {"ethereum": "prague", "avalanche": "cancun"}
 

@@ -11,7 +11,7 @@ placed at the real AggregationRouterV6 address. The transactions it returns real
 On v6.1 ``/swap`` takes ``slippage`` or ``minReturn`` (400 with both or neither), as the real
 one does.
 
-    python -m localnet.oneinch_server --port 0 --world 1=http://127.0.0.1:8545 ...
+    python -m rebalancer.localnet.oneinch_server --port 0 --world 1=http://127.0.0.1:8545 ...
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import sys
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -31,11 +30,12 @@ from eth_abi import decode, encode
 from eth_utils import to_checksum_address
 
 from rebalancer.chains.registry import Registry
+from rebalancer.core.resources import fixture_path
 from rebalancer.localnet.http_server import json_handler, serve
 from rebalancer.localnet.rpc import Rpc, calldata
 
 NATIVE = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "evm"
+FIXTURES = fixture_path("evm")
 _ADDR = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _PATH = re.compile(r"^/swap/(v6\.[01])/(\d+)/(.+)$")
 HOP_GAS = 150_000

@@ -26,6 +26,7 @@ from solders.pubkey import Pubkey
 from solders.token.associated import get_associated_token_address
 from solders.token.state import Mint, TokenAccount, TokenAccountState
 
+from rebalancer.core.resources import fixture_path
 from rebalancer.localnet.solana_accounts import (
     NATIVE_MINT,
     RENT_EPOCH_MAX,
@@ -35,7 +36,7 @@ from rebalancer.localnet.solana_accounts import (
 )
 from rebalancer.localnet.solana_snapshot import SNAPSHOT_FORMAT, dump_snapshot
 
-DEMO_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "solana" / "demo.json"
+DEMO_PATH = fixture_path("solana", "demo.json")
 DEMO_SLOT = 350_000_000
 LAMPORTS_PER_SOL = 1_000_000_000
 

@@ -3,7 +3,7 @@
 A snapshot is ``{"meta": {...}, "accounts": {"<pubkey>": <account>}}`` where each account is
 exactly what ``getMultipleAccounts`` (base64) returns, so one can be captured from any RPC:
 
-    python -m localnet.solana_snapshot --rpc https://api.mainnet-beta.solana.com \
+    python -m rebalancer.localnet.solana_snapshot --rpc https://api.mainnet-beta.solana.com \
         --out fixtures/solana/mine.json EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v ...
 
 ``meta`` is optional (format, source, slot, labels, missing); the node reads only ``slot``.
@@ -152,9 +152,9 @@ _ACCOUNT_KEYS = ("data", "executable", "lamports", "owner", "rentEpoch", "space"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m localnet.solana_snapshot --rpc URL --out FILE PUBKEY...``"""
+    """``python -m rebalancer.localnet.solana_snapshot --rpc URL --out FILE PUBKEY...``"""
     parser = argparse.ArgumentParser(
-        prog="python -m localnet.solana_snapshot",
+        prog="python -m rebalancer.localnet.solana_snapshot",
         description="Capture Solana accounts from an RPC into a snapshot the local node loads.",
     )
     parser.add_argument("--rpc", required=True, help="RPC URL to read from")

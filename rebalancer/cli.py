@@ -67,9 +67,10 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-c",
         "--config",
-        default="examples/local.toml",
+        default=None,
         metavar="FILE",
-        help="config for the local worlds (default: examples/local.toml)",
+        help="config for the local worlds (default: the demo config shipped in the package, "
+        "examples/local.toml, run from a copy in the data folder)",
     )
     p.add_argument("--stop", action="store_true", help="stop the local worlds at the end")
 
@@ -236,7 +237,19 @@ COMMANDS: dict[str, tuple[str, str, Adder]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv``: its first word that is not an option (the top-level
+    options take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: every command with its one-line help, and the arguments of the
+    command being run only (``None``: of every command).
+
+    NOTE: some argument adders live in their command's module; adding only the chosen one keeps
+    ``balances`` from importing ``backtest``, ``report`` and ``keys``.
+    """
     from rebalancer import __version__
 
     parser = argparse.ArgumentParser(
@@ -246,10 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rebalancer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = None if argv is None else _command_in(argv)
     for name, (_module, help_text, adder) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        adder(p)
-        _json_arg(p)
+        if argv is None or name == chosen:
+            adder(p)
+            _json_arg(p)
     return parser
 
 
@@ -266,7 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     from rebalancer.core.errors import RebalancerError
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     module_name, _, func = COMMANDS[args.command][0].partition(":")
     try:
         module = import_module(f"rebalancer.commands.{module_name}")

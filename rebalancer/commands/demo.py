@@ -4,7 +4,9 @@ Starts the local worlds if they are not running, then on the demo wallets: balan
 chain -> drift against the targets -> the cheapest plan -> every trade simulated on a fork,
 checked, signed with the demo keys, sent and confirmed -> the drift after. The worlds are left
 running so that a second ``rebalancer demo`` finds nothing to do (``--stop`` stops them at the
-end; ``rebalancer localnet down`` any time).
+end; ``rebalancer localnet down`` any time). Without ``-c`` it runs the demo config shipped in
+the package (examples/local.toml), copied with its demo keys to a private folder of the user's
+data folder.
 """
 
 from __future__ import annotations
@@ -14,12 +16,44 @@ import asyncio
 import json
 import os
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from rebalancer.output import progress_unless
 
 # The demo key file's passphrase: public, like the demo keys. Set only when the user has not.
 DEMO_ENV = {"REBALANCER_DEMO_PASSPHRASE": "demo"}
+
+
+def packaged_config(data_dir: Path) -> Path:
+    """The shipped demo config, copied with its key files into ``data_dir/demo``.
+
+    The copy keeps the config's relative paths working: the journal lands beside it (a
+    writable place, whatever folder the package is installed in) and the key files are 0600
+    like any key file, which the package's own copies need not be.
+    """
+    from rebalancer.core.errors import ConfigError
+    from rebalancer.core.resources import package_path
+
+    src = package_path("examples")
+    dst = data_dir / "demo"
+    try:
+        (dst / "keys").mkdir(parents=True, exist_ok=True)
+        for folder in (dst, dst / "keys"):
+            folder.chmod(0o700)
+        for key in sorted((src / "keys").glob("*.json")):
+            fd = os.open(dst / "keys" / key.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                os.fchmod(fd, 0o600)  # NOTE: an existing file keeps its mode under O_CREAT
+                out.write(key.read_bytes())
+        config = dst / "local.toml"
+        config.write_bytes((src / "local.toml").read_bytes())
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot prepare the demo folder {dst}: {exc.strerror} "
+            "(set REBALANCER_DATA_DIR, or give a config with -c)"
+        ) from None
+    return config
 
 
 def _max_drift(doc: dict[str, Any]) -> Decimal:
@@ -43,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
 
     for key, value in DEMO_ENV.items():
         os.environ.setdefault(key, value)
+    if args.config is None:
+        from rebalancer.services import data_dir
+
+        args.config = str(packaged_config(data_dir(os.environ)))
     quiet = args.json
     say = progress_unless(quiet)
     state_dir = manager.default_dir()

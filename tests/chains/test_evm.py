@@ -190,7 +190,9 @@ async def test_node_error_and_lying_answers_are_chain_errors() -> None:
             await adapter.balances([demo_evm_address()], REG.tokens_on("ethereum"))
 
 
-async def test_asyncweb3_on_the_same_provider(evm_worlds: dict[str, Any]) -> None:
+async def test_single_call_on_the_same_provider(evm_worlds: dict[str, Any]) -> None:
     async with httpx.AsyncClient() as client:
         adapter = EvmChain(REG.chains["avalanche"], evm_worlds["avalanche"]["url"], client)
-        assert await adapter.w3.eth.chain_id == 43114
+        assert int(await adapter.call("eth_chainId", []), 16) == 43114
+        with pytest.raises(ChainError, match="eth_noSuchMethod failed"):
+            await adapter.call("eth_noSuchMethod", [])

@@ -1,9 +1,9 @@
 """Swaps signed by the emulated Ledger through the whole engine: ``rebalancer apply`` with a
 wallet whose ``signer = { kind = "ledger", transport = "tcp://127.0.0.1:PORT" }``.
 
-The device is ``python -m localnet.ledger_emulator`` as a real process behind the real TCP
-transport and APDU code. Its addresses are funded fresh on the session's worlds (anvil reverted
-after each test; on Solana a path of its own, so no other test's balances move).
+The device is ``python -m rebalancer.localnet.ledger_emulator`` as a real process behind the
+real TCP transport and APDU code. Its addresses are funded fresh on the session's worlds (anvil
+reverted after each test; on Solana a path of its own, so no other test's balances move).
 """
 
 from __future__ import annotations

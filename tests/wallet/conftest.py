@@ -83,7 +83,7 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 @pytest.fixture(scope="session")
 def emulator_port() -> Iterator[int]:
-    """``python -m localnet.ledger_emulator`` on a free port, for the whole session."""
+    """``python -m rebalancer.localnet.ledger_emulator`` on a free port, for the whole session."""
     proc, port = start_listening(
         [sys.executable, "-m", "rebalancer.localnet.ledger_emulator", "--port", "0"]
     )

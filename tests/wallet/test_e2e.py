@@ -1,7 +1,8 @@
 """Ledger-signed transactions that execute: on a real anvil, on the local Solana node, on LiteSVM.
 
 The device is the emulator process behind the real TCP transport; the chains are real processes
-(anvil; ``python -m localnet.solana_node``) started on free ports and stopped in ``finally``.
+(anvil; ``python -m rebalancer.localnet.solana_node``) started on free ports and stopped in
+``finally``.
 """
 
 from __future__ import annotations
