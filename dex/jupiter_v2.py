@@ -11,7 +11,8 @@ built) with ``requestId``, landed by ``POST /execute {signedTransaction, request
 Sources: dev.jup.ag "Migration Guide" Metis -> ``/build`` and ``/order`` (as vendored in
 ``jup-ag/agent-skills``, ``skills/jupiter-swap-migration/examples``) and public clients' fixtures
 shaped from Jupiter's ``swap.yaml`` (``sava-software/idl-clients``, ``JupiterSwapV2TestFixtures``).
-The adapter that compiles, checks and signs from these is not wired yet: v1 is still the path.
+``dex.jupiter.Jupiter(api="v2")`` uses ``/order`` (``aggregators.jupiter.mode = "order"``); the
+``/build`` path (the tool compiling its own transaction) is not wired yet: v1 stays the default.
 """
 
 from __future__ import annotations

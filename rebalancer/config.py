@@ -98,8 +98,13 @@ class AggregatorConfig(BaseModel):
 
     api: str | None = None
     """The API version, replacing the ``/swap/vX`` end of ``base_url`` (appended if it has
-    none): ``v6.1`` (default) or ``v6.0`` for 1inch, ``v1`` for Jupiter. Unset: ``base_url``
-    as written."""
+    none): ``v6.1`` (default) or ``v6.0`` for 1inch, ``v1`` (default) or ``v2`` for Jupiter.
+    Unset: ``base_url`` as written."""
+
+    mode: Literal["build", "order"] | None = None
+    """Jupiter v2: ``order`` takes Jupiter's ready transaction from ``GET /order`` (held to the
+    same checks and simulation, landed through the chain's RPC); ``build`` (``GET /build``,
+    the transaction compiled by the tool) is not implemented yet. Ignored on v1."""
 
 
 DEFAULT_AGGREGATOR: dict[str, str] = {"evm": "1inch", "solana": "jupiter"}

@@ -77,7 +77,7 @@ def journal_path(config: Config, env: Mapping[str, str]) -> Path:
     return Path(config.journal).expanduser() if config.journal else data_dir(env) / "journal.sqlite"
 
 
-API_VERSIONS: dict[str, tuple[str, ...]] = {"1inch": ("v6.1", "v6.0"), "jupiter": ("v1",)}
+API_VERSIONS: dict[str, tuple[str, ...]] = {"1inch": ("v6.1", "v6.0"), "jupiter": ("v1", "v2")}
 """Aggregator -> the API versions it speaks, the default first."""
 _VERSION_TAIL = re.compile(r"/swap/(v[0-9.]+)$")
 
@@ -288,11 +288,19 @@ def _oneinch(s: Services, url: str, key: str | None, version: str) -> SwapAggreg
 def _jupiter(s: Services, url: str, key: str | None, version: str) -> SwapAggregator:
     from rebalancer.dex.jupiter import Jupiter
 
+    spec = s.config.aggregators["jupiter"]
+    if version == "v2" and spec.mode != "order":
+        raise ConfigError(
+            'aggregators.jupiter: api "v2" speaks mode = "order" only for now (the /build '
+            'path is not implemented yet); set mode = "order", or api = "v1"'
+        )
+
     return Jupiter(
         s.client,
         base_url=url,
         api_key=key,
         max_priority_lamports=s.config.policy.max_priority_fee_lamports,
+        api="v2" if version == "v2" else "v1",
     )
 
 
