@@ -1,6 +1,11 @@
 """Planner benchmark: plan time on generated portfolios, and cost saved against the naive plan.
 
-Sizes: 3 chains x 50 assets x 10 wallets (target under 50 ms) and 3 x 500 x 10 (under 1 s).
+Sizes: 3 chains x 50 assets x 10 wallets (target under 50 ms) and 3 x 500 x 10 (under 1 s),
+and *dense* portfolios (every wallet holds every token): 1,500, 4,500, 15,000 and 45,000
+positions (issue 16's targets: 15,000 under 1 s, 45,000 under 3 s, at most 5x per 10x). Each
+size prints wall and CPU time (the machine is shared: CPU is the steadier figure), the solver
+path (``exact`` MILP or ``decomposed``), its measured gap, and whether the plan ends inside the
+bands; the growth ratios compare 10x more positions.
 Portfolios come from ``tests.planner.synthetic`` (deterministic per seed): every wallet holds about
 30% of the tokens of each chain, 100 to 100k USD each, with one class inflated so that every
 class is out of band. The naive plan sells what is over and buys what is under, wallet by wallet,
@@ -21,6 +26,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rebalancer.planner.model import Portfolio, validate_all
 from rebalancer.planner.plan import make_plan
 from tests.planner.synthetic import make_portfolio, make_strategy, make_universe
+
+
+def dense(n_assets: int) -> dict[str, object]:
+    """One plan of a dense portfolio (3 chains x ``n_assets`` x 10 wallets, every token held)."""
+    u = make_universe(3, n_assets, 0)
+    s = make_strategy(u)
+    t = validate_all(s, u)
+    holdings, prices = make_portfolio(u, 10, 0, density=1.0)
+    pf = Portfolio.build(holdings, prices)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    plan = make_plan(pf, t, s, u)
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - start_cpu
+    return {
+        "positions": len(pf.positions),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "method": plan.solver.get("method"),
+        "gap": plan.solver.get("gap"),
+        "trades": len(plan.trades),
+        "cost_usd": round(float(plan.est_cost_usd)),
+        "naive_cost_usd": None
+        if plan.naive_cost_usd is None
+        else round(float(plan.naive_cost_usd)),
+        "in_bands": bool(float(plan.solver.get("violation_pp", 1.0)) <= 1e-6),  # type: ignore[arg-type]
+        "after_max_drift_pp": round(float(plan.after_max_drift_pp), 2),
+    }
 
 
 def time_plan(n_assets: int, wallets: int, seeds: range, repeats: int) -> dict[str, object]:
@@ -87,12 +119,28 @@ def main() -> None:
     large = time_plan(500, 10, range(2), repeats=2)
     cost = savings(20, 3, range(20))
     cost_50 = savings(50, 10, range(5))
+    sizes = {n: dense(n) for n in (50, 150, 500, 1500)}
     for name, r, target in (("3 x 50 x 10 ", small, 50), ("3 x 500 x 10", large, 1000)):
         print(
             f"{name}: median {r['median_ms']} ms wall ({r['cpu_median_ms']} ms CPU), max "
             f"{r['max_ms']} ms; {r['positions']} positions, {r['trades']} trades; "
             f"target < {target} ms"
         )
+    for d in sizes.values():
+        print(
+            f"dense {d['positions']:>6} positions: {d['wall_s']} s wall, {d['cpu_s']} s CPU, "
+            f"{d['method']} (gap {d['gap']}), {d['trades']} trades, cost {d['cost_usd']} USD "
+            f"(naive {d['naive_cost_usd']}), in bands: {d['in_bands']} "
+            f"(max drift after {d['after_max_drift_pp']} pp)"
+        )
+    growth = {
+        f"{a}->{b}": round(float(sizes[b]["cpu_s"]) / max(float(sizes[a]["cpu_s"]), 1e-9), 1)  # type: ignore[arg-type]
+        for a, b in ((50, 500), (150, 1500))
+    }
+    print(
+        f"CPU growth per 10x positions (1.5k->15k, 4.5k->45k): {list(growth.values())} "
+        "(target <= 5)"
+    )
     for name, c in (("3 x 20 x 3", cost), ("3 x 50 x 10", cost_50)):
         print(
             f"cost vs naive, {name}: {c['compared']} of {c['portfolios']} portfolios "
@@ -118,6 +166,13 @@ def main() -> None:
                 "cost_ratio_vs_naive_50x10": cost_50["mean_cost_ratio"],
                 "saved_pct_vs_naive_50x10": cost_50["saved_pct"],
                 "compared_50x10": cost_50["compared"],
+                **{
+                    f"dense_{d['positions']}_{k}": v
+                    for d in sizes.values()
+                    for k, v in d.items()
+                    if k != "positions"
+                },
+                "dense_cpu_growth_per_10x": list(growth.values()),
             }
         )
     )

@@ -240,6 +240,24 @@ def _targets() -> dict[str, Decimal | dict[str, Decimal]]:
     return {"BTC": Decimal(40), "ETH": Decimal(30), "ALTS": Decimal(20), "STABLES": Decimal(10)}
 
 
+class TradeLimits(_Model):
+    """Size limits on the plan's trades; the application passes in its ``[policy]`` values.
+
+    ``max_trade_usd``: a swap worth more is planned as slices, each its own trade within the
+    limit (each slice pays its own gas). ``max_run_usd``: the plan trades at most this much in
+    total and says what it left for the next run. None: no limit."""
+
+    max_trade_usd: Decimal | None = None
+    max_run_usd: Decimal | None = None
+
+    @field_validator("max_trade_usd", "max_run_usd")
+    @classmethod
+    def _positive(cls, v: Decimal | None) -> Decimal | None:
+        if v is not None and (not v.is_finite() or v <= 0):
+            raise ValueError(f"limit {v} must be above 0")
+        return v
+
+
 class StrategyConfig(_Model):
     """What the portfolio should look like, how far it may drift, and what trading costs."""
 
@@ -297,6 +315,12 @@ class StrategyConfig(_Model):
 
     tax: TaxConfig = Field(default_factory=TaxConfig)
     """Tax lots and tax-aware planning."""
+
+    on_unreachable: Literal["best_effort", "refuse"] = "best_effort"
+    """When no plan can bring every row inside its band (the plan says so first, with why):
+    ``best_effort`` still trades to come as close as the holdings allow; ``refuse`` trades
+    nothing (the plan lists what blocks it). A plan held back only by ``policy.max_run_usd`` is
+    reachable: the rest is left for the next run."""
 
     @field_validator("targets")
     @classmethod

@@ -1,54 +1,65 @@
 """The trade optimiser: which swaps, where, and how large, at least cost. HiGHS via scipy.
 
-Why two stages. The exact problem is a mixed-integer program over *pairs* (sell token i for token
-j in one wallet on one chain): each pair has an on/off binary so that gas is paid per swap and no
-swap is below the minimum size. Over every pair of every wallet that is far too big (500 assets
-give 250,000 pairs per wallet), so:
-
-1. **Candidate LP** (continuous): one sell leg per position and one buy leg per wallet and leaf
-   row, each with half the fee, gas spread over a reference trade, and its own convex price
-   impact; soft band rows. Its support is the short list of positions worth trading.
-2. **Pair program** over the LP's legs matched per wallet (north-west corner, plus each sell with
-   the largest buy and vice versa) and the naive plan's pairs (so it can always do at least as
-   well as the naive plan). It has exact gas per swap (on/off), the minimum size
-   (``x >= m * on``), convex piecewise-linear price impact (``k * x**2`` by chords, which
-   over-estimate slightly: the plan is conservative), gas paid from the native coin above its
-   reserve, the post-trade total (costs shrink it) in every band row, and in tax-aware mode the
-   tax of each asset's sales as a convex piecewise-linear function of the amount sold.
-
-   Up to ``MILP_MAX_PAIRS`` candidate pairs this is solved as a true MILP (``milp`` with binaries
-   and a node limit). Above that, MILP time grows quickly with the number of binaries, so it is
-   **LP + rounding**: the binaries are relaxed to [0, 1]; the pairs the LP uses at the minimum
-   size or more are fixed on (full gas, size at least the minimum), the rest dropped, and the LP
-   solved again with only those. On the benchmark this is as good as the MILP (within 0.1%).
-
+The model. A swap sells one token for another in one wallet on one chain. It costs the chain's
+fee on the value sold, price impact ``k * x**2`` (``k`` from the two assets' depths) and the
+chain's gas, a fixed cost paid once per swap; it is at least ``min_pp`` and at most
+``max_trade_pp`` (a larger move is the fewest slices of one pair within it, equal parts, each
+its own swap paying its own gas); the run trades at most ``max_run_pp``; gas and native sales
+come out of the native coin above its reserve; nothing is sold beyond what is held; every
+targeted row should end inside its goal interval, measured against the total after costs.
 Band rows are soft (a slack with a large penalty), so the program always has a solution: the
-best feasible one when the bands cannot all be met. Units inside the solver are percentage points
-of the portfolio's total (well scaled). The caller turns the result into integer base units and
-checks every constraint again in exact arithmetic (``planner.plan``), then keeps the better of
-this plan, the naive plan and doing nothing. Deterministic: HiGHS is, for the same model, and
-the node limit (not the time limit, a safety net only) bounds the MILP.
+best feasible one when the bands cannot all be met. Units are percentage points of the
+portfolio's total (well scaled).
+
+**Exact** (up to ``EXACT_MAX_SWAPS`` candidate swaps): a MILP over *every* pair of every wallet
+whose two tokens differ in some targeted row (a pair that changes no row only costs money; no
+other pair is pruned), one on/off binary per swap (gas, minimum size), convex impact by chords
+on geometric breakpoints with the perspective strengthening (``x_s <= w_s * on``), so its LP
+relaxation is tight and branch and bound short. A node limit bounds it, never a time limit.
+
+**Decomposed** (larger problems, typically hundreds of wallets x tokens): (1) per wallet, a
+leg LP (one sell leg per position, one buy leg per wallet and row signature, gas per sell leg
+as a relaxed fixed cost) finds the positions and rows worth trading; (2) across wallets, the
+pair program over those sells x each wallet's bought rows (their deepest token), relaxed: its
+impact under-estimated, so its cost is a lower bound over this candidate set; (3) pairs used
+at the minimum size or more are fixed on (the set is trimmed first so the fixed program is
+always feasible) and the program solved again. ``Solution.gap`` is (cost - bound) / bound,
+measured on every solve.
+
+Both end with a polish: the on-set fixed, breakpoints re-centred on each swap's size, so sizes
+are exact to well under 1% of impact. The caller turns the result into integer base units and
+checks every constraint again in exact arithmetic (``planner.evaluate``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import csr_array
 
 from rebalancer.core.types import Token
+from rebalancer.planner.lp import Builder
 
 BIG = 1000.0
 """Penalty per point of band violation (cost is also in points of the total: 1000x)."""
-EPS_DEV = 1e-4
+EPS_DEV = 1e-6
 """Tie-break per point of distance from target, far below any trading cost per point."""
-_SEGMENTS = (0.0, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
-TIME_LIMIT_S = 20.0
-"""A safety net only (a time limit makes results depend on machine speed): the node limit
-and the LP fallback keep normal runs far below it."""
+EXACT_MAX_SWAPS = 1200
+"""Up to this many candidate swaps (pairs, slices counted) the plan is an exact MILP; above it
+the problem is decomposed (see the module docstring)."""
+NODE_LIMIT = 20_000
+"""Branch-and-bound nodes of the exact MILP (deterministic; the answer never depends on time)."""
+MIP_GAP = 1e-3
+"""The exact MILP stops when its incumbent is proven within 0.1% of the optimum."""
+MAX_SLICES = 32
+"""Most slices of one pair under ``max_trade_pp`` in one run."""
+_RATIO = math.sqrt(2)
+_SEGMENTS = 14
+_LEG_SEGMENTS = (0.0, 1 / 8, 1 / 4, 1 / 2, 1.0)
+_DECOMPOSED_SEGMENTS = 8
+_POLISH = (0.25, 0.5, 1 / math.sqrt(2), 1 / 1.19, 1.0, 1.19, math.sqrt(2), 2.0)
 
 
 @dataclass(slots=True)
@@ -103,6 +114,8 @@ class Problem:
     """(account, sell asset, buy asset) -> k with impact_pp = k * x_pp**2."""
     tax: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     """asset -> convex segments (capacity in points, tax per point sold)."""
+    max_trade_pp: float | None = None
+    max_run_pp: float | None = None
 
     def asset_rows(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
@@ -110,6 +123,17 @@ class Problem:
             for a in r.assets:
                 out.setdefault(a, []).append(i)
         return out
+
+    def sell_cap(self, i: int) -> float:
+        """What slot ``i`` may sell (a native slot keeps one swap's gas); 0 if nothing."""
+        s = self.slots[i]
+        acc = self.accounts[s.account]
+        if acc.locked or not s.can_sell:
+            return 0.0
+        cap = s.avail_pp
+        if i == acc.native_slot:
+            cap = min(cap, acc.native_avail_pp - acc.gas_pp)
+        return cap if cap >= self.min_pp and cap > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,365 +152,370 @@ class Solution:
     stage1_support: int
     pairs: int
     objective: float | None
+    method: str = "exact"
+    bound: float | None = None
+    """A lower bound of the objective over the candidate swaps (relaxation or MILP bound)."""
+    cost_pp: float | None = None
+
+    bound_cost_pp: float | None = None
+    """The decomposed mode's lower bound of the cost alone (its relaxation)."""
+
+    @property
+    def gap(self) -> float | None:
+        """How far above its lower bound the plan may be: the MILP's own gap, or (decomposed)
+        (cost - bound) / bound against the relaxation over the candidate swaps, whose impact is
+        under-estimated (the plan's is over-estimated), so the figure is conservative."""
+        if self.bound_cost_pp is not None and self.cost_pp is not None:
+            return max(0.0, self.cost_pp - self.bound_cost_pp) / max(self.bound_cost_pp, 1e-12)
+        if self.objective is None or self.bound is None:
+            return None
+        return max(0.0, self.objective - self.bound) / max(abs(self.bound), 1e-9)
 
 
-def _fill(x: object, k: int) -> np.ndarray:
-    """``x`` as a float array of length ``k`` (a scalar is repeated)."""
-    a = np.asarray(x, dtype=float).ravel()
-    return a if a.size == k else np.full(k, a[0])
+# -- candidate swaps ----------------------------------------------------------------------------
+def signatures(problem: Problem) -> dict[str, tuple[int, ...]]:
+    """asset -> the targeted rows it belongs to: two tokens with one signature are the same to
+    every band row."""
+    out: dict[str, tuple[int, ...]] = {}
+    for a, rows in problem.asset_rows().items():
+        out[a] = tuple(sorted(rows))
+    for s in problem.slots:
+        out.setdefault(s.asset, ())
+    return out
 
 
-class _Builder:
-    """Collects variables and constraint rows as sparse triplets, in numpy chunks."""
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.m = 0
-        self._cost: list[np.ndarray] = []
-        self._lb: list[np.ndarray] = []
-        self._ub: list[np.ndarray] = []
-        self._int: list[np.ndarray] = []
-        self._r: list[np.ndarray] = []
-        self._c: list[np.ndarray] = []
-        self._v: list[np.ndarray] = []
-        self._rlo: list[np.ndarray] = []
-        self._rhi: list[np.ndarray] = []
-
-    def vars(
-        self, cost: object, lb: object = 0.0, ub: object = np.inf, integer: bool = False
-    ) -> np.ndarray:
-        c = np.asarray(cost, dtype=float).ravel()
-        k = len(c)
-        self._cost.append(c)
-        self._lb.append(_fill(lb, k))
-        self._ub.append(_fill(ub, k))
-        self._int.append(np.full(k, 1 if integer else 0))
-        idx = np.arange(self.n, self.n + k)
-        self.n += k
-        return idx
-
-    def var(self, cost: float, lb: float = 0.0, ub: float = np.inf, integer: bool = False) -> int:
-        return int(self.vars([cost], lb, ub, integer)[0])
-
-    def rows(self, local: object, cols: object, vals: object, lo: object, hi: object) -> None:
-        """Add ``len(lo)`` rows; entries name their row by ``local`` index among them."""
-        lo_a = np.asarray(lo, dtype=float).ravel()
-        k = len(lo_a)
-        self._r.append(np.asarray(local, dtype=np.int64).ravel() + self.m)
-        self._c.append(np.asarray(cols, dtype=np.int64).ravel())
-        self._v.append(np.asarray(vals, dtype=float).ravel())
-        self._rlo.append(lo_a)
-        self._rhi.append(_fill(hi, k))
-        self.m += k
-
-    def row(self, terms: Sequence[tuple[int, float]], lo: float, hi: float) -> None:
-        cols = [t[0] for t in terms]
-        vals = [t[1] for t in terms]
-        self.rows(np.zeros(len(cols), dtype=np.int64), cols, vals, [lo], [hi])
-
-    def add_cost(self, cols: object, deltas: object) -> None:
-        """Change the cost of existing variables (applied when the arrays are built)."""
-        self._extra_cost = getattr(self, "_extra_cost", [])
-        self._extra_cost.append((np.asarray(cols, dtype=np.int64), np.asarray(deltas, float)))
-
-    def solve(self, integer: bool, options: dict[str, object]) -> object:
-        cost = np.concatenate(self._cost) if self._cost else np.zeros(0)
-        for cols, deltas in getattr(self, "_extra_cost", []):
-            np.add.at(cost, cols, deltas)
-        a = csr_array(
-            (np.concatenate(self._v), (np.concatenate(self._r), np.concatenate(self._c))),
-            shape=(self.m, self.n),
-        )
-        return milp(
-            cost,
-            integrality=np.concatenate(self._int) if integer else None,
-            bounds=Bounds(np.concatenate(self._lb), np.concatenate(self._ub)),
-            constraints=LinearConstraint(a, np.concatenate(self._rlo), np.concatenate(self._rhi)),
-            # NOTE: presolve off: on these sparse, small programs HiGHS's presolve costs more
-            # than it saves (bench/planner.py: 3x50x10 ~53 -> ~43 ms, same plan costs).
-            options={**options, "presolve": False},
-        )
+def all_pairs(problem: Problem) -> list[tuple[int, int]]:
+    """Every (sell, buy) pair of every unlocked wallet that changes some targeted row."""
+    sig = signatures(problem)
+    by_account: dict[int, list[int]] = {}
+    for idx, s in enumerate(problem.slots):
+        by_account.setdefault(s.account, []).append(idx)
+    out: list[tuple[int, int]] = []
+    for a in sorted(by_account):
+        if problem.accounts[a].locked:
+            continue
+        idxs = by_account[a]
+        sells = [i for i in idxs if problem.sell_cap(i) > 0]
+        buys = [j for j in idxs if problem.slots[j].can_buy]
+        for i in sells:
+            si = sig[problem.slots[i].asset]
+            out.extend((i, j) for j in buys if sig[problem.slots[j].asset] != si)
+    return out
 
 
-_LEG_SEGMENTS = (0.0, 1 / 4, 1 / 2, 1.0)
+def pair_bound(problem: Problem) -> int:
+    """An upper bound on the exact candidate swaps (sells x buys per wallet), cheap to count."""
+    sells: dict[int, int] = {}
+    buys: dict[int, int] = {}
+    for idx, s in enumerate(problem.slots):
+        if problem.sell_cap(idx) > 0:
+            sells[s.account] = sells.get(s.account, 0) + 1
+        if s.can_buy:
+            buys[s.account] = buys.get(s.account, 0) + 1
+    if problem.max_trade_pp is None:
+        return sum(n * buys.get(a, 0) for a, n in sells.items())
+    return sum(n * buys.get(a, 0) * MAX_SLICES for a, n in sells.items())
 
 
-def _segments(
-    b: _Builder, fixed: np.ndarray, k: np.ndarray, cap: np.ndarray, fractions: Sequence[float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per item, convex piecewise-linear pieces of ``fixed * x + k * x**2`` on ``[0, cap]``
-    (chords between the ``fractions`` of ``cap``). Returns (vars, slopes), both items x pieces."""
-    fr = np.asarray(fractions)
-    lo_x = cap[:, None] * fr[None, :-1]
-    hi_x = cap[:, None] * fr[None, 1:]
-    slope = k[:, None] * (lo_x + hi_x)
-    v = b.vars(fixed[:, None] + slope, 0.0, hi_x - lo_x)
-    return v.reshape(slope.shape), slope
+def slices(problem: Problem, pairs: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Each pair once per slice it may need under ``max_trade_pp`` (the same pair repeated)."""
+    cap_t = problem.max_trade_pp
+    out: list[tuple[int, int]] = []
+    seen: set[tuple[int, int]] = set()
+    for i, j in pairs:
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        n = 1
+        if cap_t is not None:
+            cap = problem.sell_cap(i)
+            if problem.max_run_pp is not None:
+                cap = min(cap, problem.max_run_pp)
+            n = min(MAX_SLICES, max(1, math.ceil(cap / cap_t - 1e-9)))
+        out.extend([(i, j)] * n)
+    return out
 
 
-def _row_entries(
-    problem: Problem, items: Sequence[int], slot_of: Sequence[int]
-) -> tuple[list[int], list[int]]:
-    """(row, item) for every band row containing each item's asset."""
-    asset_rows = problem.asset_rows()
-    rows: list[int] = []
-    which: list[int] = []
-    for n in items:
-        for ri in asset_rows.get(problem.slots[slot_of[n]].asset, ()):
-            rows.append(ri)
-            which.append(n)
-    return rows, which
+def _valid(problem: Problem, i: int, j: int) -> bool:
+    si, sj = problem.slots[i], problem.slots[j]
+    return (
+        si.account == sj.account and si.asset != sj.asset and sj.can_buy and problem.sell_cap(i) > 0
+    )
 
 
-def stage1(problem: Problem) -> tuple[dict[int, float], dict[int, float], str]:
-    """Candidate LP: which slots are worth selling and buying (see the module docstring).
+# -- the decomposed mode: legs, then pairs ------------------------------------------------------
+def legs(
+    problem: Problem,
+) -> tuple[dict[int, float], dict[tuple[int, tuple[int, ...]], tuple[int, float]], float | None]:
+    """Leg LP: which positions to sell, how much, and what each wallet buys with it.
 
-    One sell leg per sellable position; one buy leg per wallet and leaf row (its deepest
-    token), sized at most what the wallet can sell. Each leg costs half the fee, half the gas
-    spread over a reference trade, and its own convex price impact, so the LP spreads large
-    moves over positions the way the exact pair program would."""
-    ref_pp = max(problem.min_pp, 1.0)
-    leaf_of: dict[str, int] = {}
-    for ri, r in enumerate(problem.rows):
-        if r.leaf:
-            for a in r.assets:
-                leaf_of[a] = ri
+    One sell leg per sellable position, priced as a swap into the wallet's deepest bought
+    token (fee, convex impact by chords, gas as a relaxed fixed cost with the perspective
+    strengthening); one buy leg per wallet and row signature (its deepest token), free; per
+    wallet what is bought equals what is sold after costs; soft band rows; the run limit.
+    Returns sells (slot -> points), bought ((account, signature) -> (slot, points)) and the
+    objective."""
+    sig = signatures(problem)
+    best_buy: dict[tuple[int, tuple[int, ...]], tuple[float, int]] = {}
     sell_slots: list[int] = []
-    sell_cap: list[float] = []
-    best_buy: dict[tuple[int, int], tuple[float, int]] = {}
+    caps: list[float] = []
     sellable: dict[int, float] = {}
     for idx, s in enumerate(problem.slots):
-        acc = problem.accounts[s.account]
-        if acc.locked:
+        if problem.accounts[s.account].locked:
             continue
-        if s.can_sell:
-            ub = s.avail_pp
-            if idx == acc.native_slot:
-                ub = min(ub, acc.native_avail_pp - acc.gas_pp)
-            if ub > 0:
-                sell_slots.append(idx)
-                sell_cap.append(ub)
-                sellable[s.account] = sellable.get(s.account, 0.0) + ub
-        leaf = leaf_of.get(s.asset)
-        if s.can_buy and leaf is not None:
+        c = problem.sell_cap(idx)
+        if c > 0:
+            sell_slots.append(idx)
+            caps.append(c)
+            sellable[s.account] = sellable.get(s.account, 0.0) + c
+        if s.can_buy and sig[s.asset]:
             k = problem.impact(s.account, s.asset, s.asset)
-            key = (s.account, leaf)
+            key = (s.account, sig[s.asset])
             if key not in best_buy or k < best_buy[key][0]:
                 best_buy[key] = (k, idx)
-    buy_slots = [idx for (a, _), (_, idx) in sorted(best_buy.items()) if sellable.get(a, 0.0) > 0]
-    if not sell_slots or not buy_slots:
-        return {}, {}, "nothing tradable"
-    legs = sell_slots + buy_slots
+    groups = sorted(g for g in best_buy if sellable.get(g[0], 0.0) > 0)
+    if not sell_slots or not groups:
+        return {}, {}, None
+    deepest: dict[int, str] = {}
+    for g in groups:
+        k, idx = best_buy[g]
+        a = g[0]
+        if a not in deepest or k < best_buy[(a, sig[deepest[a]])][0]:
+            deepest[a] = problem.slots[idx].asset
     n_sell = len(sell_slots)
-    acc_of = np.array([problem.slots[i].account for i in legs])
-    fee = np.array([problem.accounts[a].fee for a in acc_of])
-    gas = np.array([problem.accounts[a].gas_pp for a in acc_of])
-    k_leg = np.array(
+    acc_s = np.array([problem.slots[i].account for i in sell_slots])
+    fee = np.array([problem.accounts[a].fee for a in acc_s])
+    gas = np.array([problem.accounts[a].gas_pp for a in acc_s])
+    k_s = np.array(
         [
-            problem.impact(problem.slots[i].account, problem.slots[i].asset, problem.slots[i].asset)
-            / 2
-            for i in legs
+            problem.impact(problem.slots[i].account, problem.slots[i].asset, deepest[a])
+            for i, a in zip(sell_slots, acc_s, strict=True)
         ]
     )
-    cap = np.array(sell_cap + [sellable[problem.slots[i].account] for i in buy_slots])
-    b = _Builder()
-    seg, slope = _segments(b, fee / 2 + gas / (2 * ref_pp), k_leg, cap, _LEG_SEGMENTS)
+    cap = np.array(caps)
+    b = Builder()
+    fr = np.asarray(_LEG_SEGMENTS)
+    lo_x = cap[:, None] * fr[None, :-1]
+    hi_x = cap[:, None] * fr[None, 1:]
+    widths = hi_x - lo_x
+    slope = k_s[:, None] * (lo_x + hi_x)
+    seg = b.vars((fee[:, None] + slope).ravel(), 0.0, widths.ravel()).reshape(slope.shape)
     n_seg = seg.shape[1]
-    is_sell = np.arange(len(legs)) < n_sell
+    on = b.vars(gas, 0.0, 1.0)
+    b.rows(
+        np.concatenate([np.arange(n_sell * n_seg), np.arange(n_sell * n_seg)]),
+        np.concatenate([seg.ravel(), np.repeat(on, n_seg)]),
+        np.concatenate([np.ones(n_sell * n_seg), -widths.ravel()]),
+        np.full(n_sell * n_seg, -np.inf),
+        0.0,
+    )
+    buy_slots = [best_buy[g][1] for g in groups]
+    acc_b = np.array([g[0] for g in groups])
+    buy = b.vars(np.zeros(len(groups)), 0.0, np.array([sellable[a] for a in acc_b]))
     # per wallet: what the buys get equals what the sells give, after fee and impact
-    accounts, acc_row = np.unique(acc_of, return_inverse=True)
-    coef = np.where(is_sell[:, None], -(1.0 - fee[:, None] - slope), 1.0)
-    b.rows(np.repeat(acc_row, n_seg), seg, coef, np.zeros(len(accounts)), 0.0)
-    # band rows: value changes by buys (net of impact) minus sells; soft, ranged
-    rows, which = _row_entries(problem, range(len(legs)), legs)
-    if rows:
-        r_arr = np.array(rows)
-        w_arr = np.array(which)
+    accounts, inv = np.unique(np.concatenate([acc_s, acc_b]), return_inverse=True)
+    s_row, b_row = inv[:n_sell], inv[n_sell:]
+    b.rows(
+        np.concatenate([np.repeat(s_row, n_seg), b_row]),
+        np.concatenate([seg.ravel(), buy]),
+        np.concatenate([-(1.0 - fee[:, None] - slope).ravel(), np.ones(len(groups))]),
+        np.zeros(len(accounts)),
+        0.0,
+    )
+    asset_rows = problem.asset_rows()
+    e_rows: list[int] = []
+    e_cols: list[np.ndarray] = []
+    e_vals: list[np.ndarray] = []
+    for n, idx in enumerate(sell_slots):
+        for ri in asset_rows.get(problem.slots[idx].asset, ()):
+            e_rows.extend([ri] * n_seg)
+            e_cols.append(seg[n])
+            e_vals.append(np.full(n_seg, -1.0))
+    for n, idx in enumerate(buy_slots):
+        for ri in asset_rows.get(problem.slots[idx].asset, ()):
+            e_rows.append(ri)
+            e_cols.append(buy[n : n + 1])
+            e_vals.append(np.ones(1))
+    if e_rows:
+        r_arr = np.array(e_rows)
         touched, t_of = np.unique(r_arr, return_inverse=True)
-        vals = np.where(is_sell[w_arr, None], -1.0, 1.0 - slope[w_arr])
         n_t = len(touched)
         vlo = b.vars(np.full(n_t, BIG))
         vhi = b.vars(np.full(n_t, BIG))
         lo = np.array([problem.rows[r].lo - problem.rows[r].value_pp for r in touched])
         hi = np.array([problem.rows[r].hi - problem.rows[r].value_pp for r in touched])
         b.rows(
-            np.concatenate([np.repeat(t_of, n_seg), np.arange(n_t), np.arange(n_t)]),
-            np.concatenate([seg[w_arr].ravel(), vlo, vhi]),
-            np.concatenate([vals.ravel(), np.ones(n_t), -np.ones(n_t)]),
+            np.concatenate([t_of, np.arange(n_t), np.arange(n_t)]),
+            np.concatenate([*e_cols, vlo, vhi]),
+            np.concatenate([*e_vals, np.ones(n_t), -np.ones(n_t)]),
             lo,
             hi,
         )
-        # linear tie-break toward target on leaf rows (stage 2 uses the exact distance)
-        sign = np.array(
-            [
-                0.0
-                if not problem.rows[r].leaf
-                else (EPS_DEV if problem.rows[r].value_pp >= problem.rows[r].target else -EPS_DEV)
-                for r in touched
-            ]
+    if problem.max_run_pp is not None:
+        b.rows(
+            np.zeros(n_sell * n_seg, dtype=np.int64),
+            seg.ravel(),
+            np.ones(n_sell * n_seg),
+            [-np.inf],
+            problem.max_run_pp,
         )
-        b.add_cost(seg[w_arr].ravel(), (sign[t_of][:, None] * vals).ravel())
-    _tax_rows(
-        b,
-        problem,
-        {
-            a: [
-                (int(v), 1.0)
-                for n in range(n_sell)
-                if problem.slots[legs[n]].asset == a
-                for v in seg[n]
-            ]
-            for a in problem.tax
-        },
-    )
-    res = b.solve(False, {"time_limit": TIME_LIMIT_S})
-    if res.x is None:  # type: ignore[attr-defined]
-        return {}, {}, f"candidate LP failed: {res.message}"  # type: ignore[attr-defined]
-    amounts = res.x[seg].sum(axis=1)  # type: ignore[attr-defined]
-    sells = {legs[n]: float(amounts[n]) for n in range(n_sell) if amounts[n] > 1e-9}
-    buys = {legs[n]: float(amounts[n]) for n in range(n_sell, len(legs)) if amounts[n] > 1e-9}
-    return sells, buys, "ok"
+    res = b.solve(False)
+    if res.x is None:
+        return {}, {}, None
+    amounts = res.x[seg].sum(axis=1)
+    sells = {sell_slots[n]: float(amounts[n]) for n in range(n_sell) if amounts[n] > 1e-9}
+    bought = {
+        g: (buy_slots[n], float(res.x[buy[n]]))
+        for n, g in enumerate(groups)
+        if res.x[buy[n]] > 1e-9
+    }
+    return sells, bought, float(res.fun)
 
 
-def _tax_rows(b: _Builder, problem: Problem, tax_terms: dict[str, list[tuple[int, float]]]) -> None:
-    """Sold value of each asset is covered by its tax segments, cheapest filled first."""
-    for asset, terms in tax_terms.items():
-        segments = problem.tax.get(asset)
-        if not segments or not terms:
-            continue
-        segs = [(b.var(rate, 0.0, cap), -1.0) for cap, rate in segments]
-        b.row([*terms, *segs], -np.inf, 0.0)
-
-
-MILP_MAX_PAIRS = 80
-"""Above this many candidate pairs the MILP gets slow; stage 2 is then an LP with rounding."""
-
-
-def candidate_pairs(
-    problem: Problem, sells: dict[int, float], buys: dict[int, float]
-) -> list[tuple[int, int]]:
-    """Pairs to offer stage 2, per wallet: every sell with every buy when there are few;
-    otherwise the LP's legs matched in order of size (north-west corner), plus each sell with
-    the largest buy and each buy with the largest sell."""
-    by_sell: dict[int, list[int]] = {}
-    by_buy: dict[int, list[int]] = {}
-    for i in sells:
-        by_sell.setdefault(problem.slots[i].account, []).append(i)
-    for j in buys:
-        by_buy.setdefault(problem.slots[j].account, []).append(j)
-    out: list[tuple[int, int]] = []
+def matched(
+    problem: Problem,
+    sells: dict[int, float],
+    bought: dict[tuple[int, tuple[int, ...]], tuple[int, float]],
+) -> tuple[list[tuple[int, int]], list[float]]:
+    """Per wallet, the leg LP's sells matched to its buys, largest first (north-west corner):
+    the fewest swaps that carry those amounts. Returns swaps and their sizes."""
+    by_buy: dict[int, list[tuple[int, float]]] = {}
+    for (a, _), (j, x) in bought.items():
+        by_buy.setdefault(a, []).append((j, x))
+    by_sell: dict[int, list[tuple[int, float]]] = {}
+    for i, x in sells.items():
+        by_sell.setdefault(problem.slots[i].account, []).append((i, x))
+    swaps: list[tuple[int, int]] = []
+    sizes: list[float] = []
     for a in sorted(by_sell):
-        sl = sorted(by_sell[a], key=lambda i: (-sells[i], i))
-        bl = sorted(by_buy.get(a, []), key=lambda j: (-buys[j], j))
+        sl = sorted(by_sell[a], key=lambda t: (-t[1], t[0]))
+        bl = sorted(by_buy.get(a, []), key=lambda t: (-t[1], t[0]))
         if not bl:
             continue
-        if len(sl) * len(bl) <= 12:
-            out.extend((i, j) for i in sl for j in bl)
-            continue
-        out.extend((i, bl[0]) for i in sl)
-        out.extend((sl[0], j) for j in bl[1:])
+        total_b = sum(x for _, x in bl)
+        total_s = sum(x for _, x in sl)
+        scale = total_s / total_b if total_b > 0 else 1.0
+        bl = [(j, x * scale) for j, x in bl]
         si = bj = 0
-        s_left, b_left = sells[sl[0]], buys[bl[0]]
+        s_left, b_left = sl[0][1], bl[0][1]
         while si < len(sl) and bj < len(bl):
-            out.append((sl[si], bl[bj]))
             step = min(s_left, b_left)
+            if step > 1e-12 and problem.slots[sl[si][0]].asset != problem.slots[bl[bj][0]].asset:
+                swaps.append((sl[si][0], bl[bj][0]))
+                sizes.append(step)
             s_left -= step
             b_left -= step
             if s_left <= 1e-12:
                 si += 1
-                s_left = sells[sl[si]] if si < len(sl) else 0.0
+                s_left = sl[si][1] if si < len(sl) else 0.0
             if b_left <= 1e-12:
                 bj += 1
-                b_left = buys[bl[bj]] if bj < len(bl) else 0.0
+                b_left = bl[bj][1] if bj < len(bl) else 0.0
+    return swaps, sizes
+
+
+def decomposed_pairs(
+    problem: Problem,
+    sells: dict[int, float],
+    bought: dict[tuple[int, tuple[int, ...]], tuple[int, float]],
+) -> list[tuple[int, int]]:
+    """Per wallet, every sold position with every row the wallet buys (its deepest token)."""
+    sig = signatures(problem)
+    by_account: dict[int, list[int]] = {}
+    for (a, _), (j, _) in sorted(bought.items()):
+        by_account.setdefault(a, []).append(j)
+    out: list[tuple[int, int]] = []
+    for i in sorted(sells):
+        si = problem.slots[i]
+        out.extend(
+            (i, j)
+            for j in by_account.get(si.account, ())
+            if sig[problem.slots[j].asset] != sig[si.asset]
+        )
     return out
 
 
-def stage2(
+# -- the pair program -----------------------------------------------------------------------------
+def _breakpoints(cap: np.ndarray, around: np.ndarray | None, segments: int) -> np.ndarray:
+    """Per swap, ``[0, b_1, ..., cap]``: geometric (ratio sqrt 2) below ``cap``, or re-centred
+    on ``around`` (the size found), for the polish."""
+    if around is None:
+        ratio = _RATIO if segments == _SEGMENTS else 2.0
+        powers = ratio ** (np.arange(segments) - (segments - 1.0))
+        pts = cap[:, None] * powers[None, :]
+    else:
+        pts = np.minimum(around[:, None] * np.asarray(_POLISH)[None, :], cap[:, None])
+        pts = np.concatenate([pts, cap[:, None]], axis=1)
+    return np.concatenate([np.zeros((len(cap), 1)), np.maximum.accumulate(pts, axis=1)], axis=1)
+
+
+def program(
     problem: Problem,
-    candidates: Sequence[tuple[int, int]],
-    node_limit: int = 5_000,
-    relax: bool | None = None,
+    swaps: Sequence[tuple[int, int]],
+    kind: str,
+    around: Sequence[float] | None = None,
+    segments: int = _SEGMENTS,
+    lower: bool = False,
 ) -> Solution:
-    """Pair MILP over the candidates (see the module docstring). With many candidates (or
-    ``relax``) the binaries are relaxed and rounded: pairs the LP uses at the minimum size or
-    more are fixed on (gas paid in full, size at least the minimum), the rest dropped, and the
-    LP solved again."""
-    pairs: list[tuple[int, int]] = []
-    seen: set[tuple[int, int]] = set()
-    for i, j in candidates:
-        si, sj = problem.slots[i], problem.slots[j]
-        if (i, j) in seen or si.asset == sj.asset or si.account != sj.account:
-            continue
-        if problem.accounts[si.account].locked or not si.can_sell or not sj.can_buy:
-            continue
-        if si.avail_pp < problem.min_pp or si.avail_pp <= 0:
-            continue
-        seen.add((i, j))
-        pairs.append((i, j))
-    if not pairs:
-        return Solution([], "no candidate trades", 0, 0, 0.0)
-    if relax is None:
-        relax = len(pairs) > MILP_MAX_PAIRS
-    if not relax:
-        return _pair_program(problem, pairs, "milp", node_limit)
-    first = _pair_program(problem, pairs, "relaxed", node_limit)
-    keep = [(t.sell, t.buy) for t in first.trades if t.x_pp >= problem.min_pp * (1 - 1e-9)]
-    if not keep:
-        return first
-    if len(keep) == len(first.trades) and _gas_fits(problem, first.trades):
-        # every pair used is at least the minimum and the wallets can pay full gas for all:
-        # the relaxed answer is already a valid plan; fixing the pairs on would not move it
-        first.status = f"LP + rounding ({first.status})"
-        return first
-    second = _pair_program(problem, keep, "fixed", node_limit)
-    second.pairs = len(pairs)
-    second.status = f"LP + rounding ({second.status})"
-    return second
-
-
-def _gas_fits(problem: Problem, trades: Sequence[PairTrade]) -> bool:
-    """Can every wallet pay full gas for its trades (and its native sales) above reserve?"""
-    spend: dict[int, float] = {}
-    for t in trades:
-        a = problem.slots[t.sell].account
-        acc = problem.accounts[a]
-        native = t.x_pp if t.sell == acc.native_slot else 0.0
-        spend[a] = spend.get(a, 0.0) + acc.gas_pp + native
-    return all(v <= problem.accounts[a].native_avail_pp for a, v in spend.items())
-
-
-def _pair_program(
-    problem: Problem, pairs: list[tuple[int, int]], kind: str, node_limit: int
-) -> Solution:
-    """One solve of the pair program: ``milp`` (binaries), ``relaxed`` (binaries in [0, 1]) or
-    ``fixed`` (every pair on: gas paid, size at least the minimum)."""
+    """One solve of the pair program over ``swaps`` (a pair repeated is one slice each):
+    ``milp`` (binaries), ``relaxed`` (binaries in [0, 1]) or ``fixed`` (every swap on: gas
+    paid, size at least the minimum)."""
     slots, accounts = problem.slots, problem.accounts
-    n_p = len(pairs)
-    si = np.array([i for i, _ in pairs])
+    n_p = len(swaps)
+    si = np.array([i for i, _ in swaps])
     acc_of = np.array([slots[i].account for i in si])
     fee = np.array([accounts[a].fee for a in acc_of])
     gas = np.array([accounts[a].gas_pp for a in acc_of])
     native = np.array([i == accounts[slots[i].account].native_slot for i in si])
-    nat_avail = np.array([accounts[a].native_avail_pp for a in acc_of])
-    cap = np.array([slots[i].avail_pp for i in si])
-    cap = np.where(native, np.minimum(cap, nat_avail - gas), cap)
+    cap = np.array([problem.sell_cap(i) for i in si])
+    if problem.max_trade_pp is not None:
+        # NOTE: a hair inside the limit, so rounding to base units never crosses it
+        cap = np.minimum(cap, problem.max_trade_pp * (1 - 1e-7))
+    if problem.max_run_pp is not None:
+        cap = np.minimum(cap, problem.max_run_pp)
     k = np.array(
-        [problem.impact(slots[i].account, slots[i].asset, slots[j].asset) for i, j in pairs]
+        [problem.impact(slots[i].account, slots[i].asset, slots[j].asset) for i, j in swaps]
     )
-    b = _Builder()
+    pts = _breakpoints(cap, None if around is None else np.asarray(around, dtype=float), segments)
+    widths = np.diff(pts, axis=1)
+    # chords over-estimate impact (the plan is conservative); ``lower``: each piece at the
+    # slope of its left end, which under-estimates it, so a relaxation is a true lower bound
+    slope = k[:, None] * (2 * pts[:, :-1] if lower else pts[:, :-1] + pts[:, 1:])
+    b = Builder()
     on = b.vars(gas, 1.0 if kind == "fixed" else 0.0, 1.0, integer=kind == "milp")
-    seg, slope = _segments(b, fee, k, cap, _SEGMENTS)
+    seg = b.vars((fee[:, None] + slope).ravel(), 0.0, widths.ravel()).reshape(widths.shape)
     n_seg = seg.shape[1]
     seg_pair = np.repeat(np.arange(n_p), n_seg)
     ones = np.ones(n_p * n_seg)
-    # on/off and minimum size: m * on <= x <= cap * on
-    b.rows(
-        np.concatenate([seg_pair, np.arange(n_p)]),
-        np.concatenate([seg.ravel(), on]),
-        np.concatenate([ones, -cap]),
-        np.full(n_p, -np.inf),
-        0.0,
-    )
+    if kind != "fixed":
+        # perspective: each segment only when the swap is on (x_s <= w_s * on)
+        b.rows(
+            np.concatenate([np.arange(n_p * n_seg), np.arange(n_p * n_seg)]),
+            np.concatenate([seg.ravel(), np.repeat(on, n_seg)]),
+            np.concatenate([ones, -widths.ravel()]),
+            np.full(n_p * n_seg, -np.inf),
+            0.0,
+        )
+        # swaps of one sell slot whose bought tokens are interchangeable (same rows, same
+        # impact; slices of one pair are the extreme case): use them in order, so branch and
+        # bound does not explore their permutations
+        sig = signatures(problem)
+        key = [(i, sig[slots[j].asset], k[n]) for n, (i, j) in enumerate(swaps)]
+        order = sorted(range(n_p), key=lambda n: (key[n], swaps[n][1], n))
+        same_prev = [
+            (order[q - 1], order[q]) for q in range(1, n_p) if key[order[q]] == key[order[q - 1]]
+        ]
+        same = [n for _, n in same_prev]
+        if same:
+            prev = np.array([p for p, _ in same_prev])
+            s_arr = np.array(same)
+            b.rows(
+                np.concatenate([np.arange(len(same)), np.arange(len(same))]),
+                np.concatenate([on[prev], on[s_arr]]),
+                np.concatenate([np.ones(len(same)), -np.ones(len(same))]),
+                np.zeros(len(same)),
+                np.inf,
+            )
     if problem.min_pp > 0:
         b.rows(
             np.concatenate([seg_pair, np.arange(n_p)]),
@@ -495,6 +524,18 @@ def _pair_program(
             np.zeros(n_p),
             np.inf,
         )
+    if problem.max_trade_pp is not None:
+        # the fewest slices: a pair's next slice only once the one before is full
+        nxt = [n for n in range(1, n_p) if swaps[n] == swaps[n - 1]]
+        if nxt:
+            nx = np.array(nxt)
+            b.rows(
+                np.concatenate([np.repeat(np.arange(len(nx)), n_seg), np.arange(len(nx))]),
+                np.concatenate([seg[nx - 1].ravel(), on[nx]]),
+                np.concatenate([np.ones(len(nx) * n_seg), np.full(len(nx), -cap[nx - 1])]),
+                np.zeros(len(nx)),
+                np.inf,
+            )
     # the plan's total cost as one variable, so each band row refers to it once (sparse)
     cost_var = b.var(0.0)
     b.rows(
@@ -511,7 +552,7 @@ def _pair_program(
         seg.ravel(),
         ones,
         np.full(len(sold), -np.inf),
-        np.array([slots[i].avail_pp for i in sold]),
+        np.array([problem.sell_cap(i) for i in sold]),
     )
     # gas and native sales come out of the native coin above its reserve
     accs, acc_row = np.unique(acc_of, return_inverse=True)
@@ -523,12 +564,66 @@ def _pair_program(
         np.full(len(accs), -np.inf),
         np.array([max(accounts[a].native_avail_pp, 0.0) for a in accs]),
     )
-    # band rows, with the total shrunk by the plan's cost
+    if problem.max_run_pp is not None:
+        b.rows(
+            np.zeros(n_p * n_seg, dtype=np.int64), seg.ravel(), ones, [-np.inf], problem.max_run_pp
+        )
+    _band_rows(b, problem, swaps, seg, on, fee, slope, gas, cost_var)
+    if problem.tax:
+        _tax_rows(
+            b,
+            problem,
+            {
+                a: [
+                    (int(v), 1.0)
+                    for n in range(n_p)
+                    if slots[swaps[n][0]].asset == a
+                    for v in seg[n]
+                ]
+                for a in problem.tax
+            },
+        )
+    options: dict[str, object] = {}
+    if kind == "milp":
+        options.update(node_limit=NODE_LIMIT, mip_rel_gap=MIP_GAP)
+    res = b.solve(kind == "milp", options)
+    x = res.x
+    if x is None:
+        return Solution([], f"{kind} found no solution: {res.message}", 0, n_p, None, kind)
+    amounts = x[seg].sum(axis=1)
+    trades = [
+        PairTrade(i, j, float(amounts[n]))
+        for n, (i, j) in enumerate(swaps)
+        if (x[on[n]] > 0.5 or kind == "relaxed") and amounts[n] > 1e-12
+    ]
+    status = "optimal" if res.status == 0 else f"stopped early ({res.message})"
+    bound = float(res.fun)
+    if kind == "milp":
+        dual = getattr(res, "mip_dual_bound", None)
+        bound = float(dual) if dual is not None and np.isfinite(dual) else bound
+    return Solution(trades, status, 0, n_p, float(res.fun), kind, bound, float(x[cost_var]))
+
+
+def _band_rows(
+    b: Builder,
+    problem: Problem,
+    swaps: Sequence[tuple[int, int]],
+    seg: np.ndarray,
+    on: np.ndarray,
+    fee: np.ndarray,
+    slope: np.ndarray,
+    gas: np.ndarray,
+    cost_var: int,
+) -> None:
+    """Soft band rows with the total shrunk by the plan's cost, and the tie-break toward
+    target of leaf rows."""
+    slots, accounts = problem.slots, problem.accounts
+    n_seg = seg.shape[1]
     asset_rows = problem.asset_rows()
     e_row: list[int] = []
     e_pair: list[int] = []
     e_kind: list[int] = []  # 0 buy, 1 sell, 2 gas from the native coin
-    for n, (i, j) in enumerate(pairs):
+    for n, (i, j) in enumerate(swaps):
         for kind_code, asset in (
             (0, slots[j].asset),
             (1, slots[i].asset),
@@ -538,6 +633,8 @@ def _pair_program(
                 e_row.append(ri)
                 e_pair.append(n)
                 e_kind.append(kind_code)
+    if not e_row:
+        return
     er, ep, ek = np.array(e_row), np.array(e_pair), np.array(e_kind)
     touched = np.unique(er[ek < 2])
     local = np.full(len(problem.rows), -1)
@@ -569,7 +666,6 @@ def _pair_program(
             np.broadcast_to(lo_rhs, (n_t,)),
             hi_rhs,
         )
-    # tie-break: distance from target of leaf rows
     n_l = int(leaf.sum())
     if n_l:
         leaf_local = np.full(n_t, -1)
@@ -588,53 +684,106 @@ def _pair_program(
                 np.broadcast_to(lo_rhs, (n_l,)),
                 hi_rhs,
             )
-    if problem.tax:
-        _tax_rows(
-            b,
-            problem,
-            {
-                a: [
-                    (int(v), 1.0)
-                    for n in range(n_p)
-                    if slots[pairs[n][0]].asset == a
-                    for v in seg[n]
-                ]
-                for a in problem.tax
-            },
-        )
-    options: dict[str, object] = {"time_limit": TIME_LIMIT_S}
-    if kind == "milp":
-        options.update(node_limit=node_limit, mip_rel_gap=1e-6)
-    res = b.solve(kind == "milp", options)
-    x = res.x  # type: ignore[attr-defined]
-    if x is None:
-        return Solution([], f"{kind} found no solution: {res.message}", 0, n_p, None)  # type: ignore[attr-defined]
-    amounts = x[seg].sum(axis=1)
-    trades = [
-        PairTrade(i, j, float(amounts[n]))
-        for n, (i, j) in enumerate(pairs)
-        if (x[on[n]] > 0.5 or kind == "relaxed") and amounts[n] > 1e-12
-    ]
-    status = "optimal" if res.status == 0 else f"stopped early ({res.message})"  # type: ignore[attr-defined]
-    return Solution(trades, status, 0, n_p, float(res.fun))  # type: ignore[attr-defined]
+
+
+def _tax_rows(b: Builder, problem: Problem, tax_terms: dict[str, list[tuple[int, float]]]) -> None:
+    """Sold value of each asset is covered by its tax segments, cheapest filled first."""
+    for asset, terms in tax_terms.items():
+        segments = problem.tax.get(asset)
+        if not segments or not terms:
+            continue
+        segs = [(b.var(rate, 0.0, cap), -1.0) for cap, rate in segments]
+        b.row([*terms, *segs], -np.inf, 0.0)
+
+
+def _rounded(problem: Problem, relaxed: Sequence[PairTrade]) -> list[tuple[int, int]]:
+    """The relaxed swaps used at the minimum size or more, largest first, trimmed so that the
+    fixed program is feasible: every wallet pays full gas, every sold slot and the run fit the
+    minimum size of each swap kept."""
+    m = problem.min_pp
+    native_left = {a: acc.native_avail_pp for a, acc in enumerate(problem.accounts)}
+    sell_left: dict[int, float] = {}
+    run_left = problem.max_run_pp if problem.max_run_pp is not None else math.inf
+    keep = []
+    for t in sorted(relaxed, key=lambda t: (-t.x_pp, t.sell, t.buy)):
+        if t.x_pp < m * (1 - 1e-9):
+            continue
+        s = problem.slots[t.sell]
+        acc = problem.accounts[s.account]
+        need_native = acc.gas_pp + (m if t.sell == acc.native_slot else 0.0)
+        left = sell_left.get(t.sell, problem.sell_cap(t.sell))
+        if need_native > native_left[s.account] or m > left or m > run_left:
+            continue
+        native_left[s.account] -= need_native
+        sell_left[t.sell] = left - m
+        run_left -= m
+        keep.append((t.sell, t.buy))
+    keep.sort()
+    return keep
 
 
 def solve(problem: Problem, extra_pairs: Sequence[tuple[int, int]] = ()) -> Solution:
-    """Candidate LP, then the pair program over its support and ``extra_pairs``."""
-    sells, buys, status = stage1(problem)
-    pairs = [*candidate_pairs(problem, sells, buys), *extra_pairs]
-    sol = stage2(problem, pairs)
-    sol.stage1_support = len(sells) + len(buys)
-    if status != "ok" and not sol.trades:
-        sol.status = status
+    """Exact MILP over every pair when the problem is small enough, else decomposed; then the
+    polish. ``extra_pairs`` (the naive plan's) are always offered."""
+    extra = [(i, j) for i, j in extra_pairs if _valid(problem, i, j)]
+    support = 0
+    swaps: list[tuple[int, int]] = []
+    if pair_bound(problem) <= EXACT_MAX_SWAPS:
+        swaps = slices(problem, sorted({*all_pairs(problem), *extra}))
+        if not swaps:
+            return Solution([], "no candidate trades", 0, 0, 0.0)
+    if swaps and len(swaps) <= EXACT_MAX_SWAPS:
+        sol = program(problem, swaps, "milp")
+        sol.method = "exact"
+    else:
+        sells, bought, _ = legs(problem)
+        support = len(sells) + len(bought)
+        candidates = slices(problem, sorted({*decomposed_pairs(problem, sells, bought), *extra}))
+        if not candidates:
+            return Solution([], "no candidate trades", support, 0, 0.0, "decomposed")
+        relaxed = program(problem, candidates, "relaxed", segments=_DECOMPOSED_SEGMENTS, lower=True)
+        keep = _rounded(problem, relaxed.trades)
+        size_of = {(t.sell, t.buy): t.x_pp for t in relaxed.trades}
+        sol = program(problem, keep, "fixed", [size_of[p] for p in keep]) if keep else relaxed
+        if sol.objective is None:  # cannot happen after the trim; never fall back silently
+            sol = relaxed
+        sol.method = "decomposed"
+        sol.bound = relaxed.objective
+        sol.bound_cost_pp = relaxed.cost_pp
+        sol.pairs = len(candidates)
+        sol.stage1_support = support
+        return sol
+    on = [(t.sell, t.buy) for t in sol.trades]
+    if on:
+        polished = program(problem, on, "fixed", [t.x_pp for t in sol.trades])
+        better = polished.objective is not None and sol.objective is not None
+        if better and polished.objective <= sol.objective + 1e-9:  # type: ignore[operator]
+            sol.trades = polished.trades
+            sol.cost_pp = polished.cost_pp
+            sol.objective = polished.objective
+    sol.stage1_support = support
+    sol.trades = _equal_slices(sol.trades)
     return sol
+
+
+def _equal_slices(trades: Sequence[PairTrade]) -> list[PairTrade]:
+    """Slices of one pair as equal parts of its total (the program fills them in order; equal
+    parts move the same value with less impact and no more gas)."""
+    groups: dict[tuple[int, int], list[float]] = {}
+    for t in trades:
+        groups.setdefault((t.sell, t.buy), []).append(t.x_pp)
+    out: list[PairTrade] = []
+    for (i, j), sizes in groups.items():
+        part = sum(sizes) / len(sizes)
+        out.extend(PairTrade(i, j, part) for _ in sizes)
+    return out
 
 
 def pooled_feasible(problem: Problem, rows: Sequence[ConRow], level: str) -> bool:
     """Could the bands be met ignoring costs and minimum sizes, if value could move freely
     between positions of one ``account``, between wallets of one ``chain``, or ``all`` across
     chains? Tells "needs transfer" and "needs bridge" apart from "infeasible"."""
-    b = _Builder()
+    b = Builder()
     groups: dict[tuple[str, str], tuple[float, bool]] = {}
     for s in problem.slots:
         acc = problem.accounts[s.account]
@@ -661,5 +810,5 @@ def pooled_feasible(problem: Problem, rows: Sequence[ConRow], level: str) -> boo
         b.row(terms, r.lo - r.value_pp, r.hi - r.value_pp)
     if not b.n:
         return False
-    res = b.solve(False, {"time_limit": TIME_LIMIT_S})
-    return bool(res.status == 0)  # type: ignore[attr-defined]
+    res = b.solve(False)
+    return bool(res.status == 0)

@@ -16,6 +16,7 @@ from rebalancer.core.types import Token
 from rebalancer.planner.drift import Drift, DriftRow
 from rebalancer.planner.model import from_base_units
 from rebalancer.planner.plan import Plan, Trade
+from rebalancer.planner.skips import GoalSkip, skip_json
 from rebalancer.planner.tax import HarvestCandidate
 
 _CENT = Decimal("0.01")
@@ -102,9 +103,12 @@ def plan_json(p: Plan, created_at: datetime, as_of: datetime | None = None) -> d
         "mode": p.mode,
         "method": p.method,
         "triggered": p.before.triggered,
+        "reachable": p.reachable,
+        "unreachable_why": p.unreachable_why,
+        "left_for_next_run_usd": None if p.left_usd is None else usd(p.left_usd),
         "total_usd": usd(p.total_usd),
         "trades": [trade_json(t) for t in p.trades],
-        "skipped": list(p.skipped),
+        "skipped": [skip_json(s) for s in p.skipped],
         "before": [row_json(r) for r in p.before.rows],
         "after": [row_json(r) for r in p.after],
         "before_max_drift_pp": pct(p.before.max_drift_pp),
@@ -204,10 +208,17 @@ def _amount(raw: int, token: Token) -> str:
 
 
 def plan_text(p: Plan) -> str:
-    lines = [
+    lines = []
+    if not p.reachable:
+        lines += [f"bands NOT reachable: {p.unreachable_why}", ""]
+    lines.append(
         f"total {_num(p.total_usd)} USD, mode {p.mode}, rebalance: "
-        f"{'YES' if p.before.triggered else 'no'}, method {p.method}",
-    ]
+        f"{'YES' if p.before.triggered else 'no'}, method {p.method}"
+    )
+    if p.left_usd is not None:
+        lines.append(
+            f"policy.max_run_usd reached: about {_num(p.left_usd)} USD left for the next run"
+        )
     if p.trades:
         lines += [
             "",
@@ -246,11 +257,8 @@ def plan_text(p: Plan) -> str:
     if p.skipped:
         lines += ["", "not done:"]
         for s in p.skipped:
-            what = s.get("name") or " ".join(
-                x for x in (s.get("chain"), s.get("wallet"), s.get("sell"), s.get("buy")) if x
-            )
-            amount = f" {s['amount_usd']} USD" if "amount_usd" in s else ""
-            lines.append(f"  {s['reason']:<14} {what}{amount}: {s.get('detail', '')}")
+            amount = f" {s.amount_usd} USD" if isinstance(s, GoalSkip) else ""
+            lines.append(f"  {s.reason:<14} {s.subject()}{amount}: {s.detail}")
     naive = "-" if p.naive_cost_usd is None else _num(p.naive_cost_usd)
     lines += [
         "",

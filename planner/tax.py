@@ -203,6 +203,10 @@ class LotBook:
             tax += use.gain_usd * self.rate(lot)
         return Realised(tuple(uses), short, long, tax, max(left, Decimal(0)))
 
+    def copy(self) -> LotBook:
+        """A fresh book over the same lots (a plan's sales never consume the caller's book)."""
+        return LotBook(self.lots, self.cfg, self.as_of)
+
     def tax_segments(self, asset: str, price: Decimal) -> list[tuple[Decimal, Decimal]]:
         """Convex pieces (USD capacity, tax per USD sold) of selling ``asset`` now, for the
         optimiser: the method's lots sorted by tax per USD (a loss counts as no tax, so the
@@ -216,6 +220,16 @@ class LotBook:
         pieces.sort(key=lambda p: p[1])
         pieces.append((Decimal(-1), self.cfg.short_term_rate_pct / 100))
         return pieces
+
+
+def realise_sales(
+    book: LotBook, sales: Sequence[tuple[str, Decimal, Decimal]]
+) -> tuple[list[Realised], Decimal]:
+    """Each sale ``(asset, units, proceeds USD)`` in order against a copy of ``book``: what it
+    realises, and the plan's total tax."""
+    fresh = book.copy()
+    out = [fresh.sell(asset, amount, proceeds) for asset, amount, proceeds in sales]
+    return out, sum((r.tax_usd for r in out), Decimal(0))
 
 
 @dataclass(frozen=True, slots=True)

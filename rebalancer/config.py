@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rebalancer.core.errors import ConfigError
-from rebalancer.planner.config import StrategyConfig
+from rebalancer.planner.config import StrategyConfig, TradeLimits
 
 
 class ChainConfig(BaseModel):
@@ -221,6 +221,14 @@ class Config(BaseModel):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     """Notifications after each run."""
 
+    def trade_limits(self) -> TradeLimits:
+        """The policy's size limits as the planner takes them: it plans within them (slices
+        under ``max_trade_usd``, the run within ``max_run_usd``) instead of the engine refusing
+        what it planned."""
+        return TradeLimits(
+            max_trade_usd=self.policy.max_trade_usd, max_run_usd=self.policy.max_run_usd
+        )
+
 
 def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     """One line naming the first bad field and its value."""
@@ -267,6 +275,11 @@ def load_config(path: str | Path) -> tuple[Config, Any]:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"config {p.name}: {_describe(exc, data)}") from None
+    if config.strategy.min_trade_usd > config.policy.max_trade_usd:
+        raise ConfigError(
+            f"config {p.name}: strategy.min_trade_usd = {config.strategy.min_trade_usd} is above "
+            f"policy.max_trade_usd = {config.policy.max_trade_usd}: no trade could be made"
+        )
 
     registry = Registry.load(config.tokens)
     for name, chain in config.chains.items():

@@ -32,6 +32,7 @@ from rebalancer.core.errors import (
 )
 from rebalancer.core.tx import UnsignedTx
 from rebalancer.dex.base import BuiltSwap, CheckedSwap, NoRouteError, Quote, SwapRequest
+from rebalancer.documents.status import TradeStatus
 from rebalancer.intents import (
     TradeIntent,
     TradeResult,
@@ -40,7 +41,7 @@ from rebalancer.intents import (
     pre_swap_ids,
     reset_id,
 )
-from rebalancer.journal import Journal, TradeRow
+from rebalancer.journal import Journal, NewTrade, TradeRow
 from rebalancer.services import Services
 from rebalancer.wallet.base import Signer
 
@@ -94,15 +95,15 @@ class Engine:
         for t in intents:
             self.journal.add_trade(
                 run_id,
-                {
-                    "id": t.id,
-                    "chain": t.chain,
-                    "wallet": t.wallet,
-                    "sell": t.sell.id,
-                    "buy": t.buy.id,
-                    "amount_in": t.amount_in,
-                    "min_out": t.min_out,
-                },
+                NewTrade(
+                    id=t.id,
+                    chain=t.chain,
+                    wallet=t.wallet,
+                    sell=t.sell.id,
+                    buy=t.buy.id,
+                    amount_in=t.amount_in,
+                    min_out=t.min_out,
+                ),
             )
         by_chain: dict[str, list[TradeIntent]] = {}
         for t in intents:
@@ -135,20 +136,20 @@ class Engine:
                     else "the run stopped after a refusal"
                 )
                 results.append(self._result(t, "skipped", reason=why))
-                self.journal.update(run_id, t.id, "skipped", error=why)
+                self.journal.update(run_id, t.id, TradeStatus.SKIPPED, error=why)
                 continue
             try:
                 results.append(await self._trade(run_id, t, sign))
                 # NOTE: later trades were planned on the balances this one changes
                 in_flight = results[-1].status == "pending"
             except RefusedError as exc:
-                self.journal.update(run_id, t.id, "refused", error=exc.message)
+                self.journal.update(run_id, t.id, TradeStatus.REFUSED, error=exc.message)
                 self.say(f"{t.chain}: {t.id} refused: {exc.message}")
                 results.append(self._result(t, "refused", reason=exc.message))
                 if self.policy.on_refusal == "stop":
                     stop.set()
             except NoRouteError as exc:
-                self.journal.update(run_id, t.id, "skipped", error=exc.message)
+                self.journal.update(run_id, t.id, TradeStatus.SKIPPED, error=exc.message)
                 results.append(self._result(t, "skipped", reason=f"no_route: {exc.message}"))
         return results
 
@@ -235,7 +236,9 @@ class Engine:
         """One trade, start to finish: the straight line of the module docstring."""
         prepared = await self.prepare(t)
         quote, checked, sim = prepared.quote, prepared.checked, prepared.sim
-        self.journal.update(run_id, t.id, "planned", min_out=checked.min_out, simulated_out=sim.out)
+        self.journal.update(
+            run_id, t.id, TradeStatus.PLANNED, min_out=checked.min_out, simulated_out=sim.out
+        )
         result = self._result(
             t,
             "simulated",
@@ -249,7 +252,7 @@ class Engine:
             f"{sim.out} {t.buy.symbol} base units (guaranteed at least {checked.min_out})"
         )
         if not sign:
-            self.journal.update(run_id, t.id, "simulated")
+            self.journal.update(run_id, t.id, TradeStatus.SIMULATED)
             return result
         adapter = self.s.adapter(t.chain)
         signer = await self.s.signer(t.chain, t.wallet)
@@ -258,15 +261,14 @@ class Engine:
         for aid, approval in zip(pre_swap_ids(t.id, len(approvals)), approvals, strict=True):
             self.journal.add_trade(
                 run_id,
-                {
-                    "id": aid,
-                    "chain": t.chain,
-                    "wallet": t.wallet,
-                    "sell": t.sell.id,
-                    "buy": t.sell.id,
-                    "amount_in": t.amount_in,
-                    "min_out": None,
-                },
+                NewTrade(
+                    id=aid,
+                    chain=t.chain,
+                    wallet=t.wallet,
+                    sell=t.sell.id,
+                    buy=t.sell.id,
+                    amount_in=t.amount_in,
+                ),
             )
             self.say(
                 f"{t.chain}: {t.id} signing the reset of the leftover {t.sell.symbol} allowance "
@@ -281,10 +283,10 @@ class Engine:
                 result.reason = "not confirmed in time: still in flight"
                 self.say(f"{t.chain}: {t.id} not confirmed yet: {approval_tx}")
                 return result
-            self.journal.update(run_id, aid, status)
+            self.journal.update(run_id, aid, TradeStatus(status))
             if status != "confirmed":
                 raise SimulationError(f"the approval was {status}; the swap was not sent")
-            self.journal.update(run_id, t.id, "approved")
+            self.journal.update(run_id, t.id, TradeStatus.APPROVED)
         self.say(f"{t.chain}: {t.id} signing the swap")
         row = t.id
         try:
@@ -303,18 +305,22 @@ class Engine:
                 ) from None
             self.journal.add_trade(
                 run_id,
-                {
-                    "id": row,
-                    "chain": t.chain,
-                    "wallet": t.wallet,
-                    "sell": t.sell.id,
-                    "buy": t.buy.id,
-                    "amount_in": t.amount_in,
-                    "min_out": prepared.checked.min_out,
-                },
+                NewTrade(
+                    id=row,
+                    chain=t.chain,
+                    wallet=t.wallet,
+                    sell=t.sell.id,
+                    buy=t.buy.id,
+                    amount_in=t.amount_in,
+                    min_out=prepared.checked.min_out,
+                ),
             )
             self.journal.update(
-                run_id, row, "planned", simulated_out=prepared.sim.out, error=f"rebuilds {t.id}"
+                run_id,
+                row,
+                TradeStatus.PLANNED,
+                simulated_out=prepared.sim.out,
+                error=f"rebuilds {t.id}",
             )
             result.min_out, result.simulated_out = prepared.checked.min_out, prepared.sim.out
             result.quoted_out = prepared.quote.expected_out
@@ -325,7 +331,7 @@ class Engine:
         if status == "confirmed":
             gained = await adapter.balance(t.wallet, t.buy) - before
             result.realised_out = gained
-            self.journal.update(run_id, row, "confirmed", realised_out=gained)
+            self.journal.update(run_id, row, TradeStatus.CONFIRMED, realised_out=gained)
             self.say(f"{t.chain}: {t.id} confirmed in {tx_id}")
         elif status == "pending":
             # NOTE: still in flight: the row stays "sent", so the next run recovers it (and
@@ -333,7 +339,7 @@ class Engine:
             result.reason = "not confirmed in time: still in flight"
             self.say(f"{t.chain}: {t.id} not confirmed yet: {tx_id}")
         else:
-            self.journal.update(run_id, row, status, error=f"transaction {status}")
+            self.journal.update(run_id, row, TradeStatus(status), error=f"transaction {status}")
             result.reason = f"transaction {status}"
             self.say(f"{t.chain}: {t.id} {status}: {tx_id}")
         return result
@@ -350,14 +356,19 @@ class Engine:
         signed = await signer.sign(tx)
         # NOTE: durably recorded before the send: a crash from here on is recovered by id.
         self.journal.update(
-            run_id, row_id, "signed", tx_hash=signed.tx_id, raw_tx=signed.raw.hex(), nonce=tx.nonce
+            run_id,
+            row_id,
+            TradeStatus.SIGNED,
+            tx_hash=signed.tx_id,
+            raw_tx=signed.raw.hex(),
+            nonce=tx.nonce,
         )
         if not await adapter.can_still_land(signed.raw, signer.identity):
             why = "expired before it was sent (signing took longer than its blockhash allows)"
-            self.journal.update(run_id, row_id, "dropped", error=f"{why}; never sent")
+            self.journal.update(run_id, row_id, TradeStatus.DROPPED, error=f"{why}; never sent")
             raise ExpiredUnsentError(why)
         await adapter.send_raw(signed.raw)
-        self.journal.update(run_id, row_id, "sent", sent_via=adapter.sent_via)
+        self.journal.update(run_id, row_id, TradeStatus.SENT, sent_via=adapter.sent_via)
         status = await adapter.wait(signed.tx_id, self.s.confirm_timeout_s)
         await self._record_fee(run_id, row_id, adapter, signed.tx_id)
         return signed.tx_id, status

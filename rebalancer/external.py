@@ -19,14 +19,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rebalancer.core.documents import load_json, parse
 from rebalancer.core.errors import ConfigError, RefusedError
 from rebalancer.core.tx import SignedTx, UnsignedTx
+from rebalancer.documents.journal import ExportSummary, NewTrade, RunSummary
+from rebalancer.documents.manifest import FORMAT, Manifest
+from rebalancer.documents.plan import PlanFile
+from rebalancer.documents.status import RunMode, RunStatus, TradeStatus
 from rebalancer.engine import Engine, TradeIntent, TradeResult
 from rebalancer.intents import pre_swap_ids
 from rebalancer.journal import Journal
@@ -35,7 +40,6 @@ from rebalancer.wallet.presigned import PresignedSigner
 from rebalancer.wallet.unsigned import export_tx, read_file, read_signed, sha256_hex
 
 Progress = Callable[[str], None]
-FORMAT = "rebalancer-unsigned/1"
 MANIFEST = "manifest.json"
 
 README = """\
@@ -165,7 +169,7 @@ async def export(
     journal: Journal,
     intents: Sequence[TradeIntent],
     *,
-    plan_doc: Mapping[str, Any],
+    plan_doc: PlanFile,
     out: Path,
     progress: Progress,
 ) -> ExportReport:
@@ -177,7 +181,7 @@ async def export(
     manifest = {
         "format": FORMAT,
         "created_at": now,
-        "plan_created_at": plan_doc.get("created_at"),
+        "plan_created_at": plan_doc.as_json()["created_at"],
         "chains": {
             name: {
                 "family": registry.chains[name].family,
@@ -188,7 +192,7 @@ async def export(
         "transactions": txs,
         "skipped": skipped,
     }
-    body = (json.dumps(manifest, indent=2) + "\n").encode()
+    body = (json.dumps(Manifest.model_validate(manifest).as_json(), indent=2) + "\n").encode()
     for name, data in files.items():
         _write(out / name, data)
     expiries = [
@@ -199,11 +203,11 @@ async def export(
     expiry = str(min(expiries)) if expiries else "(no Solana transaction here)"
     _write(out / "README.txt", README.format(created_at=now, dir=out, expiry=expiry))
     _write(out / MANIFEST, body)
-    run_id = journal.start_run("export", dict(plan_doc))
+    run_id = journal.start_run(RunMode.EXPORT, plan_doc)
     journal.finish_run(
         run_id,
-        "exported",
-        {"dir": str(out), "manifest_sha256": sha256_hex(body), "transactions": len(txs)},
+        RunStatus.EXPORTED,
+        ExportSummary(dir=str(out), manifest_sha256=sha256_hex(body), transactions=len(txs)),
     )
     return ExportReport(out, manifest, run_id, skipped)
 
@@ -223,23 +227,22 @@ class Signed:
         return self.signed.tx_id
 
 
-def read_manifest(folder: Path, journal: Journal) -> dict[str, Any]:
+def read_manifest(folder: Path, journal: Journal) -> Manifest:
     """The manifest, refused unless an export of this journal wrote exactly these bytes."""
     body = read_file(folder, MANIFEST)
-    digest = sha256_hex(body)
-    exports = [r for r in journal.runs(limit=100_000) if r["mode"] == "export"]
-    if not any((r.get("summary") or {}).get("manifest_sha256") == digest for r in exports):
+    if not journal.exported(sha256_hex(body)):
         raise RefusedError(
             f"{folder / MANIFEST}: not written by an export recorded in this journal "
             "(changed, or exported with another config): export again"
         )
     try:
-        manifest: dict[str, Any] = json.loads(body)
-    except ValueError as exc:  # pragma: no cover - its hash matched what export wrote
+        doc = load_json(body)
+    except (ValueError, RecursionError) as exc:  # pragma: no cover - export wrote it
         raise ConfigError(f"{folder / MANIFEST}: not JSON: {exc}") from None
-    if manifest.get("format") != FORMAT:
-        raise ConfigError(f"{folder / MANIFEST}: format {manifest.get('format')!r}, not {FORMAT}")
-    return manifest
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        got = doc.get("format") if isinstance(doc, dict) else None
+        raise ConfigError(f"{folder / MANIFEST}: format {got!r}, not {FORMAT}")
+    return parse(Manifest, doc, str(folder / MANIFEST))
 
 
 async def _still_valid(engine: Engine, signed: Sequence[Signed]) -> None:
@@ -289,7 +292,7 @@ async def _send_all(
         wallet_key = (swap["chain"], swap["wallet"].lower())
         if wallet_key in stuck:
             result.reason = "an earlier transaction of this wallet did not confirm"
-            engine.journal.update(run_id, trade_id, "skipped", error=result.reason)
+            engine.journal.update(run_id, trade_id, TradeStatus.SKIPPED, error=result.reason)
             continue
         adapter = engine.s.adapter(swap["chain"])
         before = await adapter.balance(swap["wallet"], buy)
@@ -301,20 +304,20 @@ async def _send_all(
             engine.say(f"{e['chain']}: sending {e['id']} ({e['kind']}{nonce})")
             tx_id, status = await engine.send(run_id, e["id"], e["chain"], s.unsigned, signer)
             if status != "pending" and (e["kind"] == "approve" or status != "confirmed"):
-                engine.journal.update(run_id, e["id"], status)
+                engine.journal.update(run_id, e["id"], TradeStatus(status))
             if e["kind"] == "approve":
                 result.reason = None
                 if status == "confirmed":
-                    engine.journal.update(run_id, trade_id, "approved")
+                    engine.journal.update(run_id, trade_id, TradeStatus.APPROVED)
                     continue
                 result.status, result.reason = status, f"the approval was {status}"
-                engine.journal.update(run_id, trade_id, "skipped", error=result.reason)
+                engine.journal.update(run_id, trade_id, TradeStatus.SKIPPED, error=result.reason)
                 break
             result.tx, result.status = tx_id, status
         if result.status == "confirmed":
             gained = await adapter.balance(swap["wallet"], buy) - before
             result.realised_out = gained
-            engine.journal.update(run_id, trade_id, "confirmed", realised_out=gained)
+            engine.journal.update(run_id, trade_id, TradeStatus.CONFIRMED, realised_out=gained)
             engine.say(f"{swap['chain']}: {trade_id} confirmed in {result.tx}")
         else:
             stuck.add(wallet_key)
@@ -322,13 +325,10 @@ async def _send_all(
     return results
 
 
-def _fresh_enough(manifest: dict[str, Any], max_age_s: int, folder: Path) -> None:
+def _fresh_enough(manifest: Manifest, max_age_s: int, folder: Path) -> None:
     """An export is a plan's trades at the prices of its day: like ``apply``, refuse an old
     one rather than send it against a portfolio and a market that have moved."""
-    try:
-        made = datetime.fromisoformat(str(manifest["created_at"]))
-    except (KeyError, ValueError):
-        raise ConfigError(f"{folder / MANIFEST}: created_at is missing or malformed") from None
+    made = manifest.created_at
     if made.tzinfo is None:
         made = made.replace(tzinfo=UTC)
     age = (datetime.now(UTC) - made).total_seconds()
@@ -351,15 +351,17 @@ async def submit(
     config, registry = services.config, services.registry
     manifest = read_manifest(folder, journal)
     _fresh_enough(manifest, config.policy.max_plan_age_s, folder)
-    entries = manifest["transactions"]
     sent_before = {t.tx_hash for t in journal.trades() if t.tx_hash}
-    for e in entries:
-        chain = e.get("chain")
+    for entry in manifest.transactions:
+        chain = entry.chain
         if chain not in config.chains:
-            raise ConfigError(f"manifest: chain {chain!r} of {e.get('id')} is not in the config")
-        want = manifest["chains"].get(chain, {}).get("chain_id")
+            raise ConfigError(f"manifest: chain {chain!r} of {entry.id} is not in the config")
+        known = manifest.chains.get(chain)
+        want = None if known is None else known.chain_id
         if want != registry.chains[chain].chain_id:
             raise RefusedError(f"manifest: chain {chain} has chain id {want}, not the config's")
+    # NOTE: the senders below read each entry as its JSON (validated above)
+    entries = [entry.as_json() for entry in manifest.transactions]
     signed = [Signed(e, *read_signed(folder, e)) for e in entries]
     for one in signed:
         if one.tx_id in sent_before:
@@ -370,29 +372,31 @@ async def submit(
     ask(len(signed))
     engine = Engine(services, journal, progress)
     await _still_valid(engine, signed)
-    run_id = journal.start_run("submit", manifest)
+    run_id = journal.start_run(RunMode.SUBMIT, manifest)
     results: list[TradeResult] = []
-    status = "error"
+    status = RunStatus.ERROR
     try:
         for s in signed:
             e = s.entry
             journal.add_trade(
                 run_id,
-                {
-                    "id": e["id"],
-                    "chain": e["chain"],
-                    "wallet": e["wallet"],
-                    "sell": e["sell"],
-                    "buy": e["buy"] if e["kind"] == "swap" else e["sell"],
-                    "amount_in": int(e["amount_in"]),
-                    "min_out": e["min_out"],
-                },
+                NewTrade(
+                    id=e["id"],
+                    chain=e["chain"],
+                    wallet=e["wallet"],
+                    sell=e["sell"],
+                    buy=e["buy"] if e["kind"] == "swap" else e["sell"],
+                    amount_in=int(e["amount_in"]),
+                    min_out=None if e["min_out"] is None else int(e["min_out"]),
+                ),
             )
             if e["kind"] == "swap" and e.get("simulated_out") is not None:
-                journal.update(run_id, e["trade"], "planned", simulated_out=int(e["simulated_out"]))
+                journal.update(
+                    run_id, e["trade"], TradeStatus.PLANNED, simulated_out=int(e["simulated_out"])
+                )
         results = await _send_all(engine, run_id, signed, registry)
         bad = [r for r in results if r.status != "confirmed"]
-        status = "partial" if bad else "ok"
+        status = RunStatus.PARTIAL if bad else RunStatus.OK
         return run_id, results
     finally:
-        journal.finish_run(run_id, status, {"trades": [r.as_dict() for r in results]})
+        journal.finish_run(run_id, status, RunSummary.of(r.as_dict() for r in results))

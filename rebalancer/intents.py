@@ -10,14 +10,16 @@ accept all (``approval_ids``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rebalancer.core.errors import ConfigError
 from rebalancer.core.types import Token
+
+if TYPE_CHECKING:
+    from rebalancer.documents.plan import PlanFile
 
 
 def approval_id(trade_id: str) -> str:
@@ -96,13 +98,11 @@ class TradeResult:
         }
 
 
-_TRADE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
 def intents_from_plan(
-    doc: dict[str, Any], registry: Any, prices: Mapping[str, Decimal]
+    doc: PlanFile, registry: Any, prices: Mapping[str, Decimal]
 ) -> list[TradeIntent]:
-    """The trades of a plan document (``plan -o PLAN``), parsed once; bad fields are exit 2.
+    """The trades of a plan file (validated as it was read: ids, amounts, types), resolved
+    against the registry; an unknown token or a missing price is exit 2.
 
     The file says what to trade; what the trade is worth is not taken from it: the value
     (for the size limits and the fee budget) and the independent expected output (for the
@@ -110,26 +110,13 @@ def intents_from_plan(
     cannot switch a policy check off.
     """
     out = []
-    for i, t in enumerate(doc.get("trades") or []):
+    for i, t in enumerate(doc.trades):
         where = f"plan trades[{i}]"
-        try:
-            sell = registry.by_id(t["sell"]["id"])
-            buy = registry.by_id(t["buy"]["id"])
-            trade_id = str(t["id"])
-            chain, wallet = str(t["chain"]), str(t["wallet"])
-            amount_in, min_out = int(t["amount_in"]), int(t["min_out"])
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise ConfigError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
+        sell, buy = registry.by_id(t.sell.id), registry.by_id(t.buy.id)
         if sell is None or buy is None:
-            raise ConfigError(
-                f"{where}: unknown token {t['sell']['id'] if sell is None else t['buy']['id']}"
-            )
-        if not _TRADE_ID.match(trade_id):
-            raise ConfigError(f"{where}.id = {trade_id!r}: letters, digits, '.', '_', '-' only")
-        if trade_id.endswith((approval_id(""), reset_id(""))):
-            raise ConfigError(f"{where}.id = {trade_id!r}: names an approval; pick another id")
-        if amount_in <= 0 or min_out < 0:
-            raise ConfigError(f"{where}.amount_in = {amount_in}: must be positive")
+            raise ConfigError(f"{where}: unknown token {t.sell.id if sell is None else t.buy.id}")
+        trade_id, chain, wallet = t.id, t.chain, t.wallet
+        amount_in, min_out = t.amount_in, t.min_out
         if sell.chain != chain or buy.chain != chain:
             raise ConfigError(f"{where}: tokens are not on chain {chain!r}")
         for token in (sell, buy):

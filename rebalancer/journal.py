@@ -2,6 +2,8 @@
 
     planned -> approved -> signed -> sent -> confirmed
                                          \\-> failed | dropped
+                                         \\-> pending (not confirmed in time: the next run
+                                                      settles it before planning)
     planned -> simulated   (a dry run: nothing was signed)
     planned -> refused     (a check or a simulation said no: nothing was signed)
     planned -> skipped     (no route, or the run stopped)
@@ -10,6 +12,9 @@ A trade's signed transaction (raw bytes and hash) is committed durably *before* 
 broadcast. A later run that finds a trade ``signed`` or ``sent`` never signs it again: it asks
 the chain about that hash and, if the chain has not seen it and it can still land, broadcasts
 the very same bytes (same nonce or blockhash: it cannot execute twice).
+
+Rows go in and come out as the models of :mod:`rebalancer.documents.journal`; states are
+:class:`~rebalancer.documents.status.TradeStatus` (stored as their string values).
 """
 
 from __future__ import annotations
@@ -17,16 +22,38 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
+from rebalancer.core.documents import dump, load_json, parse, without_unknown
 from rebalancer.core.errors import ConfigError
+from rebalancer.documents.journal import (
+    ExportSummary,
+    NewTrade,
+    PortfolioSnapshot,
+    RunRow,
+    RunSummary,
+    SnapshotKind,
+    SnapshotRow,
+    TradeRow,
+)
+from rebalancer.documents.manifest import Manifest
+from rebalancer.documents.plan import PlanFile
+from rebalancer.documents.status import (
+    FINAL_STATES,
+    IN_FLIGHT_STATES,
+    OPEN_STATES,
+    RunMode,
+    RunStatus,
+    TradeStatus,
+)
 
-OPEN_STATES = ("planned", "approved", "signed", "sent", "pending")
-FINAL_STATES = ("confirmed", "failed", "dropped", "refused", "skipped", "simulated")
+__all__ = ["FINAL_STATES", "OPEN_STATES", "Journal", "NewTrade", "RunRow", "TradeRow"]
+M = TypeVar("M", bound=BaseModel)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -69,46 +96,13 @@ CREATE TABLE IF NOT EXISTS snapshots (
 """
 
 
-@dataclass(frozen=True)
-class TradeRow:
-    run_id: int
-    trade_id: str
-    chain: str
-    wallet: str
-    sell: str
-    buy: str
-    amount_in: int
-    min_out: int | None
-    state: str
-    tx_hash: str | None
-    raw_tx: str | None
-    nonce: int | None
-    approval_tx: str | None
-    simulated_out: int | None
-    realised_out: int | None
-    error: str | None
-    updated_at: float
-    fee_native: int | None = None
-    sent_via: str | None = None
-    """Where the signed bytes were sent, redacted (``send_rpc`` or the reading ``rpc``)."""
-
-
-# Columns stored as decimal text (amounts can exceed SQLite's 64-bit integers).
-_INT_COLUMNS = frozenset({"amount_in", "min_out", "simulated_out", "realised_out", "fee_native"})
-
-
-def _trade_row(r: sqlite3.Row) -> TradeRow:
-    """A trades-table row as a TradeRow (its columns are the dataclass's fields)."""
+def _columns(r: sqlite3.Row) -> dict[str, Any]:
     # NOTE: .keys(): iterating an sqlite3.Row yields its values, not its column names
-    fields: dict[str, Any] = {
-        k: _int(r[k]) if k in _INT_COLUMNS else r[k]
-        for k in r.keys()  # noqa: SIM118
-    }
-    return TradeRow(**fields)
+    return {k: r[k] for k in r.keys()}  # noqa: SIM118
 
 
-def _int(v: Any) -> int | None:
-    return None if v is None else int(v)
+def _json(doc: BaseModel) -> str:
+    return json.dumps(dump(doc))
 
 
 class Journal:
@@ -149,83 +143,124 @@ class Journal:
             raise
         self.db.execute("COMMIT")
 
+    def _load(self, model: type[M], text: str, where: str) -> M:
+        """A JSON column as its model; a row this tool did not write is exit 2, naming it.
+
+        Fields it does not know are dropped rather than refused: the plan column keeps the plan
+        file a run applied, and older versions applied files with keys added by hand."""
+        try:
+            doc = load_json(text)
+        except (ValueError, RecursionError) as exc:
+            raise ConfigError(f"journal {str(self.path)!r}: {where}: not JSON: {exc}") from None
+        return parse(model, without_unknown(model, doc), f"journal {str(self.path)!r}: {where}")
+
+    def _run_row(self, r: sqlite3.Row) -> RunRow:
+        cols = _columns(r)
+        mode = RunMode(cols["mode"])
+        if cols.get("summary"):
+            summary_model = ExportSummary if mode == RunMode.EXPORT else RunSummary
+            cols["summary"] = self._load(summary_model, cols["summary"], f"run {r['id']} summary")
+        if "plan" in cols:
+            plan_model = Manifest if mode == RunMode.SUBMIT else PlanFile
+            cols["plan"] = self._load(plan_model, cols["plan"], f"run {r['id']} plan")
+        return parse(RunRow, cols, f"journal {str(self.path)!r}: run {r['id']}")
+
     # -- runs ----------------------------------------------------------------------------------
-    def start_run(self, mode: str, plan: Mapping[str, Any]) -> int:
+    def start_run(self, mode: RunMode, plan: PlanFile | Manifest) -> int:
+        """A new run, ``running``, with the plan it runs (a submit: the export's manifest)."""
         with self._tx() as db:
             cur = db.execute(
-                "INSERT INTO runs (started_at, mode, status, plan) VALUES (?, ?, 'running', ?)",
-                (time.time(), mode, json.dumps(plan, default=str)),
+                "INSERT INTO runs (started_at, mode, status, plan) VALUES (?, ?, ?, ?)",
+                (time.time(), RunMode(mode), RunStatus.RUNNING, _json(plan)),
             )
             return int(cur.lastrowid or 0)
 
-    def finish_run(self, run_id: int, status: str, summary: Mapping[str, Any]) -> None:
+    def finish_run(
+        self, run_id: int, status: RunStatus, summary: RunSummary | ExportSummary
+    ) -> None:
         with self._tx() as db:
             db.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
-                (time.time(), status, json.dumps(summary, default=str), run_id),
+                (time.time(), RunStatus(status), _json(summary), run_id),
             )
 
-    def snapshot(self, run_id: int, kind: str, data: Mapping[str, Any]) -> None:
+    def snapshot(self, run_id: int, kind: SnapshotKind, data: PortfolioSnapshot) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO snapshots (run_id, taken_at, kind, data) VALUES (?, ?, ?, ?)",
-                (run_id, time.time(), kind, json.dumps(data, default=str)),
+                (run_id, time.time(), SnapshotKind(kind), _json(data)),
             )
 
-    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+    def runs(self, limit: int = 20) -> list[RunRow]:
+        """The latest runs, newest first, with their summaries."""
         rows = self.db.execute(
             "SELECT id, started_at, finished_at, mode, status, summary FROM runs "
             "ORDER BY id DESC LIMIT ?",
             (limit,),
         ).fetchall()
-        return [
-            {**dict(r), "summary": json.loads(r["summary"]) if r["summary"] else None} for r in rows
-        ]
+        return [self._run_row(r) for r in rows]
 
-    def runs_with_plans(self) -> list[dict[str, Any]]:
+    def runs_with_plans(self) -> list[RunRow]:
         """Every run, oldest first, with its stored plan document (for reports)."""
         rows = self.db.execute(
             "SELECT id, started_at, finished_at, mode, status, plan FROM runs ORDER BY id"
         ).fetchall()
-        return [dict(r) for r in rows]
+        return [self._run_row(r) for r in rows]
+
+    def exported(self, manifest_sha256: str) -> bool:
+        """Whether an export of this journal wrote a manifest of that hash."""
+        return any(
+            isinstance(r.summary, ExportSummary) and r.summary.manifest_sha256 == manifest_sha256
+            for r in self.runs(limit=100_000)
+            if r.mode == RunMode.EXPORT
+        )
 
     def last_rebalance(self) -> float | None:
         """When the last run that confirmed a trade finished (for the calendar trigger)."""
         row = self.db.execute(
-            "SELECT MAX(r.finished_at) FROM runs r WHERE r.mode = 'execute' AND EXISTS "
-            "(SELECT 1 FROM trades t WHERE t.run_id = r.id AND t.state = 'confirmed')"
+            "SELECT MAX(r.finished_at) FROM runs r WHERE r.mode = ? AND EXISTS "
+            "(SELECT 1 FROM trades t WHERE t.run_id = r.id AND t.state = ?)",
+            (RunMode.EXECUTE, TradeStatus.CONFIRMED),
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
-    def snapshots(self, kind: str | None = None) -> list[dict[str, Any]]:
+    def snapshots(self, kind: SnapshotKind | None = None) -> list[SnapshotRow]:
         sql = "SELECT run_id, taken_at, kind, data FROM snapshots"
         args: tuple[Any, ...] = ()
         if kind:
             sql += " WHERE kind = ?"
-            args = (kind,)
+            args = (SnapshotKind(kind),)
         rows = self.db.execute(sql + " ORDER BY taken_at", args).fetchall()
-        return [{**dict(r), "data": json.loads(r["data"])} for r in rows]
+        out = []
+        for r in rows:
+            cols = _columns(r)
+            where = f"snapshot of run {r['run_id']}"
+            cols["data"] = self._load(PortfolioSnapshot, r["data"], where)
+            out.append(parse(SnapshotRow, cols, f"journal {str(self.path)!r}: {where}"))
+        return out
 
     # -- trades --------------------------------------------------------------------------------
-    def add_trade(self, run_id: int, trade: Mapping[str, Any]) -> None:
+    def add_trade(self, run_id: int, trade: NewTrade) -> None:
+        """Journal a trade as ``planned``, before anything about it is signed."""
         with self._tx() as db:
             db.execute(
                 "INSERT INTO trades (run_id, trade_id, chain, wallet, sell, buy, amount_in, "
-                "min_out, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?)",
+                "min_out, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
-                    trade["id"],
-                    trade["chain"],
-                    trade["wallet"],
-                    trade["sell"],
-                    trade["buy"],
-                    str(trade["amount_in"]),
-                    str(trade["min_out"]) if trade.get("min_out") is not None else None,
+                    trade.id,
+                    trade.chain,
+                    trade.wallet,
+                    trade.sell,
+                    trade.buy,
+                    str(trade.amount_in),
+                    None if trade.min_out is None else str(trade.min_out),
+                    TradeStatus.PLANNED,
                     time.time(),
                 ),
             )
 
-    def update(self, run_id: int, trade_id: str, state: str, **fields: Any) -> None:
+    def update(self, run_id: int, trade_id: str, state: TradeStatus, **fields: Any) -> None:
         """Move a trade to ``state`` (and set fields), committed before this returns."""
         allowed = {
             "tx_hash",
@@ -242,7 +277,7 @@ class Journal:
         if bad:
             raise ValueError(f"unknown journal fields {sorted(bad)}")
         cols = ["state = ?", "updated_at = ?"] + [f"{k} = ?" for k in fields]
-        values = [state, time.time()] + [
+        values = [TradeStatus(state), time.time()] + [
             str(v) if isinstance(v, int) and k != "nonce" else v for k, v in fields.items()
         ]
         with self._tx() as db:
@@ -259,7 +294,9 @@ class Journal:
                 (str(fee_native), run_id, trade_id),
             )
 
-    def trades(self, run_id: int | None = None, states: tuple[str, ...] = ()) -> list[TradeRow]:
+    def trades(
+        self, run_id: int | None = None, states: tuple[TradeStatus, ...] = ()
+    ) -> list[TradeRow]:
         sql = "SELECT * FROM trades"
         where: list[str] = []
         args: list[Any] = []
@@ -272,8 +309,9 @@ class Journal:
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self.db.execute(sql + " ORDER BY run_id, rowid", args).fetchall()
-        return [_trade_row(r) for r in rows]
+        where_ = f"journal {str(self.path)!r}: trade"
+        return [parse(TradeRow, _columns(r), where_) for r in rows]
 
     def unfinished(self) -> list[TradeRow]:
         """Trades a crash may have left between signing and confirmation."""
-        return self.trades(states=("signed", "sent", "pending"))
+        return self.trades(states=IN_FLIGHT_STATES)

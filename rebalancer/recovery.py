@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import replace
 
 from rebalancer.chains.base import ChainAdapter
 from rebalancer.core.errors import AlreadyKnownError
+from rebalancer.documents.status import TradeStatus
 from rebalancer.journal import Journal, TradeRow
 from rebalancer.services import Services
 
@@ -37,8 +37,8 @@ async def recover(
                 adapter, row, min(services.confirm_timeout_s, REBROADCAST_WAIT_S)
             )
         if status in ("confirmed", "failed", "dropped"):
-            journal.update(row.run_id, row.trade_id, status)
-            settled.append(replace(row, state=status))
+            journal.update(row.run_id, row.trade_id, TradeStatus(status))
+            settled.append(row.model_copy(update={"state": TradeStatus(status)}))
     return settled
 
 

@@ -8,7 +8,6 @@ the summary. A command runs all of it in one event loop with one HTTP client and
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -20,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from rebalancer.config import Config
 from rebalancer.core.errors import ConfigError, RefusedError, UserRejectedError
+from rebalancer.documents.journal import PortfolioSnapshot, RunSummary, SnapshotKind
+from rebalancer.documents.plan import PlanFile
+from rebalancer.documents.status import RunMode, RunStatus, TradeStatus
 from rebalancer.engine import Engine, TradeIntent, TradeResult
 from rebalancer.journal import Journal
 from rebalancer.services import Services, journal_path
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from rebalancer.portfolio import Snapshot
 
 Progress = Callable[[str], None]
+NOT_DONE = (TradeStatus.FAILED, TradeStatus.REFUSED, TradeStatus.PENDING)
+"""A run with a trade in one of these states is ``partial``."""
 
 
 @dataclass
@@ -38,9 +42,9 @@ class RunReport:
     recovered: int
 
     @property
-    def status(self) -> str:
-        bad = [r for r in self.results if r.status in ("failed", "refused", "pending")]
-        return "partial" if bad else "ok"
+    def status(self) -> RunStatus:
+        bad = [r for r in self.results if r.status in NOT_DONE]
+        return RunStatus.PARTIAL if bad else RunStatus.OK
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -111,7 +115,7 @@ async def read_portfolio(services: Services) -> Snapshot:
     return await read_holdings(services.config, services.registry, adapters=services.adapter)
 
 
-def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> dict[str, Any]:
+def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> PortfolioSnapshot:
     """A portfolio snapshot for the journal (reports read these): holdings at prices."""
     from decimal import Decimal
 
@@ -138,14 +142,18 @@ def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> dict[st
                 "value_usd": None if value is None else str(value),
             }
         )
-    return {
-        "prices": {k: str(v) for k, v in prices.items()},
-        "holdings": rows,
-        "total_usd": str(total),
-    }
+    return PortfolioSnapshot.model_validate(
+        {
+            "prices": {k: str(v) for k, v in prices.items()},
+            "holdings": rows,
+            "total_usd": str(total),
+        }
+    )
 
 
-def record_portfolio(journal: Journal, run_id: int, kind: str, snap: Snapshot, prices: Any) -> None:
+def record_portfolio(
+    journal: Journal, run_id: int, kind: SnapshotKind, snap: Snapshot, prices: Any
+) -> None:
     """A portfolio snapshot in the journal, at the config's prices (reports read these)."""
     journal.snapshot(run_id, kind, portfolio_doc(snap.holdings, prices))
 
@@ -156,7 +164,7 @@ async def execute(
     intents: Sequence[TradeIntent],
     *,
     mode: str,
-    plan_doc: dict[str, Any],
+    plan_doc: PlanFile,
     progress: Progress,
     recovered: int = 0,
     before: Snapshot | None = None,
@@ -168,11 +176,11 @@ async def execute(
     command read already (after recovery, under the journal's lock), not read again.
     """
     config = services.config
-    run_id = journal.start_run(mode, plan_doc)
+    run_id = journal.start_run(RunMode(mode), plan_doc)
     if mode == "execute" and config.prices:
         snap = before if before is not None else await read_portfolio(services)
-        record_portfolio(journal, run_id, "portfolio_before", snap, config.prices)
-    status = "error"
+        record_portfolio(journal, run_id, SnapshotKind.PORTFOLIO_BEFORE, snap, config.prices)
+    status = RunStatus.ERROR
     report = RunReport(run_id, mode, [], recovered)
     try:
         engine = Engine(services, journal, progress)
@@ -180,10 +188,10 @@ async def execute(
         status = report.status
         if mode == "execute" and config.prices:
             after = await read_portfolio(services)
-            record_portfolio(journal, run_id, "portfolio_after", after, config.prices)
+            record_portfolio(journal, run_id, SnapshotKind.PORTFOLIO_AFTER, after, config.prices)
         return report
     finally:
-        journal.finish_run(run_id, status, {"trades": [r.as_dict() for r in report.results]})
+        journal.finish_run(run_id, status, RunSummary.of(r.as_dict() for r in report.results))
 
 
 def confirm(question: str, yes: bool) -> None:
@@ -199,22 +207,13 @@ def confirm(question: str, yes: bool) -> None:
 
 def read_plan(
     path: str, max_age_s: int, registry: Any, prices: Mapping[str, Any]
-) -> tuple[dict[str, Any], list[TradeIntent]]:
-    """A PLAN file, parsed once; a plan older than the policy allows is refused (exit 3)."""
+) -> tuple[PlanFile, list[TradeIntent]]:
+    """A PLAN file, parsed once (a malformed one is exit 2, naming the field); a plan older
+    than the policy allows is refused (exit 3)."""
     from rebalancer.engine import intents_from_plan
 
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"plan file {path!r} not found") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"plan file {path!r} is not a plan: {exc}") from None
-    if not isinstance(doc, dict) or "trades" not in doc or "created_at" not in doc:
-        raise ConfigError(f"plan file {path!r}: not a plan (needs created_at and trades)")
-    try:
-        created = datetime.fromisoformat(str(doc["created_at"]))
-    except ValueError:
-        raise ConfigError(f"plan file {path!r}: created_at = {doc['created_at']!r}") from None
+    doc = PlanFile.read(path)
+    created = doc.created_at
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
     age = (datetime.now(UTC) - created).total_seconds()

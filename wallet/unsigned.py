@@ -27,6 +27,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from rebalancer.core.documents import load_json
 from rebalancer.core.errors import ConfigError, RefusedError
 from rebalancer.core.tx import (
     EvmTransaction,
@@ -252,8 +253,13 @@ def read_file(folder: Path, name: str) -> bytes:
 def _read_evm(folder: Path, entry: Mapping[str, Any]) -> tuple[UnsignedTx, SignedTx]:
     files = entry["files"]
     unsigned_name = files["unsigned"]
-    unsigned = json.loads(read_file(folder, unsigned_name))
-    payload = evm_unsigned_payload(unsigned)
+    try:
+        unsigned = load_json(read_file(folder, unsigned_name))
+        payload = evm_unsigned_payload(unsigned)
+    except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
+        raise RefusedError(
+            f"{folder / unsigned_name}: changed since the export; nothing sent"
+        ) from None
     if sha256_hex(payload) != entry["sha256"]:
         raise RefusedError(f"{folder / unsigned_name}: changed since the export; nothing sent")
     if int(unsigned["nonce"]) != int(entry["nonce"]):

@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         plan = build(inputs, force=False)
         doc = document(inputs, plan)
         intents = intents_from_trades(plan.trades)
-        show(f"3. the plan: {len(intents)} trade(s), estimated cost ${doc['est_cost_usd']}")
+        show(f"3. the plan: {len(intents)} trade(s), estimated cost ${doc.est_cost_usd}")
         config, registry = inputs.config, inputs.registry
 
         async def session() -> Any:
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             "before_max_drift_pp": str(_max_drift(before).quantize(Decimal("0.01"))),
             "after_max_drift_pp": str(_max_drift(after).quantize(Decimal("0.01"))),
             "band_pp": str(config.strategy.band_pp),
-            "est_cost_usd": doc["est_cost_usd"],
+            "est_cost_usd": doc.as_json()["est_cost_usd"],
             "trades": [{"chain": r.chain, "tx": r.tx, "status": r.status} for r in report.results],
         }
         if quiet:

@@ -8,9 +8,12 @@ one go; without ``--execute`` it stops after simulation (a dry run).
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rebalancer.output import emit_json, progress_unless
+
+if TYPE_CHECKING:
+    from rebalancer.documents.plan import PlanFile
 
 
 def _report(args: argparse.Namespace, report: Any, extra: dict[str, Any] | None = None) -> int:
@@ -79,7 +82,7 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
 
 def run_once(
     args: argparse.Namespace, say: Any, *, execute_trades: bool, yes: bool
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[Any, PlanFile]:
     """Recover, plan from fresh balances, then simulate (dry run) or execute: one run, in
     one event loop."""
     import asyncio
@@ -92,7 +95,7 @@ def run_once(
 
     config, registry = load_config(args.config)
 
-    async def session() -> tuple[Any, dict[str, Any]]:
+    async def session() -> tuple[Any, PlanFile]:
         async with (
             open_services(config, registry) as services,
             recovered_journal(services, say) as (journal, recovered),
@@ -105,7 +108,7 @@ def run_once(
             mode = "execute" if execute_trades else "simulate"
             if mode == "execute" and intents:
                 confirm(f"Sign and send {len(intents)} trade(s)?", yes)
-            say(f"plan: {len(intents)} trade(s), est. cost ${doc['est_cost_usd']}")
+            say(f"plan: {len(intents)} trade(s), est. cost ${doc.est_cost_usd}")
             report = await execute(
                 services,
                 journal,
@@ -126,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     report, doc = run_once(
         args, progress_unless(args.json), execute_trades=args.execute, yes=args.yes
     )
-    return _report(args, report, {"plan": doc})
+    return _report(args, report, {"plan": doc.as_json()})
 
 
 def history(args: argparse.Namespace) -> int:
@@ -145,7 +148,7 @@ def history(args: argparse.Namespace) -> int:
 
     try:
         runs = journal.runs(limit=args.limit)
-        trades = {r["id"]: journal.trades(r["id"]) for r in runs}
+        trades = {r.id: journal.trades(r.id) for r in runs}
     finally:
         journal.close()
     if args.json:
@@ -153,7 +156,7 @@ def history(args: argparse.Namespace) -> int:
             {
                 "runs": [
                     {
-                        **r,
+                        **r.model_dump(mode="json", exclude={"plan"}),
                         "trades": [
                             {
                                 "id": t.trade_id,
@@ -170,7 +173,7 @@ def history(args: argparse.Namespace) -> int:
                                 else str(t.realised_out),
                                 "error": t.error,
                             }
-                            for t in trades[r["id"]]
+                            for t in trades[r.id]
                         ],
                     }
                     for r in runs
@@ -182,8 +185,8 @@ def history(args: argparse.Namespace) -> int:
         print("no runs yet")
         return 0
     for r in runs:
-        when = datetime.fromtimestamp(r["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"run {r['id']}  {when} UTC  {r['mode']}  {r['status']}")
+        when = datetime.fromtimestamp(r.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"run {r.id}  {when} UTC  {r.mode}  {r.status}")
         rows = [
             (
                 t.chain,
@@ -194,7 +197,7 @@ def history(args: argparse.Namespace) -> int:
                 t.state,
                 (t.tx_hash or t.error or "")[:66],
             )
-            for t in trades[r["id"]]
+            for t in trades[r.id]
         ]
         if rows:
             print(

@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rebalancer.commands.drift import Inputs, load_inputs, refuse_partial
 from rebalancer.core.errors import ConfigError
+from rebalancer.documents.plan import PlanFile
 from rebalancer.output import emit_json
 
 
@@ -31,17 +31,19 @@ def build(inputs: Inputs, force: bool = False) -> Any:
         history=inputs.history,
         lots=inputs.lots,
         force=force,
+        limits=inputs.config.trade_limits(),
     )
 
 
-def document(inputs: Inputs, plan: Any) -> dict[str, Any]:
-    """The plan JSON, with each trade's configured wallet name added."""
+def document(inputs: Inputs, plan: Any) -> PlanFile:
+    """The plan document, with each trade's configured wallet name added; validated as
+    ``apply`` will read it, so what is written can be read back."""
     from rebalancer.planner.render import plan_json
 
     doc = plan_json(plan, datetime.now(UTC), inputs.as_of)
     for t in doc["trades"]:
         t["wallet_name"] = inputs.names.get((t["chain"], t["wallet"]), t["wallet"])
-    return doc
+    return PlanFile.of(doc, "plan")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,11 +55,11 @@ def run(args: argparse.Namespace) -> int:
     doc = document(inputs, plan)
     if args.output:
         try:
-            Path(args.output).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            Path(args.output).write_text(doc.text(), encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"-o {args.output!r}: cannot write: {exc.strerror}") from None
     if args.json:
-        emit_json(doc)
+        emit_json(doc.as_json())
     else:
         print(plan_text(plan))
         if args.output:

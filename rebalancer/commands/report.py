@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rebalancer.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rebalancer.documents.journal import RunRow, SnapshotRow, TradeRow
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _journal_rows(path: Path) -> tuple[list[dict[str, Any]], list[Any], list[dict[str, Any]]]:
+def _journal_rows(path: Path) -> tuple[list[RunRow], list[TradeRow], list[SnapshotRow]]:
     from rebalancer.journal import Journal
 
     if not path.exists():

@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
             started = datetime.now(UTC)
             say(f"check {checks} at {started.isoformat(timespec='seconds')}")
             try:
-                report, doc = run_once(args, say, execute_trades=args.execute, yes=args.yes)
+                report, plan = run_once(args, say, execute_trades=args.execute, yes=args.yes)
+                doc = plan.as_json()
                 summary = {
                     "check": checks,
                     "at": started.isoformat(),

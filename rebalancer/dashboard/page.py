@@ -570,10 +570,10 @@ def _next_run(state: State) -> str:
     if plan.skipped:
         skipped = [
             (
-                badge(s.get("reason", ""), "muted"),
-                s.get("name")
-                or " ".join(x for x in (s.get("chain"), s.get("sell"), s.get("buy")) if x),
-                s.get("detail", ""),
+                badge(str(s.reason), "muted"),
+                _f(s, "name")
+                or " ".join(x for x in (_f(s, k) for k in ("chain", "sell", "buy")) if x),
+                s.detail,
             )
             for s in plan.skipped
         ]

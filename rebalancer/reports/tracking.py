@@ -51,13 +51,15 @@ strings; a figure there is no data for is null.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from rebalancer.documents.journal import RunRow, SnapshotRow, TradeRow
+from rebalancer.documents.plan import PlanFile, PlanTrade, TokenRef
+from rebalancer.documents.status import RunMode, TradeStatus
 from rebalancer.intents import approval_ids
 from rebalancer.planner.config import StrategyConfig
 from rebalancer.planner.model import Targets
@@ -68,16 +70,6 @@ _ZERO = Decimal(0)
 _CENT = Decimal("0.01")
 _KIND_ORDER = {"portfolio_before": 0, "portfolio_after": 1}
 SECONDS_PER_YEAR = 365.25 * 86400
-
-
-def _dec(v: Any) -> Decimal | None:
-    if v is None:
-        return None
-    try:
-        d = Decimal(str(v))
-    except ArithmeticError:
-        return None
-    return d if d.is_finite() else None
 
 
 @dataclass(frozen=True)
@@ -92,27 +84,15 @@ class Snap:
     total: Decimal
 
     @classmethod
-    def parse(cls, row: Mapping[str, Any]) -> Snap:
-        doc = row["data"] if isinstance(row["data"], dict) else json.loads(row["data"])
-        prices = {str(k): d for k, v in (doc.get("prices") or {}).items() if (d := _dec(v))}
+    def parse(cls, row: SnapshotRow) -> Snap:
+        doc = row.data
+        # NOTE: a zero price is no price (as it always was here)
+        prices = {k: v for k, v in doc.prices.items() if v}
         amounts: dict[str, Decimal] = {}
-        total = _ZERO
-        for h in doc.get("holdings") or []:
-            asset = str(h.get("asset"))
-            units = Decimal(int(h.get("raw", 0))).scaleb(-int(h.get("decimals", 0)))
-            amounts[asset] = amounts.get(asset, _ZERO) + units
-            value = _dec(h.get("value_usd"))
-            if value is not None:
-                total += value
-        given = _dec(doc.get("total_usd"))
-        return cls(
-            int(row["run_id"]),
-            str(row["kind"]),
-            float(row["taken_at"]),
-            prices,
-            amounts,
-            total if given is None else given,
-        )
+        for h in doc.holdings:
+            units = Decimal(h.raw).scaleb(-h.decimals)
+            amounts[h.asset] = amounts.get(h.asset, _ZERO) + units
+        return cls(row.run_id, row.kind.value, row.taken_at, prices, amounts, doc.total_usd)
 
     def value_at(self, prices: Mapping[str, Decimal]) -> Decimal:
         """These holdings at other prices (this snapshot's price where one is missing)."""
@@ -304,52 +284,47 @@ class Report:
 
 
 def _fills(
-    runs: Sequence[Mapping[str, Any]], trades: Sequence[Any], registry: Any
+    runs: Sequence[RunRow], trades: Sequence[TradeRow], registry: Any
 ) -> tuple[list[Fill], dict[str, int]]:
     """Confirmed trades joined with their plan entries; the other states only counted."""
-    plans: dict[int, dict[str, Mapping[str, Any]]] = {}
+    plans: dict[int, dict[str, PlanTrade]] = {}
     for r in runs:
-        try:
-            doc = json.loads(r["plan"]) if isinstance(r["plan"], str) else (r["plan"] or {})
-        except ValueError:
-            doc = {}
-        plans[int(r["id"])] = {str(t.get("id")): t for t in doc.get("trades") or []}
+        if isinstance(r.plan, PlanFile):
+            plans[r.id] = {t.id: t for t in r.plan.trades}
     states: dict[str, int] = {}
     fills = []
-    fees = {
-        (x.run_id, x.trade_id): int(x.fee_native)
-        for x in trades
-        if getattr(x, "fee_native", None) is not None
-    }
+    fees = {(x.run_id, x.trade_id): x.fee_native for x in trades if x.fee_native is not None}
     for t in trades:
-        states[t.state] = states.get(t.state, 0) + 1
-        if t.state != "confirmed":
+        states[t.state.value] = states.get(t.state.value, 0) + 1
+        if t.state != TradeStatus.CONFIRMED:
             continue
-        entry = plans.get(t.run_id, {}).get(t.trade_id, {})
+        entry = plans.get(t.run_id, {}).get(t.trade_id)
 
-        def side(key: str, token_id: str, e: Mapping[str, Any] = entry) -> tuple[str, int]:
-            spec = e.get(key)
-            if isinstance(spec, dict) and "asset" in spec and "decimals" in spec:
-                return str(spec["asset"]), int(spec["decimals"])
+        def side(ref: TokenRef | None, token_id: str) -> tuple[str, int]:
+            if ref is not None:
+                return ref.asset, ref.decimals
             token = registry.by_id(token_id) if registry is not None else None
             if token is None:
                 return token_id, 0
             return token.asset, token.decimals
 
-        sell, sell_dec = side("sell", t.sell)
+        def figure(v: Decimal | None) -> Decimal:
+            return v if v is not None and v.is_finite() else _ZERO
+
+        sell, sell_dec = side(None if entry is None else entry.sell, t.sell)
         paid = [
             fees[key]
             for key in ((t.run_id, row) for row in (t.trade_id, *approval_ids(t.trade_id)))
             if key in fees
         ]
-        gas_usd = _dec(entry.get("gas_usd")) or _ZERO
-        gas_est = int(entry.get("gas_native") or 0)
+        gas_usd = figure(None if entry is None else entry.gas_usd)
+        gas_est = (None if entry is None else entry.gas_native) or 0
         if paid and gas_est > 0:
             # NOTE: the fee actually paid (swap + approval), valued at the plan's own price of
             # the native coin (its estimate in USD over its estimate in base units).
             gas_usd = gas_usd * Decimal(sum(paid)) / Decimal(gas_est)
-        buy, buy_dec = side("buy", t.buy)
-        expected = entry.get("expected_out")
+        buy, buy_dec = side(None if entry is None else entry.buy, t.buy)
+        expected = None if entry is None else entry.expected_out
         out = t.realised_out if t.realised_out is not None else expected
         fills.append(
             Fill(
@@ -361,11 +336,11 @@ def _fills(
                 sold=Decimal(t.amount_in).scaleb(-sell_dec),
                 bought=_ZERO if out is None else Decimal(int(out)).scaleb(-buy_dec),
                 expected=None if expected is None else Decimal(int(expected)).scaleb(-buy_dec),
-                value_usd=_dec(entry.get("value_usd")) or _ZERO,
-                fee_usd=_dec(entry.get("fee_usd")) or _ZERO,
-                impact_usd=_dec(entry.get("impact_usd")) or _ZERO,
+                value_usd=figure(None if entry is None else entry.value_usd),
+                fee_usd=figure(None if entry is None else entry.fee_usd),
+                impact_usd=figure(None if entry is None else entry.impact_usd),
                 gas_usd=gas_usd,
-                est_cost_usd=_dec(entry.get("est_cost_usd")) or _ZERO,
+                est_cost_usd=figure(None if entry is None else entry.est_cost_usd),
             )
         )
     return fills, states
@@ -443,9 +418,9 @@ class _Lots:
 def build_report(
     *,
     journal_path: str,
-    runs: Sequence[Mapping[str, Any]],
-    trades: Sequence[Any],
-    snapshots: Sequence[Mapping[str, Any]],
+    runs: Sequence[RunRow],
+    trades: Sequence[TradeRow],
+    snapshots: Sequence[SnapshotRow],
     strategy: StrategyConfig,
     targets: Targets,
     registry: Any = None,
@@ -455,7 +430,7 @@ def build_report(
 ) -> Report:
     """Every figure of the report from the journal's rows (pure: no I/O here)."""
     snaps = sorted(
-        (Snap.parse(s) for s in snapshots if s["kind"] in _KIND_ORDER),
+        (Snap.parse(s) for s in snapshots if s.kind in _KIND_ORDER),
         key=lambda s: (s.run_id, _KIND_ORDER[s.kind], s.at),
     )
     fills, states = _fills(runs, trades, registry)
@@ -564,7 +539,7 @@ def build_report(
     mean_value = sum((p.snap.total for p in points), _ZERO) / len(points) if points else _ZERO
     turnover = float(traded / mean_value) if mean_value > 0 else None
 
-    executed = {int(r["id"]) for r in runs if r.get("mode") == "execute"}
+    executed = {r.id for r in runs if r.mode == RunMode.EXECUTE}
     return Report(
         journal=journal_path,
         runs=len(runs),

@@ -27,6 +27,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from rebalancer.cli import main
+from rebalancer.documents.journal import NewTrade, RunSummary
+from rebalancer.documents.plan import PlanFile
+from rebalancer.documents.status import RunMode, RunStatus, TradeStatus
 from rebalancer.journal import Journal
 from tests.dashboard.browser import chrome, full_screenshot, missing, requested_urls
 from tests.rebalancer.test_execution import write_config
@@ -133,15 +136,16 @@ def test_every_panel_in_a_real_browser_and_nothing_beyond_loopback(
         at = _refreshed_at(driver)
         journal = Journal(rebalanced.parent / "journal.sqlite")
         try:
-            run_id = journal.start_run("simulate", {"created_at": "2026-01-01", "trades": []})
+            plan = PlanFile.of({"created_at": "2026-01-01", "trades": []}, "test")
+            run_id = journal.start_run(RunMode.SIMULATE, plan)
             t = trades[0]
             journal.add_trade(
                 run_id,
-                {"id": "late", "chain": t.chain, "wallet": t.wallet, "sell": t.sell,
-                 "buy": t.buy, "amount_in": 12345, "min_out": None},
+                NewTrade(id="late", chain=t.chain, wallet=t.wallet, sell=t.sell,
+                         buy=t.buy, amount_in=12345, min_out=None),
             )  # fmt: skip
-            journal.update(run_id, "late", "refused", error="policy: refused by the test")
-            journal.finish_run(run_id, "partial", {})
+            journal.update(run_id, "late", TradeStatus.REFUSED, error="policy: refused by the test")
+            journal.finish_run(run_id, RunStatus.PARTIAL, RunSummary(trades=[]))
         finally:
             journal.close()
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#trades tbody tr")) > len(rows))

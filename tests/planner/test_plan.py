@@ -118,7 +118,7 @@ def test_reserve_is_kept_and_locked_wallet_reported(registry: Registry) -> None:
     sold = sum(t.amount_in for t in plan.trades if t.sell == eth)
     gas = sum(t.gas_native for t in plan.trades)
     assert 3 * 10**18 - sold - gas >= 5 * 10**17
-    assert any(x["reason"] == "reserve" and x["wallet"] == "b" for x in plan.skipped)
+    assert any(x.reason == "reserve" and x.wallet == "b" for x in plan.skipped)
 
 
 def test_needs_bridge_when_only_another_chain_has_the_asset(registry: Registry) -> None:
@@ -134,10 +134,10 @@ def test_needs_bridge_when_only_another_chain_has_the_asset(registry: Registry) 
         ],
     )
     plan = make_plan(pf, validate_all(s, registry), s, registry, now=NOW)
-    reasons = {x["reason"] for x in plan.skipped}
+    reasons = {x.reason for x in plan.skipped}
     assert "needs_bridge" in reasons
-    bridge = next(x for x in plan.skipped if x["reason"] == "needs_bridge")
-    assert bridge["name"] in {"ALTS", "JUP", "ETH"} and Decimal(bridge["amount_usd"]) > 0
+    bridge = next(x for x in plan.skipped if x.reason == "needs_bridge")
+    assert bridge.name in {"ALTS", "JUP", "ETH"} and Decimal(bridge.amount_usd) > 0
 
 
 def test_no_route_when_not_tradable(registry: Registry) -> None:
@@ -151,7 +151,7 @@ def test_no_route_when_not_tradable(registry: Registry) -> None:
     pf = portfolio(registry, [("ethereum", "w", "ETH", "10")])
     plan = make_plan(pf, validate_all(s, registry), s, registry, now=NOW)
     assert not plan.trades
-    assert any(x["reason"] == "no_route" and x["name"] == "STABLES" for x in plan.skipped)
+    assert any(x.reason == "no_route" and x.name == "STABLES" for x in plan.skipped)
 
 
 def test_under_minimum(registry: Registry) -> None:
@@ -161,7 +161,7 @@ def test_under_minimum(registry: Registry) -> None:
     pf = portfolio(registry, [("ethereum", "w", "ETH", "1"), ("ethereum", "w", "USDC", "3000")])
     plan = make_plan(pf, validate_all(s, registry), s, registry, now=NOW)
     assert not plan.trades
-    assert {x["reason"] for x in plan.skipped} == {"under_minimum"}
+    assert {x.reason for x in plan.skipped} == {"under_minimum"}
 
 
 def test_tax_aware_prefers_the_loss_lot(registry: Registry) -> None:

@@ -17,9 +17,10 @@ from rebalancer.chains.registry import Registry
 from rebalancer.core.types import Holding
 from rebalancer.planner import optimise
 from rebalancer.planner.config import StrategyConfig
+from rebalancer.planner.context import make_context
 from rebalancer.planner.drift import compute_drift
 from rebalancer.planner.model import HUNDRED, Portfolio, validate_all
-from rebalancer.planner.plan import _context, build_problem, make_plan
+from rebalancer.planner.plan import build_problem, make_plan
 from rebalancer.planner.render import plan_json
 from tests.planner.conftest import PRICES
 from tests.planner.test_plan import _check_hard_constraints
@@ -78,7 +79,7 @@ def _allows(pf: Portfolio, s: StrategyConfig) -> bool:
     no minimum)? Then the plan must meet the full bands."""
     targets = validate_all(s, REGISTRY)
     drift = compute_drift(pf, targets, s, now=NOW)
-    ctx = _context(pf, s, REGISTRY, drift, None, NOW.date())
+    ctx = make_context(pf, s, REGISTRY, drift, None, NOW.date())
     problem, _ = build_problem(ctx)
     for acc in problem.accounts:
         # a wallet must be able to pay gas for a swap per token it could trade

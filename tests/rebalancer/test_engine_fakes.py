@@ -35,6 +35,8 @@ from rebalancer.dex.base import (
     SwapPolicy,
     SwapRequest,
 )
+from rebalancer.documents.plan import PlanFile
+from rebalancer.documents.status import RunMode
 from rebalancer.engine import Engine, TradeIntent
 from rebalancer.journal import Journal
 from rebalancer.services import Services
@@ -174,6 +176,9 @@ def _world(tmp_path: Path, simulated_out: int) -> tuple[Engine, FakeChain, FakeS
     return Engine(services, journal, lambda _m: None), chain, signer, registry
 
 
+NO_PLAN = PlanFile.of({"created_at": "2026-01-01T00:00:00+00:00", "trades": []}, "test")
+
+
 def _intent(registry: Any) -> TradeIntent:
     weth, usdc = registry.by_symbol("ethereum", "WETH"), registry.by_symbol("ethereum", "USDC")
     return TradeIntent("t1", "ethereum", WALLET, weth, usdc, 10**15, 1_000_000, 990_000, Decimal(3))
@@ -181,7 +186,7 @@ def _intent(registry: Any) -> TradeIntent:
 
 def test_a_simulation_below_the_minimum_signs_nothing(tmp_path: Path) -> None:
     engine, chain, signer, registry = _world(tmp_path, simulated_out=1)
-    run_id = engine.journal.start_run("execute", {})
+    run_id = engine.journal.start_run(RunMode.EXECUTE, NO_PLAN)
     (result,) = asyncio.run(engine.execute(run_id, [_intent(registry)], sign=True))
     assert result.status == "refused" and "below the transaction's minimum" in str(result.reason)
     assert signer.signed == [] and chain.sent == []
@@ -191,7 +196,7 @@ def test_signed_bytes_are_journalled_before_the_send_and_recovery_never_signs(
     tmp_path: Path,
 ) -> None:
     engine, chain, signer, registry = _world(tmp_path, simulated_out=1_000_000)
-    run_id = engine.journal.start_run("execute", {})
+    run_id = engine.journal.start_run(RunMode.EXECUTE, NO_PLAN)
     (result,) = asyncio.run(engine.execute(run_id, [_intent(registry)], sign=True))
     assert result.status == "confirmed" and len(signer.signed) == 1
     assert chain.journalled_at_send == ["signed"]  # on disk before the node saw it

@@ -484,9 +484,12 @@ def test_an_edited_plan_cannot_switch_the_policy_off(
 ) -> None:
     monkeypatch.setenv("DEMO_PASS", "demo")
     monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
-    cfg = write_config(tmp_path, "max_trade_usd = 100")
+    # NOTE: the planner plans within max_trade_usd (slices), so the plan is made under the
+    # default limit and applied under a config whose limit it breaks
+    planning = write_config(tmp_path)
     plan = tmp_path / "plan.json"
-    assert main(["plan", "-c", str(cfg), "-o", str(plan), "--json"]) == 0
+    assert main(["plan", "-c", str(planning), "-o", str(plan), "--json"]) == 0
+    cfg = write_config(tmp_path, "max_trade_usd = 100")
     doc = json.loads(plan.read_text())
     for t in doc["trades"]:
         t["value_usd"] = "0"  # the file lies about what the trades are worth
@@ -501,3 +504,46 @@ def test_an_edited_plan_cannot_switch_the_policy_off(
     plan.write_text(json.dumps(doc))
     assert main(["apply", str(plan), "-c", str(cfg), "--yes"]) == 2
     assert "letters, digits" in capsys.readouterr().err
+
+
+def test_a_trade_over_max_trade_usd_is_planned_and_executed_as_slices(
+    evm_isolated: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A $60k move under a $50k policy.max_trade_usd: two trades, each within the limit, both
+    executed on the local world (before issue 16 the engine refused the one $60k trade)."""
+    monkeypatch.setenv("DEMO_PASS", "demo")
+    monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
+    url = evm_isolated["ethereum"]["url"]
+    rpc_call(url, "anvil_setBalance", WALLET, hex(25 * 10**18))  # 25 ETH = $80k
+    rpc_call(url, "evm_mine")  # so that forks at the latest block see it
+    text = write_config(tmp_path, "max_trade_usd = 50000").read_text()
+    text = text.replace('[chains.avalanche]\nrpc = "localnet:avalanche"\n', "")
+    text = text.replace('chains = ["ethereum", "avalanche"]', 'chains = ["ethereum"]')
+    text = text.replace(
+        "targets = { BTC = 40, ETH = 30, ALTS = 20, STABLES = 10 }",
+        "targets = { ETH = 25, BTC = 8, ALTS = 7, STABLES = 60 }\n"
+        'tradable = { ethereum = ["ETH", "USDC"] }',
+    )
+    cfg = tmp_path / "sliced.toml"
+    cfg.write_text(text)
+    unlimited = tmp_path / "unlimited.toml"
+    unlimited.write_text(text.replace("max_trade_usd = 50000", "max_trade_usd = 100000"))
+    code, one = run_json(capsys, "plan", "-c", str(unlimited))
+    assert code == 0 and len(one["trades"]) == 1
+    assert Decimal(one["trades"][0]["value_usd"]) > 55_000
+    before = nonce(evm_isolated, "ethereum")
+    code = main(["run", "-c", str(cfg), "--execute", "--yes", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    out = json.loads(captured.out)
+    assert out["status"] == "ok", out
+    trades = out["plan"]["trades"]
+    assert len(trades) == 2
+    assert all(t["sell"]["symbol"] == "ETH" and t["buy"]["symbol"] == "USDC" for t in trades)
+    assert all(Decimal(t["value_usd"]) <= 50_000 for t in trades)
+    assert sum(Decimal(t["value_usd"]) for t in trades) > 55_000
+    assert [t["status"] for t in out["trades"]] == ["confirmed", "confirmed"]
+    assert nonce(evm_isolated, "ethereum") == before + 2

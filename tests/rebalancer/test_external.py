@@ -266,6 +266,28 @@ def test_a_tampered_evm_signature_refuses_everything(
     assert nonce(evm_isolated, "ethereum") == start
 
 
+def test_a_garbled_unsigned_file_is_refused_not_a_crash(
+    setup: Callable[..., tuple[Path, Path]],
+    evm_isolated: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cfg, plan = setup("garbled")
+    out = tmp_path / "unsigned"
+    manifest = export(capsys, cfg, plan, out)
+    start = nonce(evm_isolated, "ethereum")
+    for t in manifest["transactions"]:
+        sign_evm(out, t)
+    unsigned = out / manifest["transactions"][0]["files"]["unsigned"]
+    # NOTE: 100,000 nested lists would overflow the C stack once eth_account is imported
+    for text in ("{", '{"nonce": 1}', "[" * 100_000 + "]" * 100_000):
+        unsigned.chmod(0o600)
+        unsigned.write_text(text)
+        err = refused(capsys, cfg, out)
+        assert unsigned.name in err and "changed since the export" in err
+    assert nonce(evm_isolated, "ethereum") == start
+
+
 def test_a_changed_solana_message_or_export_is_refused(
     setup: Callable[..., tuple[Path, Path]],
     evm_isolated: dict[str, Any],

@@ -18,15 +18,19 @@ import pytest
 
 from rebalancer.chains.registry import Registry
 from rebalancer.cli import main
+from rebalancer.documents.journal import NewTrade, PortfolioSnapshot, RunSummary, SnapshotKind
+from rebalancer.documents.plan import PlanFile
+from rebalancer.documents.status import RunMode, RunStatus, TradeStatus
 from rebalancer.journal import Journal
 from tests.reports.conftest import DEFAULT_STRATEGY, config_text
 
 T0 = 1_700_000_000.0
 DAY = 86400.0
+BEFORE, AFTER = SnapshotKind.PORTFOLIO_BEFORE, SnapshotKind.PORTFOLIO_AFTER
 DECIMALS = {"BTC": 8, "ETH": 18, "SOL": 9, "LINK": 18, "USDC": 6}
 
 
-def _doc(amounts: dict[str, Decimal], prices: dict[str, Decimal]) -> dict[str, Any]:
+def _doc(amounts: dict[str, Decimal], prices: dict[str, Decimal]) -> PortfolioSnapshot:
     holdings = []
     total = Decimal(0)
     for asset, units in amounts.items():
@@ -44,11 +48,13 @@ def _doc(amounts: dict[str, Decimal], prices: dict[str, Decimal]) -> dict[str, A
                 "value_usd": str(value),
             }
         )
-    return {
-        "prices": {k: str(v) for k, v in prices.items()},
-        "holdings": holdings,
-        "total_usd": str(total),
-    }
+    return PortfolioSnapshot.model_validate(
+        {
+            "prices": {k: str(v) for k, v in prices.items()},
+            "holdings": holdings,
+            "total_usd": str(total),
+        }
+    )
 
 
 def _token(registry: Registry, symbol: str) -> dict[str, Any]:
@@ -90,22 +96,31 @@ def build_journal(path: Path) -> None:
         "reason": "BTC over band",
     }
     refused = {**trade, "id": "t2", "amount_in": "1000000", "value_usd": "550.00"}
+
+    def plan(*trades: dict[str, Any]) -> PlanFile:
+        return PlanFile.of({"created_at": "2023-11-14T22:13:20+00:00", "trades": list(trades)}, "")
+
+    def new(t: dict[str, Any]) -> NewTrade:
+        keys = ("id", "chain", "wallet", "amount_in", "min_out")
+        return NewTrade(**{k: t[k] for k in keys}, sell=wbtc["id"], buy=link["id"])
+
+    none = RunSummary(trades=[])
     j = Journal(path)
     try:
-        r1 = j.start_run("execute", {"created_at": "2023-11-14T22:13:20+00:00", "trades": [trade]})
-        j.snapshot(r1, "portfolio_before", _doc(before1, p1))
-        j.add_trade(r1, {**trade, "sell": wbtc["id"], "buy": link["id"]})
-        j.update(r1, "t1", "confirmed", tx_hash="0x01", realised_out=499 * 10**18)
-        j.snapshot(r1, "portfolio_after", _doc(after1, p1))
-        j.finish_run(r1, "ok", {})
-        r2 = j.start_run("execute", {"created_at": "x", "trades": [refused]})
-        j.snapshot(r2, "portfolio_before", _doc(before2, p2))
-        j.add_trade(r2, {**refused, "sell": wbtc["id"], "buy": link["id"]})
-        j.update(r2, "t2", "refused", error="policy")
-        j.snapshot(r2, "portfolio_after", _doc(before2, p2))
-        j.finish_run(r2, "partial", {})
-        dry = j.start_run("simulate", {"created_at": "x", "trades": []})
-        j.finish_run(dry, "ok", {})
+        r1 = j.start_run(RunMode.EXECUTE, plan(trade))
+        j.snapshot(r1, BEFORE, _doc(before1, p1))
+        j.add_trade(r1, new(trade))
+        j.update(r1, "t1", TradeStatus.CONFIRMED, tx_hash="0x01", realised_out=499 * 10**18)
+        j.snapshot(r1, AFTER, _doc(after1, p1))
+        j.finish_run(r1, RunStatus.OK, none)
+        r2 = j.start_run(RunMode.EXECUTE, plan(refused))
+        j.snapshot(r2, BEFORE, _doc(before2, p2))
+        j.add_trade(r2, new(refused))
+        j.update(r2, "t2", TradeStatus.REFUSED, error="policy")
+        j.snapshot(r2, AFTER, _doc(before2, p2))
+        j.finish_run(r2, RunStatus.PARTIAL, none)
+        dry = j.start_run(RunMode.SIMULATE, plan())
+        j.finish_run(dry, RunStatus.OK, none)
     finally:
         j.close()
     # spread the story over ten days (the journal stamps everything with the current time)

@@ -1,0 +1,289 @@
+"""Exact evaluation: proposals (USD amounts from the optimiser or the naive plan) -> trades in
+integer base units, every hard constraint enforced again in exact arithmetic.
+
+Never more sold than held; the gas reserve and the plan's own gas kept; no trade under
+``min_trade_usd`` nor over ``max_trade_usd`` (a larger proposal becomes equal slices, each its
+own trade paying its own gas); the run's total within ``max_run_usd``; ``min_out`` after
+slippage. What cannot be done is listed with a reason, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from rebalancer.core.types import Token
+from rebalancer.planner.context import PlanContext, is_locked
+from rebalancer.planner.drift import drift_rows
+from rebalancer.planner.model import Portfolio, Position, from_base_units, to_base_units
+from rebalancer.planner.skips import Skip, SkipReason, TradeSkip
+from rebalancer.planner.tax import Realised, realise_sales
+
+_BPS = Decimal(10_000)
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A swap before rounding: sell ``usd`` worth of ``sell`` for ``buy`` in one wallet."""
+
+    chain: str
+    wallet: str
+    sell: Token
+    buy: Token
+    usd: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One swap of the plan, in integer base units."""
+
+    id: str
+    chain: str
+    wallet: str
+    sell: Token
+    buy: Token
+    amount_in: int
+    expected_out: int
+    min_out: int
+    value_usd: Decimal
+    fee_usd: Decimal
+    impact_usd: Decimal
+    gas_usd: Decimal
+    gas_native: int
+    reason: str
+    realised: Realised | None = None
+
+    @property
+    def est_cost_usd(self) -> Decimal:
+        return self.fee_usd + self.impact_usd + self.gas_usd
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A list of trades evaluated exactly: what is left after, what it cost, how far off."""
+
+    trades: tuple[Trade, ...]
+    skipped: tuple[Skip, ...]
+    after: Portfolio
+    cost_usd: Decimal
+    tax_usd: Decimal
+    violation_pp: float
+
+
+def replace(t: Trade, **changes: object) -> Trade:
+    """A copy of ``t`` with some fields changed."""
+    fields = {name: getattr(t, name) for name in Trade.__slots__}
+    fields.update(changes)
+    return Trade(**fields)
+
+
+def sliced(ctx: PlanContext, proposals: Sequence[Proposal]) -> list[Proposal]:
+    """Proposals over ``max_trade_usd`` as equal slices within it (each its own trade)."""
+    cap = ctx.limits.max_trade_usd
+    if cap is None:
+        return list(proposals)
+    out: list[Proposal] = []
+    for p in proposals:
+        if p.usd <= cap:
+            out.append(p)
+            continue
+        n = math.ceil(p.usd / cap)
+        part = p.usd / n
+        out.extend(Proposal(p.chain, p.wallet, p.sell, p.buy, part) for _ in range(n))
+    return out
+
+
+def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
+    """Turn proposals into integer trades, enforcing every hard constraint exactly."""
+    if not proposals:  # doing nothing leaves the portfolio as it is: no need to rebuild it
+        return Outcome((), (), ctx.portfolio, Decimal(0), Decimal(0), violation(ctx, ctx.portfolio))
+    proposals = sliced(ctx, proposals)
+    state = dict(ctx.held)
+    tokens = dict(ctx.tokens)
+    prices = ctx.portfolio.prices
+    min_usd = ctx.strategy.min_trade_usd
+    max_usd = ctx.limits.max_trade_usd
+    run_left = ctx.limits.max_run_usd
+    remaining: dict[tuple[str, str], int] = {}
+    for p in proposals:
+        remaining[(p.chain, p.wallet)] = remaining.get((p.chain, p.wallet), 0) + 1
+    trades: list[Trade] = []
+    skipped: list[Skip] = []
+    sold: dict[tuple[str, str, str], int] = {}
+    cost = Decimal(0)
+    for p in proposals:
+        acc = (p.chain, p.wallet)
+        remaining[acc] -= 1
+        native = ctx.universe.native(p.chain)
+        nat_key = (p.chain, p.wallet, native.id)
+        sell_key = (p.chain, p.wallet, p.sell.id)
+        buy_key = (p.chain, p.wallet, p.buy.id)
+        gas_raw = ctx.gas_raw[p.chain]
+        nat = state.get(nat_key, 0)
+        base: dict[str, Any] = {
+            "chain": p.chain,
+            "wallet": p.wallet,
+            "sell": p.sell.symbol,
+            "buy": p.buy.symbol,
+        }
+        if is_locked(ctx, p.chain, nat):
+            skipped.append(
+                TradeSkip(
+                    **base,
+                    reason=SkipReason.RESERVE,
+                    detail="native coin at or below reserve + gas",
+                )
+            )
+            continue
+        avail = state.get(sell_key, 0)
+        if p.sell.is_native:
+            avail = max(nat - ctx.reserve[p.chain] - gas_raw * (remaining[acc] + 1), 0)
+        # NOTE: never sell what the plan itself bought: sales come out of the holdings before it
+        avail = min(avail, ctx.held.get(sell_key, 0) - sold.get(sell_key, 0))
+        price_in = prices[p.sell.asset]
+        price_out = prices[p.buy.asset]
+        limit_usd = max_usd
+        if run_left is not None:
+            limit_usd = run_left if limit_usd is None else min(limit_usd, run_left)
+        if limit_usd is not None:
+            avail = min(avail, to_base_units(limit_usd / price_in, p.sell.decimals))
+        raw_in = min(to_base_units(p.usd / price_in, p.sell.decimals), avail)
+        dust = max(_CENT, p.usd * Decimal("1e-6"))
+        if (
+            not p.sell.is_native
+            and avail - raw_in > 0
+            and (from_base_units(avail - raw_in, p.sell.decimals) * price_in <= dust)
+        ):
+            raw_in = avail
+        value_in = from_base_units(raw_in, p.sell.decimals) * price_in
+        if value_in < min_usd and p.usd >= min_usd * Decimal("0.999"):
+            need = to_base_units(min_usd / price_in, p.sell.decimals, up=True)
+            if need <= avail:
+                raw_in = need
+                value_in = from_base_units(raw_in, p.sell.decimals) * price_in
+        if raw_in <= 0 or value_in < min_usd:
+            if run_left is not None and run_left < min_usd:
+                skipped.append(
+                    TradeSkip(
+                        **base,
+                        reason=SkipReason.RUN_LIMIT,
+                        detail=f"policy.max_run_usd = {ctx.limits.max_run_usd} reached",
+                    )
+                )
+                continue
+            skipped.append(
+                TradeSkip(
+                    **base,
+                    reason=SkipReason.UNDER_MINIMUM,
+                    value_usd=value_in.quantize(_CENT),
+                    detail=f"below min_trade_usd = {min_usd}",
+                )
+            )
+            continue
+        cm = ctx.strategy.cost_model(p.chain)
+        fee = cm.fee_usd(value_in)
+        impact = cm.impact_usd(value_in, p.sell.asset, p.buy.asset)
+        if impact > value_in / 2:
+            skipped.append(
+                TradeSkip(**base, reason=SkipReason.NO_ROUTE, detail="not enough liquidity")
+            )
+            continue
+        out_value = value_in - fee - impact
+        expected = to_base_units(out_value / price_out, p.buy.decimals)
+        if expected <= 0:
+            skipped.append(
+                TradeSkip(**base, reason=SkipReason.NO_ROUTE, detail="costs exceed the value")
+            )
+            continue
+        slip = 1 - ctx.strategy.slippage_bps / _BPS
+        min_out = to_base_units(Decimal(expected) * slip, 0)
+        state[sell_key] = state.get(sell_key, 0) - raw_in
+        sold[sell_key] = sold.get(sell_key, 0) + raw_in
+        state[buy_key] = state.get(buy_key, 0) + expected
+        state[nat_key] = state.get(nat_key, 0) - gas_raw
+        if run_left is not None:
+            run_left -= value_in
+        tokens[p.buy.id] = p.buy
+        tokens[p.sell.id] = p.sell
+        tokens[native.id] = native
+        trade = Trade(
+            id="",
+            chain=p.chain,
+            wallet=p.wallet,
+            sell=p.sell,
+            buy=p.buy,
+            amount_in=raw_in,
+            expected_out=expected,
+            min_out=min_out,
+            value_usd=value_in,
+            fee_usd=fee,
+            impact_usd=impact,
+            gas_usd=ctx.gas_usd[p.chain],
+            gas_native=gas_raw,
+            reason="",
+        )
+        trades.append(trade)
+        cost += trade.est_cost_usd
+    check_exact(ctx, state, trades)
+    positions = tuple(
+        Position(chain, wallet, tokens[tid], raw, prices[tokens[tid].asset])
+        for (chain, wallet, tid), raw in sorted(state.items())
+        if raw > 0
+    )
+    after = Portfolio(positions, prices)
+    trades, tax = _with_tax(ctx, trades)
+    return Outcome(tuple(trades), tuple(skipped), after, cost, tax, violation(ctx, after))
+
+
+def check_exact(
+    ctx: PlanContext, state: Mapping[tuple[str, str, str], int], trades: Sequence[Trade] = ()
+) -> None:
+    """The invariants, in integers; a failure here is a bug in the planner, not bad input."""
+    before = ctx.held
+    native_ids = {chain: ctx.universe.native(chain).id for chain in ctx.reserve}
+    for (chain, wallet, tid), raw in state.items():
+        if raw < 0:
+            raise AssertionError(f"plan sells more {tid} than {wallet} holds on {chain}")
+        if tid == native_ids[chain] and raw < ctx.reserve[chain] <= before.get(
+            (chain, wallet, tid), 0
+        ):
+            raise AssertionError(f"plan spends the gas reserve of {wallet} on {chain}")
+    limits = ctx.limits
+    for t in trades:
+        if limits.max_trade_usd is not None and t.value_usd > limits.max_trade_usd:
+            raise AssertionError(f"plan trade of {t.value_usd} USD over max_trade_usd")
+    run = sum((t.value_usd for t in trades), Decimal(0))
+    if limits.max_run_usd is not None and run > limits.max_run_usd:
+        raise AssertionError("plan trades more than max_run_usd")
+
+
+def _with_tax(ctx: PlanContext, trades: list[Trade]) -> tuple[list[Trade], Decimal]:
+    if ctx.book is None:
+        return trades, Decimal(0)
+    realised, tax = realise_sales(
+        ctx.book,
+        [
+            (t.sell.asset, from_base_units(t.amount_in, t.sell.decimals), t.value_usd)
+            for t in trades
+        ],
+    )
+    return [replace(t, realised=r) for t, r in zip(trades, realised, strict=True)], tax
+
+
+def violation(ctx: PlanContext, after: Portfolio) -> float:
+    """Sum over targeted rows of how far (points) each ends outside its goal interval."""
+    rows = drift_rows(after, ctx.drift.targets, ctx.drift.bands)
+    total = 0.0
+    by_key = {r.key: r for r in rows}
+    for key, (lo, hi) in ctx.goals.items():
+        r = by_key.get(key)
+        w = r.weight_pct if r is not None else Decimal(0)
+        if w < lo:
+            total += float(lo - w)
+        elif w > hi:
+            total += float(w - hi)
+    return total
