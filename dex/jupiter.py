@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, field_validator
-from solders.transaction import VersionedTransaction
 
 from rebalancer.core.errors import AggregatorError, SimulationError, SuspiciousResponseError
 from rebalancer.dex.base import (
@@ -163,6 +162,8 @@ class JupiterQuote(Quote):
 
 def _versioned(b64: str) -> bytes:
     """A base64 serialized VersionedTransaction, checked to decode as one."""
+    from solders.transaction import VersionedTransaction  # NOTE: a quote does not need it
+
     try:
         raw = base64.b64decode(b64, validate=True)
         VersionedTransaction.from_bytes(raw)
