@@ -109,12 +109,15 @@ class ChainAdapter(ABC):
         *,
         work_dir: Path | None = None,
         simulation: str = "auto",
+        send_url: str | None = None,
     ) -> None:
         self.info = info
         self.rpc_url = rpc_url
         self.client = client
         self.work_dir = work_dir
         """Where throwaway simulation nodes write their logs (a temporary folder if None)."""
+        self.send_url = send_url
+        """``[chains.X] send_rpc``: where ``send_raw`` broadcasts (None: ``rpc_url``)."""
         self.simulation = simulation
         """How this chain simulates (``policy.evm_simulation`` on EVM; ``auto`` picks the
         fewest round trips)."""
@@ -122,6 +125,13 @@ class ChainAdapter(ABC):
     async def aclose(self) -> None:
         """Release what the adapter started for its command (a kept simulation node)."""
         return None
+
+    @property
+    def sent_via(self) -> str:
+        """Where signed transactions go, redacted (scheme, host and port): for the journal."""
+        from rebalancer.core.redact import redact_url
+
+        return redact_url(self.send_url or self.rpc_url)
 
     @abstractmethod
     async def balances(
@@ -237,11 +247,13 @@ def adapter_for(
     *,
     work_dir: Path | None = None,
     simulation: str = "auto",
+    send_url: str | None = None,
 ) -> ChainAdapter:
-    """Build the adapter for a chain's family."""
+    """Build the adapter for a chain's family (``send_url``: where it broadcasts, if not
+    ``rpc_url``)."""
     module_name, class_name = ADAPTERS[info.family].split(":")
     cls = getattr(import_module(module_name), class_name)
-    adapter: ChainAdapter = cls(info, rpc_url, client, work_dir=work_dir)
+    adapter: ChainAdapter = cls(info, rpc_url, client, work_dir=work_dir, send_url=send_url)
     if info.family == "evm":
         adapter.simulation = simulation
     return adapter

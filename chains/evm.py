@@ -72,14 +72,24 @@ class EvmChain(ChainAdapter):
         client: httpx.AsyncClient,
         *,
         work_dir: Path | None = None,
+        send_url: str | None = None,
         chunk_size: int = 500,
         retries: int = 3,
         backoff: float = 0.25,
         simulation: str = "auto",
     ) -> None:
-        super().__init__(info, rpc_url, client, work_dir=work_dir, simulation=simulation)
+        super().__init__(
+            info, rpc_url, client, work_dir=work_dir, simulation=simulation, send_url=send_url
+        )
         self.provider = HttpxProvider(
             rpc_url, client, label=info.name, retries=retries, backoff=backoff
+        )
+        self.send_provider = (
+            self.provider
+            if send_url is None
+            else HttpxProvider(
+                send_url, client, label=f"{info.name} send_rpc", retries=retries, backoff=backoff
+            )
         )
         self.chunk_size = chunk_size
         self._chain_checked = False
@@ -174,10 +184,12 @@ class EvmChain(ChainAdapter):
         return out[::-1]
 
     # -- transactions ------------------------------------------------------------------------
-    async def call(self, method: str, params: list[Any]) -> Any:
-        """One JSON-RPC call; the node's error becomes a ChainError with its message."""
-        answer = await self.provider.make_request(method, params)
-        return result_of(answer, method, self.provider.where)
+    async def call(self, method: str, params: list[Any], *, send: bool = False) -> Any:
+        """One JSON-RPC call (``send``: to ``send_rpc``); the node's error becomes a
+        ChainError with its message."""
+        provider = self.send_provider if send else self.provider
+        answer = await provider.make_request(method, params)
+        return result_of(answer, method, provider.where)
 
     async def nonce(self, wallet: str) -> int:
         """The next nonce, counting transactions the node holds in its pool."""
@@ -224,11 +236,12 @@ class EvmChain(ChainAdapter):
         return nonce, 2 * base + tip, tip
 
     async def send_raw(self, raw: bytes) -> str:
-        """Broadcast signed bytes; a node that already has them ("already known") is fine."""
+        """Broadcast signed bytes through ``send_rpc`` (else ``rpc``); a node that already has
+        them ("already known") is fine."""
         from eth_utils import keccak
 
         try:
-            return str(await self.call("eth_sendRawTransaction", ["0x" + raw.hex()]))
+            return str(await self.call("eth_sendRawTransaction", ["0x" + raw.hex()], send=True))
         except AlreadyKnownError:
             return "0x" + keccak(raw).hex()
 

@@ -107,11 +107,12 @@ class SolanaChain(ChainAdapter):
         client: httpx.AsyncClient,
         *,
         work_dir: Path | None = None,
+        send_url: str | None = None,
         retries: int = 3,
         backoff: float = 0.25,
         commitment: str | None = "confirmed",
     ) -> None:
-        super().__init__(info, rpc_url, client, work_dir=work_dir)
+        super().__init__(info, rpc_url, client, work_dir=work_dir, send_url=send_url)
         self._tables: dict[str, list[str]] = {}
         """Lookup tables read in this command (entries never change once written)."""
         self.retries = retries
@@ -122,6 +123,11 @@ class SolanaChain(ChainAdapter):
     @property
     def where(self) -> str:
         return f"{self.info.name} node at {redact_url(self.rpc_url)}"
+
+    def _where(self, send: bool) -> str:
+        if send and self.send_url is not None:
+            return f"{self.info.name} send_rpc at {redact_url(self.send_url)}"
+        return self.where
 
     async def balances(
         self,
@@ -298,8 +304,11 @@ class SolanaChain(ChainAdapter):
         return raw
 
     # -- transport ---------------------------------------------------------------------------
-    async def _batch(self, calls: list[tuple[str, list[Any]]]) -> list[_Answer]:
-        """POST ``calls`` as one JSON-RPC batch; answers in call order."""
+    async def _batch(
+        self, calls: list[tuple[str, list[Any]]], *, send: bool = False
+    ) -> list[_Answer]:
+        """POST ``calls`` as one JSON-RPC batch (``send``: to ``send_rpc``); answers in call
+        order."""
         body = json.dumps(
             [
                 {"jsonrpc": "2.0", "id": i, "method": m, "params": p}
@@ -307,30 +316,34 @@ class SolanaChain(ChainAdapter):
             ],
             separators=(",", ":"),
         ).encode()
-        content = await self._post(body)
+        content = await self._post(body, send=send)
         try:
             answers = _BATCH.validate_json(content)
         except ValidationError:
             try:
                 data = json.loads(content)
             except ValueError:
-                raise ChainError(f"{self.where} answered malformed JSON") from None
+                raise ChainError(f"{self._where(send)} answered malformed JSON") from None
             if isinstance(data, dict) and isinstance(data.get("error"), dict):
                 message = str(data["error"].get("message", ""))[:120]
-                raise ChainError(f"{self.where} refused a JSON-RPC batch: {message}") from None
-            raise ChainError(f"{self.where} answered a JSON-RPC batch malformed") from None
+                raise ChainError(
+                    f"{self._where(send)} refused a JSON-RPC batch: {message}"
+                ) from None
+            raise ChainError(f"{self._where(send)} answered a JSON-RPC batch malformed") from None
         by_id = {a.id: a for a in answers}
         if len(by_id) != len(calls) or set(by_id) != set(range(len(calls))):
-            raise ChainError(f"{self.where} answered {len(answers)} of {len(calls)} batched calls")
+            raise ChainError(
+                f"{self._where(send)} answered {len(answers)} of {len(calls)} batched calls"
+            )
         return [by_id[i] for i in range(len(calls))]
 
-    async def _post(self, body: bytes) -> bytes:
+    async def _post(self, body: bytes, *, send: bool = False) -> bytes:
         """One POST, retried with backoff on timeouts, connection errors, 429 and 5xx."""
         return await post_json_body(
             self.client,
-            self.rpc_url,
+            (self.send_url or self.rpc_url) if send else self.rpc_url,
             body,
-            where=self.where,
+            where=self._where(send),
             error=ChainError,
             retries=self.retries,
             backoff=self.backoff,
@@ -341,12 +354,13 @@ class SolanaChain(ChainAdapter):
         answers = await self._batch(calls)
         return [self._result(a, m) for a, (m, _) in zip(answers, calls, strict=True)]
 
-    async def call(self, method: str, params: list[Any]) -> Any:
-        """One JSON-RPC call (in a batch of one); the node's error becomes a ChainError."""
-        (answer,) = await self._batch([(method, params)])
+    async def call(self, method: str, params: list[Any], *, send: bool = False) -> Any:
+        """One JSON-RPC call (in a batch of one; ``send``: to ``send_rpc``); the node's error
+        becomes a ChainError."""
+        (answer,) = await self._batch([(method, params)], send=send)
         if answer.error is not None:
             e = answer.error
-            raise rpc_error(self.where, method, e.code, e.message, e.data)
+            raise rpc_error(self._where(send), method, e.code, e.message, e.data)
         return answer.result
 
     async def lookup_tables(self, keys: list[str]) -> dict[str, list[str]]:
@@ -473,8 +487,9 @@ class SolanaChain(ChainAdapter):
             return b""
 
     async def send_raw(self, raw: bytes) -> str:
-        """Broadcast a fully signed transaction; its signature is its id. Preflight is on,
-        so a transaction that would fail is refused by the node with its reason."""
+        """Broadcast a fully signed transaction through ``send_rpc`` (else ``rpc``); its
+        signature is its id. Preflight is on, so a transaction that would fail is refused by
+        the node with its reason."""
         import base64
 
         sig = await self.call(
@@ -483,6 +498,7 @@ class SolanaChain(ChainAdapter):
                 base64.b64encode(raw).decode(),
                 {"encoding": "base64", "preflightCommitment": "confirmed"},
             ],
+            send=True,
         )
         return str(sig)
 

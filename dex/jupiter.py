@@ -160,6 +160,20 @@ class JupiterQuote(Quote):
     wrap_sol: bool
 
 
+def _versioned(b64: str) -> bytes:
+    """A base64 serialized VersionedTransaction, checked to decode as one."""
+    from solders.transaction import VersionedTransaction  # NOTE: a quote does not need it
+
+    try:
+        raw = base64.b64decode(b64, validate=True)
+        VersionedTransaction.from_bytes(raw)
+    except (binascii.Error, ValueError):
+        raise AggregatorError(
+            "Jupiter answered a transaction that is not a base64 versioned transaction"
+        ) from None
+    return raw
+
+
 def _mint(token: Any) -> str:
     return WSOL_MINT if token.address is None else str(token.address)
 
@@ -182,12 +196,17 @@ class Jupiter(HttpAggregator):
         priority_level: PriorityLevel = "medium",
         retries: int = 3,
         backoff: float = 1.0,
+        api: Literal["v1", "v2"] = "v1",
     ) -> None:
         super().__init__(
             client, base_url=base_url, api_key=api_key, retries=retries, backoff=backoff
         )
         self.max_priority_lamports = max_priority_lamports
         self.priority_level = priority_level
+        self.api = api
+        """``v1``: ``/quote`` + ``/swap``. ``v2``: ``GET /order`` (quote and Jupiter's ready
+        transaction in one answer); the transaction is held to the same checks and landed
+        through the chain's own RPC (``send_rpc`` if set), not ``/execute``."""
 
     def _auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-api-key": api_key}
@@ -226,6 +245,8 @@ class Jupiter(HttpAggregator):
         return sell, buy, wrap
 
     async def quote(self, request: SwapRequest) -> JupiterQuote:
+        if self.api == "v2":
+            return await self._order(request)
         sell, buy, wrap = self._mints(request)
         data = await self._call(
             "GET",
@@ -259,6 +280,44 @@ class Jupiter(HttpAggregator):
             wrap_sol=wrap,
         )
 
+    async def _order(self, request: SwapRequest) -> JupiterQuote:
+        """v2 ``GET /order`` with the wallet as ``taker``: the quote and its transaction."""
+        from rebalancer.dex.jupiter_v2 import OrderResponse
+
+        sell, buy, wrap = self._mints(request)
+        data = await self._call(
+            "GET",
+            "order",
+            params={
+                "inputMint": sell,
+                "outputMint": buy,
+                "amount": str(request.amount_in),
+                "slippageBps": str(request.slippage_bps),
+                "swapMode": "ExactIn",
+                "taker": request.wallet,
+            },
+        )
+        o = parse(OrderResponse, data, "Jupiter order")
+        asked = (sell, buy, request.amount_in, "ExactIn")
+        if (o.inputMint, o.outputMint, o.inAmount, o.swapMode) != asked:
+            raise SuspiciousResponseError(
+                f"Jupiter ordered {o.inAmount} {o.inputMint} -> {o.outputMint} ({o.swapMode}), "
+                f"not {request.amount_in} {sell} -> {buy} (ExactIn)"
+            )
+        if o.outAmount == 0 or not o.transaction:
+            why = o.errorMessage or "no transaction in the answer"
+            raise NoRouteError(
+                f"Jupiter: no order for {request.sell.symbol} -> {request.buy.symbol}: {why[:120]}"
+            )
+        return JupiterQuote(
+            request=request,
+            expected_out=o.outAmount,
+            route=tuple(step.swapInfo.label or step.swapInfo.ammKey for step in o.routePlan),
+            response=data,
+            other_amount_threshold=o.otherAmountThreshold,
+            wrap_sol=wrap,
+        )
+
     async def build(self, quote: Quote) -> BuiltSwap:
         """The swap transaction for the wallet, co-signed by an RFQ maker where one fills it.
 
@@ -267,6 +326,17 @@ class Jupiter(HttpAggregator):
         """
         if not isinstance(quote, JupiterQuote):
             raise AggregatorError("Jupiter builds only from its own quotes")
+        if self.api == "v2":
+            height = quote.response.get("lastValidBlockHeight")
+            return BuiltSwap(
+                quote=quote,
+                tx=SolanaTx(
+                    raw=_versioned(str(quote.response["transaction"])),
+                    last_valid_block_height=int(str(height)) if str(height).isdigit() else None,
+                ),
+                expected_out=quote.expected_out,
+                notes=("Jupiter v2 /order",),
+            )
         req = quote.request
         data = await self._call(
             "POST",
@@ -288,15 +358,7 @@ class Jupiter(HttpAggregator):
         if s.simulationError is not None:
             why = s.simulationError.error or s.simulationError.errorCode or "no reason given"
             raise SimulationError(f"Jupiter's simulation of the swap failed: {why[:200]}")
-        from solders.transaction import VersionedTransaction  # NOTE: a quote does not need it
-
-        try:
-            raw = base64.b64decode(s.swapTransaction, validate=True)
-            VersionedTransaction.from_bytes(raw)
-        except (binascii.Error, ValueError):
-            raise AggregatorError(
-                "Jupiter answered a swapTransaction that is not a base64 versioned transaction"
-            ) from None
+        raw = _versioned(s.swapTransaction)
         notes: tuple[str, ...] = ()
         if s.prioritizationFeeLamports is not None:
             notes = (f"priority fee {s.prioritizationFeeLamports} lamports",)

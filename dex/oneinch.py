@@ -1,9 +1,12 @@
-"""1inch Swap API v6 adapter: quote, swap, exact-amount approvals, on EVM chains.
+"""1inch Swap API v6.1 (or v6.0) adapter: quote, swap, exact-amount approvals, on EVM chains.
 
-Real users talk to ``https://api.1inch.com`` with ``Authorization: Bearer <key>``; the demo
-and the tests talk to the local stand-in (``localnet.oneinch_server``). Only the base URL
-differs. Every answer is parsed here into the models below; errors in 1inch's five-field
-shape become NoRouteError / AllowanceError / BalanceError / AggregatorError.
+Real users talk to ``https://api.1inch.com/swap/v6.1`` with ``Authorization: Bearer <key>``;
+the demo and the tests talk to the local stand-in (``localnet.oneinch_server``). Only the base
+URL differs. v6.1 keeps v6.0's endpoints and answers; on ``/swap`` it takes ``slippage`` *or*
+``minReturn`` (never both) and requires ``origin`` (the EOA that starts the transaction). The
+tool sends ``slippage`` and ``origin`` on both versions, so one request fits either. Every
+answer is parsed here into the models below; errors in 1inch's five-field shape become
+NoRouteError / AllowanceError / BalanceError / AggregatorError.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from rebalancer.dex.base import (
 from rebalancer.dex.http import HttpAggregator, parse
 
 NATIVE = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
-DEFAULT_BASE_URL = "https://api.1inch.com/swap/v6.0"
+DEFAULT_BASE_URL = "https://api.1inch.com/swap/v6.1"
+API_VERSIONS = ("v6.1", "v6.0")
 # NOTE: with disableEstimate the API answers tx.gas 0 (it did not simulate); the quote's own
 # gas figure plus a margin stands in until the engine's simulation measures the real one.
 UNESTIMATED_GAS_MARGIN_PCT = 25
@@ -133,7 +137,7 @@ def _token_address(token: Any) -> str:
 
 
 class OneInch(HttpAggregator):
-    """The 1inch Swap API v6 on the EVM chains of the config."""
+    """The 1inch Swap API v6.1 (v6.0 still selectable) on the EVM chains of the config."""
 
     name = "1inch"
     label = "1inch"

@@ -1,4 +1,7 @@
-"""A local stand-in for the Jupiter Swap API v1 (Metis), over the local Solana node.
+"""A local stand-in for the Jupiter Swap API v1 (Metis), over the local Solana node, with v2's
+``GET /swap/v2/order`` (a quote and its RFQ fill in one answer, ``requestId``,
+``lastValidBlockHeight`` as a string; no ``taker``: a quote only, ``transaction: ""``) and
+``POST /swap/v2/execute`` (lands a signed order once). v2 ``/build`` is not served yet.
 
 It serves ``/swap/v1/quote``, ``POST /swap/v1/swap`` and ``/swap/v1/program-id-to-label`` with
 the real API's schemas (amounts as strings, ``routePlan`` with ``percent`` and ``bps``,
@@ -37,6 +40,7 @@ import struct
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -77,6 +81,8 @@ COMPUTE_BUDGET_PROGRAM = Pubkey.from_string("ComputeBudget1111111111111111111111
 EXTEND_CHUNK = 20  # addresses per ExtendLookupTable: keeps each transaction under 1232 bytes
 TABLE_READY_TIMEOUT_S = 10.0
 PREFIX = "/swap/v1"
+PREFIX_V2 = "/swap/v2"
+ORDER_PRIORITY = {"priorityLevelWithMaxLamports": {"priorityLevel": "medium", "maxLamports": 10**6}}
 DEFAULT_CU_LIMIT = 1_400_000  # what Jupiter sets without dynamicComputeUnitLimit
 CU_MARGIN_PCT = 20
 # Compute-unit prices (micro-lamports) per priority level on the quiet local chain.
@@ -332,6 +338,8 @@ class Api:
 
     def __init__(self, maker: Maker) -> None:
         self.maker = maker
+        self._orders: dict[str, str] = {}
+        self._orders_lock = threading.Lock()
 
     def handle(
         self, method: str, path: str, query: str, body: bytes, headers: dict[str, str]
@@ -339,6 +347,8 @@ class Api:
         try:
             if not headers.get("x-api-key"):
                 raise ApiError(401, "Unauthorized: missing x-api-key header")
+            if path.startswith(PREFIX_V2 + "/"):
+                return 200, self.v2(method, path.removeprefix(PREFIX_V2).rstrip("/"), query, body)
             endpoint = path.removeprefix(PREFIX).rstrip("/")
             if not path.startswith(PREFIX + "/"):
                 raise ApiError(404, f"Cannot {method} {path}")
@@ -357,6 +367,60 @@ class Api:
             raise ApiError(404, f"Cannot {method} {path}")
         except ApiError as exc:
             return exc.status, exc.body()
+
+    # -- Swap API v2: /order and /execute -------------------------------------------------------
+    def v2(self, method: str, endpoint: str, query: str, body: bytes) -> dict[str, Any]:
+        """``GET /order`` (a v1 quote and fill in one answer, ``requestId``, the transaction
+        co-signed by the maker) and ``POST /execute`` (lands it on the node)."""
+        if method == "GET" and endpoint == "/order":
+            q = parse_qs(query)
+            if _one(q, "swapMode", "ExactIn") != "ExactIn":
+                raise _bad("swapMode: /order fills ExactIn only on the local stand-in")
+            quote = self.quote(q)
+            taker = _one(q, "taker")
+            out: dict[str, Any] = {"mode": "ultra", **quote, "router": "jupiterz"}
+            out["requestId"] = str(uuid.uuid4())
+            if taker is None:  # a quote only: no transaction
+                return {**out, "transaction": "", "lastValidBlockHeight": ""}
+            fill = self.swap(
+                {
+                    "userPublicKey": taker,
+                    "quoteResponse": quote,
+                    "dynamicComputeUnitLimit": True,
+                    "prioritizationFeeLamports": ORDER_PRIORITY,
+                }
+            )
+            if "simulationError" in fill:
+                raise ApiError(400, "the fill fails in simulation", "SIMULATION_FAILED")
+            with self._orders_lock:
+                self._orders[out["requestId"]] = fill["swapTransaction"]
+            return {
+                **out,
+                "taker": taker,
+                "gasless": False,
+                "transaction": fill["swapTransaction"],
+                "lastValidBlockHeight": str(fill["lastValidBlockHeight"]),
+                "prioritizationFeeLamports": fill["prioritizationFeeLamports"],
+            }
+        if method == "POST" and endpoint == "/execute":
+            try:
+                req = json.loads(body or b"null")
+            except ValueError:
+                raise _bad("Failed to parse the JSON body") from None
+            if not isinstance(req, dict) or not isinstance(req.get("signedTransaction"), str):
+                raise _bad("signedTransaction and requestId are required")
+            with self._orders_lock:
+                known = self._orders.pop(str(req.get("requestId")), None)
+            if known is None:
+                raise _bad("unknown or already executed requestId")
+            try:
+                sig = self.maker.rpc.call(
+                    "sendTransaction", req["signedTransaction"], {"encoding": "base64"}
+                )
+            except ChainError as exc:
+                return {"status": "Failed", "code": -1, "error": str(exc)[:200]}
+            return {"status": "Success", "signature": sig, "code": 0}
+        raise ApiError(404, f"Cannot {method} {PREFIX_V2}{endpoint}")
 
     # -- /quote ---------------------------------------------------------------------------------
     def quote(self, q: dict[str, list[str]]) -> dict[str, Any]:

@@ -252,7 +252,7 @@ def refresh_evm_oracles(url: str, chain: str, at: int | None = None) -> None:
 
 
 def _start_oneinch(state_dir: Path, worlds: dict[int | None, str]) -> World:
-    """The local 1inch Swap API v6 stand-in over the EVM worlds."""
+    """The local 1inch Swap API stand-in over the EVM worlds (its v6.1 base in the manifest)."""
     import sys
 
     argv = [sys.executable, "-m", "rebalancer.localnet.oneinch_server", "--port", "0"]
@@ -260,7 +260,7 @@ def _start_oneinch(state_dir: Path, worlds: dict[int | None, str]) -> World:
         argv += ["--world", f"{chain_id}={url}"]
     log = state_dir / "1inch.log"
     node = start_listening("1inch", argv, log, detached=True)
-    return World("1inch", "api", node.url + "/swap/v6.0", node.pid, str(log))
+    return World("1inch", "api", node.url + "/swap/v6.1", node.pid, str(log))
 
 
 def _optional_services(state_dir: Path, progress: Callable[[str], None]) -> list[World]:

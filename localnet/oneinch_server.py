@@ -1,13 +1,15 @@
-"""A local stand-in for the 1inch Swap API v6, over the local EVM worlds.
+"""A local stand-in for the 1inch Swap API v6.1 and v6.0, over the local EVM worlds.
 
-It serves ``/swap/v6.0/{chainId}/{quote,swap,approve/*,tokens,liquidity-sources,healthcheck}``
-(v6.1 too) with the real API's schemas: amounts as decimal strings, ``tx.gas`` a number (0
-with ``disableEstimate=true``, as the real API answers when it does not simulate), the
-five-field error body with HTTP 400, 401 without a bearer key. Routes are the best of direct
-and one-hop paths over the world's Uniswap V2 and V3 pools, priced by the pools themselves
-(QuoterV2 and the V2 router, in one JSON-RPC batch per hop level), and ``/swap`` returns
-calldata for the real ``swap(executor, desc, data)`` entry point of the local router placed at
-the real AggregationRouterV6 address. The transactions it returns really execute.
+It serves ``/swap/v6.1/{chainId}/{quote,swap,approve/*,tokens,liquidity-sources,healthcheck}``
+and the same under ``/swap/v6.0`` with the real API's schemas: amounts as decimal strings,
+``tx.gas`` a number (0 with ``disableEstimate=true``, as the real API answers when it does not
+simulate), the five-field error body with HTTP 400, 401 without a bearer key. Routes are the
+best of direct and one-hop paths over the world's Uniswap V2 and V3 pools, priced by the pools
+themselves (QuoterV2 and the V2 router, in one JSON-RPC batch per hop level), and ``/swap``
+returns calldata for the real ``swap(executor, desc, data)`` entry point of the local router
+placed at the real AggregationRouterV6 address. The transactions it returns really execute.
+On v6.1 ``/swap`` takes ``slippage`` or ``minReturn`` (400 with both or neither), as the real
+one does.
 
     python -m rebalancer.localnet.oneinch_server --port 0 --world 1=http://127.0.0.1:8545 ...
 """
@@ -35,7 +37,7 @@ from rebalancer.localnet.rpc import Rpc, calldata
 NATIVE = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
 FIXTURES = fixture_path("evm")
 _ADDR = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_PATH = re.compile(r"^/swap/v6\.[01]/(\d+)/(.+)$")
+_PATH = re.compile(r"^/swap/(v6\.[01])/(\d+)/(.+)$")
 HOP_GAS = 150_000
 BASE_GAS = 150_000
 
@@ -238,11 +240,12 @@ class Api:
             m = _PATH.match(path)
             if not m:
                 raise ApiError(404, f"Cannot GET {path}")
-            chain_id, endpoint = int(m.group(1)), m.group(2).rstrip("/")
+            version, chain_id, endpoint = m.group(1), int(m.group(2)), m.group(3).rstrip("/")
             router = self.routers.get(chain_id)
             if router is None:
                 raise ApiError(400, f"chain {chain_id} is not supported")
             q = parse_qs(query)
+            q["_version"] = [version]
             handler = {
                 "quote": self.quote,
                 "swap": self.swap,
@@ -306,15 +309,28 @@ class Api:
         _address(q, "origin")
         receiver = _address(q, "receiver", required=False) or sender
         assert sender is not None and receiver is not None
-        raw_slip = _arg(q, "slippage")
-        try:
-            slippage = Decimal(str(raw_slip))
-        except InvalidOperation:
-            raise ApiError(400, "slippage must be a number from 0 to 50") from None
-        if not Decimal(0) <= slippage <= Decimal(50):
-            raise ApiError(400, "slippage must be a number from 0 to 50")
+        raw_min: str | None = None
+        if q["_version"][0] == "v6.1":
+            # NOTE: v6.1 takes a slippage or an explicit minReturn, not both (aggregators.md).
+            raw_min = _arg(q, "minReturn", required=False)
+            if (raw_min is None) == (_arg(q, "slippage", required=False) is None):
+                raise ApiError(400, "exactly one of slippage or minReturn must be set")
         src, dst, amount, out, hops = self._route(r, q)
-        min_return = int(Decimal(out) * (100 - slippage) / 100)
+        if raw_min is not None:
+            if not raw_min.isdigit():
+                raise ApiError(400, "minReturn must be an integer string")
+            min_return = int(raw_min)
+            if min_return > out:
+                raise ApiError(400, "insufficient liquidity")
+        else:
+            raw_slip = _arg(q, "slippage")
+            try:
+                slippage = Decimal(str(raw_slip))
+            except InvalidOperation:
+                raise ApiError(400, "slippage must be a number from 0 to 50") from None
+            if not Decimal(0) <= slippage <= Decimal(50):
+                raise ApiError(400, "slippage must be a number from 0 to 50")
+            min_return = int(Decimal(out) * (100 - slippage) / 100)
         if min_return == 0:
             raise ApiError(400, "insufficient liquidity")
         native_src = src.lower() == NATIVE.lower()

@@ -234,7 +234,11 @@ COMMANDS: dict[str, tuple[str, str, Adder]] = {
         "check the signed transactions of an export against it, then send them",
         _add_submit,
     ),
-    "keys": ("keys", "manage local keys: new, import, list, show (addresses only)", _add_keys),
+    "keys": (
+        "keys",
+        "manage local keys: new, import, list, show (addresses only); ledger: a Ledger's addresses",
+        _add_keys,
+    ),
     "drift": (
         "drift",
         "current vs target weights per class and asset, and which triggers fire",

@@ -51,10 +51,15 @@ class ChainConfig(BaseModel):
     """The aggregator that quotes and builds this chain's swaps (a key of ``[aggregators]``);
     default: ``DEFAULT_AGGREGATOR`` of the chain's family (1inch on EVM, Jupiter on Solana)."""
 
-    @field_validator("rpc")
+    send_rpc: str | None = None
+    """Where signed transactions are sent instead of ``rpc`` (a private-mempool RPC on
+    Ethereum, a landing endpoint on Solana): an http(s) URL, ``env:VAR`` or ``localnet:NAME``.
+    Reads, simulations and receipts stay on ``rpc``. Default: send through ``rpc``."""
+
+    @field_validator("rpc", "send_rpc")
     @classmethod
-    def _rpc_form(cls, v: str) -> str:
-        if v.startswith(("http://", "https://", "env:", "localnet:")):
+    def _rpc_form(cls, v: str | None) -> str | None:
+        if v is None or v.startswith(("http://", "https://", "env:", "localnet:")):
             return v
         raise ValueError("must start with http://, https://, env: or localnet:")
 
@@ -109,6 +114,16 @@ class AggregatorConfig(BaseModel):
     api_key_env: str | None = None
     """The environment variable holding the API key (sent as a header, never shown)."""
 
+    api: str | None = None
+    """The API version, replacing the ``/swap/vX`` end of ``base_url`` (appended if it has
+    none): ``v6.1`` (default) or ``v6.0`` for 1inch, ``v1`` (default) or ``v2`` for Jupiter.
+    Unset: ``base_url`` as written."""
+
+    mode: Literal["build", "order"] | None = None
+    """Jupiter v2: ``order`` takes Jupiter's ready transaction from ``GET /order`` (held to the
+    same checks and simulation, landed through the chain's RPC); ``build`` (``GET /build``,
+    the transaction compiled by the tool) is not implemented yet. Ignored on v1."""
+
 
 DEFAULT_AGGREGATOR: dict[str, str] = {"evm": "1inch", "solana": "jupiter"}
 """Chain family -> the aggregator a chain of it trades through unless ``[chains.X] aggregator``
@@ -118,7 +133,7 @@ says otherwise."""
 def _default_aggregators() -> dict[str, AggregatorConfig]:
     return {
         "1inch": AggregatorConfig(
-            base_url="https://api.1inch.com/swap/v6.0", api_key_env="ONEINCH_API_KEY"
+            base_url="https://api.1inch.com/swap/v6.1", api_key_env="ONEINCH_API_KEY"
         ),
         "jupiter": AggregatorConfig(
             base_url="https://api.jup.ag/swap/v1", api_key_env="JUPITER_API_KEY"

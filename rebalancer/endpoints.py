@@ -27,10 +27,13 @@ def resolve_rpc(
     spec: str,
     env: Mapping[str, str] | None = None,
     local_dir: Path | None = None,
+    *,
+    key: str = "rpc",
 ) -> str:
-    """The node URL for ``chain``; ConfigError naming the field if it cannot be found."""
+    """The node URL for ``chain`` (its ``key``: ``rpc`` or ``send_rpc``); ConfigError naming
+    the field if it cannot be found."""
     env = os.environ if env is None else env
-    field = f"chains.{chain}.rpc"
+    field = f"chains.{chain}.{key}"
     if spec.startswith("env:"):
         var = spec.removeprefix("env:")
         url = env.get(var, "")

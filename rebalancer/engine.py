@@ -60,6 +60,16 @@ __all__ = [
 Progress = Callable[[str], None]
 
 
+class ExpiredUnsentError(ChainError):
+    """The signed transaction can no longer land (a Solana blockhash expired while it was being
+    signed, e.g. a long Ledger review), so it was not sent; it is never sent again."""
+
+
+def rebuilt_id(trade_id: str) -> str:
+    """The journal row of a trade's rebuilt attempt (the first stays, marked dropped)."""
+    return f"{trade_id}-rebuilt"
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A trade quoted, built, checked, simulated and finalized: all that comes before signing."""
@@ -308,13 +318,50 @@ class Engine:
                 raise SimulationError(f"the approval was {status}; the swap was not sent")
             self.journal.update(run_id, t.id, TradeStatus.APPROVED)
         self.say(f"{t.chain}: {t.id} signing the swap")
-        tx_id, status = await self.send(run_id, t.id, t.chain, swap, signer)
+        row = t.id
+        try:
+            tx_id, status = await self.send(run_id, row, t.chain, swap, signer)
+        except ExpiredUnsentError as exc:
+            # NOTE: never re-sent blindly: the trade is rebuilt from a fresh quote (a fresh
+            # blockhash), held to the same checks and simulation, and signed again (the user is
+            # asked again). The first attempt stays journalled as dropped: it cannot land.
+            self.say(f"{t.chain}: {t.id} {exc}; rebuilding it (fresh quote, checks, simulation)")
+            row = rebuilt_id(t.id)
+            prepared = await self.prepare(t)
+            *approvals, swap = prepared.txs
+            if approvals:
+                raise SimulationError(
+                    "the rebuilt swap needs an approval again; nothing more was signed"
+                ) from None
+            self.journal.add_trade(
+                run_id,
+                NewTrade(
+                    id=row,
+                    chain=t.chain,
+                    wallet=t.wallet,
+                    sell=t.sell.id,
+                    buy=t.buy.id,
+                    amount_in=t.amount_in,
+                    min_out=prepared.checked.min_out,
+                ),
+            )
+            self.journal.update(
+                run_id,
+                row,
+                TradeStatus.PLANNED,
+                simulated_out=prepared.sim.out,
+                error=f"rebuilds {t.id}",
+            )
+            result.min_out, result.simulated_out = prepared.checked.min_out, prepared.sim.out
+            result.quoted_out = prepared.quote.expected_out
+            self.say(f"{t.chain}: {t.id} signing the rebuilt swap")
+            tx_id, status = await self.send(run_id, row, t.chain, swap, signer)
         result.tx = tx_id
         result.status = status
         if status == "confirmed":
             gained = await adapter.balance(t.wallet, t.buy) - before
             result.realised_out = gained
-            self.journal.update(run_id, t.id, TradeStatus.CONFIRMED, realised_out=gained)
+            self.journal.update(run_id, row, TradeStatus.CONFIRMED, realised_out=gained)
             self.say(f"{t.chain}: {t.id} confirmed in {tx_id}")
         elif status == "pending":
             # NOTE: still in flight: the row stays "sent", so the next run recovers it (and
@@ -322,7 +369,7 @@ class Engine:
             result.reason = "not confirmed in time: still in flight"
             self.say(f"{t.chain}: {t.id} not confirmed yet: {tx_id}")
         else:
-            self.journal.update(run_id, t.id, TradeStatus(status), error=f"transaction {status}")
+            self.journal.update(run_id, row, TradeStatus(status), error=f"transaction {status}")
             result.reason = f"transaction {status}"
             self.say(f"{t.chain}: {t.id} {status}: {tx_id}")
         return result
@@ -354,8 +401,12 @@ class Engine:
             raw_tx=signed.raw.hex(),
             nonce=tx.nonce,
         )
+        if not await adapter.can_still_land(signed.raw, signer.identity):
+            why = "expired before it was sent (signing took longer than its blockhash allows)"
+            self.journal.update(run_id, row_id, TradeStatus.DROPPED, error=f"{why}; never sent")
+            raise ExpiredUnsentError(why)
         await adapter.send_raw(signed.raw)
-        self.journal.update(run_id, row_id, TradeStatus.SENT)
+        self.journal.update(run_id, row_id, TradeStatus.SENT, sent_via=adapter.sent_via)
         status = await adapter.wait(signed.tx_id, self.s.confirm_timeout_s)
         key = (chain, signer.identity.lower())
         if self.s.activity.get(key) is not None:

@@ -84,6 +84,7 @@ CREATE TABLE IF NOT EXISTS trades (
     simulated_out TEXT,
     realised_out TEXT,
     fee_native   TEXT,
+    sent_via     TEXT,
     error        TEXT,
     updated_at   REAL NOT NULL,
     PRIMARY KEY (run_id, trade_id)
@@ -142,6 +143,8 @@ class Journal:
             columns = {r[1] for r in self.db.execute("PRAGMA table_info(trades)").fetchall()}
             if "fee_native" not in columns:  # a journal written before fees were recorded
                 self.db.execute("ALTER TABLE trades ADD COLUMN fee_native TEXT")
+            if "sent_via" not in columns:  # ... or before send_rpc
+                self.db.execute("ALTER TABLE trades ADD COLUMN sent_via TEXT")
         except sqlite3.DatabaseError as exc:
             raise ConfigError(
                 f"journal {str(self.path)!r} is not a rebalancer journal: {exc}"
@@ -343,6 +346,7 @@ class Journal:
             "realised_out",
             "error",
             "min_out",
+            "sent_via",
         }
         bad = set(fields) - allowed
         if bad:

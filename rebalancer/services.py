@@ -11,6 +11,7 @@ builds (the test seam: no engine internals are patched).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -76,6 +77,33 @@ def journal_path(config: Config, env: Mapping[str, str]) -> Path:
     return Path(config.journal).expanduser() if config.journal else data_dir(env) / "journal.sqlite"
 
 
+API_VERSIONS: dict[str, tuple[str, ...]] = {"1inch": ("v6.1", "v6.0"), "jupiter": ("v1", "v2")}
+"""Aggregator -> the API versions it speaks, the default first."""
+_VERSION_TAIL = re.compile(r"/swap/(v[0-9.]+)$")
+
+
+def api_url(name: str, url: str, api: str | None) -> tuple[str, str]:
+    """The base URL with ``aggregators.NAME.api`` applied, and the version it speaks.
+
+    Without ``api`` the URL is kept as written and its ``/swap/vX`` end names the version
+    (none: the aggregator's default). ConfigError for a version the adapter does not speak.
+    """
+    known = API_VERSIONS.get(name)
+    m = _VERSION_TAIL.search(url)
+    if api is not None:
+        url = url[: m.start()] if m else url.rstrip("/")
+        url = f"{url}/swap/{api}"
+        version = api
+    else:
+        version = m.group(1) if m else (known[0] if known else "")
+    if known is not None and version not in known:
+        raise ConfigError(
+            f"aggregators.{name}.api: {version!r} is not a version rebalancer speaks "
+            f"(one of {', '.join(known)})"
+        )
+    return url, version
+
+
 def _resolve_api(name: str, spec: str, local_dir: Path | None) -> str:
     """An aggregator base URL; ``localnet:NAME`` points at a running local stand-in."""
     if not spec.startswith("localnet:"):
@@ -128,6 +156,12 @@ class Services:
         self.urls = {
             name: resolve_rpc(name, c.rpc, self.env, local_dir) for name, c in config.chains.items()
         }
+        self.send_urls = {
+            name: resolve_rpc(name, c.send_rpc, self.env, local_dir, key="send_rpc")
+            for name, c in config.chains.items()
+            if c.send_rpc is not None
+        }
+        """``[chains.X] send_rpc``, resolved: where signed transactions of chain X are sent."""
         self._adapters: dict[str, ChainAdapter] = {**inj.adapters, **(adapters or {})}
         self._aggregators: dict[str, SwapAggregator] = {**inj.aggregators, **(aggregators or {})}
         self._signers: dict[tuple[str, str], Signer] = {**inj.signers, **(signers or {})}
@@ -160,6 +194,7 @@ class Services:
                     self.client,
                     work_dir=self.work_dir,
                     simulation=self.config.policy.evm_simulation,
+                    send_url=self.send_urls.get(chain),
                 )
             )
         return self._adapters[chain]
@@ -175,7 +210,9 @@ class Services:
             spec = self.config.aggregators.get(name)
             if spec is None:
                 raise ConfigError(f"aggregators.{name}: not configured (needed for {chain})")
-            url = _resolve_api(name, spec.base_url, self.local_dir)
+            url, version = api_url(
+                name, _resolve_api(name, spec.base_url, self.local_dir), spec.api
+            )
             key = self.env.get(spec.api_key_env) if spec.api_key_env else None
             if key is None and spec.base_url.startswith("localnet:"):
                 key = "localnet"  # NOTE: the local stand-ins want a key, any key; no secret here
@@ -184,7 +221,7 @@ class Services:
                 raise ConfigError(
                     f"aggregators.{name}: no such aggregator (known: {', '.join(_AGGREGATORS)})"
                 )
-            self._aggregators[name] = self._built(build(self, url, key))
+            self._aggregators[name] = self._built(build(self, url, key, version))
         return self._aggregators[name]
 
     def swap_policy(self) -> SwapPolicy:
@@ -266,25 +303,33 @@ class Services:
         return self._signers[key]
 
 
-def _oneinch(s: Services, url: str, key: str | None) -> SwapAggregator:
+def _oneinch(s: Services, url: str, key: str | None, version: str) -> SwapAggregator:
     from rebalancer.dex.oneinch import OneInch
 
     return OneInch(s.client, base_url=url, api_key=key)
 
 
-def _jupiter(s: Services, url: str, key: str | None) -> SwapAggregator:
+def _jupiter(s: Services, url: str, key: str | None, version: str) -> SwapAggregator:
     from rebalancer.dex.jupiter import Jupiter
+
+    spec = s.config.aggregators["jupiter"]
+    if version == "v2" and spec.mode != "order":
+        raise ConfigError(
+            'aggregators.jupiter: api "v2" speaks mode = "order" only for now (the /build '
+            'path is not implemented yet); set mode = "order", or api = "v1"'
+        )
 
     return Jupiter(
         s.client,
         base_url=url,
         api_key=key,
         max_priority_lamports=s.config.policy.max_priority_fee_lamports,
+        api="v2" if version == "v2" else "v1",
     )
 
 
 # aggregator name -> how Services builds it (the SDK is imported only when one is needed)
-_AGGREGATORS: dict[str, Callable[[Services, str, str | None], SwapAggregator]] = {
+_AGGREGATORS: dict[str, Callable[[Services, str, str | None, str], SwapAggregator]] = {
     "1inch": _oneinch,
     "jupiter": _jupiter,
 }

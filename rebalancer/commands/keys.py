@@ -1,9 +1,12 @@
-"""``rebalancer keys new|import|list|show``: manage local key files; never prints a secret.
+"""``rebalancer keys new|import|list|show|ledger``: manage local key files, read a Ledger's
+addresses; never prints a secret.
 
 ``show`` and ``list`` print addresses only and need no passphrase. New and imported keys are
 encrypted (EVM: keystore v3; Solana: scrypt + AES-256-GCM) unless ``--plain`` asks for the
 solana-keygen format. Passphrases and imported secrets come from an environment variable whose
-NAME is given (``--passphrase-env``, ``--secret-env``) or from a hidden prompt.
+NAME is given (``--passphrase-env``, ``--secret-env``) or from a hidden prompt. ``ledger``
+prints the addresses a Ledger holds (``--path P``, or the first ``--account N`` accounts of the
+Ledger Live layout), so ``[[wallets]]`` can be filled without another tool.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ if TYPE_CHECKING:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``rebalancer keys`` (kept here so the command's surface lives in one place)."""
-    p.add_argument("action", choices=["new", "import", "list", "show"], help="what to do")
+    p.add_argument("action", choices=["new", "import", "list", "show", "ledger"], help="what to do")
     p.add_argument("name", nargs="?", help="key name (file <DIR>/<name>.json)")
     p.add_argument(
         "--dir",
@@ -60,7 +63,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--path",
         default=None,
-        help="import --mnemonic: derivation path (default m/44'/60'/0'/0/0 or m/44'/501'/0'/0')",
+        help="import --mnemonic, ledger: derivation path "
+        "(default m/44'/60'/0'/0/0 or m/44'/501'/0'/0')",
+    )
+    p.add_argument(
+        "--chain", metavar="CHAIN", help="ledger: the chain (ethereum, avalanche, solana)"
+    )
+    p.add_argument(
+        "--account",
+        type=int,
+        default=None,
+        metavar="N",
+        help="ledger: print the first N accounts (m/44'/60'/i'/0/0 on EVM, "
+        "m/44'/501'/i'/0' on Solana) instead of one path",
+    )
+    p.add_argument(
+        "--transport",
+        default="hid",
+        metavar="T",
+        help='ledger: "hid" (USB, the default) or "tcp://HOST:PORT" (Speculos, the emulator)',
     )
     p.add_argument(
         "--kdf-n",
@@ -75,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     from rebalancer.core.errors import ConfigError
     from rebalancer.wallet.local import default_keys_dir, find_key, list_keys, read_key_info
 
+    if args.action == "ledger":
+        return _ledger(args)
     directory = Path(args.dir).expanduser() if args.dir else default_keys_dir(os.environ)
     if args.action == "list":
         infos = list_keys(directory)
@@ -245,3 +268,57 @@ def _solana_secret(secret: str) -> LocalSolanaSigner:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         raise ConfigError("solana private key: not base58 of a 64-byte keypair") from None
+
+
+MAX_LEDGER_ACCOUNTS = 100
+
+
+def ledger_paths(family: str, path: str | None, accounts: int | None) -> list[str]:
+    """The paths ``keys ledger`` reads: ``path``, or account 0..N-1 of the Ledger Live layout."""
+    from rebalancer.core.errors import ConfigError
+    from rebalancer.wallet.hd import EVM_DEFAULT_PATH, SOLANA_DEFAULT_PATH, format_path, parse_path
+
+    if path is not None and accounts is not None:
+        raise ConfigError("keys ledger: give --path or --account, not both")
+    if path is not None:
+        return [format_path(parse_path(path))]
+    n = 1 if accounts is None else accounts
+    if not 1 <= n <= MAX_LEDGER_ACCOUNTS:
+        raise ConfigError(f"keys ledger --account: from 1 to {MAX_LEDGER_ACCOUNTS}, not {n}")
+    if n == 1:
+        return [EVM_DEFAULT_PATH if family == "evm" else SOLANA_DEFAULT_PATH]
+    if family == "evm":
+        return [f"m/44'/60'/{i}'/0/0" for i in range(n)]
+    return [f"m/44'/501'/{i}'/0'" for i in range(n)]
+
+
+def _ledger(args: argparse.Namespace) -> int:
+    """Read the Ledger's address at each path, silently (nothing to confirm on the device)."""
+    from rebalancer.chains.registry import Registry
+    from rebalancer.core.errors import ConfigError
+    from rebalancer.wallet.ledger import LedgerClient, make_transport
+
+    registry = Registry.load()
+    if not args.chain:
+        raise ConfigError("keys ledger: --chain is required (" + ", ".join(registry.chains) + ")")
+    info = registry.chains.get(args.chain)
+    if info is None:
+        raise ConfigError(
+            f"keys ledger --chain {args.chain}: unknown (one of {', '.join(registry.chains)})"
+        )
+    paths = ledger_paths(info.family, args.path, args.account)
+    client = LedgerClient(make_transport(args.transport))
+    try:
+        if info.family == "evm":
+            found = [(p, client.eth_address(p)) for p in paths]
+        else:
+            found = [(p, client.sol_pubkey(p)) for p in paths]
+    finally:
+        client.close()
+    if args.json:
+        accounts = [{"path": p, "address": a} for p, a in found]
+        print(json.dumps({"chain": info.name, "family": info.family, "accounts": accounts}))
+    else:
+        for p, a in found:
+            print(f"{p:<22} {a}")
+    return 0

@@ -54,6 +54,8 @@ class TradeRow(Document):
     updated_at: float
     fee_native: IntText | None = None
     """The network fee the landed transaction paid (native base units)."""
+    sent_via: Str | None = None
+    """Where the signed bytes were sent, redacted (``send_rpc``, else the reading ``rpc``)."""
 
 
 class TradeOutcome(Document):

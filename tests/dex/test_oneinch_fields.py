@@ -91,3 +91,36 @@ async def test_an_unestimated_swap_gets_the_quotes_gas_plus_a_margin() -> None:
         built = await api.build(q)
     assert q.gas and built.tx.gas == q.gas * 125 // 100
     assert dict(seen[-1].url.params)["disableEstimate"] == "true"
+
+
+def test_recorded_v6_1_swap_parses() -> None:
+    rec = recorded("swap_v6_1.json")
+    assert "/swap/v6.1/" in rec["request"] and "origin=" in rec["request"]
+    assert SwapResponse.model_validate(rec["body"]).tx.gas > 0
+
+
+def test_stand_in_v6_1_takes_slippage_or_min_return(evm_worlds: dict[str, Any]) -> None:
+    base = str(evm_worlds["1inch"]["url"])
+    assert base.endswith("/swap/v6.1")  # the manifest's base is the current version
+    params = {
+        "src": USDC,
+        "dst": WETH,
+        "amount": str(1_000 * 10**6),
+        "from": WALLET,
+        "origin": WALLET,
+        "disableEstimate": "true",
+    }
+
+    def swap(root: str, **extra: str) -> httpx.Response:
+        q = {**params, **extra}
+        return httpx.get(f"{root}/1/swap", params=q, headers=HEADERS, timeout=30)
+
+    assert swap(base, slippage="1").status_code == 200
+    assert swap(base, slippage="1", minReturn="1").status_code == 400
+    assert swap(base).status_code == 400
+    ok = swap(base, minReturn="1")
+    assert ok.status_code == 200, ok.text
+    # v6.0 is still served, with its own rule: slippage required
+    v60 = base.removesuffix("/swap/v6.1") + "/swap/v6.0"
+    assert swap(v60, slippage="1").status_code == 200
+    assert swap(v60, minReturn="1").status_code == 400

@@ -64,3 +64,30 @@ def test_parts_handed_in_are_used_and_wrap_sees_what_services_builds(tmp_path: P
         s = _services(tmp_path)
         built = s.adapter("solana")
     assert seen == [built] and s.confirm_timeout_s == 1.5
+
+
+def test_aggregator_api_versions_default_current_and_stay_selectable(tmp_path: Path) -> None:
+    from rebalancer.services import api_url
+
+    s = _services(tmp_path)
+    assert s.aggregator("ethereum").base_url == "https://api.1inch.com/swap/v6.1"  # type: ignore[attr-defined]
+    assert api_url("1inch", "https://api.1inch.com/swap/v6.1", "v6.0") == (
+        "https://api.1inch.com/swap/v6.0",
+        "v6.0",
+    )
+    assert api_url("1inch", "http://127.0.0.1:9/", "v6.1")[0] == "http://127.0.0.1:9/swap/v6.1"
+    assert api_url("1inch", "https://x/swap/v6.0", None) == ("https://x/swap/v6.0", "v6.0")
+    with pytest.raises(ConfigError, match=r"aggregators\.1inch\.api: 'v5\.2'"):
+        api_url("1inch", "https://x/swap/v6.1", "v5.2")
+
+
+def test_send_rpc_is_resolved_like_rpc_and_named_when_missing(tmp_path: Path) -> None:
+    s = _services(tmp_path, 'send_rpc = "https://rpc.example/KEY123"')
+    assert s.send_urls == {"ethereum": "https://rpc.example/KEY123"}
+    adapter = s.adapter("ethereum")
+    assert adapter.sent_via.startswith("https://rpc.example") and "KEY123" not in adapter.sent_via
+    assert s.adapter("solana").sent_via == "http://127.0.0.1:2"
+    with pytest.raises(ConfigError, match=r"chains\.ethereum\.send_rpc = 'env:NOPE'"):
+        _services(tmp_path, 'send_rpc = "env:NOPE"')
+    with pytest.raises(ConfigError, match="send_rpc"):
+        _services(tmp_path, 'send_rpc = "wss://x"')

@@ -10,6 +10,7 @@ from solders.keypair import Keypair
 
 from rebalancer.cli import main
 from rebalancer.localnet.ledger_emulator import TEST_MNEMONIC
+from tests.wallet.conftest import Device
 
 EVM_KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 EVM_ADDR = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"
@@ -123,3 +124,43 @@ def test_usage_errors(keys_env: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert code == 2 and "only Solana" in err
     code, out, _ = _run(capsys, "keys", "list")
     assert code == 0 and "no keys" in out
+
+
+def test_keys_ledger_prints_the_devices_addresses(
+    device: Device, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``keys ledger`` over TCP against the emulated device: one path, the first N accounts."""
+    from eth_account import Account
+
+    from rebalancer.wallet.hd import evm_key_from_seed, seed_from_mnemonic, solana_key_from_seed
+
+    seed = seed_from_mnemonic(TEST_MNEMONIC)
+    tcp = ["--transport", f"tcp://127.0.0.1:{device.port}"]
+    code, out, _ = _run(capsys, "keys", "ledger", "--chain", "ethereum", *tcp)
+    assert code == 0
+    assert out.split() == ["m/44'/60'/0'/0/0", Account.from_key(evm_key_from_seed(seed)).address]
+    code, out, _ = _run(
+        capsys, "keys", "ledger", "--chain", "avalanche", "--account", "3", "--json", *tcp
+    )
+    got = json.loads(out)
+    assert code == 0 and got["family"] == "evm" and len(got["accounts"]) == 3
+    for i, acct in enumerate(got["accounts"]):
+        path = f"m/44'/60'/{i}'/0/0"
+        assert acct == {
+            "path": path,
+            "address": Account.from_key(evm_key_from_seed(seed, path)).address,
+        }
+    device.set(app="sol")
+    path = "m/44'/501'/7'/0'"
+    code, out, _ = _run(capsys, "keys", "ledger", "--chain", "solana", "--path", path, *tcp)
+    expected = str(Keypair.from_seed(solana_key_from_seed(seed, path)).pubkey())
+    assert code == 0 and out.split() == [path, expected]
+    # the wrong app open: one line saying which to open, exit 4; bad usage: exit 2
+    code, _, err = _run(capsys, "keys", "ledger", "--chain", "ethereum", *tcp)
+    assert code == 4 and "open the Ethereum app" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _run(capsys, "keys", "ledger", "--chain", "dogechain", *tcp)
+    assert code == 2 and "--chain dogechain" in err
+    code, _, err = _run(
+        capsys, "keys", "ledger", "--chain", "solana", "--path", path, "--account", "2", *tcp
+    )
+    assert code == 2 and "not both" in err

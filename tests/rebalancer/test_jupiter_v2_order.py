@@ -1,0 +1,118 @@
+"""Jupiter Swap API v2 ``mode = "order"`` through the whole engine on the local worlds: the
+stand-in's ``/swap/v2/order`` transaction is held to the same checks and simulation, signed and
+lands; ``/swap/v2/execute`` lands a signed order on the stand-in too."""
+
+from __future__ import annotations
+
+import base64
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+
+from rebalancer.core.tx import SolanaTx
+from rebalancer.localnet.solana_fixtures import maker_keypair
+from rebalancer.services import injected
+from tests.dex.test_jupiter import fresh_wallet, fund, holding
+from tests.rebalancer.test_execution import run_json
+from tests.rebalancer.test_external import trade, write_plan
+
+USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+WSOL = "So11111111111111111111111111111111111111112"
+
+
+def _config(tmp_path: Path, node: str, jupiter: str, wallet: str, extra: str) -> Path:
+    cfg = tmp_path / "rebalancer.toml"
+    cfg.write_text(
+        f"""
+journal = "{tmp_path / "journal.sqlite"}"
+[chains.solana]
+rpc = "{node}"
+[aggregators.jupiter]
+base_url = "{jupiter}"
+api_key_env = "JUPITER_API_KEY"
+{extra}
+[[wallets]]
+name = "v2"
+address = "{wallet}"
+chains = ["solana"]
+[strategy]
+targets = {{ SOL = 50, STABLES = 50 }}
+[prices]
+SOL = 180
+USDC = 1
+USDT = 1
+[policy]
+max_slippage_bps = 100
+max_price_deviation_pct = 3
+rfq_makers = ["{maker_keypair().pubkey()}"]
+"""
+    )
+    return cfg
+
+
+def test_order_mode_trades_through_the_engine(
+    evm_worlds: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    node, jupiter = str(evm_worlds["solana"]["url"]), str(evm_worlds["jupiter"]["url"])
+    signer = fresh_wallet("v2 order")
+    wallet = signer.identity
+    fund(node, Pubkey.from_string(wallet), 5 * 10**9, {})
+    monkeypatch.setenv("JUPITER_API_KEY", "test-key")
+    plan = write_plan(
+        tmp_path / "plan.json", [trade("v2", "solana", wallet, "SOL", "USDC", Decimal(1))]
+    )
+    # v2 without a mode names what to set; nothing is signed
+    cfg = _config(tmp_path, node, jupiter, wallet, 'api = "v2"')
+    with injected(signers={("solana", wallet.lower()): signer}):
+        code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
+    assert code == 2
+    cfg = _config(tmp_path, node, jupiter, wallet, 'api = "v2"\nmode = "order"')
+    before = holding(node, Pubkey.from_string(wallet), "USDC")
+    with injected(signers={("solana", wallet.lower()): signer}):
+        code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
+    assert code == 0, out
+    (t,) = out["trades"]
+    assert t["status"] == "confirmed" and int(t["realised_out"]) >= int(t["min_out"]) > 0
+    assert holding(node, Pubkey.from_string(wallet), "USDC") - before == int(t["realised_out"])
+
+
+async def test_stand_in_order_then_execute_lands(evm_worlds: dict[str, Any]) -> None:
+    node, jupiter = str(evm_worlds["solana"]["url"]), str(evm_worlds["jupiter"]["url"])
+    base = jupiter.removesuffix("/swap/v1") + "/swap/v2"
+    signer = fresh_wallet("v2 execute")
+    fund(node, Pubkey.from_string(signer.identity), 2 * 10**9, {})
+    headers = {"x-api-key": "local"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        params = {"inputMint": WSOL, "outputMint": USDC, "amount": str(10**8)}
+        quote_only = (await client.get(f"{base}/order", params=params, headers=headers)).json()
+        assert quote_only["transaction"] == "" and quote_only["requestId"]
+        r = await client.get(
+            f"{base}/order", params={**params, "taker": signer.identity}, headers=headers
+        )
+        assert r.status_code == 200, r.text
+        order = r.json()
+        assert int(order["lastValidBlockHeight"]) > 0 and order["taker"] == signer.identity
+        tx = VersionedTransaction.from_bytes(base64.b64decode(order["transaction"]))
+        signed = await signer.sign_solana_message(SolanaTx(raw=bytes(tx)).payload())
+        sigs = list(tx.signatures)
+        sigs[list(tx.message.account_keys).index(Pubkey.from_string(signer.identity))] = type(
+            tx.signatures[0]
+        ).from_bytes(signed)
+        tx = VersionedTransaction.populate(tx.message, sigs)
+        body = {
+            "signedTransaction": base64.b64encode(bytes(tx)).decode(),
+            "requestId": order["requestId"],
+        }
+        done = (await client.post(f"{base}/execute", json=body, headers=headers)).json()
+        assert done["status"] == "Success", done
+        assert done["signature"] == str(tx.signatures[0])
+        again = await client.post(f"{base}/execute", json=body, headers=headers)
+        assert again.status_code == 400  # a requestId lands once
