@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,17 @@ def test_bad_lots_import_nothing(
         "1",
         "9",
     ]
+
+
+@pytest.mark.parametrize("method", ["fifo", "hifo"])
+def test_report_realised_equals_tax(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], method: str
+) -> None:
+    cfg = _cfg(tmp_path, method)
+    assert _import(tmp_path, cfg, LOTS) == 0
+    capsys.readouterr()
+    tax = _json(capsys, "tax", "-c", str(cfg))["totals"]
+    gains = Decimal(tax["short"]["gain_usd"]) + Decimal(tax["long"]["gain_usd"])
+    pnl = _json(capsys, "report", "-c", str(cfg))["pnl"]
+    assert pnl["basis"] == "lots"
+    assert Decimal(pnl["realised_usd"]) == gains == Decimal("6000" if method == "fifo" else "0")
