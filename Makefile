@@ -52,6 +52,7 @@ bench: setup
 fixtures: setup
 	$(BIN)/python -m rebalancer.localnet.build
 	$(BIN)/python -m rebalancer.localnet.solana_fixtures
+	$(BIN)/python -m rebalancer.localnet.pyth_fixtures
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""Balance refresh on a local anvil: HTTP requests per refresh, and time against the naive way.
+"""Balance refresh on a local anvil: HTTP requests per refresh (with and without the Chainlink
+feeds riding in the same batch), and time against the naive way.
 
 Prints figures for a person, and as its last line one JSON object of them. Run with
 `.venv/bin/python bench/balances.py` (starts and stops its own anvil).
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rebalancer.chains.anvil import start_anvil, stop_pid
 from rebalancer.chains.evm import EvmChain
+from rebalancer.chains.oracles import OracleFeed, feeds_on
 from rebalancer.chains.registry import Registry
 from rebalancer.core.types import Token
 from rebalancer.localnet.manager import unpack_state
@@ -50,7 +53,9 @@ def make_tokens(rpc: Rpc, template: str, n: int) -> list[Token]:
     return tokens
 
 
-async def count_requests(url: str, wallets: list[str], tokens: list[Token]) -> int:
+async def count_requests(
+    url: str, wallets: list[str], tokens: list[Token], feeds: Sequence[OracleFeed] = ()
+) -> int:
     seen: list[httpx.Request] = []
 
     async def hook(req: httpx.Request) -> None:
@@ -58,19 +63,22 @@ async def count_requests(url: str, wallets: list[str], tokens: list[Token]) -> i
 
     reg = Registry.load()
     async with httpx.AsyncClient(event_hooks={"request": [hook]}) as client:
-        await EvmChain(reg.chains["ethereum"], url, client).balances(wallets, tokens)
+        got = await EvmChain(reg.chains["ethereum"], url, client).balances(wallets, tokens, feeds)
+    assert all(r.usd is not None for r in got.oracles) and len(got.oracles) == len(feeds)
     return len(seen)
 
 
-async def time_ours(url: str, wallet: str, tokens: list[Token], runs: int) -> float:
+async def time_ours(
+    url: str, wallet: str, tokens: list[Token], runs: int, feeds: Sequence[OracleFeed] = ()
+) -> float:
     reg = Registry.load()
     async with httpx.AsyncClient() as client:
         adapter = EvmChain(reg.chains["ethereum"], url, client)
-        await adapter.balances([wallet], tokens)  # warm-up and the one chain-id check
+        await adapter.balances([wallet], tokens, feeds)  # warm-up and the one chain-id check
         samples = []
         for _ in range(runs):
             t = time.perf_counter()
-            await adapter.balances([wallet], tokens)
+            await adapter.balances([wallet], tokens, feeds)
             samples.append(time.perf_counter() - t)
     return statistics.median(samples) * 1000
 
@@ -134,6 +142,18 @@ def main() -> int:
             figures["requests_20w_50t"] = asyncio.run(
                 count_requests(node.url, wallets20, tokens[:50])
             )
+            # NOTE: the committed world carries the Chainlink feeds at their real addresses
+            # (dated at build time; freshness is checked above the adapter, not here).
+            feeds = feeds_on("ethereum")
+            figures["oracle_feeds"] = len(feeds)
+            figures["requests_1w_200t_oracles"] = asyncio.run(
+                count_requests(node.url, [wallet], tokens[:200], feeds)
+            )
+            plain = asyncio.run(time_ours(node.url, wallet, tokens[:200], 30))
+            with_feeds = asyncio.run(time_ours(node.url, wallet, tokens[:200], 30, feeds))
+            figures["ours_ms_200_same_run"] = round(plain, 2)
+            figures["ours_ms_200_oracles"] = round(with_feeds, 2)
+            figures["oracle_cost_ratio"] = round(with_feeds / plain, 2)
             for n, runs in ((200, 30), (1000, 15)):
                 ours = asyncio.run(time_ours(node.url, wallet, tokens[:n], runs))
                 naive = time_naive(node.url, wallet, tokens[:n], 3 if n == 200 else 1)
@@ -151,6 +171,14 @@ def main() -> int:
     print("HTTP requests per balance refresh (target: at most 2 per chain)")
     print(f"  1 wallet x 200 tokens:  {figures['requests_1w_200t']}")
     print(f"  20 wallets x 50 tokens: {figures['requests_20w_50t']}")
+    print(
+        f"  1 wallet x 200 tokens + {figures['oracle_feeds']} Chainlink feeds: "
+        f"{figures['requests_1w_200t_oracles']}  (one request per chain, oracles included)"
+    )
+    print(
+        f"  oracles in the batch: {figures['ours_ms_200_oracles']} ms against "
+        f"{figures['ours_ms_200_same_run']} ms without, ratio {figures['oracle_cost_ratio']}x"
+    )
     print("Time to read one wallet's balances on a local anvil (median)")
     for n in (200, 1000):
         print(

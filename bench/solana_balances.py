@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
 from rebalancer.chains.anvil import start_listening, stop_pid
+from rebalancer.chains.oracles import OracleFeed, feeds_on
 from rebalancer.chains.registry import Registry
 from rebalancer.chains.solana import TOKEN_2022_PROGRAM, TOKEN_PROGRAM, SolanaChain
+from rebalancer.localnet.pyth_fixtures import PYTH_PATH
 from rebalancer.localnet.solana_fixtures import DEMO_PATH, demo_keypair
 
 SIZES = (1, 10, 100)
@@ -45,8 +48,11 @@ def wallets_of(n: int) -> list[str]:
     return [str(demo_keypair().pubkey()), *(str(Keypair().pubkey()) for _ in range(n - 1))]
 
 
-async def adapter_refresh(url: str, wallets: list[str]) -> tuple[int, float]:
-    """(HTTP requests of one refresh, median ms of a refresh) for the batched adapter."""
+async def adapter_refresh(
+    url: str, wallets: list[str], feeds: Sequence[OracleFeed] = ()
+) -> tuple[int, float]:
+    """(HTTP requests of one refresh, median ms of a refresh) for the batched adapter, with
+    the Pyth accounts of ``feeds`` in the same batch."""
     registry = Registry.load()
     seen: list[httpx.Request] = []
 
@@ -55,12 +61,13 @@ async def adapter_refresh(url: str, wallets: list[str]) -> tuple[int, float]:
 
     async with httpx.AsyncClient(event_hooks={"request": [hook]}, timeout=30) as client:
         adapter = SolanaChain(registry.chains["solana"], url, client)
-        await adapter.balances(wallets, registry.tokens_on("solana"))  # genesis check
+        await adapter.balances(wallets, registry.tokens_on("solana"), feeds)  # genesis check
         seen.clear()
         times = []
         for _ in range(REPEATS):
             start = time.perf_counter()
-            await adapter.balances(wallets, registry.tokens_on("solana"))
+            got = await adapter.balances(wallets, registry.tokens_on("solana"), feeds)
+            assert all(r.usd is not None for r in got.oracles)
             times.append((time.perf_counter() - start) * 1000)
         return len(seen) // REPEATS, statistics.median(times)
 
@@ -162,6 +169,8 @@ def main() -> int:
             "--quiet",
             "--snapshot",
             str(DEMO_PATH),
+            "--snapshot",
+            str(PYTH_PATH),
         ]
         node = start_listening("solana", argv, Path(tmp) / "solana.log", timeout=20)
         try:
@@ -180,6 +189,17 @@ def main() -> int:
                     f"  {n:>3} wallets: {requests} HTTP request ({ms:.1f} ms) vs naive "
                     f"{naive} requests ({naive_ms:.1f} ms): {naive / requests:.0f}x fewer"
                 )
+            feeds = feeds_on("solana")
+            wallets = wallets_of(1)
+            _, plain_ms = asyncio.run(adapter_refresh(node.url, wallets))
+            priced, priced_ms = asyncio.run(adapter_refresh(node.url, wallets, feeds))
+            figures["requests_1w_pyth"] = priced
+            figures["refresh_ms_1w_same_run"] = round(plain_ms, 2)
+            figures["refresh_ms_1w_pyth"] = round(priced_ms, 2)
+            print(
+                f"  1 wallet + {len(feeds)} Pyth accounts: {priced} HTTP request "
+                f"({priced_ms:.1f} ms against {plain_ms:.1f} ms without)"
+            )
             tps, latency = throughput(node.url)
             figures["tx_per_s"] = round(tps, 1)
             figures["send_confirm_ms_median"] = round(latency, 2)

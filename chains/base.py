@@ -18,10 +18,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rebalancer.chains.oracles import OracleFeed, OracleReading
 from rebalancer.core.errors import ChainError
 from rebalancer.core.tx import Proposal, UnsignedTx
 from rebalancer.core.types import ChainInfo, Holding, Token
@@ -44,11 +46,13 @@ class ReadFailure:
 
 @dataclass(slots=True)
 class Balances:
-    """The result of one balance refresh on one chain: every holding read, and what failed."""
+    """The result of one balance refresh on one chain: every holding read, what failed, and
+    what the chain's price oracles said in the same request."""
 
     chain: str
     holdings: list[Holding] = field(default_factory=list)
     failures: list[ReadFailure] = field(default_factory=list)
+    oracles: list[OracleReading] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +116,22 @@ class ChainAdapter(ABC):
         """Where throwaway simulation nodes write their logs (a temporary folder if None)."""
 
     @abstractmethod
-    async def balances(self, wallets: Sequence[str], tokens: Sequence[Token]) -> Balances:
-        """Every wallet's balance of every token (native included), in as few requests as
-        the chain allows. Checks the node is the configured chain first."""
+    async def balances(
+        self,
+        wallets: Sequence[str],
+        tokens: Sequence[Token],
+        feeds: Sequence[OracleFeed] = (),
+    ) -> Balances:
+        """Every wallet's balance of every token (native included), and the reading of every
+        feed, in as few requests as the chain allows (feeds add none). Checks the node is the
+        configured chain first."""
+
+    async def past_rounds(
+        self, feed: OracleFeed, latest_round: int, count: int
+    ) -> list[tuple[int, Decimal]]:
+        """Up to ``count`` past rounds of an oracle before ``latest_round`` as (time, USD),
+        oldest first (price history backfill); a chain whose oracles keep none has none."""
+        return []
 
     async def balance(self, wallet: str, token: Token) -> int:
         """One balance, read directly (around a trade, to measure what it did)."""

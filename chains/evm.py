@@ -2,12 +2,15 @@
 
 A balance refresh is one HTTP request per chain: a JSON-RPC batch holding ``eth_chainId``
 (checked once per adapter) and one Multicall3 ``aggregate3`` ``eth_call`` per chunk of
-sub-calls, each sub-call a ``balanceOf`` or ``getEthBalance`` allowed to fail on its own.
+sub-calls, each sub-call a ``balanceOf`` or ``getEthBalance`` allowed to fail on its own, and
+the Chainlink feeds' ``latestRoundData`` and ``decimals`` after them (prices come with the
+balances they value, in the same request).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rebalancer.chains.base import Balances, ChainAdapter, ReadFailure, SimResult, SwapLegs
@@ -21,6 +24,15 @@ from rebalancer.chains.multicall import (
     decode_aggregate3,
     encode_aggregate3,
     uint_result,
+)
+from rebalancer.chains.oracles import (
+    DECIMALS,
+    GET_ROUND_DATA,
+    LATEST_ROUND_DATA,
+    OracleFeed,
+    chainlink_reading,
+    decode_round,
+    tidy,
 )
 from rebalancer.core.errors import AlreadyKnownError, ChainError, SimulationError, WrongChainError
 from rebalancer.core.tx import EvmCall, EvmTransaction, UnsignedTx
@@ -71,11 +83,17 @@ class EvmChain(ChainAdapter):
         self.chunk_size = chunk_size
         self._chain_checked = False
         self._call_cache: dict[
-            tuple[tuple[str, ...], tuple[Token, ...]], tuple[list[tuple[str, Token]], list[str]]
+            tuple[tuple[str, ...], tuple[Token, ...], tuple[OracleFeed, ...]],
+            tuple[list[tuple[str, Token]], list[int], list[str]],
         ] = {}
 
-    async def balances(self, wallets: Sequence[str], tokens: Sequence[Token]) -> Balances:
-        pairs, calls = self._calls(tuple(wallets), tuple(tokens))
+    async def balances(
+        self,
+        wallets: Sequence[str],
+        tokens: Sequence[Token],
+        feeds: Sequence[OracleFeed] = (),
+    ) -> Balances:
+        pairs, sizes, calls = self._calls(tuple(wallets), tuple(tokens), tuple(feeds))
         requests: list[tuple[Any, Any]] = []
         if not self._chain_checked:
             requests.append(("eth_chainId", []))
@@ -83,34 +101,70 @@ class EvmChain(ChainAdapter):
             requests.append(("eth_call", [{"to": MULTICALL3, "data": data}, "latest"]))
         if len(requests) == 0:
             return Balances(chain=self.info.name)
-        chunks = [len(c) for c in self._chunked(pairs)]
         answers = await self.provider.make_batch_request(requests)
         where = self.provider.where
         if not self._chain_checked:
             self._check_chain_id(result_of(answers[0], "eth_chainId", where))
             answers = answers[1:]
 
-        out = Balances(chain=self.info.name)
-        index = 0
-        for size, answer in zip(chunks, answers, strict=True):
+        results: list[tuple[bool, bytes]] = []
+        for size, answer in zip(sizes, answers, strict=True):
             raw = result_of(answer, "eth_call", where)
             try:
                 payload = bytes.fromhex(str(raw).removeprefix("0x"))
                 if not payload:
                     raise DecodeError(f"empty answer: is Multicall3 deployed at {MULTICALL3}?")
-                results = decode_aggregate3(payload, size)
+                results.extend(decode_aggregate3(payload, size))
             except (DecodeError, ValueError) as exc:
                 raise ChainError(f"{where}: bad Multicall3 answer: {exc}") from None
-            for success, ret in results:
-                wallet, token = pairs[index]
-                index += 1
-                value = uint_result(success, ret)
-                if value is None:
-                    reason = "call reverted" if not success else "not a token contract"
-                    out.failures.append(ReadFailure(self.info.name, wallet, token, reason))
-                else:
-                    out.holdings.append(Holding(self.info.name, wallet, token, value))
+        out = Balances(chain=self.info.name)
+        for (wallet, token), (success, ret) in zip(pairs, results, strict=False):
+            value = uint_result(success, ret)
+            if value is None:
+                reason = "call reverted" if not success else "not a token contract"
+                out.failures.append(ReadFailure(self.info.name, wallet, token, reason))
+            else:
+                out.holdings.append(Holding(self.info.name, wallet, token, value))
+        rest = results[len(pairs) :]
+        for i, feed in enumerate(feeds):
+            out.oracles.append(chainlink_reading(feed, rest[2 * i], rest[2 * i + 1]))
         return out
+
+    async def past_rounds(
+        self, feed: OracleFeed, latest_round: int, count: int
+    ) -> list[tuple[int, Decimal]]:
+        """Up to ``count`` Chainlink rounds before ``latest_round`` as (updatedAt, USD), oldest
+        first, read with ``getRoundData`` in one batch (history backfill). A round the feed
+        no longer has ends the walk; a non-positive answer is skipped."""
+        phase, first = latest_round >> 64, latest_round & (2**64 - 1)
+        ids = [(phase << 64) | (first - k) for k in range(1, min(count, first - 1) + 1)]
+        calls = [(feed.address, GET_ROUND_DATA + rid.to_bytes(32, "big")) for rid in ids]
+        chunks = self._chunked(calls)
+        requests: list[tuple[Any, Any]] = [
+            ("eth_call", [{"to": MULTICALL3, "data": "0x" + encode_aggregate3(c).hex()}, "latest"])
+            for c in chunks
+        ]
+        if not requests:
+            return []
+        answers = await self.provider.make_batch_request(requests)
+        results: list[tuple[bool, bytes]] = []
+        for chunk, answer in zip(chunks, answers, strict=True):
+            raw = result_of(answer, "eth_call", self.provider.where)
+            try:
+                results.extend(
+                    decode_aggregate3(bytes.fromhex(str(raw).removeprefix("0x")), len(chunk))
+                )
+            except (DecodeError, ValueError) as exc:
+                raise ChainError(f"{self.provider.where}: bad Multicall3 answer: {exc}") from None
+        out: list[tuple[int, Decimal]] = []
+        for ok, ret in results:
+            parsed = decode_round(ret) if ok else None
+            if parsed is None:
+                break
+            _rid, answer_, _started, updated = parsed
+            if answer_ > 0 and updated > 0:
+                out.append((updated, tidy(Decimal(answer_).scaleb(-feed.decimals))))
+        return out[::-1]
 
     # -- transactions ------------------------------------------------------------------------
     async def call(self, method: str, params: list[Any]) -> Any:
@@ -217,14 +271,19 @@ class EvmChain(ChainAdapter):
         return [items[i : i + self.chunk_size] for i in range(0, len(items), self.chunk_size)]
 
     def _calls(
-        self, wallets: tuple[str, ...], tokens: tuple[Token, ...]
-    ) -> tuple[list[tuple[str, Token]], list[str]]:
-        """The (wallet, token) pairs and the hex calldata of each chunk's aggregate3.
+        self,
+        wallets: tuple[str, ...],
+        tokens: tuple[Token, ...],
+        feeds: tuple[OracleFeed, ...] = (),
+    ) -> tuple[list[tuple[str, Token]], list[int], list[str]]:
+        """The (wallet, token) pairs, the sub-call count of each chunk and the hex calldata of
+        each chunk's aggregate3: the balances first, then ``latestRoundData`` and
+        ``decimals`` of every feed.
 
-        Cached per wallet and token set: a watch loop refreshes the same set again and again,
-        and building a thousand sub-calls costs more than the node takes to answer them.
+        Cached per wallet, token and feed set: a watch loop refreshes the same set again and
+        again, and building a thousand sub-calls costs more than the node takes to answer.
         """
-        key = (wallets, tokens)
+        key = (wallets, tokens, feeds)
         hit = self._call_cache.get(key)
         if hit is not None:
             return hit
@@ -235,7 +294,14 @@ class EvmChain(ChainAdapter):
             else (t.address, BALANCE_OF + address_arg(w))
             for w, t in pairs
         ]
-        built = (pairs, ["0x" + encode_aggregate3(c).hex() for c in self._chunked(calls)])
+        for feed in feeds:
+            calls += [(feed.address, LATEST_ROUND_DATA), (feed.address, DECIMALS)]
+        chunks = self._chunked(calls)
+        built = (
+            pairs,
+            [len(c) for c in chunks],
+            ["0x" + encode_aggregate3(c).hex() for c in chunks],
+        )
         if len(self._call_cache) >= 8:
             self._call_cache.pop(next(iter(self._call_cache)))
         self._call_cache[key] = built

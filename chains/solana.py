@@ -3,9 +3,11 @@
 A refresh is one HTTP request per 100 wallets: a JSON-RPC batch holding ``getGenesisHash``
 (checked once per adapter against the config's CAIP-2 reference), one ``getMultipleAccounts``
 for the wallets' lamports and two ``getTokenAccountsByOwner`` per wallet (SPL Token and
-Token-2022). Token accounts of one mint are summed; mints map to the tokens asked for (wSOL
-token accounts count as the wSOL token); other mints are ignored. Raw httpx, because
-solana-py's ``AsyncClient`` has no batch; the same code works against any real RPC.
+Token-2022), and one ``getMultipleAccounts`` of the Pyth price accounts asked for (prices
+come with the balances they value). Token accounts of one mint are summed; mints map to the
+tokens asked for (wSOL token accounts count as the wSOL token); other mints are ignored. Raw
+httpx, because solana-py's ``AsyncClient`` has no batch; the same code works against any real
+RPC.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from rebalancer.chains.addresses import b58decode
 from rebalancer.chains.base import Balances, ChainAdapter, SimResult, SwapLegs
+from rebalancer.chains.oracles import OracleFeed, OracleReading, pyth_reading
 from rebalancer.chains.rpc_errors import rpc_error
 from rebalancer.core.errors import ChainError, ConfigError, LookupTableError, WrongChainError
 from rebalancer.core.http import post_json_body
@@ -118,7 +121,12 @@ class SolanaChain(ChainAdapter):
     def where(self) -> str:
         return f"{self.info.name} node at {redact_url(self.rpc_url)}"
 
-    async def balances(self, wallets: Sequence[str], tokens: Sequence[Token]) -> Balances:
+    async def balances(
+        self,
+        wallets: Sequence[str],
+        tokens: Sequence[Token],
+        feeds: Sequence[OracleFeed] = (),
+    ) -> Balances:
         out = Balances(chain=self.info.name)
         pairs = [(w, self._key(w, f"wallet {w!r}")) for w in wallets]
         token_keys = [
@@ -135,13 +143,20 @@ class SolanaChain(ChainAdapter):
         check = not self._chain_checked
         parts = await asyncio.gather(
             *(
-                self._read_chunk(chunk, want_native, want_tokens, check=check and i == 0)
+                self._read_chunk(
+                    chunk,
+                    want_native,
+                    want_tokens,
+                    check=check and i == 0,
+                    feeds=feeds if i == 0 else (),
+                )
                 for i, chunk in enumerate(chunks)
             )
         )
         raw: dict[str, dict[bytes | None, int]] = {}
-        for part in parts:
+        for part, readings in parts:
             raw.update(part)
+            out.oracles.extend(readings)
         for wallet, _ in pairs:
             amounts = raw.get(wallet, {})
             for token, key in zip(tokens, token_keys, strict=True):
@@ -155,8 +170,10 @@ class SolanaChain(ChainAdapter):
         want_tokens: bool,
         *,
         check: bool = False,
-    ) -> dict[str, dict[bytes | None, int]]:
-        """Lamports and token amounts by mint, for up to 100 wallets, in one HTTP request."""
+        feeds: Sequence[OracleFeed] = (),
+    ) -> tuple[dict[str, dict[bytes | None, int]], list[OracleReading]]:
+        """Lamports and token amounts by mint, for up to 100 wallets, and the Pyth accounts
+        of ``feeds``, in one HTTP request."""
         calls: list[tuple[str, list[Any]]] = []
         if check:
             calls.append(("getGenesisHash", []))
@@ -175,10 +192,14 @@ class SolanaChain(ChainAdapter):
             for name in names:
                 for program in (TOKEN_PROGRAM, TOKEN_2022_PROGRAM):
                     calls.append(("getTokenAccountsByOwner", [name, {"programId": program}, cfg]))
+        if feeds:
+            cfg = {"encoding": "base64", **extra}
+            calls.append(("getMultipleAccounts", [[f.address for f in feeds], cfg]))
         if not calls:
-            return {}
+            return {}, []
         answers = await self._batch(calls)
         out: dict[str, dict[bytes | None, int]] = {name: {} for name in names}
+        readings: list[OracleReading] = []
         try:
             pos = 0
             if check:
@@ -203,13 +224,32 @@ class SolanaChain(ChainAdapter):
                         for keyed in listed.value:
                             mint, amount = self._token_head(keyed, key)
                             out[name][mint] = out[name].get(mint, 0) + amount
+            if feeds:
+                accounts = _MultipleAccounts.model_validate(
+                    self._result(answers[pos], "getMultipleAccounts")
+                )
+                if len(accounts.value) != len(feeds):
+                    raise ChainError(f"{self.where}: getMultipleAccounts answered the wrong count")
+                for feed, account in zip(feeds, accounts.value, strict=True):
+                    readings.append(self._pyth(feed, account))
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"])
             raise ChainError(
                 f"{self.where} answered an unexpected shape ({loc}: {first['msg']})"
             ) from None
-        return out
+        return out, readings
+
+    @staticmethod
+    def _pyth(feed: OracleFeed, account: _Account | None) -> OracleReading:
+        if account is None:
+            return pyth_reading(feed, None, None)
+        encoded, encoding = account.data
+        try:
+            data = base64.b64decode(encoded, validate=True) if encoding == "base64" else b""
+        except binascii.Error:
+            data = b""
+        return pyth_reading(feed, account.owner, data)
 
     def _token_head(self, keyed: _KeyedAccount, wallet_key: bytes) -> tuple[bytes, int]:
         """(mint, amount) of a listed token account; refuses one the wallet does not own."""

@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, field_validator
-from solders.transaction import VersionedTransaction
 
 from rebalancer.core.errors import AggregatorError, SimulationError, SuspiciousResponseError
 from rebalancer.dex.base import (
@@ -289,6 +288,8 @@ class Jupiter(HttpAggregator):
         if s.simulationError is not None:
             why = s.simulationError.error or s.simulationError.errorCode or "no reason given"
             raise SimulationError(f"Jupiter's simulation of the swap failed: {why[:200]}")
+        from solders.transaction import VersionedTransaction  # NOTE: a quote does not need it
+
         try:
             raw = base64.b64decode(s.swapTransaction, validate=True)
             VersionedTransaction.from_bytes(raw)

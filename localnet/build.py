@@ -3,12 +3,12 @@
 ``python -m rebalancer.localnet.build`` (or ``make fixtures``) starts a fresh anvil per world,
 deploys WETH9, Uniswap V2 and V3 (factory, routers, QuoterV2, position manager) at Uniswap's
 REAL addresses on that chain (``worlds.UNISWAP``) and Multicall3, places the registry's ERC-20
-tokens at their REAL mainnet addresses (anvil_setCode; mainnet USDT's no-bool token as
-``LocalTetherToken``),
-seeds the pools at the snapshot prices of ``localnet.worlds``, and writes
-``fixtures/evm/<chain>.state.json.gz``
-and ``<chain>.world.json``. Block timestamps and the deployer are fixed, the JSON is canonical
-and gzip carries no mtime, so two builds give identical files.
+tokens (mainnet USDT's no-bool token as ``LocalTetherToken``) and the Chainlink feeds of
+chains/data/oracles.toml at their REAL mainnet addresses (anvil_setCode), seeds the pools and
+the feeds at the snapshot prices of ``localnet.worlds``, and writes
+``fixtures/evm/<chain>.state.json.gz`` and ``<chain>.world.json``. Block timestamps and the
+deployer are fixed, the JSON is canonical and gzip carries no mtime, so two builds give
+identical files.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from eth_abi import encode
 from eth_utils import to_checksum_address
 
 from rebalancer.chains.anvil import start_anvil, stop_pid
+from rebalancer.chains.oracles import feeds_on
 from rebalancer.chains.registry import Registry
 from rebalancer.core.resources import checkout_root, fixture_path, package_path
 from rebalancer.core.types import Token, TokenQuirk
@@ -52,6 +53,8 @@ MAX_UINT = 2**256 - 1
 DEADLINE = 2**40
 MIN_TICK, MAX_TICK = -887272, 887272
 TICK_SPACING = {100: 1, 500: 10, 3000: 60, 10000: 200}
+# The rounds each local feed starts with: (hours before genesis, share of the snapshot price).
+FEED_HISTORY = ((3, "0.99"), (2, "1.01"), (1, "0.995"), (0, "1"))
 EVM_VERSION = "cancun"  # the older of the two chains' forks, so one bytecode runs on both
 
 
@@ -182,6 +185,7 @@ class WorldBuilder:
                 me,
             )
             self.world["tokens"][tok.symbol] = tok.address
+        self._place_feeds()
 
         c = self.world["contracts"]
         c["UniswapV2Factory"] = self._deploy_at(
@@ -223,6 +227,24 @@ class WorldBuilder:
         for pool in self.spec.pools:
             self._add_pool(pool)
         return self.world
+
+    def _place_feeds(self) -> None:
+        """Chainlink-compatible feeds at the real proxy addresses of chains/data/oracles.toml,
+        each with a few hourly rounds up to the genesis time, the last at the snapshot price."""
+        rpc, me = self.rpc, self.deployer
+        template = rpc.deploy(me, compile_contracts("LocalPriceFeed.sol")["LocalPriceFeed"])
+        runtime = rpc.call("eth_getCode", template, "latest")
+        self.world["oracles"] = {}
+        for feed in feeds_on(self.spec.chain):
+            rpc.call("anvil_setCode", feed.address, runtime)
+            rpc.transact(
+                me, feed.address, "init(address,uint8,string)", me, feed.decimals, feed.description
+            )
+            for hours_ago, factor in FEED_HISTORY:
+                at = GENESIS_TIMESTAMP - 3600 * hours_ago
+                answer = int(PRICES[feed.asset] * Decimal(factor) * 10**feed.decimals)
+                rpc.transact(me, feed.address, "pushRound(int256,uint64,uint64)", answer, at, at)
+            self.world["oracles"][feed.asset] = feed.address
 
     def _place(self, creation_hex: str, address: str | None) -> None:
         """Deploy normally, then copy the runtime code to ``address`` (a real mainnet address)."""

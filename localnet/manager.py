@@ -139,6 +139,7 @@ def up(
             )
             progress(f"funding the demo wallet on {name}")
             fund_evm_demo(node.url, name, registry)
+            refresh_evm_oracles(node.url, name)
         progress("starting the 1inch API stand-in")
         worlds.append(_start_oneinch(state_dir, {w.chain_id: w.url for w in worlds}))
         if services:
@@ -226,6 +227,30 @@ def fund_evm_demo(url: str, chain: str, registry: Registry) -> None:
         rpc.close()
 
 
+def refresh_evm_oracles(url: str, chain: str, at: int | None = None) -> None:
+    """A new round on every local Chainlink feed of ``chain`` at the snapshot price, dated
+    ``at`` (default: now), so the feeds are fresh when the world starts."""
+    from rebalancer.chains.oracles import feeds_on
+    from rebalancer.localnet.worlds import PRICES
+
+    world = json.loads((FIXTURES / "evm" / f"{chain}.world.json").read_text())
+    when = int(time.time()) if at is None else at
+    rpc = Rpc(url)
+    try:
+        for feed in feeds_on(chain):
+            answer = int(PRICES[feed.asset] * 10**feed.decimals)
+            rpc.transact(
+                world["deployer"],
+                feed.address,
+                "pushRound(int256,uint64,uint64)",
+                answer,
+                when,
+                when,
+            )
+    finally:
+        rpc.close()
+
+
 def _start_oneinch(state_dir: Path, worlds: dict[int | None, str]) -> World:
     """The local 1inch Swap API v6 stand-in over the EVM worlds."""
     import sys
@@ -251,6 +276,9 @@ def _optional_services(state_dir: Path, progress: Callable[[str], None]) -> list
     ):
         progress("starting the Solana node")
         log = state_dir / "solana.log"
+        from rebalancer.localnet.pyth_fixtures import write_live
+
+        pyth = write_live(state_dir / "pyth.json", int(time.time()))
         node = start_listening(
             "solana",
             [
@@ -261,6 +289,8 @@ def _optional_services(state_dir: Path, progress: Callable[[str], None]) -> list
                 "0",
                 "--snapshot",
                 str(snapshot),
+                "--snapshot",
+                str(pyth),
             ],
             log,
             detached=True,

@@ -125,6 +125,12 @@ def effective_targets(
                 rows.append(r)
         targets = Targets(tuple(rows), targets.asset_class)
         shown = ", ".join(f"{n} {t:+.2%}" for n, t in tilts.items() if t) or "no tilt"
+        short = _too_short(targets, by_asset, set(returns))
+        if short:
+            shown += (
+                f"; history too short for {', '.join(short)} (momentum needs "
+                f"{momentum.lookback + 1} points): no tilt from them"
+            )
         notes.append(TriggerResult("momentum", False, f"targets tilted: {shown}"))
 
     bands: dict[str, Decimal] = {}
@@ -145,8 +151,21 @@ def effective_targets(
         bands[f"{r.kind}:{r.name}"] = band
     if vol is not None:
         detail = "bands widened: " + ", ".join(widened) if widened else "no band widened"
+        short = _too_short(targets, by_asset, set(sigmas))
+        if short:
+            detail += (
+                f"; history too short for {', '.join(short)} (volatility needs at least 3 "
+                "points): their bands unchanged"
+            )
         notes.append(TriggerResult("volatility", False, detail))
     return targets, bands, notes
+
+
+def _too_short(targets: Targets, held: Mapping[str, Decimal], known: set[str]) -> list[str]:
+    """The held target assets a history-based signal could not be computed for (said
+    plainly: never a silent zero)."""
+    wanted = {a for r in targets.rows if r.target is not None and r.target > 0 for a in r.assets}
+    return sorted(a for a in wanted - known if held.get(a, Decimal(0)) > 0)
 
 
 def compute_drift(

@@ -158,6 +158,31 @@ class PolicyConfig(BaseModel):
     on_refusal: Literal["continue", "stop"] = "continue"
     """When one trade is refused: go on with the rest of the plan, or stop the run."""
 
+    allow_single_price_source: bool = False
+    """Value a held asset with one live price source when the other is unavailable (an oracle
+    unreachable, stale or missing, or no quote). Default: refuse (exit 3); two independent
+    sources must agree."""
+
+
+class OracleConfig(BaseModel):
+    """The chains' own price oracles (Chainlink, Pyth), read with every balance refresh."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    """Read the feeds of chains/data/oracles.toml with the balances (same request)."""
+
+    max_age_s: int | None = Field(default=None, ge=1)
+    """A reading older than this is stale and not used; default: each feed's heartbeat (from
+    chains/data/oracles.toml) plus ``grace_s``."""
+
+    grace_s: int = Field(default=60, ge=0)
+    """Added to a feed's heartbeat before its reading counts as stale."""
+
+    max_confidence_pct: Decimal = Field(default=Decimal(1), gt=0, le=100)
+    """A Pyth price whose confidence interval is wider than this share of the price is not
+    used."""
+
 
 class NotifyConfig(BaseModel):
     """Where a JSON summary goes after each run of ``watch`` (and ``run``)."""
@@ -186,13 +211,17 @@ class Config(BaseModel):
     """Targets and bands."""
 
     prices: dict[str, Decimal] = Field(default_factory=dict)
-    """Manual prices in USD per unit of each asset (the snapshot price source)."""
+    """Manual prices in USD per unit, an explicit override: an asset listed here is valued at
+    this price instead of the live ones (offline planning, assets without any feed)."""
 
-    price_check: Literal["off", "quotes"] = "off"
-    """``quotes``: before planning on live balances (drift, plan, run, demo, watch), quote each
-    held asset (about $1,000 of it) into USDC through the aggregators and refuse (exit 3) when
-    a manual price differs from the quoted one by more than
-    ``strategy.price_max_deviation_pct``. ``off``: trust ``[prices]`` as given."""
+    price_check: Literal["off", "quotes"] | None = None
+    """``quotes``: quote each asset (about $1,000 of it) into USDC through the aggregators, the
+    second source beside the oracles; a manual price or an oracle that differs from the quote
+    by more than ``strategy.price_max_deviation_pct`` refuses (exit 3). ``off``: no quotes.
+    Default: quotes whenever a held asset has no ``[prices]`` entry."""
+
+    oracles: OracleConfig = Field(default_factory=OracleConfig)
+    """The on-chain price feeds and when a reading is not used."""
 
     aggregators: dict[str, AggregatorConfig] = Field(default_factory=_default_aggregators)
     """``1inch`` (EVM chains) and ``jupiter`` (Solana)."""

@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -100,6 +101,24 @@ CREATE TABLE IF NOT EXISTS snapshots (
     taken_at REAL NOT NULL,
     kind     TEXT NOT NULL,
     data     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS price_points (
+    asset  TEXT NOT NULL,
+    at     INTEGER NOT NULL,
+    usd    TEXT NOT NULL,
+    source TEXT NOT NULL,
+    PRIMARY KEY (asset, source, at)
+);
+CREATE TABLE IF NOT EXISTS swap_gas (
+    tx         TEXT PRIMARY KEY,
+    chain      TEXT NOT NULL,
+    aggregator TEXT NOT NULL,
+    gas        INTEGER NOT NULL,
+    at         INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS backfills (
+    asset TEXT PRIMARY KEY,
+    at    INTEGER NOT NULL
 );
 """
 
@@ -277,6 +296,61 @@ class Journal:
             parse(LotRow, {**_columns(r), "source": LotSource.IMPORT}, f"{where} {r['id']}")
             for r in rows
         ]
+
+    # -- price history -------------------------------------------------------------------------
+    def record_prices(self, at: int, prices: Mapping[str, Decimal], source: str) -> None:
+        """The prices one refresh used (``source`` "live"), or past oracle rounds ("backfill");
+        a point already recorded for that asset, source and second is kept as it was."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO price_points (asset, at, usd, source) VALUES (?, ?, ?, ?)",
+                [(a, int(at), str(p), source) for a, p in prices.items()],
+            )
+
+    def record_points(self, asset: str, points: Sequence[tuple[int, Decimal]], source: str) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO price_points (asset, at, usd, source) VALUES (?, ?, ?, ?)",
+                [(asset, int(at), str(p), source) for at, p in points],
+            )
+
+    def record_swap_gas(self, tx: str, chain: str, aggregator: str, gas: int) -> None:
+        """The gas (EVM) or compute units (Solana) one landed swap used."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO swap_gas (tx, chain, aggregator, gas, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (tx, chain, aggregator, int(gas), int(time.time())),
+            )
+
+    def swap_gas(self, chain: str, aggregator: str, last: int = 20) -> list[int]:
+        """The gas of the last ``last`` swaps recorded for that chain and aggregator."""
+        rows = self.db.execute(
+            "SELECT gas FROM swap_gas WHERE chain = ? AND aggregator = ? ORDER BY at DESC LIMIT ?",
+            (chain, aggregator, last),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def backfilled(self, asset: str) -> bool:
+        """Whether the asset's oracle history was walked back already (done once)."""
+        row = self.db.execute("SELECT 1 FROM backfills WHERE asset = ?", (asset,)).fetchone()
+        return row is not None
+
+    def mark_backfilled(self, asset: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO backfills (asset, at) VALUES (?, ?)",
+                (asset, int(time.time())),
+            )
+
+    def price_points(self, since: int = 0) -> dict[str, list[tuple[int, Decimal]]]:
+        """Every recorded price since ``since`` (unix seconds), per asset, oldest first."""
+        out: dict[str, list[tuple[int, Decimal]]] = {}
+        for r in self.db.execute(
+            "SELECT asset, at, usd FROM price_points WHERE at >= ? ORDER BY asset, at", (since,)
+        ):
+            out.setdefault(r["asset"], []).append((int(r["at"]), Decimal(r["usd"])))
+        return out
 
     # -- trades --------------------------------------------------------------------------------
     def add_trade(self, run_id: int, trade: NewTrade) -> None:

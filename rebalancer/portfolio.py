@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rebalancer.chains.base import ChainAdapter, ReadFailure, adapter_for
+from rebalancer.chains.oracles import OracleReading, feeds_on
 from rebalancer.chains.registry import Registry
 from rebalancer.config import Config
 from rebalancer.core.types import Holding, Token
@@ -16,10 +17,12 @@ from rebalancer.endpoints import resolve_rpc
 
 @dataclass
 class Snapshot:
-    """Holdings across all chains, and the balances that could not be read."""
+    """Holdings across all chains, the balances that could not be read, and what the chains'
+    price oracles said in the same requests."""
 
     holdings: list[Holding] = field(default_factory=list)
     failures: list[ReadFailure] = field(default_factory=list)
+    oracles: list[OracleReading] = field(default_factory=list)
 
 
 def tokens_for(config: Config, registry: Registry, chain: str) -> list[Token]:
@@ -46,6 +49,8 @@ async def read_holdings(
     ``adapters`` hands out the command's adapters (``Services.adapter``: one client, chain ids
     checked once); without it the read opens its own client. Zero balances are dropped, except
     the native coin (gas money is worth seeing at zero).
+    With ``oracles.enabled``, each chain's request also reads its feeds for the assets the
+    config reads anywhere (no extra request).
     """
     if adapters is not None:
         return await _read(config, registry, adapters)
@@ -64,14 +69,17 @@ async def _read(
     config: Config, registry: Registry, adapters: Callable[[str], ChainAdapter]
 ) -> Snapshot:
     jobs = []
+    assets = {t.asset for c in config.chains for t in tokens_for(config, registry, c)}
     for name in config.chains:
         wallets = [w.address for w in config.wallets if name in w.chains]
         if not wallets:
             continue
-        jobs.append(adapters(name).balances(wallets, tokens_for(config, registry, name)))
+        feeds = feeds_on(name, assets) if config.oracles.enabled else []
+        jobs.append(adapters(name).balances(wallets, tokens_for(config, registry, name), feeds))
     results = await asyncio.gather(*jobs)
     snap = Snapshot()
     for balances in results:
         snap.holdings.extend(h for h in balances.holdings if h.raw or h.token.is_native)
         snap.failures.extend(balances.failures)
+        snap.oracles.extend(balances.oracles)
     return snap

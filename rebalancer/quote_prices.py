@@ -54,6 +54,7 @@ class QuotePrices:
     table: Mapping[str, Decimal]
     name: str = "aggregator quotes"
     skipped: Mapping[str, str] = field(default_factory=dict)
+    via: Mapping[str, str] = field(default_factory=dict)  # asset -> "1inch quote", ...
 
     def prices(self, assets: Iterable[str]) -> dict[str, Decimal]:
         return {a: self.table[a] for a in assets if a in self.table}
@@ -66,20 +67,26 @@ class QuotePrices:
         manual: Mapping[str, Decimal],
         *,
         notional_usd: Decimal = NOTIONAL_USD,
+        assets: Iterable[str] | None = None,
     ) -> QuotePrices:
-        """Quote every held asset; one aggregator's quotes go one at a time (free API tiers
-        allow about one request a second), different aggregators run concurrently."""
+        """Quote every held asset (or ``assets``); one aggregator's quotes go one at a time
+        (free API tiers allow about one request a second), different aggregators run
+        concurrently. ``manual`` prices size the probes (about $1,000 each)."""
         table: dict[str, Decimal] = {}
         skipped: dict[str, str] = {}
+        via: dict[str, str] = {}
         by_aggregator: dict[int, list[_Probe]] = {}
-        for asset in sorted({h.token.asset for h in holdings if h.raw > 0}):
+        wanted = {h.token.asset for h in holdings if h.raw > 0} if assets is None else assets
+        for asset in sorted(set(wanted)):
             if asset == QUOTE_ASSET:
                 table[asset] = Decimal(1)
+                via[asset] = "unit of account"
                 continue
             probe = _probe(services, holdings, asset, manual.get(asset), notional_usd)
             if probe is None:
                 if asset in STABLES:
                     table[asset] = Decimal(1)
+                    via[asset] = "stablecoin at par (no quote)"
                 else:
                     skipped[asset] = f"no configured chain has both {asset} and {QUOTE_ASSET}"
                 continue
@@ -87,16 +94,23 @@ class QuotePrices:
 
         async def run(probes: list[_Probe]) -> None:
             for p in probes:
+                name = getattr(services.aggregator(p.chain), "name", "aggregator")
                 try:
                     table[p.asset] = await _quote(services, p)
+                    via[p.asset] = f"{name} quote"
                 except NoRouteError as exc:
                     if p.asset in STABLES:
                         table[p.asset] = Decimal(1)
+                        via[p.asset] = "stablecoin at par (no route)"
                     else:
                         skipped[p.asset] = exc.message
 
         await asyncio.gather(*(run(ps) for ps in by_aggregator.values()))
-        return cls(dict(sorted(table.items())), skipped=dict(sorted(skipped.items())))
+        return cls(
+            dict(sorted(table.items())),
+            skipped=dict(sorted(skipped.items())),
+            via=dict(sorted(via.items())),
+        )
 
 
 def _probe(
@@ -215,3 +229,54 @@ async def _with_services(
     async with httpx.AsyncClient(timeout=30) as client:
         services = Services(config, registry, client, env=env)
         return await check_quotes(services, holdings, manual, warn=warn)
+
+
+DEPTH_SIZES_USD = (Decimal(1000), Decimal(10_000))
+
+
+async def fit_depths(
+    services: Services,
+    holdings: Sequence[Holding],
+    prices: Mapping[str, Decimal],
+    assets: Iterable[str],
+    known: Mapping[str, Decimal],
+) -> dict[str, tuple[str, Decimal | None, str]]:
+    """Market depth per asset fitted from the aggregators' quotes at two sizes (the plan's
+    price-impact model): (chain, depth or None, how). ``known``: unit prices already quoted
+    at the small size, not asked again."""
+    small, large = DEPTH_SIZES_USD
+    by_family: dict[str, list[tuple[_Probe, _Probe]]] = {}
+    for asset in sorted(set(assets)):
+        price = prices.get(asset)
+        if asset == QUOTE_ASSET or price is None:
+            continue
+        p1 = _probe(services, holdings, asset, price, small)
+        p2 = _probe(services, holdings, asset, price, large)
+        if p1 is None or p2 is None:
+            continue
+        by_family.setdefault(services.aggregator_name(p1.chain), []).append((p1, p2))
+    out: dict[str, tuple[str, Decimal | None, str]] = {}
+
+    async def run(pairs: list[tuple[_Probe, _Probe]]) -> None:
+        for p1, p2 in pairs:
+            name = services.aggregator_name(p1.chain)
+            how = f"fitted from {name} quotes of ${small:,.0f} and ${large:,.0f}"
+            try:
+                # NOTE: the price quote of the same asset was the same ~$1,000 probe
+                q1 = known[p1.asset] if p1.asset in known else await _quote(services, p1)
+                q2 = await _quote(services, p2)
+            except NoRouteError as exc:
+                out[p1.asset] = (p1.chain, None, f"not fitted: {exc.message}")
+                continue
+            if q2 >= q1:
+                out[p1.asset] = (p1.chain, None, "not fitted: no impact between the two sizes")
+                continue
+            # NOTE: impact_usd = V**2 / depth gives a unit price falling by (V2 - V1) / depth
+            # between the sizes; the whole fall is put on the asset's leg (USDC is the deep one).
+            with localcontext() as ctx:
+                ctx.prec = PRICE_DIGITS
+                depth = (large - small) * q1 / (q1 - q2)
+            out[p1.asset] = (p1.chain, depth.quantize(Decimal(1)), how)
+
+    await asyncio.gather(*(run(ps) for ps in by_family.values()))
+    return out

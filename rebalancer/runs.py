@@ -186,6 +186,10 @@ async def execute(
         engine = Engine(services, journal, progress)
         report.results = await engine.execute(run_id, intents, sign=(mode == "execute"))
         status = report.status
+        if mode == "execute":
+            from rebalancer.market_costs import record_landed
+
+            await record_landed(services, journal, report.results)
         if mode == "execute" and config.prices:
             after = await read_portfolio(services)
             record_portfolio(journal, run_id, SnapshotKind.PORTFOLIO_AFTER, after, config.prices)

@@ -16,6 +16,22 @@ import httpx
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A throwaway data folder: every live refresh records its prices in the journal, and a
+    config without ``journal`` puts it there (never in the user's own)."""
+    path = tmp_path_factory.mktemp("data")
+    old = os.environ.get("REBALANCER_DATA_DIR")
+    os.environ["REBALANCER_DATA_DIR"] = str(path)
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop("REBALANCER_DATA_DIR", None)
+        else:
+            os.environ["REBALANCER_DATA_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def localnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("localnet")

@@ -1,13 +1,15 @@
 """``rebalancer balances``: holdings of every configured wallet on every chain.
 
-USD values come from the config's ``[prices]``; an asset without a price shows null (JSON) or
-``-`` (table), and the total counts only what is priced.
+USD values come from the live prices of the same refresh (the chains' oracles, read in the same
+request as the balances, cross-checked with the aggregators' quotes; ``[prices]`` overrides),
+each holding naming its price source. Disagreeing or missing sources are warnings here (a plan
+refuses on them); an asset without a price shows null (JSON) or ``-`` (table), and the total
+counts only what is priced.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 from decimal import Decimal
 
 from rebalancer.config import load_config
@@ -17,10 +19,10 @@ _CENT = Decimal("0.01")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rebalancer.portfolio import read_holdings
+    from rebalancer.market_prices import read_and_price
 
     config, registry = load_config(args.config)
-    snap = asyncio.run(read_holdings(config, registry))
+    snap, market = read_and_price(config, registry, strict=False, warn=warn, history=True)
     names = {(c, w.address): w.name for w in config.wallets for c in w.chains}
     order = {name: i for i, name in enumerate(config.chains)}
     holdings = sorted(
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
             h.token.symbol,
         ),
     )
-    prices = config.prices
+    prices = market.usd
     values = [
         None if h.token.asset not in prices else h.amount * prices[h.token.asset] for h in holdings
     ]
@@ -57,10 +59,12 @@ def run(args: argparse.Namespace) -> int:
                         if h.token.asset not in prices
                         else str(prices[h.token.asset]),
                         "value_usd": None if v is None else str(v.quantize(_CENT)),
+                        "price_source": market.source_of(h.token.asset),
                     }
                     for h, v in zip(holdings, values, strict=True)
                 ],
                 "total_usd": None if total is None else str(total.quantize(_CENT)),
+                "prices": market.as_dict(),
                 "failures": [
                     {
                         "chain": f.chain,
@@ -82,18 +86,20 @@ def run(args: argparse.Namespace) -> int:
             h.token.asset,
             fmt_amount(h.amount),
             "-" if v is None else f"{v:,.2f}",
+            market.source_of(h.token.asset) or "-",
         )
         for h, v in zip(holdings, values, strict=True)
     ]
-    print(table(["chain", "wallet", "token", "asset", "amount", "value (USD)"], rows, right=(4, 5)))
+    headers = ["chain", "wallet", "token", "asset", "amount", "value (USD)", "price source"]
+    print(table(headers, rows, right=(4, 5)))
     wallets = len({(h.chain, h.wallet) for h in holdings})
     summary = f"\n{len(holdings)} holdings in {wallets} wallet/chain pairs"
     if total is not None:
-        summary += f"; total ${total:,.2f} at the config's [prices]"
+        summary += f"; total ${total:,.2f} at the live prices"
         if len(priced) < len(values):
             summary += f" ({len(values) - len(priced)} holding(s) without a price left out)"
     else:
-        summary += "; no [prices] in the config, so no USD values"
+        summary += "; no price source answered, so no USD values"
     print(summary)
     for f in snap.failures:
         warn(f"{f.chain}: {f.token.symbol} for {names[(f.chain, f.wallet)]}: {f.reason}")

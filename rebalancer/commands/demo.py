@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         if not quiet:
             balances.run(argparse.Namespace(config=args.config, json=False))
         load_args = argparse.Namespace(config=args.config, snapshot=None)
-        inputs = load_inputs(load_args)
+        inputs = load_inputs(load_args, costs=True)
         refuse_partial(inputs)
         before = drift_json(drift_of(inputs))
         show("2. drift from the targets")

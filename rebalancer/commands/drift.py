@@ -1,14 +1,16 @@
 """``rebalancer drift``: current vs target weights per class and asset, and which triggers fire.
 
 Also home of ``load_inputs``, shared with ``plan`` and ``harvest``: the config, the registry,
-holdings and prices (from ``--snapshot FILE`` offline, or the chains and the config's manual
-prices live), checked once.
+holdings and prices (from ``--snapshot FILE`` offline, or live from the chains: balances and
+oracles in one request per chain, cross-checked with the aggregators' quotes, ``[prices]`` as
+an override), checked once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +37,8 @@ class Inputs:
     lots: Sequence[Any] = ()
     failures: Sequence[Any] = ()
     names: dict[tuple[str, str], str] = field(default_factory=dict)
+    market: Any = None  # rebalancer.market_prices.MarketPrices of a live read
+    cost_inputs: dict[str, Any] = field(default_factory=dict)  # measured vs assumed, per chain
     snapshot: Any = None
     """The live read the portfolio was built from (a run records it as its "before")."""
 
@@ -46,15 +50,6 @@ def _read(path: str, what: str) -> str:
         raise ConfigError(f"{what} file {path!r} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{what} file {path!r}: {exc}") from None
-
-
-def _config_prices(config: Any) -> dict[str, Decimal] | None:
-    """The config's manual ``[prices]`` table (asset -> USD), when the config has one."""
-    prices = getattr(config, "prices", None)
-    if prices is None:
-        return None
-    table = prices if isinstance(prices, dict) else getattr(prices, "manual", None)
-    return {str(k): Decimal(str(v)) for k, v in table.items()} if table else None
 
 
 def _last_rebalance(config: Any) -> datetime | None:
@@ -77,12 +72,20 @@ def _last_rebalance(config: Any) -> datetime | None:
 
 
 def load_inputs(
-    args: argparse.Namespace, *, lots_arg: str | None = None, loaded: Any = None
+    args: argparse.Namespace,
+    *,
+    lots_arg: str | None = None,
+    loaded: Any = None,
+    costs: bool = False,
+    record: bool = True,
 ) -> Inputs:
     """Config, registry, targets, holdings at prices; every problem is a one-line error.
 
-    ``loaded``: the command's ``(config, registry)`` if it loaded them already. Live holdings
-    and the quote check share one event loop and one client.
+    ``loaded``: the command's ``(config, registry)`` if it loaded them already. Live holdings,
+    their oracles, the quotes and the gas prices share one event loop and one client.
+    ``costs``: measure the chains' costs for the plan's cost model (plan, run, demo).
+    ``record``: record this refresh's prices in the journal (the price history); a read-only
+    view that refreshes every few seconds (the dashboard) passes False.
     """
     from rebalancer.config import load_config
 
@@ -96,33 +99,53 @@ def load_inputs(
         from rebalancer.services import Services
 
         # NOTE: aggregator quotes get longer than a balance read, as they did on their own
-        timeout = 30 if config.price_check == "quotes" else 10
+        timeout = 30 if config.price_check != "off" else 10
         async with httpx.AsyncClient(timeout=timeout) as client:
-            return await live_inputs(Services(config, registry, client), lots_arg=lots_arg)
+            return await live_inputs(
+                Services(config, registry, client), lots_arg=lots_arg, costs=costs, record=record
+            )
 
     return asyncio.run(live())
 
 
-async def live_inputs(services: Any, *, lots_arg: str | None = None) -> Inputs:
-    """:func:`load_inputs` from the chains, with the command's Services (``run``, ``watch``)."""
+async def live_inputs(
+    services: Any, *, lots_arg: str | None = None, costs: bool = False, record: bool = True
+) -> Inputs:
+    """:func:`load_inputs` from the chains, with the command's Services (``run``, ``watch``).
+
+    Balances and oracles in one request per chain, then the quotes (and, with ``costs``, the
+    gas prices and the depth fit), then this refresh's prices recorded in the journal. The
+    Services' config is replaced by one carrying these prices, so everything that values a
+    trade afterwards (policy limits, fee budget, snapshots) uses them.
+    """
+    from rebalancer.market_prices import price_snapshot, with_prices
     from rebalancer.planner.model import Portfolio
-    from rebalancer.planner.prices import ManualPrices
+    from rebalancer.price_history import record_and_load
 
     config, registry = services.config, services.registry
     targets, names, now = _common(config, registry)
-    prices = _config_prices_or_refuse(config)
+    _refuse_without_sources(config)
     try:
         from rebalancer import portfolio as portfolio_mod
     except ImportError as exc:  # pragma: no cover - the foundation ships it
         raise ConfigError(f"live balances are not available ({exc}); use --snapshot FILE") from None
     live = await portfolio_mod.read_holdings(config, registry, adapters=services.adapter)
     failures = list(live.failures)
-    if config.price_check == "quotes":
-        from rebalancer.quote_prices import check_quotes
+    market = await price_snapshot(services, live, warn=warn)
+    config = with_prices(config, market)
+    services.config = config
+    cost_inputs: dict[str, Any] = {}
+    if costs:
+        from rebalancer.market_costs import measure_costs
 
-        await check_quotes(services, live.holdings, prices, warn=warn)
-    portfolio = Portfolio.build(live.holdings, ManualPrices(prices, "prices").table)
+        config, cost_inputs = await measure_costs(services, live, market)
+        services.config = config
+    portfolio = Portfolio.build(live.holdings, market.usd)
     inputs = Inputs(config, registry, targets, portfolio, now=now, names=names)
+    inputs.market = market
+    inputs.cost_inputs = cost_inputs
+    if record:
+        inputs.history = await record_and_load(services, live, market, time.time(), warn=warn)
     inputs.last_rebalance = _last_rebalance(config)
     inputs.failures = failures
     inputs.snapshot = live
@@ -133,14 +156,14 @@ async def live_inputs(services: Any, *, lots_arg: str | None = None) -> Inputs:
     return _finish(inputs, lots_arg)
 
 
-def _config_prices_or_refuse(config: Any) -> dict[str, Decimal]:
-    prices = _config_prices(config)
-    if not prices:
+def _refuse_without_sources(config: Any) -> None:
+    """No [prices], no oracles and no quotes: nothing could price a live portfolio."""
+    if not config.prices and not config.oracles.enabled and config.price_check == "off":
         raise ConfigError(
             "prices: no prices configured; add a [prices] table (asset = USD per unit) "
-            "to the config, or use --snapshot FILE"
+            'to the config, turn [oracles] or price_check = "quotes" on, or use '
+            "--snapshot FILE"
         )
-    return prices
 
 
 def _common(config: Any, registry: Any) -> tuple[Any, dict[tuple[str, str], str], datetime]:

@@ -43,6 +43,7 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
     import asyncio
 
     from rebalancer.config import load_config
+    from rebalancer.market_prices import priced_config
     from rebalancer.runs import (
         check_balances,
         confirm,
@@ -55,6 +56,7 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
 
     config, registry = load_config(args.config)
     say = progress_unless(args.json)
+    config = priced_config(config, registry)
     doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, config.prices)
 
     async def session() -> Any:
@@ -100,7 +102,7 @@ def run_once(
             open_services(config, registry) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
-            inputs = await live_inputs(services)
+            inputs = await live_inputs(services, costs=True)
             refuse_partial(inputs)
             plan = build(inputs, force=getattr(args, "force", False))
             doc = document(inputs, plan)

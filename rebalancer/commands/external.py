@@ -36,6 +36,7 @@ def export(args: argparse.Namespace) -> int:
     from rebalancer.config import load_config
     from rebalancer.external import ExportReport
     from rebalancer.external import export as export_plan
+    from rebalancer.market_prices import priced_config
     from rebalancer.output import table
     from rebalancer.runs import (
         check_balances,
@@ -47,6 +48,7 @@ def export(args: argparse.Namespace) -> int:
 
     config, registry = load_config(args.config)
     say = progress_unless(args.json)
+    config = priced_config(config, registry)
     doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, config.prices)
 
     async def session() -> ExportReport:

@@ -167,7 +167,9 @@ def read_live(config_path: str, previous: LiveView | None) -> LiveView:
 
     now = time.time()
     try:
-        inputs = load_inputs(argparse.Namespace(config=config_path, snapshot=None))
+        # NOTE: a view every few seconds records no price history (the commands do)
+        args = argparse.Namespace(config=config_path, snapshot=None)
+        inputs = load_inputs(args, record=False)
     except Exception as exc:
         base = previous if previous is not None else LiveView(now)
         return replace(base, error=_message(exc), error_at=now)

@@ -144,6 +144,9 @@ class PlanFile(Document):
     naive_cost_usd: DecimalText | None = None
     solver: dict[str, SolverValue] | None = None
     """The optimiser's diagnostics (free-form)."""
+    cost_inputs: dict[str, Any] | None = None
+    """Per chain: each cost input's value and where it came from (measured, configured,
+    assumed)."""
 
     @model_validator(mode="after")
     def _unique_ids(self) -> PlanFile:

@@ -23,6 +23,10 @@ from rebalancer.portfolio import read_holdings
 from rebalancer.quote_prices import PRICE_DIGITS, QuotePrices, check_quote_prices
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
+SNAPSHOT = {
+    "BTC": "95000", "ETH": "3200", "SOL": "180", "AVAX": "25", "LINK": "15", "UNI": "8",
+    "AAVE": "250", "JUP": "0.8", "BONK": "0.00002", "USDC": "1", "USDT": "1",
+}  # fmt: skip
 
 
 def local_config(
@@ -33,6 +37,8 @@ def local_config(
     text = text.replace('journal = ".demo-journal.sqlite"', f'journal = "{tmp_path / "j.sqlite"}"')
     text = text.replace('file = "keys/', f'file = "{EXAMPLES / "keys"}/')
     text = text.replace('price_check = "quotes"', f'price_check = "{check}"')
+    if "\n[prices]\n" not in text:  # NOTE: the example prices live since issue 12
+        text += "\n[prices]\n" + "\n".join(f"{a} = {p}" for a, p in SNAPSHOT.items()) + "\n"
     text = text.replace("\nETH = 3200\n", f"\nETH = {eth}\n")
     path = tmp_path / name
     path.write_text(text)
