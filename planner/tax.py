@@ -106,9 +106,17 @@ def parse_lot(
 
 
 def parse_lots_csv(
-    text: str, source: str = "lots.csv", known_assets: Iterable[str] | None = None
+    text: str,
+    source: str = "lots.csv",
+    known_assets: Iterable[str] | None = None,
+    *,
+    today: date | None = None,
+    held: Mapping[str, Decimal] | None = None,
 ) -> list[Lot]:
-    """Parse a lots CSV; every error names the file, the line and the field."""
+    """Parse a lots CSV; every error names the file, the line and the field.
+
+    With ``today``, a lot dated after it is an error; with ``held`` (units per asset), so are
+    lots that add up to more of an asset than is held (the row that goes over is named)."""
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in reader.fieldnames or []]
     for col in _REQUIRED:
@@ -116,7 +124,7 @@ def parse_lots_csv(
             raise ConfigError(f"{source}: missing column {col!r} (need {', '.join(_REQUIRED)})")
     reader.fieldnames = header
     known = None if known_assets is None else set(known_assets)
-    lots = []
+    lots: list[Lot] = []
     seen: set[str] = set()
     for n, row in enumerate(reader, start=2):
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
@@ -125,6 +133,15 @@ def parse_lots_csv(
         if lot.id in seen:
             raise ConfigError(f"{source} line {n}: id = {lot.id!r}: duplicate lot id")
         seen.add(lot.id)
+        if today is not None and lot.date > today:
+            raise ConfigError(f"{source} line {n}: date = {lot.date.isoformat()}: in the future")
+        if held is not None:
+            total = lot.amount + sum((x.amount for x in lots if x.asset == lot.asset), Decimal(0))
+            if total > held.get(lot.asset, Decimal(0)):
+                raise ConfigError(
+                    f"{source} line {n}: asset = {lot.asset!r}: lots add up to {total}, more "
+                    f"than the {held.get(lot.asset, Decimal(0))} held"
+                )
         lots.append(lot)
     return lots
 

@@ -179,6 +179,20 @@ def _add_submit(p: argparse.ArgumentParser) -> None:
     add_submit_arguments(p)
 
 
+def _add_lots(p: argparse.ArgumentParser) -> None:
+    from rebalancer.commands.lots import add_lots_arguments
+
+    _config_arg(p)
+    add_lots_arguments(p)
+
+
+def _add_tax(p: argparse.ArgumentParser) -> None:
+    from rebalancer.commands.lots import add_tax_arguments
+
+    _config_arg(p)
+    add_tax_arguments(p)
+
+
 COMMANDS: dict[str, tuple[str, str, Adder]] = {
     "init": (
         "init",
@@ -253,6 +267,16 @@ COMMANDS: dict[str, tuple[str, str, Adder]] = {
         "harvest",
         "tax-loss harvesting candidates, coordinated with the plan",
         _add_harvest,
+    ),
+    "lots": (
+        "lots",
+        "the tax lot book: imported lots plus every confirmed swap; lots import CSV",
+        _add_lots,
+    ),
+    "tax": (
+        "lots:tax",
+        "realised gains: every disposal of a lot, short and long term, tax-form CSV",
+        _add_tax,
     ),
     "report": (
         "report",

@@ -43,6 +43,7 @@ from rebalancer.documents.journal import (
     SnapshotRow,
     TradeRow,
 )
+from rebalancer.documents.lots import LotRow, LotSource
 from rebalancer.documents.manifest import Manifest
 from rebalancer.documents.plan import PlanFile
 from rebalancer.documents.status import (
@@ -88,6 +89,14 @@ CREATE TABLE IF NOT EXISTS trades (
     error        TEXT,
     updated_at   REAL NOT NULL,
     PRIMARY KEY (run_id, trade_id)
+);
+CREATE TABLE IF NOT EXISTS lots (
+    id             TEXT PRIMARY KEY,
+    asset          TEXT NOT NULL,
+    amount         TEXT NOT NULL,
+    acquired       TEXT NOT NULL,
+    cost_basis_usd TEXT,
+    imported_at    REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS snapshots (
     run_id   INTEGER NOT NULL REFERENCES runs(id),
@@ -258,6 +267,39 @@ class Journal:
             cols["data"] = self._load(PortfolioSnapshot, r["data"], where)
             out.append(parse(SnapshotRow, cols, f"journal {str(self.path)!r}: {where}"))
         return out
+
+    # -- imported lots --------------------------------------------------------------------------
+    def import_lots(self, lots: list[LotRow]) -> None:
+        """Replace the imported lots by these, in one transaction (a bad file imports nothing).
+
+        Lots bought by swaps are not stored: the book derives them from confirmed trades."""
+        with self._tx() as db:
+            db.execute("DELETE FROM lots")
+            db.executemany(
+                "INSERT INTO lots (id, asset, amount, acquired, cost_basis_usd, imported_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        lot.id,
+                        lot.asset,
+                        str(lot.amount),
+                        lot.acquired.isoformat(),
+                        None if lot.cost_basis_usd is None else str(lot.cost_basis_usd),
+                        time.time(),
+                    )
+                    for lot in lots
+                ],
+            )
+
+    def imported_lots(self) -> list[LotRow]:
+        rows = self.db.execute(
+            "SELECT id, asset, amount, acquired, cost_basis_usd FROM lots ORDER BY acquired, id"
+        ).fetchall()
+        where = f"journal {str(self.path)!r}: lot"
+        return [
+            parse(LotRow, {**_columns(r), "source": LotSource.IMPORT}, f"{where} {r['id']}")
+            for r in rows
+        ]
 
     # -- price history -------------------------------------------------------------------------
     def record_prices(self, at: int, prices: Mapping[str, Decimal], source: str) -> None:

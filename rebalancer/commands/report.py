@@ -47,6 +47,42 @@ def _journal_rows(path: Path) -> tuple[list[RunRow], list[TradeRow], list[Snapsh
         journal.close()
 
 
+def _book(
+    path: Path,
+    runs: list[RunRow],
+    trades: list[TradeRow],
+    snapshots: list[SnapshotRow],
+    strategy: Any,
+    registry: Any,
+) -> tuple[Any, dict[str, Any] | None]:
+    """With lots imported into the journal (``lots import``): those lots, and the realised gain
+    per asset of the journal's lot book (the figures ``tax`` shows); else ``(None, None)``."""
+    from decimal import Decimal
+
+    from rebalancer.journal import Journal
+    from rebalancer.planner.tax import Lot
+    from rebalancer.reports.taxbook import build_book
+
+    journal = Journal(path)
+    try:
+        imported = journal.imported_lots()
+    finally:
+        journal.close()
+    if not imported:
+        return None, None
+    book = build_book(imported, runs, trades, snapshots, strategy, registry)
+    realised: dict[str, Decimal] = {}
+    for d in book.disposals:
+        if d.gain_usd is not None:
+            realised[d.asset] = realised.get(d.asset, Decimal(0)) + d.gain_usd
+    lots = [
+        Lot(x.id, x.acquired, x.asset, x.amount, x.cost_basis_usd)
+        for x in imported
+        if x.cost_basis_usd is not None
+    ]
+    return lots, realised
+
+
 def run(args: argparse.Namespace) -> int:
     import os
     from decimal import Decimal, InvalidOperation
@@ -74,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
         lots = parse_lots_csv(text, Path(args.lots).name, known_assets=registry.assets)
     path = journal_path(config, os.environ)
     runs, trades, snapshots = _journal_rows(path)
+    book_realised = None
+    if lots is None and path.exists():
+        lots, book_realised = _book(path, runs, trades, snapshots, config.strategy, registry)
     report = build_report(
         journal_path=str(path),
         runs=runs,
@@ -85,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         lots=lots,
         prices=dict(config.prices),
         risk_free=float(risk_free) / 100,
+        book_realised=book_realised,
     )
     doc = report.as_json()
     charts = _charts(report, float(config.strategy.band_pp)) if args.html or args.png else []

@@ -427,8 +427,13 @@ def build_report(
     lots: Sequence[Lot] | None = None,
     prices: Mapping[str, Decimal] | None = None,
     risk_free: float = 0.0,
+    book_realised: Mapping[str, Decimal] | None = None,
 ) -> Report:
-    """Every figure of the report from the journal's rows (pure: no I/O here)."""
+    """Every figure of the report from the journal's rows (pure: no I/O here).
+
+    ``book_realised``: realised gain per asset from the journal's lot book
+    (:mod:`rebalancer.reports.taxbook`), which then replaces the walk's own, so ``report`` and
+    ``tax`` give one answer."""
     snaps = sorted(
         (Snap.parse(s) for s in snapshots if s.kind in _KIND_ORDER),
         key=lambda s: (s.run_id, _KIND_ORDER[s.kind], s.at),
@@ -524,6 +529,11 @@ def build_report(
     last_prices = dict(prices or {})
     for s in snaps:
         last_prices.update(s.prices)
+    if book_realised is not None:
+        for a in book.assets.values():
+            a.realised = _ZERO
+        for asset, gain in book_realised.items():
+            book._get(asset).realised = gain
     pnl = sorted(book.assets.values(), key=lambda a: a.asset)
     for a in pnl:
         a.price = last_prices.get(a.asset)
