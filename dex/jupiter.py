@@ -261,24 +261,12 @@ class Jupiter(HttpAggregator):
             },
         )
         q = parse(QuoteResponse, data, "Jupiter quote")
-        asked = (sell, buy, request.amount_in, "ExactIn")
-        if (q.inputMint, q.outputMint, q.inAmount, q.swapMode) != asked:
-            raise SuspiciousResponseError(
-                f"Jupiter quoted {q.inAmount} {q.inputMint} -> {q.outputMint} ({q.swapMode}), "
-                f"not {request.amount_in} {sell} -> {buy} (ExactIn)"
-            )
+        _held_to_request(q, request, sell, buy, "quoted")
         if q.outAmount == 0:
             raise NoRouteError(
                 f"Jupiter: quote for {request.sell.symbol} -> {request.buy.symbol} is 0"
             )
-        return JupiterQuote(
-            request=request,
-            expected_out=q.outAmount,
-            route=tuple(step.swapInfo.label or step.swapInfo.ammKey for step in q.routePlan),
-            response=data,
-            other_amount_threshold=q.otherAmountThreshold,
-            wrap_sol=wrap,
-        )
+        return _jupiter_quote(q, request, data, wrap)
 
     async def _order(self, request: SwapRequest) -> JupiterQuote:
         """v2 ``GET /order`` with the wallet as ``taker``: the quote and its transaction."""
@@ -298,25 +286,13 @@ class Jupiter(HttpAggregator):
             },
         )
         o = parse(OrderResponse, data, "Jupiter order")
-        asked = (sell, buy, request.amount_in, "ExactIn")
-        if (o.inputMint, o.outputMint, o.inAmount, o.swapMode) != asked:
-            raise SuspiciousResponseError(
-                f"Jupiter ordered {o.inAmount} {o.inputMint} -> {o.outputMint} ({o.swapMode}), "
-                f"not {request.amount_in} {sell} -> {buy} (ExactIn)"
-            )
+        _held_to_request(o, request, sell, buy, "ordered")
         if o.outAmount == 0 or not o.transaction:
             why = o.errorMessage or "no transaction in the answer"
             raise NoRouteError(
                 f"Jupiter: no order for {request.sell.symbol} -> {request.buy.symbol}: {why[:120]}"
             )
-        return JupiterQuote(
-            request=request,
-            expected_out=o.outAmount,
-            route=tuple(step.swapInfo.label or step.swapInfo.ammKey for step in o.routePlan),
-            response=data,
-            other_amount_threshold=o.otherAmountThreshold,
-            wrap_sol=wrap,
-        )
+        return _jupiter_quote(o, request, data, wrap)
 
     async def build(self, quote: Quote) -> BuiltSwap:
         """The swap transaction for the wallet, co-signed by an RFQ maker where one fills it.
@@ -379,3 +355,28 @@ class Jupiter(HttpAggregator):
         from rebalancer.dex.jupiter_checks import check_jupiter_swap
 
         return check_jupiter_swap(built, policy, lookup_tables)
+
+
+def _held_to_request(answer: Any, request: SwapRequest, sell: str, buy: str, verb: str) -> None:
+    """A v1 quote or v2 order must be for exactly the mints, amount and mode asked for."""
+    asked = (sell, buy, request.amount_in, "ExactIn")
+    got = (answer.inputMint, answer.outputMint, answer.inAmount, answer.swapMode)
+    if got != asked:
+        raise SuspiciousResponseError(
+            f"Jupiter {verb} {answer.inAmount} {answer.inputMint} -> {answer.outputMint} "
+            f"({answer.swapMode}), not {request.amount_in} {sell} -> {buy} (ExactIn)"
+        )
+
+
+def _jupiter_quote(
+    answer: Any, request: SwapRequest, data: dict[str, Any], wrap: bool
+) -> JupiterQuote:
+    """The quote the build step works from, whichever API answered."""
+    return JupiterQuote(
+        request=request,
+        expected_out=answer.outAmount,
+        route=tuple(step.swapInfo.label or step.swapInfo.ammKey for step in answer.routePlan),
+        response=data,
+        other_amount_threshold=answer.otherAmountThreshold,
+        wrap_sol=wrap,
+    )
