@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 from rebalancer.chains.oracles import PYTH_RECEIVER, OracleKind, encode_price_update, load_feeds
 from rebalancer.core.resources import fixture_path
-from rebalancer.localnet.solana_snapshot import SNAPSHOT_FORMAT, dump_snapshot
+from rebalancer.localnet.solana_snapshot import SNAPSHOT_FORMAT, dump_snapshot, write_or_check
 from rebalancer.localnet.worlds import PRICES
 
 PYTH_PATH = fixture_path("solana", "pyth.json")
@@ -88,17 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
     args = parser.parse_args(argv)
     text = dump_snapshot(build_pyth_snapshot(FIXED_PUBLISH_TIME, FIXED_SLOT))
-    if args.check:
-        current = args.out.read_text() if args.out.exists() else ""
-        if current != text:
-            print(f"{args.out} is out of date: run python -m rebalancer.localnet.pyth_fixtures")
-            return 1
-        print(f"{args.out} is up to date")
-        return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}", file=sys.stderr)
-    return 0
+    return write_or_check(
+        text, args.out, check=args.check, command="python -m rebalancer.localnet.pyth_fixtures"
+    )
 
 
 if __name__ == "__main__":

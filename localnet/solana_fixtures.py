@@ -15,7 +15,6 @@ import argparse
 import base64
 import hashlib
 import struct
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from rebalancer.localnet.solana_accounts import (
     TOKEN_2022_PROGRAM,
     TOKEN_PROGRAM,
 )
-from rebalancer.localnet.solana_snapshot import SNAPSHOT_FORMAT, dump_snapshot
+from rebalancer.localnet.solana_snapshot import SNAPSHOT_FORMAT, dump_snapshot, write_or_check
 
 DEMO_PATH = fixture_path("solana", "demo.json")
 DEMO_SLOT = 350_000_000
@@ -233,17 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
     args = parser.parse_args(argv)
     text = dump_snapshot(build_demo_snapshot())
-    if args.check:
-        current = args.out.read_text() if args.out.exists() else ""
-        if current != text:
-            print(f"{args.out} is out of date: run python -m rebalancer.localnet.solana_fixtures")
-            return 1
-        print(f"{args.out} is up to date")
-        return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}", file=sys.stderr)
-    return 0
+    return write_or_check(
+        text, args.out, check=args.check, command="python -m rebalancer.localnet.solana_fixtures"
+    )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,22 @@ def dump_snapshot(snapshot: Mapping[str, Any]) -> str:
     return json.dumps(snapshot, indent=1, sort_keys=True) + "\n"
 
 
+def write_or_check(text: str, out: Path, *, check: bool, command: str) -> int:
+    """Write a committed snapshot file, or with ``check`` only say whether it is up to date
+    (exit 1 when not, naming ``command`` that rebuilds it)."""
+    if check:
+        current = out.read_text() if out.exists() else ""
+        if current != text:
+            print(f"{out} is out of date: run {command}")
+            return 1
+        print(f"{out} is up to date")
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 def load_snapshot(path: str | Path) -> dict[str, Any]:
     """Read and check a snapshot file; every problem is a ConfigError naming file and key."""
     p = Path(path)
