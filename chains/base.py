@@ -219,6 +219,11 @@ class ChainAdapter(ABC):
     async def fee_paid(self, tx_id: str) -> int | None:
         """The network fee a landed transaction paid, in native base units."""
 
+    async def block_time(self, tx_id: str) -> int | None:
+        """Unix time of the block that included a landed transaction (the chain's clock, which
+        dates tax lots); None when the chain cannot say."""
+        return None
+
     @abstractmethod
     async def can_still_land(self, raw: bytes, wallet: str) -> bool:
         """Whether journalled signed bytes could still be included (EVM: their nonce is not

@@ -315,6 +315,22 @@ class EvmChain(ChainAdapter):
             return None
         return int(str(r["gasUsed"]), 16) * int(str(r.get("effectiveGasPrice", "0x0")), 16)
 
+    async def block_time(self, tx_id: str) -> int | None:
+        """The ``timestamp`` of the receipt's block; None if not mined."""
+        r = await self.receipt(tx_id)
+        if r is None or r.get("blockNumber") is None:
+            return None
+        block = await self.call("eth_getBlockByNumber", [r["blockNumber"], False])
+        if not isinstance(block, dict) or block.get("timestamp") is None:
+            return None
+        try:
+            return int(str(block["timestamp"]), 16)
+        except ValueError:
+            raise ChainError(
+                f"{self.provider.where}: block {r['blockNumber']}: timestamp "
+                f"{block['timestamp']!r} is not a hex number"
+            ) from None
+
     async def tx_status(self, tx_id: str) -> str:
         """``confirmed``, ``failed`` (reverted) or ``unknown`` (not mined, or never seen)."""
         r = await self.receipt(tx_id)

@@ -549,6 +549,22 @@ class SolanaChain(ChainAdapter):
         fee = meta.get("fee")
         return int(fee) if isinstance(fee, int) else None
 
+    async def block_time(self, tx_id: str) -> int | None:
+        """The transaction's ``blockTime`` (getTransaction); None if the node has none."""
+        tx = await self.call(
+            "getTransaction",
+            [
+                tx_id,
+                {
+                    "encoding": "json",
+                    "maxSupportedTransactionVersion": 0,
+                    "commitment": "confirmed",
+                },
+            ],
+        )
+        at = (tx or {}).get("blockTime") if isinstance(tx, dict) else None
+        return at if isinstance(at, int) and not isinstance(at, bool) else None
+
     async def blockhash_valid(self, blockhash: str) -> bool:
         result = await self.call("isBlockhashValid", [blockhash, {"commitment": "processed"}])
         return bool((result or {}).get("value"))

@@ -235,6 +235,19 @@ class TaxConfig(_Model):
     harvest_min_loss_usd: Decimal = Field(default=Decimal(500), ge=0)
     """``harvest`` lists assets whose unrealised loss is at least this much."""
 
+    harvest: bool = False
+    """With ``aware``: the plan may add a harvest swap, selling a token of an asset held at a
+    loss for another token of the same asset on the same chain (WBTC -> cbBTC), so the loss is
+    realised and the exposure stays, when the tax saved beats the swap's modelled cost (fee,
+    impact and gas)."""
+
+    repurchase_wait_days: int = Field(default=0, ge=0, le=3_650)
+    """A token sold at a loss is not bought back for this many days (0: no rule). Some
+    jurisdictions disallow a loss when the same security is bought back within a window (the US
+    wash-sale rule: 30 days); whether another token of the same asset is the same security is
+    for your jurisdiction to say. While it waits, the plan neither buys nor sells that token
+    and no harvest swap goes into it."""
+
 
 def _targets() -> dict[str, Decimal | dict[str, Decimal]]:
     return {"BTC": Decimal(40), "ETH": Decimal(30), "ALTS": Decimal(20), "STABLES": Decimal(10)}

@@ -7,10 +7,10 @@ JSON keys follow ../shared/CLI.md. Exact values are strings: integer base units 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rebalancer.core.display import short_units
 from rebalancer.core.types import Token
@@ -19,6 +19,9 @@ from rebalancer.planner.model import from_base_units
 from rebalancer.planner.plan import Plan, Trade
 from rebalancer.planner.skips import GoalSkip, skip_json
 from rebalancer.planner.tax import HarvestCandidate
+
+if TYPE_CHECKING:
+    from rebalancer.planner.harvest import HarvestSwap
 
 _CENT = Decimal("0.01")
 _PCT = Decimal("0.0001")
@@ -121,8 +124,34 @@ def plan_json(p: Plan, created_at: datetime, as_of: datetime | None = None) -> d
     }
 
 
-def harvest_json(cands: Sequence[HarvestCandidate], threshold: Decimal) -> dict[str, Any]:
+def _swap_json(s: HarvestSwap, in_plan: Collection[tuple[str, str, str, str]]) -> dict[str, Any]:
     return {
+        "chain": s.chain,
+        "wallet": s.wallet,
+        "sell": s.sell.symbol,
+        "buy": None if s.buy is None else s.buy.symbol,
+        "asset": s.sell.asset,
+        "amount": units(s.amount),
+        "loss_usd": usd(s.loss_usd),
+        "saving_usd": usd(s.saving_usd),
+        "cost_usd": usd(s.cost_usd),
+        "net_usd": usd(s.net_usd),
+        "worth_it": bool(s.trades),
+        "in_plan": s.buy is not None
+        and (s.chain, s.wallet, s.sell.id, s.buy.id) in in_plan
+        and bool(s.trades),
+        "note": s.note,
+    }
+
+
+def harvest_json(
+    cands: Sequence[HarvestCandidate],
+    threshold: Decimal,
+    swaps: Sequence[HarvestSwap] = (),
+    in_plan: Collection[tuple[str, str, str, str]] = (),
+) -> dict[str, Any]:
+    return {
+        "swaps": [_swap_json(s, in_plan) for s in swaps],
         "threshold_usd": usd(threshold),
         "total_loss_usd": usd(sum((c.unrealised_loss_usd for c in cands), Decimal(0))),
         "candidates": [
@@ -292,4 +321,39 @@ def harvest_text(cands: Sequence[HarvestCandidate], threshold: Decimal) -> str:
             for c in cands
         ],
         right=(2, 3),
+    )
+
+
+def swaps_text(swaps: Sequence[HarvestSwap], in_plan: Collection[tuple[str, str, str, str]]) -> str:
+    """Same-asset harvest swaps: the tax saved net of the swap's modelled cost."""
+    rows = []
+    for s in swaps:
+        d = _swap_json(s, in_plan)
+        rows.append(
+            [
+                s.chain,
+                f"{d['sell']} -> {d['buy'] or '-'}",
+                short_units(s.amount),
+                _num(s.loss_usd),
+                _num(s.saving_usd),
+                _num(s.cost_usd),
+                _num(s.net_usd),
+                "yes" if d["in_plan"] else "no",
+                s.note,
+            ]
+        )
+    return "same-asset harvest swaps:\n" + table(
+        [
+            "chain",
+            "swap",
+            "amount",
+            "loss usd",
+            "saved usd",
+            "cost usd",
+            "net usd",
+            "in plan",
+            "note",
+        ],
+        rows,
+        right=(2, 3, 4, 5, 6),
     )

@@ -488,13 +488,20 @@ class Engine:
     async def _record_fee(
         self, run_id: int, trade_id: str, adapter: ChainAdapter, tx_id: str
     ) -> None:
-        """What the landed transaction paid the network (reports read it); best effort."""
+        """What the landed transaction paid the network (reports read it) and its block's time
+        (the tax book dates lots by the chain's clock); best effort."""
         try:
             fee = await adapter.fee_paid(tx_id)
         except ChainError:
             return
         if fee is not None:
             self.journal.set_fee(run_id, trade_id, fee)
+        try:
+            at = await adapter.block_time(tx_id)
+        except ChainError:
+            return
+        if at is not None:
+            self.journal.set_block_time(run_id, trade_id, at)
 
     # -- recovery --------------------------------------------------------------------------
     async def recover(self) -> list[TradeRow]:

@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS trades (
     realised_out TEXT,
     fee_native   TEXT,
     sent_via     TEXT,
+    block_time   REAL,
     error        TEXT,
     updated_at   REAL NOT NULL,
     PRIMARY KEY (run_id, trade_id)
@@ -154,6 +155,8 @@ class Journal:
                 self.db.execute("ALTER TABLE trades ADD COLUMN fee_native TEXT")
             if "sent_via" not in columns:  # ... or before send_rpc
                 self.db.execute("ALTER TABLE trades ADD COLUMN sent_via TEXT")
+            if "block_time" not in columns:  # ... or before the chain's clock dated lots
+                self.db.execute("ALTER TABLE trades ADD COLUMN block_time REAL")
         except sqlite3.DatabaseError as exc:
             raise ConfigError(
                 f"journal {str(self.path)!r} is not a rebalancer journal: {exc}"
@@ -409,6 +412,15 @@ class Journal:
             db.execute(
                 "UPDATE trades SET fee_native = ? WHERE run_id = ? AND trade_id = ?",
                 (str(fee_native), run_id, trade_id),
+            )
+
+    def set_block_time(self, run_id: int, trade_id: str, at: int) -> None:
+        """The timestamp (unix seconds) of the block that included the landed transaction: the
+        chain's clock, which dates the lot it bought and the disposal it made."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE trades SET block_time = ? WHERE run_id = ? AND trade_id = ?",
+                (float(at), run_id, trade_id),
             )
 
     def trades(

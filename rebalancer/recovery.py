@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Callable
 
 from rebalancer.chains.base import ChainAdapter
-from rebalancer.core.errors import AlreadyKnownError
+from rebalancer.core.errors import AlreadyKnownError, ChainError
 from rebalancer.documents.status import TradeStatus
 from rebalancer.journal import Journal, TradeRow
 from rebalancer.services import Services
@@ -38,6 +38,11 @@ async def recover(
             )
         if status in ("confirmed", "failed", "dropped"):
             journal.update(row.run_id, row.trade_id, TradeStatus(status))
+            if status == "confirmed":
+                with contextlib.suppress(ChainError):  # best effort, as after a send
+                    at = await adapter.block_time(row.tx_hash)
+                    if at is not None:
+                        journal.set_block_time(row.run_id, row.trade_id, at)
             settled.append(row.model_copy(update={"state": TradeStatus(status)}))
     return settled
 

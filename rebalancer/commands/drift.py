@@ -41,6 +41,8 @@ class Inputs:
     cost_inputs: dict[str, Any] = field(default_factory=dict)  # measured vs assumed, per chain
     snapshot: Any = None
     """The live read the portfolio was built from (a run records it as its "before")."""
+    book: Any = None
+    """The journal's lot book (rebalancer.reports.taxbook.Book), when the command plans."""
 
 
 def _read(path: str, what: str) -> str:
@@ -78,6 +80,7 @@ def load_inputs(
     loaded: Any = None,
     costs: bool = False,
     record: bool = True,
+    book: bool = False,
 ) -> Inputs:
     """Config, registry, targets, holdings at prices; every problem is a one-line error.
 
@@ -86,11 +89,14 @@ def load_inputs(
     ``costs``: measure the chains' costs for the plan's cost model (plan, run, demo).
     ``record``: record this refresh's prices in the journal (the price history); a read-only
     view that refreshes every few seconds (the dashboard) passes False.
+    ``book``: read the journal's lot book for the plan's tax (``plan``, ``run``, ``harvest``);
+    ``lots_arg`` (a lots CSV) or a snapshot's lots override its lots.
     """
     from rebalancer.config import load_config
 
     config, registry = loaded if loaded is not None else load_config(args.config)
     if getattr(args, "snapshot", None):
+        # NOTE: a snapshot is its own offline world: its lots (or --lots), not the journal's
         return _finish(_snapshot_inputs(args, config, registry), lots_arg)
 
     async def live() -> Inputs:
@@ -102,14 +108,23 @@ def load_inputs(
         timeout = 30 if config.price_check != "off" else 10
         async with httpx.AsyncClient(timeout=timeout) as client:
             return await live_inputs(
-                Services(config, registry, client), lots_arg=lots_arg, costs=costs, record=record
+                Services(config, registry, client),
+                lots_arg=lots_arg,
+                costs=costs,
+                record=record,
+                book=book,
             )
 
     return asyncio.run(live())
 
 
 async def live_inputs(
-    services: Any, *, lots_arg: str | None = None, costs: bool = False, record: bool = True
+    services: Any,
+    *,
+    lots_arg: str | None = None,
+    costs: bool = False,
+    record: bool = True,
+    book: bool = False,
 ) -> Inputs:
     """:func:`load_inputs` from the chains, with the command's Services (``run``, ``watch``).
 
@@ -153,7 +168,7 @@ async def live_inputs(
         warn(
             f"{f.chain}: {f.token.symbol} of {names.get((f.chain, f.wallet), f.wallet)}: {f.reason}"
         )
-    return _finish(inputs, lots_arg)
+    return _finish(inputs, lots_arg, book)
 
 
 def _refuse_without_sources(config: Any) -> None:
@@ -204,13 +219,22 @@ def _snapshot_inputs(args: argparse.Namespace, config: Any, registry: Any) -> In
     )
 
 
-def _finish(inputs: Inputs, lots_arg: str | None) -> Inputs:
+def _finish(inputs: Inputs, lots_arg: str | None, book: bool = False) -> Inputs:
+    """The lots the plan's tax counts: ``--lots CSV``, else the snapshot's, else (``book``)
+    the open lots of the journal's book. The book is read either way for its repurchase
+    waits."""
     from rebalancer.planner.tax import parse_lots_csv
 
+    if book:
+        from rebalancer.commands.lots import read_book
+
+        inputs.book = read_book(inputs.config, inputs.registry, inputs.now)
     if lots_arg:
         inputs.lots = parse_lots_csv(
             _read(lots_arg, "lots"), Path(lots_arg).name, known_assets=inputs.registry.assets
         )
+    elif not inputs.lots and inputs.book is not None:
+        inputs.lots = inputs.book.open_lots()
     return inputs
 
 

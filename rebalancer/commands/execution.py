@@ -128,7 +128,7 @@ def run_once(
             resumed = await resume(services, journal, say, yes) if execute_trades else None
             if resumed is not None and resumed.report is not None:
                 await services.read_activity()  # the resume's own sends are known
-            inputs = await live_inputs(services, costs=True)
+            inputs = await live_inputs(services, costs=True, book=True)
             refuse_partial(inputs)
             plan = build(inputs, force=getattr(args, "force", False))
             doc = document(inputs, plan)

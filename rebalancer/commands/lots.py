@@ -46,7 +46,7 @@ def _open(config: Config) -> Journal:
     return Journal(journal_path(config, os.environ))
 
 
-def _book(config: Config, registry: object, journal: Journal) -> Book:
+def _book(config: Config, registry: object, journal: Journal, now: datetime | None = None) -> Book:
     from rebalancer.reports.taxbook import build_book
 
     return build_book(
@@ -56,7 +56,24 @@ def _book(config: Config, registry: object, journal: Journal) -> Book:
         journal.snapshots(),
         config.strategy,
         registry,
+        now,
     )
+
+
+def read_book(config: Config, registry: object, now: datetime) -> Book | None:
+    """The journal's lot book for the planner (``plan``, ``run``, ``harvest``); None when no
+    journal exists yet (a read-only command does not create one)."""
+    from rebalancer.journal import Journal
+    from rebalancer.services import journal_path
+
+    path = journal_path(config, os.environ)
+    if not path.exists():
+        return None
+    journal = Journal(path)
+    try:
+        return _book(config, registry, journal, now)
+    finally:
+        journal.close()
 
 
 def run(args: argparse.Namespace) -> int:

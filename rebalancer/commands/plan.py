@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,20 +19,64 @@ from rebalancer.output import emit_json
 
 
 def build(inputs: Inputs, force: bool = False) -> Any:
-    """The plan for these inputs (the planner is pure; this only passes things in)."""
+    """The plan for these inputs (the planner is pure; this only passes things in), with the
+    harvest swaps that beat their cost when ``strategy.tax.aware`` and ``.harvest`` are on."""
+    return build_with_harvest(inputs, force)[0]
+
+
+def repurchase_waits(inputs: Inputs) -> dict[str, date]:
+    """Token id -> the day its repurchase wait ends (``strategy.tax.repurchase_wait_days``
+    after the journal's last sale of it at a loss), for tokens still waiting at ``now``."""
+    book = inputs.book
+    days = inputs.config.strategy.tax.repurchase_wait_days
+    if book is None or days <= 0:
+        return {}
+    return {tid: until.date() for tid, until in book.blocked_buys(inputs.now, days).items()}
+
+
+def _without(strategy: Any, registry: Any, waits: dict[str, date]) -> Any:
+    """The strategy with every waiting token taken out of its chain's ``tradable`` list (the
+    planner's own input for which tokens it may trade)."""
+    from rebalancer.planner.model import tradable_tokens
+
+    tradable = dict(strategy.tradable)
+    for chain in registry.chains:
+        tokens = tradable_tokens(strategy, registry, chain)
+        if any(t.id in waits for t in tokens):
+            tradable[chain] = [t.symbol for t in tokens if t.id not in waits]
+    return strategy.model_copy(update={"tradable": tradable})
+
+
+def build_with_harvest(inputs: Inputs, force: bool = False) -> tuple[Any, list[Any]]:
+    """The plan and every harvest swap looked at (``harvest`` shows them)."""
+    from rebalancer.planner.harvest import with_harvest
     from rebalancer.planner.plan import make_plan
 
-    return make_plan(
+    waits = repurchase_waits(inputs)
+    strategy = inputs.config.strategy
+    planned = _without(strategy, inputs.registry, waits) if waits else strategy
+    limits = inputs.config.trade_limits()
+    plan = make_plan(
         inputs.portfolio,
         inputs.targets,
-        inputs.config.strategy,
+        planned,
         inputs.registry,
         now=inputs.now,
         last_rebalance=inputs.last_rebalance,
         history=inputs.history,
         lots=inputs.lots,
         force=force,
-        limits=inputs.config.trade_limits(),
+        limits=limits,
+    )
+    return with_harvest(
+        plan,
+        inputs.portfolio,
+        strategy,
+        inputs.registry,
+        inputs.lots,
+        inputs.now.date(),
+        limits,
+        waits,
     )
 
 
@@ -82,7 +126,7 @@ def cost_lines(cost_inputs: dict[str, Any]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from rebalancer.planner.render import plan_text
 
-    inputs = load_inputs(args, lots_arg=args.lots, costs=True)
+    inputs = load_inputs(args, lots_arg=args.lots, costs=True, book=True)
     refuse_partial(inputs)
     plan = build(inputs, force=args.force)
     doc = document(inputs, plan)

@@ -48,28 +48,21 @@ def _journal_rows(path: Path) -> tuple[list[RunRow], list[TradeRow], list[Snapsh
 
 
 def _book(
-    path: Path,
+    imported: list[Any],
     runs: list[RunRow],
     trades: list[TradeRow],
     snapshots: list[SnapshotRow],
     strategy: Any,
     registry: Any,
-) -> tuple[Any, dict[str, Any] | None]:
-    """With lots imported into the journal (``lots import``): those lots, and the realised gain
-    per asset of the journal's lot book (the figures ``tax`` shows); else ``(None, None)``."""
+) -> tuple[Any, dict[str, Any], list[Any]]:
+    """The lot book of these imported lots (the journal's, or ``--lots CSV`` as an override)
+    over the journal's swaps: the imported lots of known basis, the realised gain per asset
+    (the figures ``tax`` shows) and the open lots."""
     from decimal import Decimal
 
-    from rebalancer.journal import Journal
     from rebalancer.planner.tax import Lot
     from rebalancer.reports.taxbook import build_book
 
-    journal = Journal(path)
-    try:
-        imported = journal.imported_lots()
-    finally:
-        journal.close()
-    if not imported:
-        return None, None
     book = build_book(imported, runs, trades, snapshots, strategy, registry)
     realised: dict[str, Decimal] = {}
     for d in book.disposals:
@@ -80,7 +73,19 @@ def _book(
         for x in imported
         if x.cost_basis_usd is not None
     ]
-    return lots, realised
+    return lots, realised, book.open_lots()
+
+
+def _imported(path: Path) -> list[Any]:
+    from rebalancer.journal import Journal
+
+    if not path.exists():
+        return []
+    journal = Journal(path)
+    try:
+        return journal.imported_lots()
+    finally:
+        journal.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,18 +106,38 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--risk-free = {args.risk_free!r}: not a number") from None
     if not risk_free.is_finite() or risk_free < 0:
         raise ConfigError(f"--risk-free = {args.risk_free!r}: must be 0 or more")
-    lots = None
+    path = journal_path(config, os.environ)
+    imported: list[Any] = []
     if args.lots:
+        from rebalancer.documents.lots import LotRow, LotSource
+
         try:
             text = Path(args.lots).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"lots file {args.lots!r}: {exc.strerror or exc}") from None
-        lots = parse_lots_csv(text, Path(args.lots).name, known_assets=registry.assets)
-    path = journal_path(config, os.environ)
+        imported = [
+            LotRow(
+                id=x.id,
+                asset=x.asset,
+                amount=x.amount,
+                acquired=x.date,
+                cost_basis_usd=x.cost_basis_usd,
+                source=LotSource.IMPORT,
+            )
+            for x in parse_lots_csv(text, Path(args.lots).name, known_assets=registry.assets)
+        ]
+    else:
+        imported = _imported(path)
     runs, trades, snapshots = _journal_rows(path)
-    book_realised = None
-    if lots is None and path.exists():
-        lots, book_realised = _book(path, runs, trades, snapshots, config.strategy, registry)
+    lots = book_realised = book_open = None
+    if imported:
+        lots, book_realised, book_open = _book(
+            imported, runs, trades, snapshots, config.strategy, registry
+        )
+        if args.lots:
+            # NOTE: realised gains from the book either way; the unrealised basis of a --lots
+            # CSV stays the walk's (swap lots at the value given up, without gas), as before
+            book_open = None
     report = build_report(
         journal_path=str(path),
         runs=runs,
@@ -125,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         prices=dict(config.prices),
         risk_free=float(risk_free) / 100,
         book_realised=book_realised,
+        book_open=book_open,
     )
     doc = report.as_json()
     charts = _charts(report, float(config.strategy.band_pp)) if args.html or args.png else []

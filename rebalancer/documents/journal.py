@@ -56,6 +56,8 @@ class TradeRow(Document):
     """The network fee the landed transaction paid (native base units)."""
     sent_via: Str | None = None
     """Where the signed bytes were sent, redacted (``send_rpc``, else the reading ``rpc``)."""
+    block_time: float | None = None
+    """Unix time of the block that included it (the chain's clock; None: not recorded)."""
 
 
 class TradeOutcome(Document):

@@ -11,6 +11,10 @@ of confirmation, each swap
 - creates a lot of the asset bought (``realised_out`` units) with basis = the value given up
   plus the network fee actually paid for the swap and its approval (the report's gas figure).
 
+Dates follow the chain's clock: a swap's lot and disposal are dated by the timestamp of the
+block that included it (journalled as ``block_time`` when it landed); a row from before that
+column existed falls back to the time it was journalled as confirmed.
+
 Holdings without a lot: where the earliest journalled portfolio snapshot holds more of an asset
 than the imported lots cover, the rest is one lot of unknown basis dated that snapshot.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -47,11 +51,43 @@ def units(v: Decimal) -> Decimal:
     return Decimal(format(v.normalize(), "f"))
 
 
+@dataclass(frozen=True, slots=True)
+class LossSale:
+    """A confirmed swap that sold a token at a net loss (for a repurchase-wait rule)."""
+
+    token_id: str
+    asset: str
+    at: datetime
+    loss_usd: Decimal
+
+
 @dataclass
 class Book:
     lots: list[LotRow] = field(default_factory=list)
     """Open lots (what is left of each)."""
     disposals: list[Disposal] = field(default_factory=list)
+    loss_sales: list[LossSale] = field(default_factory=list)
+    """Swaps whose known-basis disposals add up to a loss, oldest first."""
+
+    def open_lots(self) -> list[Lot]:
+        """The open lots of known basis as the planner's lots (what is left of each)."""
+        return [
+            Lot(x.id, x.acquired, x.asset, x.amount, x.cost_basis_usd)
+            for x in self.lots
+            if x.cost_basis_usd is not None and x.amount > 0
+        ]
+
+    def blocked_buys(self, now: datetime, wait_days: int) -> dict[str, datetime]:
+        """Token id -> when the wait ends, for each token sold at a loss less than
+        ``wait_days`` before ``now`` (0: no rule, nothing blocked)."""
+        if wait_days <= 0:
+            return {}
+        out: dict[str, datetime] = {}
+        for s in self.loss_sales:
+            until = s.at + timedelta(days=wait_days)
+            if until > now:
+                out[s.token_id] = max(until, out.get(s.token_id, until))
+        return out
 
     def realised_usd(self, year: int | None = None) -> Decimal:
         return sum(
@@ -71,12 +107,15 @@ def build_book(
     snapshots: Sequence[SnapshotRow],
     strategy: StrategyConfig,
     registry: Any = None,
+    now: datetime | None = None,
 ) -> Book:
-    """The open lots and every disposal (pure: the journal's rows in, the book out)."""
+    """The open lots and every disposal (pure: the journal's rows in, the book out; ``now``
+    is only the book's date before the first swap, default the machine's clock)."""
     cfg = strategy.tax
     known = [x for x in imported if x.cost_basis_usd is not None]
     lots = [Lot(x.id, x.acquired, x.asset, x.amount, x.cost_basis_usd or _ZERO) for x in known]
-    book = LotBook(lots, cfg, date.today())
+    start = (now or datetime.now(UTC)).date()
+    book = LotBook(lots, cfg, start)
     meta: dict[str, tuple[LotSource, str | None]] = {x.id: (x.source, None) for x in known}
     # unknown-basis lots: id -> [asset, amount left, acquired]
     unknown: dict[str, tuple[str, date]] = {}
@@ -104,12 +143,19 @@ def build_book(
                 unknown[lot_id] = (asset, _day(first.taken_at))
                 unknown_left[lot_id] = held_units - covered
     txs = {(t.run_id, t.trade_id): t.tx_hash for t in trades}
+    rows = {(t.run_id, t.trade_id): t for t in trades}
+
+    def at(run_id: int, trade_id: str, journalled: float) -> float:
+        row = rows.get((run_id, trade_id))
+        return row.block_time if row is not None and row.block_time is not None else journalled
+
     fills, _states = _fills(runs, trades, registry)
     book_out = Book()
-    for f in sorted(fills, key=lambda f: (f.at, f.run_id)):
+    for f in sorted(fills, key=lambda f: (at(f.run_id, f.trade_id, f.at), f.run_id)):
         if f.trade_id.endswith(_APPROVALS):
             continue
-        when = _day(f.at)
+        ts = at(f.run_id, f.trade_id, f.at)
+        when = _day(ts)
         trade_ref = f"run{f.run_id}:{f.trade_id}"
         tx = txs.get((f.run_id, f.trade_id))
         book.as_of = when
@@ -134,6 +180,11 @@ def build_book(
                         lot_id=lot.id,
                         unknown_basis=False,
                     )
+                )
+            row = rows.get((f.run_id, f.trade_id))
+            if r.uses and r.gain_usd < 0 and row is not None:
+                book_out.loss_sales.append(
+                    LossSale(row.sell, f.sell, datetime.fromtimestamp(ts, UTC), -r.gain_usd)
                 )
             left = r.uncovered_amount
             for lot_id, (asset, acquired) in unknown.items():

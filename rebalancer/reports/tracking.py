@@ -415,6 +415,17 @@ class _Lots:
             a.covered = (a.covered or _ZERO) + left
 
 
+class _BookLots(_Lots):
+    """The lot book's own answer: fills only move amounts; bases are the book's open lots."""
+
+    def __init__(self, open_lots: Sequence[Lot], strategy: StrategyConfig) -> None:
+        super().__init__(open_lots, strategy)
+
+    def fill(self, f: Fill, when: date) -> None:
+        self._get(f.sell).amount -= f.sold
+        self._get(f.buy).amount += f.bought
+
+
 def build_report(
     *,
     journal_path: str,
@@ -428,12 +439,13 @@ def build_report(
     prices: Mapping[str, Decimal] | None = None,
     risk_free: float = 0.0,
     book_realised: Mapping[str, Decimal] | None = None,
+    book_open: Sequence[Lot] | None = None,
 ) -> Report:
     """Every figure of the report from the journal's rows (pure: no I/O here).
 
-    ``book_realised``: realised gain per asset from the journal's lot book
-    (:mod:`rebalancer.reports.taxbook`), which then replaces the walk's own, so ``report`` and
-    ``tax`` give one answer."""
+    ``book_realised`` and ``book_open``: realised gain per asset and the open lots of the lot
+    book (:mod:`rebalancer.reports.taxbook`), which then replace the walk's own, so ``report``
+    and ``tax`` give one answer."""
     snaps = sorted(
         (Snap.parse(s) for s in snapshots if s.kind in _KIND_ORDER),
         key=lambda s: (s.run_id, _KIND_ORDER[s.kind], s.at),
@@ -508,6 +520,8 @@ def build_report(
 
     # -- P&L: walk the runs in order: before, trades, after ---------------------------------
     book: _AverageCost | _Lots = _Lots(lots, strategy) if lots else _AverageCost()
+    if lots and book_open is not None:
+        book = _BookLots(book_open, strategy)
     fills_by_run: dict[int, list[Fill]] = {}
     for f in fills:
         fills_by_run.setdefault(f.run_id, []).append(f)
