@@ -29,7 +29,8 @@ def add_lots_arguments(p: argparse.ArgumentParser) -> None:
         nargs="?",
         choices=["import"],
         help="import: replace the imported lots by those of CSV (date,asset,amount,"
-        "cost_basis_usd[,id]); without it: show the book",
+        "cost_basis_usd[,id], or a Coinbase transaction history export, detected from its "
+        "header); without it: show the book",
     )
     p.add_argument("file", nargs="?", metavar="CSV", help="import: the lots file")
 
@@ -110,20 +111,22 @@ def run(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace, config: Config, registry: object) -> int:
     from rebalancer.documents.lots import LotRow, LotSource
-    from rebalancer.planner.tax import parse_lots_csv
+    from rebalancer.planner.lot_formats import parse_lots_file
 
     path = Path(args.file)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"lots file {args.file!r}: {exc.strerror or exc}") from None
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else exc
+        raise ConfigError(f"lots file {args.file!r}: {why or exc}") from None
     journal = _open(config)
     try:
         held = _held(journal)
-        lots = parse_lots_csv(
+        kind, lots = parse_lots_file(
             text,
             path.name,
-            known_assets=registry.assets,  # type: ignore[attr-defined]
+            registry.assets,  # type: ignore[attr-defined]
+            config.strategy.tax,
             today=datetime.now(UTC).date(),
             held=held,
         )
@@ -142,9 +145,9 @@ def _import(args: argparse.Namespace, config: Config, registry: object) -> int:
     finally:
         journal.close()
     if args.json:
-        emit_json({"imported": len(rows)})
+        emit_json({"imported": len(rows), "format": kind})
     else:
-        print(f"imported {len(rows)} lots from {path.name}")
+        print(f"imported {len(rows)} lots from {path.name} ({kind} format)")
     return 0
 
 
