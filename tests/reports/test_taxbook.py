@@ -163,3 +163,47 @@ def test_report_realised_equals_tax(
     pnl = _json(capsys, "report", "-c", str(cfg))["pnl"]
     assert pnl["basis"] == "lots"
     assert Decimal(pnl["realised_usd"]) == gains == Decimal("6000" if method == "fifo" else "0")
+
+
+def test_swaps_are_dated_by_their_block_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The chain's clock dates the disposal and the lot bought, not the journal's own time."""
+    from datetime import UTC, datetime
+
+    from rebalancer.journal import Journal
+
+    cfg = _cfg(tmp_path)
+    assert _import(tmp_path, cfg, LOTS) == 0
+    block = datetime(2025, 3, 9, 12, 0, tzinfo=UTC)
+    j = Journal(tmp_path / "j.sqlite")
+    try:
+        j.set_block_time(1, "t1", int(block.timestamp()))
+    finally:
+        j.close()
+    capsys.readouterr()
+    (d,) = _json(capsys, "tax", "-c", str(cfg))["disposals"]
+    assert d["disposed"] == "2025-03-09" and d["term"] == "long"
+    lots = {x["id"]: x for x in _json(capsys, "lots", "-c", str(cfg))["lots"]}
+    assert lots["run1:t1"]["acquired"] == "2025-03-09"
+
+
+def test_a_journal_without_block_times_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    from rebalancer.journal import Journal
+
+    _cfg(tmp_path)
+    db = sqlite3.connect(tmp_path / "j.sqlite")
+    db.execute("ALTER TABLE trades DROP COLUMN block_time")  # as written before the column
+    db.commit()
+    db.close()
+    j = Journal(tmp_path / "j.sqlite")
+    try:
+        columns = {r[1] for r in j.db.execute("PRAGMA table_info(trades)").fetchall()}
+        assert "block_time" in columns
+        assert all(t.block_time is None for t in j.trades())
+        j.set_block_time(1, "t1", 1_700_000_000)
+        assert j.trades(run_id=1)[0].block_time == 1_700_000_000
+    finally:
+        j.close()
