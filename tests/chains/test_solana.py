@@ -222,3 +222,26 @@ async def test_bad_wallet_address_is_a_config_error() -> None:
     async with httpx.AsyncClient() as client:
         with pytest.raises(ConfigError, match="not-a-key"):
             await SolanaChain(INFO, "http://127.0.0.1:9", client).balances(["not-a-key"], TOKENS)
+
+
+async def test_block_time_of_a_landed_transaction(solana_node: NodeProcess) -> None:
+    """The chain's clock for the tax book: getTransaction's blockTime, None for unknown ids."""
+    from solders.system_program import TransferParams, transfer
+
+    alice, bob = Keypair(), Keypair()
+    async with AsyncClient(solana_node.url) as sol:
+        sig = (await sol.request_airdrop(alice.pubkey(), 2 * SOL)).value
+        await sol.confirm_transaction(sig, Confirmed, sleep_seconds=0.02)
+        ix = transfer(
+            TransferParams(from_pubkey=alice.pubkey(), to_pubkey=bob.pubkey(), lamports=SOL)
+        )
+        blockhash = (await sol.get_latest_blockhash()).value.blockhash
+        tx = VersionedTransaction(
+            Message.new_with_blockhash([ix], alice.pubkey(), blockhash), [alice]
+        )
+        sent = (await sol.send_transaction(tx, TxOpts(skip_confirmation=False))).value
+    async with httpx.AsyncClient() as client:
+        chain = SolanaChain(INFO, solana_node.url, client)
+        at = await chain.block_time(str(sent))
+        assert await chain.block_time(str(Keypair().sign_message(b"never sent"))) is None
+    assert isinstance(at, int) and at > 1_600_000_000  # the node's clock, not the machine's
