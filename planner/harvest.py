@@ -301,9 +301,12 @@ def with_harvest(
     blocked: Mapping[str, date] | None = None,
 ) -> tuple[Plan, list[HarvestSwap]]:
     """The plan with the harvest swaps that beat their cost appended (``tax.aware`` and
-    ``tax.harvest`` on), and every swap looked at."""
+    ``tax.harvest`` on), and every swap looked at. The plan's drift after is left as it was:
+    a harvest swap moves no weight but its own small cost."""
     if not (strategy.tax.aware and strategy.tax.harvest and lots):
         return plan, []
+    if not plan.reachable and strategy.on_unreachable == "refuse":
+        return plan, []  # the plan said it trades nothing
     ctx = make_context(portfolio, strategy, universe, plan.before, lots, as_of, limits)
     swaps = harvest_swaps(ctx, plan.trades, blocked)
     extra = [t for s in swaps for t in s.trades]
