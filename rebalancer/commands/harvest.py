@@ -33,14 +33,14 @@ def run(args: argparse.Namespace) -> int:
             "no tax lots: import some with `rebalancer lots import CSV`, or give --lots CSV "
             '(date,asset,amount,cost_basis_usd) or a snapshot with "lots"'
         )
-    plan, _ = (None, []) if inputs.failures else build_with_harvest(inputs)
+    plan, base = (None, None) if inputs.failures else build_with_harvest(inputs)
     strategy = inputs.config.strategy
     drift = plan.before if plan is not None else _drift(inputs)
     cands = harvest_candidates(
         inputs.portfolio, drift, inputs.lots, strategy, inputs.registry, plan
     )
     swaps = []
-    if plan is not None:
+    if base is not None:
         ctx = make_context(
             inputs.portfolio,
             strategy,
@@ -50,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
             inputs.now.date(),
             inputs.config.trade_limits(),
         )
-        planned = [t for t in plan.trades if not t.reason.startswith("harvest:")]
-        swaps = harvest_swaps(ctx, planned, repurchase_waits(inputs))
+        swaps = harvest_swaps(ctx, base.trades, repurchase_waits(inputs))
     in_plan = {(t.chain, t.wallet, t.sell.id, t.buy.id) for t in plan.trades} if plan else set()
     threshold = strategy.tax.harvest_min_loss_usd
     if args.json:

@@ -47,8 +47,9 @@ def _without(strategy: Any, registry: Any, waits: dict[str, date]) -> Any:
     return strategy.model_copy(update={"tradable": tradable})
 
 
-def build_with_harvest(inputs: Inputs, force: bool = False) -> tuple[Any, list[Any]]:
-    """The plan and every harvest swap looked at (``harvest`` shows them)."""
+def build_with_harvest(inputs: Inputs, force: bool = False) -> tuple[Any, Any]:
+    """The plan, and the plan before its harvest swaps (``harvest`` looks at the swaps
+    beside it)."""
     from rebalancer.planner.harvest import with_harvest
     from rebalancer.planner.plan import make_plan
 
@@ -68,7 +69,7 @@ def build_with_harvest(inputs: Inputs, force: bool = False) -> tuple[Any, list[A
         force=force,
         limits=limits,
     )
-    return with_harvest(
+    harvested, _swaps = with_harvest(
         plan,
         inputs.portfolio,
         strategy,
@@ -78,6 +79,7 @@ def build_with_harvest(inputs: Inputs, force: bool = False) -> tuple[Any, list[A
         limits,
         waits,
     )
+    return harvested, plan
 
 
 def document(inputs: Inputs, plan: Any) -> PlanFile:
