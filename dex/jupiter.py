@@ -314,17 +314,18 @@ class Jupiter(HttpAggregator):
         from rebalancer.dex.jupiter_v2 import BuildResponse
 
         sell, buy, wrap = self._mints(request)
-        data = await self._call(
-            "GET",
-            "build",
-            params={
-                "inputMint": sell,
-                "outputMint": buy,
-                "amount": str(request.amount_in),
-                "slippageBps": str(request.slippage_bps),
-                "taker": request.wallet,
-            },
-        )
+        params = {
+            "inputMint": sell,
+            "outputMint": buy,
+            "amount": str(request.amount_in),
+            "slippageBps": str(request.slippage_bps),
+            "taker": request.wallet,
+        }
+        if not wrap and WSOL_MINT in (sell, buy):
+            # NOTE: the wSOL token itself (the wallet's wSOL account pays or receives): v1's
+            # parameter, not in v2's documented list, sent only then
+            params["wrapAndUnwrapSol"] = "false"
+        data = await self._call("GET", "build", params=params)
         b = parse(BuildResponse, data, "Jupiter build")
         _held_to_request(b, request, sell, buy, "built")
         if b.outAmount == 0:

@@ -9,11 +9,13 @@ the output mint (wrapping SOL into it first for a SOL output). The instructions 
 signed by the taker alone:
 
 - setup: create the taker's output account (idempotent), and pay the maker ``inAmount``
-  (a System transfer for SOL, else ``TransferChecked`` from the taker's own account);
+  (a System transfer for SOL, else ``TransferChecked`` from the taker's own account; the wSOL
+  token with ``wrapAndUnwrapSol=false``);
 - swap: ``TransferChecked`` of ``outAmount`` from the maker's account to the taker's, the
   taker signing as the delegate (the delegation is used up by the fill: SPL Token clears a
   delegate whose amount reaches 0);
-- cleanup (SOL output): close the taker's wSOL account back to the taker.
+- cleanup (SOL output, unless ``wrapAndUnwrapSol=false``): close the taker's wSOL account
+  back to the taker.
 
 The tool's checks accept that delegated transfer only from a maker of ``policy.rfq_makers``
 and only where the config's Jupiter is ``localnet:`` (``SwapPolicy.delegated_makers``). An
@@ -92,6 +94,7 @@ def build(api: Api, q: dict[str, list[str]]) -> dict[str, Any]:
     from rebalancer.localnet.jupiter_server import (
         ApiError,
         _bad,
+        _flag,
         _one,
         _pubkey,
         create_ata_idempotent,
@@ -104,6 +107,8 @@ def build(api: Api, q: dict[str, list[str]]) -> dict[str, Any]:
         raise _bad("swapMode: /build is ExactIn only")
     if _one(q, "platformFeeBps", "0") != "0":
         raise _bad("platformFeeBps is not served by the local /build")
+    # NOTE: v1's wrapAndUnwrapSol, which the adapter sends (false) only for a wSOL-token leg
+    wrap = _flag(q, "wrapAndUnwrapSol", True)
     quote = api.quote(q)
     maker = api.maker
     mint_in = Pubkey.from_string(quote["inputMint"])
@@ -112,11 +117,11 @@ def build(api: Api, q: dict[str, list[str]]) -> dict[str, Any]:
     info_out = maker.mint(mint_out)
     maker_out = get_associated_token_address(maker.pubkey, mint_out, info_out.program)
     taker_out = get_associated_token_address(taker, mint_out, info_out.program)
-    native_out = mint_out == NATIVE_MINT
+    native_out = wrap and mint_out == NATIVE_MINT
 
     # the maker's side: approve the taker on its own output account (for SOL: wrapped first)
     mine: list[Instruction] = []
-    if native_out:
+    if mint_out == NATIVE_MINT:
         held = _token_amount(api, maker_out)
         mine.append(create_ata_idempotent(maker.pubkey, maker.pubkey, mint_out, info_out.program))
         if held < out:
@@ -132,7 +137,7 @@ def build(api: Api, q: dict[str, list[str]]) -> dict[str, Any]:
 
     # the taker's side
     setup = [create_ata_idempotent(taker, taker, mint_out, info_out.program)]
-    if mint_in == NATIVE_MINT:
+    if wrap and mint_in == NATIVE_MINT:
         setup.append(sol_transfer(taker, maker.pubkey, amount))
     else:
         info_in = maker.mint(mint_in)
