@@ -211,11 +211,12 @@ class Jupiter(HttpAggregator):
         self.api = api
         """``v1``: ``/quote`` + ``/swap``. ``v2``: ``mode`` says which of its two paths."""
         self.mode = mode
-        """v2 ``build``: ``GET /build`` (quote and raw instructions), the v0 transaction
-        compiled here with the tool's own compute budget (``SolanaTx.own_budget_cap_lamports``:
-        the chain adapter sets the unit limit from the simulation and the price from recent
-        priority fees). v2 ``order``: ``GET /order`` (Jupiter's ready transaction, held to the
-        same checks), landed through ``POST /execute`` (:meth:`submit`)."""
+        """v2 ``build``: quoted by ``GET /order`` without a taker (a quote only), built from
+        ``GET /build`` (its own quote and raw instructions), the v0 transaction compiled here
+        with the tool's own compute budget (``SolanaTx.own_budget_cap_lamports``: the chain
+        adapter sets the unit limit from the simulation and the price from recent priority
+        fees). v2 ``order``: ``GET /order`` (Jupiter's ready transaction, held to the same
+        checks), landed through ``POST /execute`` (:meth:`submit`)."""
         self.max_compute_units = max_compute_units
         """The unit limit a compiled transaction is checked and simulated with (the policy's
         cap); finalize lowers it to what the simulation used plus a margin."""
@@ -261,7 +262,9 @@ class Jupiter(HttpAggregator):
 
     async def quote(self, request: SwapRequest) -> JupiterQuote:
         if self.api == "v2":
-            return await (self._order(request) if self.mode == "order" else self._build(request))
+            # NOTE: in build mode this is a quote only (/order without a taker): /build is asked
+            # when the trade is built, so pricing and doctor's probe have no side effects
+            return await self._order(request, taker=self.mode == "order")
         sell, buy, wrap = self._mints(request)
         data = await self._call(
             "GET",
@@ -283,26 +286,25 @@ class Jupiter(HttpAggregator):
             )
         return _jupiter_quote(q, request, data, wrap)
 
-    async def _order(self, request: SwapRequest) -> JupiterQuote:
-        """v2 ``GET /order`` with the wallet as ``taker``: the quote and its transaction."""
+    async def _order(self, request: SwapRequest, *, taker: bool = True) -> JupiterQuote:
+        """v2 ``GET /order``: with the wallet as ``taker``, the quote and its transaction;
+        without, a quote only (``transaction: ""``)."""
         from rebalancer.dex.jupiter_v2 import OrderResponse
 
         sell, buy, wrap = self._mints(request)
-        data = await self._call(
-            "GET",
-            "order",
-            params={
-                "inputMint": sell,
-                "outputMint": buy,
-                "amount": str(request.amount_in),
-                "slippageBps": str(request.slippage_bps),
-                "swapMode": "ExactIn",
-                "taker": request.wallet,
-            },
-        )
+        params = {
+            "inputMint": sell,
+            "outputMint": buy,
+            "amount": str(request.amount_in),
+            "slippageBps": str(request.slippage_bps),
+            "swapMode": "ExactIn",
+        }
+        if taker:
+            params["taker"] = request.wallet
+        data = await self._call("GET", "order", params=params)
         o = parse(OrderResponse, data, "Jupiter order")
         _held_to_request(o, request, sell, buy, "ordered")
-        if o.outAmount == 0 or not o.transaction:
+        if o.outAmount == 0 or (taker and not o.transaction):
             why = o.errorMessage or "no transaction in the answer"
             raise NoRouteError(
                 f"Jupiter: no order for {request.sell.symbol} -> {request.buy.symbol}: {why[:120]}"
@@ -335,7 +337,9 @@ class Jupiter(HttpAggregator):
         return _jupiter_quote(b, request, data, wrap)
 
     async def build(self, quote: Quote) -> BuiltSwap:
-        """The swap transaction for the wallet, co-signed by an RFQ maker where one fills it.
+        """The swap transaction for the wallet, co-signed by an RFQ maker where one fills it
+        (v1, v2 ``/order``), or compiled here from ``GET /build``, whose own quote then replaces
+        ``quote`` in the answer (the checks hold the transaction to it).
 
         The compute-unit limit is simulated by Jupiter (``dynamicComputeUnitLimit``) and the
         priority fee capped at ``max_priority_lamports``; :meth:`check` verifies both.
@@ -345,16 +349,17 @@ class Jupiter(HttpAggregator):
         if self.api == "v2" and self.mode == "build":
             from rebalancer.dex.jupiter_v2 import compile_build
 
+            built = await self._build(quote.request)
             tx = compile_build(
-                quote.response,
+                built.response,
                 quote.request.wallet,
                 unit_limit=self.max_compute_units,
                 priority_cap_lamports=self.max_priority_lamports,
             )
             return BuiltSwap(
-                quote=quote,
+                quote=built,
                 tx=tx,
-                expected_out=quote.expected_out,
+                expected_out=built.expected_out,
                 notes=("Jupiter v2 /build: transaction compiled by rebalancer",),
             )
         if self.api == "v2":

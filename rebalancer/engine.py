@@ -218,6 +218,11 @@ class Engine:
         quote = await agg.quote(request)
         self._within_price(t, quote.expected_out, "the quote")
         built = await agg.build(quote)
+        if built.quote is not quote:
+            # NOTE: the aggregator quoted again while building (Jupiter /build): the quote the
+            # transaction is held to is priced too, and reported
+            quote = built.quote
+            self._within_price(t, quote.expected_out, "the quote")
         tables = await self._lookup_tables(adapter, built)
         checked = agg.check(built, self.s.swap_policy(), tables)
         self.say(f"{t.chain}: {t.id} simulating")
