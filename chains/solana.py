@@ -42,6 +42,9 @@ TOKEN_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 TOKEN_2022_PROGRAM = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
 MAX_WALLETS_PER_REQUEST = 100  # getMultipleAccounts takes at most 100 keys
 ACTIVITY_WINDOW = 10  # signatures read to find the wallet's own newest transaction
+NO_OWN_ACTIVITY = "no transaction of its own"
+"""The mark of a wallet that signed none of the transactions that name it (or has none): the
+same whether others named it since or not."""
 ALT_PROGRAM = "AddressLookupTab1e1111111111111111111111111"
 # An address lookup table account: bincode ProgramState::LookupTable (u32 tag 1), then the meta
 # (deactivation slot u64, last extended slot u64, start index u8, Option<authority> 1 + 32,
@@ -531,7 +534,7 @@ class SolanaChain(ChainAdapter):
                 raise ChainError(f"{self.where}: getSignaturesForAddress answered {entry!r:.80}")
             sigs.append(sig)
         if not sigs:
-            return "no transaction"
+            return NO_OWN_ACTIVITY
         cfg = {"encoding": "json", "maxSupportedTransactionVersion": 0, "commitment": "confirmed"}
         txs = await self.calls([("getTransaction", [sig, cfg]) for sig in sigs])
         for sig, tx in zip(sigs, txs, strict=True):
@@ -540,7 +543,7 @@ class SolanaChain(ChainAdapter):
             signers = int((message.get("header") or {}).get("numRequiredSignatures") or 0)
             if tx is None or wallet in keys[:signers]:
                 return f"transaction {sig}"
-        return "no transaction of its own among the newest that name it"
+        return NO_OWN_ACTIVITY
 
     async def tx_status(self, tx_id: str) -> str:
         """``confirmed``, ``failed`` or ``unknown`` (not seen by the node yet)."""

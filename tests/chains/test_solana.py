@@ -222,3 +222,28 @@ async def test_bad_wallet_address_is_a_config_error() -> None:
     async with httpx.AsyncClient() as client:
         with pytest.raises(ConfigError, match="not-a-key"):
             await SolanaChain(INFO, "http://127.0.0.1:9", client).balances(["not-a-key"], TOKENS)
+
+
+async def test_last_activity_moves_only_with_the_wallets_own_transactions(
+    solana_node: NodeProcess,
+) -> None:
+    """Others naming the wallet (an airdrop to it, a maker approving it as a delegate) leave
+    its mark as it was, whether it had any history or none; its own transaction moves it."""
+    from solders.system_program import TransferParams, transfer
+
+    alice = Keypair()
+    async with httpx.AsyncClient() as client, AsyncClient(solana_node.url) as sol:
+        adapter = SolanaChain(INFO, solana_node.url, client)
+        empty = await adapter.last_activity(str(alice.pubkey()))
+        sig = (await sol.request_airdrop(alice.pubkey(), 2 * SOL)).value
+        await sol.confirm_transaction(sig, Confirmed, sleep_seconds=0.02)
+        assert await adapter.last_activity(str(alice.pubkey())) == empty
+        blockhash = (await sol.get_latest_blockhash()).value.blockhash
+        own = transfer(
+            TransferParams(from_pubkey=alice.pubkey(), to_pubkey=Keypair().pubkey(), lamports=SOL)
+        )
+        tx = VersionedTransaction(
+            Message.new_with_blockhash([own], alice.pubkey(), blockhash), [alice]
+        )
+        sent = (await sol.send_transaction(tx, TxOpts(skip_confirmation=False))).value
+        assert await adapter.last_activity(str(alice.pubkey())) == f"transaction {sent}"
