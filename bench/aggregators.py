@@ -76,7 +76,8 @@ async def measure(worlds: dict[str, Any], runs: int) -> dict[str, Any]:
     figures: dict[str, Any] = {"runs": runs}
     async with httpx.AsyncClient(timeout=30) as client:
         oneinch = OneInch(client, base_url=worlds["1inch"]["url"], api_key="local")
-        jupiter = Jupiter(client, base_url=worlds["jupiter"]["url"], api_key="local")
+        v1 = str(worlds["jupiter"]["url"]).removesuffix("/swap/v2") + "/swap/v1"
+        jupiter = Jupiter(client, base_url=v1, api_key="local")
         for chain, sell, buy, amount in CASES:
             api: SwapAggregator = jupiter if chain == "solana" else oneinch
             timed = await _time(api, _request(registry, chain, sell, buy, amount), runs)

@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 TOKEN_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
 TOKEN_2022_PROGRAM = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
 MAX_WALLETS_PER_REQUEST = 100  # getMultipleAccounts takes at most 100 keys
+ACTIVITY_WINDOW = 10  # signatures read to find the wallet's own newest transaction
+NO_OWN_ACTIVITY = "no transaction of its own"
+"""The mark of a wallet that signed none of the transactions that name it (or has none): the
+same whether others named it since or not."""
 ALT_PROGRAM = "AddressLookupTab1e1111111111111111111111111"
 # An address lookup table account: bincode ProgramState::LookupTable (u32 tag 1), then the meta
 # (deactivation slot u64, last extended slot u64, start index u8, Option<authority> 1 + 32,
@@ -436,12 +440,18 @@ class SolanaChain(ChainAdapter):
     async def finalize(
         self, wallet: str, legs: SwapLegs, sim: SimResult, *, queued: int = 0
     ) -> list[UnsignedTx]:
-        """As proposed: the aggregator set the blockhash (and a maker may have co-signed), and
-        the compute budget and priority fee were checked against the policy already."""
+        """As proposed (the aggregator set the blockhash and compute budget, checked against
+        the policy already; a maker may have co-signed), except a transaction the tool
+        compiled itself: its unit limit comes from the simulation and its price from recent
+        priority fees, within its cap (``chains.solana_budget``)."""
+        from rebalancer.chains.solana_budget import finalize_budget
+
         txs: list[UnsignedTx] = []
         for p in legs.proposals:
             if not isinstance(p, SolanaTx):
                 raise ConfigError(f"{self.info.name}: cannot send {type(p).__name__}")
+            if p.own_budget_cap_lamports is not None:
+                p = await finalize_budget(self, p, sim.gas_used)
             txs.append(p)
         return txs
 
@@ -503,19 +513,37 @@ class SolanaChain(ChainAdapter):
         return str(sig)
 
     async def last_activity(self, wallet: str) -> str | None:
-        """The newest signature that touched the wallet (getSignaturesForAddress, limit 1)."""
+        """The newest transaction the wallet signed, among the newest ``ACTIVITY_WINDOW``
+        that touched it (``getSignaturesForAddress``, then their ``getTransaction`` in one
+        batch).
+
+        Only the wallet's own signature counts: anyone may send a transaction that merely
+        names it (a token sent to it, an RFQ maker approving it as a delegate), which is not
+        the wallet trading elsewhere. A transaction the node cannot show counts as its own.
+        """
         found = await self.call(
-            "getSignaturesForAddress", [wallet, {"limit": 1, "commitment": "confirmed"}]
+            "getSignaturesForAddress",
+            [wallet, {"limit": ACTIVITY_WINDOW, "commitment": "confirmed"}],
         )
         if not isinstance(found, list):
             raise ChainError(f"{self.where}: getSignaturesForAddress answered {found!r:.80}")
-        if not found:
-            return "no transaction"
-        first = found[0]
-        sig = first.get("signature") if isinstance(first, dict) else None
-        if not isinstance(sig, str):
-            raise ChainError(f"{self.where}: getSignaturesForAddress answered {first!r:.80}")
-        return f"transaction {sig}"
+        sigs: list[str] = []
+        for entry in found:
+            sig = entry.get("signature") if isinstance(entry, dict) else None
+            if not isinstance(sig, str):
+                raise ChainError(f"{self.where}: getSignaturesForAddress answered {entry!r:.80}")
+            sigs.append(sig)
+        if not sigs:
+            return NO_OWN_ACTIVITY
+        cfg = {"encoding": "json", "maxSupportedTransactionVersion": 0, "commitment": "confirmed"}
+        txs = await self.calls([("getTransaction", [sig, cfg]) for sig in sigs])
+        for sig, tx in zip(sigs, txs, strict=True):
+            message = ((tx or {}).get("transaction") or {}).get("message") or {}
+            keys = message.get("accountKeys") or []
+            signers = int((message.get("header") or {}).get("numRequiredSignatures") or 0)
+            if tx is None or wallet in keys[:signers]:
+                return f"transaction {sig}"
+        return NO_OWN_ACTIVITY
 
     async def tx_status(self, tx_id: str) -> str:
         """``confirmed``, ``failed`` or ``unknown`` (not seen by the node yet)."""

@@ -42,6 +42,12 @@ class SolanaTx:
 
     raw: bytes
     last_valid_block_height: int | None = None
+    own_budget_cap_lamports: int | None = None
+    """Set when the tool compiled this transaction itself (Jupiter v2 ``/build``): its first
+    two instructions are the tool's own compute budget (a unit limit and a unit price,
+    placeholders until the chain adapter finalizes them from the simulation and recent
+    priority fees), and the priority fee may be at most this many lamports. None: the
+    compute budget stays as the aggregator proposed it (it may be co-signed)."""
 
     @property
     def nonce(self) -> int | None:

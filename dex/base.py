@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rebalancer.core.errors import AggregatorError
-from rebalancer.core.tx import EvmCall, SolanaTx
+from rebalancer.core.tx import EvmCall, SignedTx, SolanaTx
 from rebalancer.core.types import Token
 
 
@@ -93,6 +93,11 @@ class SwapPolicy:
     Budget and the aggregator's own (Jupiter v6) (base58 ids)."""
     rfq_makers: frozenset[str] = frozenset()
     """Co-signers allowed next to the wallet: RFQ market makers (base58 public keys)."""
+    delegated_makers: frozenset[str] = frozenset()
+    """RFQ makers (of ``rfq_makers``) whose own associated token account of the bought token
+    the wallet may debit as their SPL Token delegate: the local Jupiter stand-in's ``/build``
+    fills, where the maker approved the wallet beforehand instead of co-signing. Set only
+    where the aggregator is a ``localnet:`` stand-in; empty for every real API."""
     max_compute_units: int = 1_400_000
     """The highest compute-unit limit a Solana swap may set (1.4M is the protocol's cap)."""
     max_priority_fee_lamports: int = 1_000_000
@@ -137,3 +142,10 @@ class SwapAggregator(ABC):
         ``lookup_tables`` (table -> addresses, read from the chain) resolves the accounts of
         a Solana v0 transaction; aggregators on other families ignore it.
         """
+
+    async def submit(self, signed: SignedTx) -> str | None:
+        """Land a signed swap through the aggregator's own service, where this transaction
+        came with one (Jupiter v2 ``/order`` -> ``POST /execute``), and say where it went (for
+        the journal); None: the chain adapter sends it. AggregatorError if the service
+        refused it."""
+        return None

@@ -235,6 +235,7 @@ def solana_flows(
         amount_in=req.amount_in,
     )
     allowed = SOLANA_PROGRAMS | frozenset(decoders) | policy.extra_programs
+    pulls = _delegated_sources(policy, side.buy_mint)
     flows = Flows()
     for ix in msg.instructions:
         try:
@@ -254,7 +255,7 @@ def solana_flows(
                 data, accounts, wallet, req.sell.address is None, req.buy.address is None, flows
             )
         elif program in (TOKEN_PROGRAM, TOKEN_2022_PROGRAM):
-            _token(program, data, accounts, wallet, side.sell_mint, side.buy_mint, flows)
+            _token(program, data, accounts, wallet, side.sell_mint, side.buy_mint, flows, pulls)
         elif program == ATA_PROGRAM:
             _ata(data, accounts, wallet)
         elif program in decoders:
@@ -367,6 +368,17 @@ def _system(
         f.received += lamports
 
 
+def _delegated_sources(policy: SwapPolicy, buy_mint: str) -> frozenset[Pubkey]:
+    """The makers' own accounts of the bought token that the wallet may debit as their
+    delegate (``SwapPolicy.delegated_makers``, local stand-in only; empty elsewhere)."""
+    mint = Pubkey.from_string(buy_mint)
+    return frozenset(
+        get_associated_token_address(Pubkey.from_string(maker), mint, Pubkey.from_string(p))
+        for maker in policy.delegated_makers & policy.rfq_makers
+        for p in (TOKEN_PROGRAM, TOKEN_2022_PROGRAM)
+    )
+
+
 def _token(
     program: str,
     data: bytes,
@@ -375,6 +387,7 @@ def _token(
     sell_mint: str,
     buy_mint: str,
     f: Flows,
+    pulls: frozenset[Pubkey] = frozenset(),
 ) -> None:
     tag = data[0] if data else -1
     prog = Pubkey.from_string(program)
@@ -394,6 +407,14 @@ def _token(
     amount = unpack(data, 1, "<Q", "token transfer")
     sell_account = get_associated_token_address(wallet, Pubkey.from_string(sell_mint), prog)
     buy_account = get_associated_token_address(wallet, Pubkey.from_string(buy_mint), prog)
+    if authority == wallet and source in pulls:
+        # NOTE: a delegated fill (the local stand-in's /build): the maker approved the wallet
+        # on its own account of the bought token; accepted only as TransferChecked of that
+        # mint into the wallet's own account, which is what the wallet receives.
+        if tag != 12 or str(mint) != buy_mint or dest != buy_account:
+            raise refuse(f"a delegated transfer from {source} that is not the fill to the wallet")
+        f.received += amount
+        return
     if authority == wallet:
         if source != sell_account or (mint is not None and str(mint) != sell_mint):
             raise refuse(f"the wallet sends tokens from {source}, not its {sell_mint} account")

@@ -1,4 +1,5 @@
-"""Jupiter Swap API v1 adapter: quote, build, on Solana.
+"""Jupiter Swap API adapter (v1 ``/quote`` + ``/swap``; v2 ``/build``, or ``/order`` +
+``/execute``): quote, build, submit, on Solana.
 
 Real users talk to ``https://api.jup.ag/swap/v1`` with an ``x-api-key`` header; the demo and
 the tests talk to the local stand-in (``localnet.jupiter_server``). Only the base URL differs.
@@ -22,6 +23,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from rebalancer.core.errors import AggregatorError, SimulationError, SuspiciousResponseError
+from rebalancer.core.tx import SignedSolanaTransaction, SignedTx
 from rebalancer.dex.base import (
     BuiltSwap,
     CheckedSwap,
@@ -36,6 +38,7 @@ from rebalancer.dex.http import HttpAggregator, parse
 WSOL_MINT = "So11111111111111111111111111111111111111112"
 DEFAULT_BASE_URL = "https://api.jup.ag/swap/v1"
 DEFAULT_MAX_PRIORITY_LAMPORTS = 1_000_000  # 0.001 SOL
+MAX_COMPUTE_UNITS = 1_400_000  # the protocol's cap on one transaction
 NO_ROUTE_CODES = frozenset({"COULD_NOT_FIND_ANY_ROUTE", "NO_ROUTES_FOUND", "TOKEN_NOT_TRADABLE"})
 PriorityLevel = Literal["medium", "high", "veryHigh"]
 
@@ -197,6 +200,8 @@ class Jupiter(HttpAggregator):
         retries: int = 3,
         backoff: float = 1.0,
         api: Literal["v1", "v2"] = "v1",
+        mode: Literal["build", "order"] = "build",
+        max_compute_units: int = MAX_COMPUTE_UNITS,
     ) -> None:
         super().__init__(
             client, base_url=base_url, api_key=api_key, retries=retries, backoff=backoff
@@ -204,9 +209,20 @@ class Jupiter(HttpAggregator):
         self.max_priority_lamports = max_priority_lamports
         self.priority_level = priority_level
         self.api = api
-        """``v1``: ``/quote`` + ``/swap``. ``v2``: ``GET /order`` (quote and Jupiter's ready
-        transaction in one answer); the transaction is held to the same checks and landed
-        through the chain's own RPC (``send_rpc`` if set), not ``/execute``."""
+        """``v1``: ``/quote`` + ``/swap``. ``v2``: ``mode`` says which of its two paths."""
+        self.mode = mode
+        """v2 ``build``: quoted by ``GET /order`` without a taker (a quote only), built from
+        ``GET /build`` (its own quote and raw instructions), the v0 transaction compiled here
+        with the tool's own compute budget (``SolanaTx.own_budget_cap_lamports``: the chain
+        adapter sets the unit limit from the simulation and the price from recent priority
+        fees). v2 ``order``: ``GET /order`` (Jupiter's ready transaction, held to the same
+        checks), landed through ``POST /execute`` (:meth:`submit`)."""
+        self.max_compute_units = max_compute_units
+        """The unit limit a compiled transaction is checked and simulated with (the policy's
+        cap); finalize lowers it to what the simulation used plus a margin."""
+        self._orders: dict[bytes, str] = {}
+        """Message bytes of each ``/order`` transaction built in this command -> its
+        ``requestId``, so the signed transaction is landed through ``/execute``."""
 
     def _auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-api-key": api_key}
@@ -246,7 +262,9 @@ class Jupiter(HttpAggregator):
 
     async def quote(self, request: SwapRequest) -> JupiterQuote:
         if self.api == "v2":
-            return await self._order(request)
+            # NOTE: in build mode this is a quote only (/order without a taker): /build is asked
+            # when the trade is built, so pricing and doctor's probe have no side effects
+            return await self._order(request, taker=self.mode == "order")
         sell, buy, wrap = self._mints(request)
         data = await self._call(
             "GET",
@@ -268,50 +286,98 @@ class Jupiter(HttpAggregator):
             )
         return _jupiter_quote(q, request, data, wrap)
 
-    async def _order(self, request: SwapRequest) -> JupiterQuote:
-        """v2 ``GET /order`` with the wallet as ``taker``: the quote and its transaction."""
+    async def _order(self, request: SwapRequest, *, taker: bool = True) -> JupiterQuote:
+        """v2 ``GET /order``: with the wallet as ``taker``, the quote and its transaction;
+        without, a quote only (``transaction: ""``)."""
         from rebalancer.dex.jupiter_v2 import OrderResponse
 
         sell, buy, wrap = self._mints(request)
-        data = await self._call(
-            "GET",
-            "order",
-            params={
-                "inputMint": sell,
-                "outputMint": buy,
-                "amount": str(request.amount_in),
-                "slippageBps": str(request.slippage_bps),
-                "swapMode": "ExactIn",
-                "taker": request.wallet,
-            },
-        )
+        params = {
+            "inputMint": sell,
+            "outputMint": buy,
+            "amount": str(request.amount_in),
+            "slippageBps": str(request.slippage_bps),
+            "swapMode": "ExactIn",
+        }
+        if taker:
+            params["taker"] = request.wallet
+        data = await self._call("GET", "order", params=params)
         o = parse(OrderResponse, data, "Jupiter order")
         _held_to_request(o, request, sell, buy, "ordered")
-        if o.outAmount == 0 or not o.transaction:
+        if o.outAmount == 0 or (taker and not o.transaction):
             why = o.errorMessage or "no transaction in the answer"
             raise NoRouteError(
                 f"Jupiter: no order for {request.sell.symbol} -> {request.buy.symbol}: {why[:120]}"
             )
         return _jupiter_quote(o, request, data, wrap)
 
+    async def _build(self, request: SwapRequest) -> JupiterQuote:
+        """v2 ``GET /build`` with the wallet as ``taker``: the quote and its instructions."""
+        from rebalancer.dex.jupiter_v2 import BuildResponse
+
+        sell, buy, wrap = self._mints(request)
+        params = {
+            "inputMint": sell,
+            "outputMint": buy,
+            "amount": str(request.amount_in),
+            "slippageBps": str(request.slippage_bps),
+            "taker": request.wallet,
+        }
+        if not wrap and WSOL_MINT in (sell, buy):
+            # NOTE: the wSOL token itself (the wallet's wSOL account pays or receives): v1's
+            # parameter, not in v2's documented list, sent only then
+            params["wrapAndUnwrapSol"] = "false"
+        data = await self._call("GET", "build", params=params)
+        b = parse(BuildResponse, data, "Jupiter build")
+        _held_to_request(b, request, sell, buy, "built")
+        if b.outAmount == 0:
+            raise NoRouteError(
+                f"Jupiter: /build for {request.sell.symbol} -> {request.buy.symbol} is 0"
+            )
+        return _jupiter_quote(b, request, data, wrap)
+
     async def build(self, quote: Quote) -> BuiltSwap:
-        """The swap transaction for the wallet, co-signed by an RFQ maker where one fills it.
+        """The swap transaction for the wallet, co-signed by an RFQ maker where one fills it
+        (v1, v2 ``/order``), or compiled here from ``GET /build``, whose own quote then replaces
+        ``quote`` in the answer (the checks hold the transaction to it).
 
         The compute-unit limit is simulated by Jupiter (``dynamicComputeUnitLimit``) and the
         priority fee capped at ``max_priority_lamports``; :meth:`check` verifies both.
         """
         if not isinstance(quote, JupiterQuote):
             raise AggregatorError("Jupiter builds only from its own quotes")
+        if self.api == "v2" and self.mode == "build":
+            from rebalancer.dex.jupiter_v2 import compile_build
+
+            built = await self._build(quote.request)
+            tx = compile_build(
+                built.response,
+                quote.request.wallet,
+                unit_limit=self.max_compute_units,
+                priority_cap_lamports=self.max_priority_lamports,
+            )
+            return BuiltSwap(
+                quote=built,
+                tx=tx,
+                expected_out=built.expected_out,
+                notes=("Jupiter v2 /build: transaction compiled by rebalancer",),
+            )
         if self.api == "v2":
+            from solders.message import to_bytes_versioned
+            from solders.transaction import VersionedTransaction
+
             height = quote.response.get("lastValidBlockHeight")
+            raw = _versioned(str(quote.response["transaction"]))
+            message = bytes(to_bytes_versioned(VersionedTransaction.from_bytes(raw).message))
+            self._orders[message] = str(quote.response["requestId"])
             return BuiltSwap(
                 quote=quote,
                 tx=SolanaTx(
-                    raw=_versioned(str(quote.response["transaction"])),
+                    raw=raw,
                     last_valid_block_height=int(str(height)) if str(height).isdigit() else None,
                 ),
                 expected_out=quote.expected_out,
-                notes=("Jupiter v2 /order",),
+                notes=("Jupiter v2 /order (landed through /execute)",),
             )
         req = quote.request
         data = await self._call(
@@ -344,6 +410,43 @@ class Jupiter(HttpAggregator):
             expected_out=quote.expected_out,
             notes=notes,
         )
+
+    async def submit(self, signed: SignedTx) -> str | None:
+        """A signed ``/order`` transaction goes to ``POST /execute`` with its ``requestId``
+        (Jupiter lands it); anything else is the chain adapter's to send."""
+        if not self._orders or not isinstance(signed, SignedSolanaTransaction):
+            return None
+        from solders.message import to_bytes_versioned
+        from solders.transaction import VersionedTransaction
+
+        from rebalancer.core.redact import redact_url
+        from rebalancer.dex.jupiter_v2 import ExecuteResponse
+
+        try:
+            vtx = VersionedTransaction.from_bytes(signed.raw)
+        except ValueError:
+            return None
+        request_id = self._orders.pop(bytes(to_bytes_versioned(vtx.message)), None)
+        if request_id is None:
+            return None
+        data = await self._call(
+            "POST",
+            "execute",
+            body={
+                "signedTransaction": base64.b64encode(signed.raw).decode(),
+                "requestId": request_id,
+            },
+        )
+        r = parse(ExecuteResponse, data, "Jupiter execute")
+        if r.status != "Success":
+            why = (r.error or r.status or "no reason given").strip()[:160]
+            raise AggregatorError(f"Jupiter /execute did not land the swap: {why} (code {r.code})")
+        if r.signature is not None and r.signature != signed.tx_id:
+            raise AggregatorError(
+                f"Jupiter /execute answered signature {r.signature[:20]}..., not the signed "
+                f"transaction's {signed.tx_id[:20]}..."
+            )
+        return f"Jupiter /execute at {redact_url(self.base_url)} (requestId {request_id})"
 
     def check(
         self,

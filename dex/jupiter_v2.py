@@ -11,8 +11,12 @@ built) with ``requestId``, landed by ``POST /execute {signedTransaction, request
 Sources: dev.jup.ag "Migration Guide" Metis -> ``/build`` and ``/order`` (as vendored in
 ``jup-ag/agent-skills``, ``skills/jupiter-swap-migration/examples``) and public clients' fixtures
 shaped from Jupiter's ``swap.yaml`` (``sava-software/idl-clients``, ``JupiterSwapV2TestFixtures``).
-``dex.jupiter.Jupiter(api="v2")`` uses ``/order`` (``aggregators.jupiter.mode = "order"``); the
-``/build`` path (the tool compiling its own transaction) is not wired yet: v1 stays the default.
+dev.jup.ag "Get Swap Instructions" (``/docs/swap/v2/build``): required ``inputMint``,
+``outputMint``, ``amount``, ``taker``; ``computeBudgetInstructions`` holds a unit price only
+(no limit: the integrator simulates and adds 20%).
+
+``dex.jupiter.Jupiter(api="v2")`` uses ``/build`` by default (:func:`compile_build` makes the
+v0 transaction) and ``/order`` + ``/execute`` with ``mode = "order"``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from rebalancer.core.errors import AggregatorError
+from rebalancer.core.tx import SolanaTx
 from rebalancer.dex.jupiter import QuoteResponse, _amount, _Model
 
 
@@ -124,3 +130,66 @@ class ExecuteResponse(_Model):
     error: str | None = None
     totalInputAmount: str | None = None
     totalOutputAmount: str | None = None
+
+
+def compile_build(
+    response: dict[str, Any], taker: str, *, unit_limit: int, priority_cap_lamports: int
+) -> SolanaTx:
+    """The unsigned v0 transaction of a ``/build`` answer, fee payer ``taker``.
+
+    Its first two instructions are the tool's own compute budget: ``unit_limit`` and a unit
+    price of 0, placeholders that the chain adapter's finalize replaces (the limit from the
+    simulation plus a margin, the price from recent priority fees within
+    ``priority_cap_lamports``). Jupiter's own compute-budget and tip instructions are left
+    out. The accounts are compressed with the answer's ``addressesByLookupTableAddress``; the
+    check resolves them again from the tables on the chain, so what is checked is what the
+    runtime loads.
+    """
+    from solders.address_lookup_table_account import AddressLookupTableAccount
+    from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+    from solders.hash import Hash
+    from solders.instruction import AccountMeta, Instruction
+    from solders.message import CompileError, MessageV0
+    from solders.pubkey import Pubkey
+    from solders.signature import Signature
+    from solders.transaction import VersionedTransaction
+
+    b = BuildResponse.model_validate(response)
+    if b.blockhashWithMetadata is None:
+        raise AggregatorError("Jupiter /build answered no blockhashWithMetadata")
+    try:
+        ixs = [
+            Instruction(
+                Pubkey.from_string(ix.programId),
+                ix.data,
+                [
+                    AccountMeta(Pubkey.from_string(a.pubkey), a.isSigner, a.isWritable)
+                    for a in ix.accounts
+                ],
+            )
+            for ix in b.instructions()
+        ]
+        tables = [
+            AddressLookupTableAccount(
+                Pubkey.from_string(key), [Pubkey.from_string(a) for a in addresses]
+            )
+            for key, addresses in (b.addressesByLookupTableAddress or {}).items()
+        ]
+        budget = [set_compute_unit_limit(unit_limit), set_compute_unit_price(0)]
+        message = MessageV0.try_compile(
+            Pubkey.from_string(taker),
+            [*budget, *ixs],
+            tables,
+            Hash(b.blockhashWithMetadata.blockhash),
+        )
+    except (CompileError, ValueError, TypeError) as exc:
+        raise AggregatorError(
+            f"Jupiter /build answered instructions that do not compile: {str(exc)[:120]}"
+        ) from None
+    signers = message.header.num_required_signatures
+    tx = VersionedTransaction.populate(message, [Signature.default()] * signers)
+    return SolanaTx(
+        raw=bytes(tx),
+        last_valid_block_height=b.blockhashWithMetadata.lastValidBlockHeight,
+        own_budget_cap_lamports=priority_cap_lamports,
+    )

@@ -1,7 +1,9 @@
 """A local stand-in for the Jupiter Swap API v1 (Metis), over the local Solana node, with v2's
 ``GET /swap/v2/order`` (a quote and its RFQ fill in one answer, ``requestId``,
 ``lastValidBlockHeight`` as a string; no ``taker``: a quote only, ``transaction: ""``) and
-``POST /swap/v2/execute`` (lands a signed order once). v2 ``/build`` is not served yet.
+``POST /swap/v2/execute`` (lands a signed order once, only the order's own transaction), and
+``GET /swap/v2/build`` (instructions the taker alone signs, the maker's side a delegation it
+lands first: ``localnet.jupiter_build``).
 
 It serves ``/swap/v1/quote``, ``POST /swap/v1/swap`` and ``/swap/v1/program-id-to-label`` with
 the real API's schemas (amounts as strings, ``routePlan`` with ``percent`` and ``bps``,
@@ -368,10 +370,16 @@ class Api:
         except ApiError as exc:
             return exc.status, exc.body()
 
-    # -- Swap API v2: /order and /execute -------------------------------------------------------
+    # -- Swap API v2: /build, /order and /execute ----------------------------------------------
     def v2(self, method: str, endpoint: str, query: str, body: bytes) -> dict[str, Any]:
-        """``GET /order`` (a v1 quote and fill in one answer, ``requestId``, the transaction
-        co-signed by the maker) and ``POST /execute`` (lands it on the node)."""
+        """``GET /build`` (a quote and instructions the taker alone signs, filled through the
+        maker's delegation: ``localnet.jupiter_build``), ``GET /order`` (a v1 quote and fill
+        in one answer, ``requestId``, the transaction co-signed by the maker) and
+        ``POST /execute`` (lands a signed order on the node)."""
+        if method == "GET" and endpoint == "/build":
+            from rebalancer.localnet.jupiter_build import build
+
+            return build(self, parse_qs(query))
         if method == "GET" and endpoint == "/order":
             q = parse_qs(query)
             if _one(q, "swapMode", "ExactIn") != "ExactIn":
@@ -413,6 +421,12 @@ class Api:
                 known = self._orders.pop(str(req.get("requestId")), None)
             if known is None:
                 raise _bad("unknown or already executed requestId")
+            try:
+                signed = VersionedTransaction.from_bytes(base64.b64decode(req["signedTransaction"]))
+            except ValueError:
+                raise _bad("signedTransaction is not a base64 versioned transaction") from None
+            if signed.message != VersionedTransaction.from_bytes(base64.b64decode(known)).message:
+                raise _bad("signedTransaction is not the transaction of this requestId")
             try:
                 sig = self.maker.rpc.call(
                     "sendTransaction", req["signedTransaction"], {"encoding": "base64"}
@@ -760,4 +774,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # NOTE: run the imported module, not this __main__ copy, so localnet.jupiter_build and
+    # the server share one ApiError class
+    from rebalancer.localnet import jupiter_server
+
+    sys.exit(jupiter_server.main())

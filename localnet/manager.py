@@ -82,7 +82,11 @@ def _answers(url: str, kind: str, name: str = "1inch") -> bool:
     method = "eth_chainId" if kind == "anvil" else "getHealth"
     try:
         if kind == "api" and name == "jupiter":
-            r = httpx.get(url + "/program-id-to-label", timeout=2, headers={"x-api-key": "status"})
+            # NOTE: the manifest names the v2 base; the label map is a v1 endpoint
+            root = url.rsplit("/swap/", 1)[0]
+            r = httpx.get(
+                root + "/swap/v1/program-id-to-label", timeout=2, headers={"x-api-key": "status"}
+            )
             return r.status_code == 200
         if kind == "api":
             r = httpx.get(
@@ -264,7 +268,8 @@ def _start_oneinch(state_dir: Path, worlds: dict[int | None, str]) -> World:
 
 
 def _optional_services(state_dir: Path, progress: Callable[[str], None]) -> list[World]:
-    """The Solana node (and, later, the API stand-ins), where their modules exist."""
+    """The Solana node and the Jupiter stand-in (its v2 base in the manifest), where their
+    modules exist."""
     import importlib.util
     import sys
 
@@ -305,5 +310,5 @@ def _optional_services(state_dir: Path, progress: Callable[[str], None]) -> list
             except BaseException:
                 stop_pid(node.pid)  # up() only stops what this function returned
                 raise
-            started.append(World("jupiter", "api", jup.url + "/swap/v1", jup.pid, str(log)))
+            started.append(World("jupiter", "api", jup.url + "/swap/v2", jup.pid, str(log)))
     return started

@@ -116,13 +116,15 @@ class AggregatorConfig(BaseModel):
 
     api: str | None = None
     """The API version, replacing the ``/swap/vX`` end of ``base_url`` (appended if it has
-    none): ``v6.1`` (default) or ``v6.0`` for 1inch, ``v1`` (default) or ``v2`` for Jupiter.
+    none): ``v6.1`` (default) or ``v6.0`` for 1inch, ``v2`` (default) or ``v1`` for Jupiter.
     Unset: ``base_url`` as written."""
 
     mode: Literal["build", "order"] | None = None
-    """Jupiter v2: ``order`` takes Jupiter's ready transaction from ``GET /order`` (held to the
-    same checks and simulation, landed through the chain's RPC); ``build`` (``GET /build``,
-    the transaction compiled by the tool) is not implemented yet. Ignored on v1."""
+    """Jupiter v2: ``build`` (default) takes the quote and raw instructions from ``GET /build``
+    and compiles the transaction here (compute-unit limit from the simulation, priority fee
+    from ``getRecentPrioritizationFees`` within ``policy.max_priority_fee_lamports``);
+    ``order`` takes Jupiter's ready transaction from ``GET /order`` and lands it through
+    ``POST /execute``. Both are held to the same checks and simulation. Ignored on v1."""
 
 
 DEFAULT_AGGREGATOR: dict[str, str] = {"evm": "1inch", "solana": "jupiter"}
@@ -136,7 +138,7 @@ def _default_aggregators() -> dict[str, AggregatorConfig]:
             base_url="https://api.1inch.com/swap/v6.1", api_key_env="ONEINCH_API_KEY"
         ),
         "jupiter": AggregatorConfig(
-            base_url="https://api.jup.ag/swap/v1", api_key_env="JUPITER_API_KEY"
+            base_url="https://api.jup.ag/swap/v2", api_key_env="JUPITER_API_KEY"
         ),
     }
 

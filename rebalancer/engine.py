@@ -218,6 +218,11 @@ class Engine:
         quote = await agg.quote(request)
         self._within_price(t, quote.expected_out, "the quote")
         built = await agg.build(quote)
+        if built.quote is not quote:
+            # NOTE: the aggregator quoted again while building (Jupiter /build): the quote the
+            # transaction is held to is priced too, and reported
+            quote = built.quote
+            self._within_price(t, quote.expected_out, "the quote")
         tables = await self._lookup_tables(adapter, built)
         checked = agg.check(built, self.s.swap_policy(), tables)
         self.say(f"{t.chain}: {t.id} simulating")
@@ -405,8 +410,13 @@ class Engine:
             why = "expired before it was sent (signing took longer than its blockhash allows)"
             self.journal.update(run_id, row_id, TradeStatus.DROPPED, error=f"{why}; never sent")
             raise ExpiredUnsentError(why)
-        await adapter.send_raw(signed.raw)
-        self.journal.update(run_id, row_id, TradeStatus.SENT, sent_via=adapter.sent_via)
+        # NOTE: a swap that came with the aggregator's own landing service (Jupiter /order's
+        # /execute) goes there; everything else through the chain (send_rpc if set).
+        via = await self.s.submit(chain, signed)
+        if via is None:
+            await adapter.send_raw(signed.raw)
+            via = adapter.sent_via
+        self.journal.update(run_id, row_id, TradeStatus.SENT, sent_via=via)
         status = await adapter.wait(signed.tx_id, self.s.confirm_timeout_s)
         key = (chain, signer.identity.lower())
         if self.s.activity.get(key) is not None:

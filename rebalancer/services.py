@@ -29,6 +29,7 @@ from rebalancer.endpoints import resolve_rpc
 if TYPE_CHECKING:
     import httpx
 
+    from rebalancer.core.tx import SignedTx
     from rebalancer.dex.checks import SwapPolicy
     from rebalancer.wallet.base import Signer
 
@@ -77,7 +78,7 @@ def journal_path(config: Config, env: Mapping[str, str]) -> Path:
     return Path(config.journal).expanduser() if config.journal else data_dir(env) / "journal.sqlite"
 
 
-API_VERSIONS: dict[str, tuple[str, ...]] = {"1inch": ("v6.1", "v6.0"), "jupiter": ("v1", "v2")}
+API_VERSIONS: dict[str, tuple[str, ...]] = {"1inch": ("v6.1", "v6.0"), "jupiter": ("v2", "v1")}
 """Aggregator -> the API versions it speaks, the default first."""
 _VERSION_TAIL = re.compile(r"/swap/(v[0-9.]+)$")
 
@@ -224,6 +225,13 @@ class Services:
             self._aggregators[name] = self._built(build(self, url, key, version))
         return self._aggregators[name]
 
+    async def submit(self, chain: str, signed: SignedTx) -> str | None:
+        """Where the chain's aggregator landed ``signed`` through its own service (Jupiter
+        ``/execute`` for an ``/order`` transaction it built in this command), or None: the
+        chain adapter sends it. Only an aggregator already built for this command is asked."""
+        agg = self._aggregators.get(self.aggregator_name(chain)) if chain in self.urls else None
+        return None if agg is None else await agg.submit(signed)
+
     def swap_policy(self) -> SwapPolicy:
         from rebalancer.dex.checks import DEFAULT_EVM_ROUTERS, SwapPolicy
 
@@ -245,9 +253,16 @@ class Services:
             **kwargs,
             extra_programs=frozenset(p.extra_programs),
             rfq_makers=frozenset(p.rfq_makers),
+            delegated_makers=frozenset(p.rfq_makers) if self._local_jupiter() else frozenset(),
             max_compute_units=p.max_compute_units,
             max_priority_fee_lamports=p.max_priority_fee_lamports,
         )
+
+    def _local_jupiter(self) -> bool:
+        """Jupiter is the local stand-in (``localnet:``), whose ``/build`` fills are delegated
+        transfers from its maker (``SwapPolicy.delegated_makers``); never a real API."""
+        spec = self.config.aggregators.get("jupiter")
+        return spec is not None and spec.base_url.startswith("localnet:")
 
     async def read_activity(self) -> None:
         """Mark every signing wallet's last activity now, before the balances are read."""
@@ -313,18 +328,14 @@ def _jupiter(s: Services, url: str, key: str | None, version: str) -> SwapAggreg
     from rebalancer.dex.jupiter import Jupiter
 
     spec = s.config.aggregators["jupiter"]
-    if version == "v2" and spec.mode != "order":
-        raise ConfigError(
-            'aggregators.jupiter: api "v2" speaks mode = "order" only for now (the /build '
-            'path is not implemented yet); set mode = "order", or api = "v1"'
-        )
-
     return Jupiter(
         s.client,
         base_url=url,
         api_key=key,
         max_priority_lamports=s.config.policy.max_priority_fee_lamports,
         api="v2" if version == "v2" else "v1",
+        mode=spec.mode or "build",
+        max_compute_units=s.config.policy.max_compute_units,
     )
 
 

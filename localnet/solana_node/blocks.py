@@ -14,7 +14,7 @@ from typing import Any
 
 from rebalancer.localnet.solana_node import rpc
 from rebalancer.localnet.solana_node.clock import SlotClock
-from rebalancer.localnet.solana_node.history import History
+from rebalancer.localnet.solana_node.history import History, TxRecord
 from rebalancer.localnet.solana_node.rpc import Method, RpcError
 from rebalancer.localnet.solana_node.status import (
     check_tx_encoding,
@@ -23,6 +23,9 @@ from rebalancer.localnet.solana_node.status import (
 )
 
 MAX_GET_BLOCKS_RANGE = 500_000
+MAX_FEE_ACCOUNTS = 128
+RECENT_FEE_SLOTS = 150  # the validator's prioritization fee cache
+COMPUTE_BUDGET_PROGRAM = "ComputeBudget111111111111111111111111111111"
 _DETAILS = ("full", "accounts", "signatures", "none")
 
 
@@ -39,7 +42,32 @@ class BlockMethods:
             "getBlockTime": self.get_block_time,
             "getBlocks": self.get_blocks,
             "getFirstAvailableBlock": self.get_first_available_block,
+            "getRecentPrioritizationFees": self.get_recent_prioritization_fees,
         }
+
+    def get_recent_prioritization_fees(self, params: list[Any]) -> list[dict[str, int]]:
+        """The last 150 slots, each with the least compute-unit price (micro-lamports) a
+        landed transaction of that slot paid; with accounts given, of the transactions that
+        write-locked each of them, the highest of those per slot (a transaction locking all
+        of them had to pay that). 0 where no such transaction landed, as on mainnet."""
+        given = params[0] if params else []
+        if not isinstance(given, list) or len(given) > MAX_FEE_ACCOUNTS:
+            raise rpc.invalid(f"Too many inputs provided; max {MAX_FEE_ACCOUNTS}")
+        accounts = [str(rpc.pubkey(a)) for a in given]
+        first = max(self.clock.base_slot, self.clock.slot - RECENT_FEE_SLOTS + 1)
+        out: list[dict[str, int]] = []
+        for slot in range(first, self.clock.slot + 1):
+            records = self.history.in_slot(slot)
+            if not accounts:
+                prices = [unit_price(r) for r in records]
+                fee = min(prices, default=0)
+            else:
+                fee = 0
+                for account in accounts:
+                    prices = [unit_price(r) for r in records if account in writable(r)]
+                    fee = max(fee, min(prices, default=0))
+            out.append({"slot": slot, "prioritizationFee": fee})
+        return out
 
     def _produced(self, slot: Any) -> int:
         slot = rpc.int_arg(slot, "slot")
@@ -120,3 +148,25 @@ def _accounts_only(entry: dict[str, Any]) -> dict[str, Any]:
     if "version" in entry:
         out["version"] = entry["version"]
     return out
+
+
+def unit_price(record: TxRecord) -> int:
+    """The ``SetComputeUnitPrice`` of a landed transaction (0 without one)."""
+    msg = record.tx.message
+    keys = msg.account_keys
+    for ix in msg.instructions:
+        data = bytes(ix.data)
+        if str(keys[ix.program_id_index]) == COMPUTE_BUDGET_PROGRAM and data[:1] == b"\x03":
+            return int.from_bytes(data[1:9], "little")
+    return 0
+
+
+def writable(record: TxRecord) -> set[str]:
+    """The accounts a landed transaction write-locked (static and loaded)."""
+    msg = record.tx.message
+    h = msg.header
+    keys = [str(k) for k in msg.account_keys]
+    signed = h.num_required_signatures
+    out = keys[: signed - h.num_readonly_signed_accounts]
+    out += keys[signed : len(keys) - h.num_readonly_unsigned_accounts]
+    return {*out, *record.loaded[0]}

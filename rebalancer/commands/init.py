@@ -21,7 +21,7 @@ FAMILY = {"ethereum": "evm", "avalanche": "evm", "solana": "solana"}
 DEFAULT_TARGETS = "BTC=40,ETH=30,ALTS=20,STABLES=10"
 DEFAULT_AGGREGATORS = {
     "1inch": ("https://api.1inch.com/swap/v6.0", "ONEINCH_API_KEY"),
-    "jupiter": ("https://api.jup.ag/swap/v1", "JUPITER_API_KEY"),
+    "jupiter": ("https://api.jup.ag/swap/v2", "JUPITER_API_KEY"),
 }
 FAMILY_AGGREGATOR = {"evm": "1inch", "solana": "jupiter"}
 

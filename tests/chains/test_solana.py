@@ -245,3 +245,28 @@ async def test_block_time_of_a_landed_transaction(solana_node: NodeProcess) -> N
         at = await chain.block_time(str(sent))
         assert await chain.block_time(str(Keypair().sign_message(b"never sent"))) is None
     assert isinstance(at, int) and at > 1_600_000_000  # the node's clock, not the machine's
+
+
+async def test_last_activity_moves_only_with_the_wallets_own_transactions(
+    solana_node: NodeProcess,
+) -> None:
+    """Others naming the wallet (an airdrop to it, a maker approving it as a delegate) leave
+    its mark as it was, whether it had any history or none; its own transaction moves it."""
+    from solders.system_program import TransferParams, transfer
+
+    alice = Keypair()
+    async with httpx.AsyncClient() as client, AsyncClient(solana_node.url) as sol:
+        adapter = SolanaChain(INFO, solana_node.url, client)
+        empty = await adapter.last_activity(str(alice.pubkey()))
+        sig = (await sol.request_airdrop(alice.pubkey(), 2 * SOL)).value
+        await sol.confirm_transaction(sig, Confirmed, sleep_seconds=0.02)
+        assert await adapter.last_activity(str(alice.pubkey())) == empty
+        blockhash = (await sol.get_latest_blockhash()).value.blockhash
+        own = transfer(
+            TransferParams(from_pubkey=alice.pubkey(), to_pubkey=Keypair().pubkey(), lamports=SOL)
+        )
+        tx = VersionedTransaction(
+            Message.new_with_blockhash([own], alice.pubkey(), blockhash), [alice]
+        )
+        sent = (await sol.send_transaction(tx, TxOpts(skip_confirmation=False))).value
+        assert await adapter.last_activity(str(alice.pubkey())) == f"transaction {sent}"

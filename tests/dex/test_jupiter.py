@@ -238,7 +238,9 @@ async def test_same_mint_is_no_route() -> None:
 # -- the local node and stand-in ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def urls(evm_worlds: dict[str, Any]) -> tuple[str, str]:
-    return str(evm_worlds["solana"]["url"]), str(evm_worlds["jupiter"]["url"])
+    # NOTE: the manifest names the stand-in's v2 base; these tests speak v1 to it
+    v1 = str(evm_worlds["jupiter"]["url"]).removesuffix("/swap/v2") + "/swap/v1"
+    return str(evm_worlds["solana"]["url"]), v1
 
 
 def fresh_wallet(name: str) -> LocalSolanaSigner:

@@ -81,13 +81,13 @@ def write_plan(path: Path, trades: list[dict[str, Any]]) -> Path:
 def setup(
     evm_isolated: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., tuple[Path, Path]]:
-    """``setup(name, solana=False) -> (config, plan)``; no key passphrase is set: export must
-    not open a signer."""
+    """``setup(name, solana=False, jupiter="") -> (config, plan)`` (``jupiter``: lines added
+    to ``[aggregators.jupiter]``); no key passphrase is set: export must not open a signer."""
     monkeypatch.delenv("DEMO_PASS", raising=False)
     monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
     monkeypatch.setenv("JUPITER_API_KEY", "test-key")
 
-    def make(name: str, solana: bool = False) -> tuple[Path, Path]:
+    def make(name: str, solana: bool = False, jupiter: str = "") -> tuple[Path, Path]:
         cfg = write_config(tmp_path, f'rfq_makers = ["{maker_keypair().pubkey()}"]')
         trades = [
             trade(f"{name}-usdc", "ethereum", WALLET, "USDC", "WETH", Decimal(1000)),
@@ -100,7 +100,7 @@ def setup(
                 f.write(
                     '\n[chains.solana]\nrpc = "localnet:solana"\n'
                     '[aggregators.jupiter]\nbase_url = "localnet:jupiter"\n'
-                    'api_key_env = "JUPITER_API_KEY"\n'
+                    f'api_key_env = "JUPITER_API_KEY"\n{jupiter}\n'
                     f'[[wallets]]\nname = "cold-sol"\naddress = "{kp.pubkey()}"\n'
                     'chains = ["solana"]\n'
                 )
@@ -294,7 +294,8 @@ def test_a_changed_solana_message_or_export_is_refused(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cfg, plan = setup("solmsg", solana=True)
+    # NOTE: v1, whose transaction the local maker co-signs (the export keeps its signature)
+    cfg, plan = setup("solmsg", solana=True, jupiter='api = "v1"')
     out = tmp_path / "unsigned"
     manifest = export(capsys, cfg, plan, out)
     start = nonce(evm_isolated, "ethereum")

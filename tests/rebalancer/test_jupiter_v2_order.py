@@ -1,6 +1,7 @@
 """Jupiter Swap API v2 ``mode = "order"`` through the whole engine on the local worlds: the
 stand-in's ``/swap/v2/order`` transaction is held to the same checks and simulation, signed and
-lands; ``/swap/v2/execute`` lands a signed order on the stand-in too."""
+landed through ``POST /swap/v2/execute`` (the journal names it); ``/execute`` lands a signed
+order on the stand-in once, and only the order's own transaction."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from rebalancer.core.tx import SolanaTx
+from rebalancer.journal import Journal
 from rebalancer.localnet.solana_fixtures import maker_keypair
 from rebalancer.services import injected
 from tests.dex.test_jupiter import fresh_wallet, fund, holding
@@ -69,11 +71,7 @@ def test_order_mode_trades_through_the_engine(
     plan = write_plan(
         tmp_path / "plan.json", [trade("v2", "solana", wallet, "SOL", "USDC", Decimal(1))]
     )
-    # v2 without a mode names what to set; nothing is signed
-    cfg = _config(tmp_path, node, jupiter, wallet, 'api = "v2"')
-    with injected(signers={("solana", wallet.lower()): signer}):
-        code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
-    assert code == 2
+    # NOTE: v2 without a mode is /build now (tests/rebalancer/test_jupiter_v2_build.py)
     cfg = _config(tmp_path, node, jupiter, wallet, 'api = "v2"\nmode = "order"')
     before = holding(node, Pubkey.from_string(wallet), "USDC")
     with injected(signers={("solana", wallet.lower()): signer}):
@@ -82,11 +80,19 @@ def test_order_mode_trades_through_the_engine(
     (t,) = out["trades"]
     assert t["status"] == "confirmed" and int(t["realised_out"]) >= int(t["min_out"]) > 0
     assert holding(node, Pubkey.from_string(wallet), "USDC") - before == int(t["realised_out"])
+    # landed through the stand-in's POST /execute, and the journal says so
+    j = Journal(tmp_path / "journal.sqlite")
+    try:
+        (row,) = j.trades()
+    finally:
+        j.close()
+    assert row.sent_via is not None and row.sent_via.startswith("Jupiter /execute at ")
+    assert row.tx_hash == t["tx"]
 
 
 async def test_stand_in_order_then_execute_lands(evm_worlds: dict[str, Any]) -> None:
     node, jupiter = str(evm_worlds["solana"]["url"]), str(evm_worlds["jupiter"]["url"])
-    base = jupiter.removesuffix("/swap/v1") + "/swap/v2"
+    base = jupiter  # the manifest names the stand-in's v2 base
     signer = fresh_wallet("v2 execute")
     fund(node, Pubkey.from_string(signer.identity), 2 * 10**9, {})
     headers = {"x-api-key": "local"}
