@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -137,8 +137,11 @@ def _json(doc: BaseModel) -> str:
 class Journal:
     """One SQLite file; every write is its own committed transaction (synchronous=FULL)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, clock: Callable[[], float] | None = None) -> None:
         self.path = Path(path)
+        self.clock: Callable[[], float] = clock or time.time
+        """Unix seconds for the rows this journal writes (the chains' time on simulated
+        worlds: ``rebalancer.clock``)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
@@ -200,7 +203,7 @@ class Journal:
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO runs (started_at, mode, status, plan) VALUES (?, ?, ?, ?)",
-                (time.time(), RunMode(mode), RunStatus.RUNNING, _json(plan)),
+                (self.clock(), RunMode(mode), RunStatus.RUNNING, _json(plan)),
             )
             return int(cur.lastrowid or 0)
 
@@ -210,14 +213,14 @@ class Journal:
         with self._tx() as db:
             db.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
-                (time.time(), RunStatus(status), _json(summary), run_id),
+                (self.clock(), RunStatus(status), _json(summary), run_id),
             )
 
     def snapshot(self, run_id: int, kind: SnapshotKind, data: PortfolioSnapshot) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO snapshots (run_id, taken_at, kind, data) VALUES (?, ?, ?, ?)",
-                (run_id, time.time(), SnapshotKind(kind), _json(data)),
+                (run_id, self.clock(), SnapshotKind(kind), _json(data)),
             )
 
     def runs(self, limit: int = 20) -> list[RunRow]:
@@ -285,7 +288,7 @@ class Journal:
                         str(lot.amount),
                         lot.acquired.isoformat(),
                         None if lot.cost_basis_usd is None else str(lot.cost_basis_usd),
-                        time.time(),
+                        self.clock(),
                     )
                     for lot in lots
                 ],
@@ -324,7 +327,7 @@ class Journal:
             db.execute(
                 "INSERT OR IGNORE INTO swap_gas (tx, chain, aggregator, gas, at) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (tx, chain, aggregator, int(gas), int(time.time())),
+                (tx, chain, aggregator, int(gas), int(self.clock())),
             )
 
     def swap_gas(self, chain: str, aggregator: str, last: int = 20) -> list[int]:
@@ -344,7 +347,7 @@ class Journal:
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO backfills (asset, at) VALUES (?, ?)",
-                (asset, int(time.time())),
+                (asset, int(self.clock())),
             )
 
     def price_points(self, since: int = 0) -> dict[str, list[tuple[int, Decimal]]]:
@@ -373,7 +376,7 @@ class Journal:
                     str(trade.amount_in),
                     None if trade.min_out is None else str(trade.min_out),
                     TradeStatus.PLANNED,
-                    time.time(),
+                    self.clock(),
                 ),
             )
 
@@ -394,7 +397,7 @@ class Journal:
         if bad:
             raise ValueError(f"unknown journal fields {sorted(bad)}")
         cols = ["state = ?", "updated_at = ?"] + [f"{k} = ?" for k in fields]
-        values = [TradeStatus(state), time.time()] + [
+        values = [TradeStatus(state), self.clock()] + [
             str(v) if isinstance(v, int) and k != "nonce" else v for k, v in fields.items()
         ]
         with self._tx() as db:
@@ -460,7 +463,7 @@ class Journal:
                 "WHERE id = ?",
                 (
                     RunStatus.INTERRUPTED,
-                    time.time(),
+                    self.clock(),
                     _json(base.model_copy(update={"resumed_by": by})),
                     run_id,
                 ),

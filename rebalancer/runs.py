@@ -9,6 +9,7 @@ the summary. A command runs all of it in one event loop with one HTTP client and
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -126,7 +127,8 @@ async def recovered_journal(
     (recovery) before any new work; the journal is closed whatever happens."""
     import fcntl
 
-    journal = open_journal(services.config)
+    await services.clock.refresh()
+    journal = Journal(journal_path(services.config, os.environ), services.clock.time)
     lock = open(str(journal.path) + ".lock", "w")  # noqa: SIM115 - held for the whole run
     try:
         try:
@@ -344,7 +346,7 @@ async def resume_unfinished(services: Services, journal: Journal, progress: Prog
     for old in journal.unfinished_runs():
         left = {r.trade_id for r in journal.trades(old.id, states=RESUMABLE)}
         close_unexecuted(journal, old.id, RunStatus.INTERRUPTED)
-        age = datetime.now(UTC).timestamp() - old.started_at
+        age = services.clock.time() - old.started_at
         plan = old.plan if isinstance(old.plan, PlanFile) else None
         if not left or plan is None or age > max_age:
             if left:

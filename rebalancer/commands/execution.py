@@ -111,11 +111,8 @@ def run_once(
     one event loop."""
     import asyncio
 
-    from rebalancer.commands.drift import live_inputs, refuse_partial
-    from rebalancer.commands.plan import build, document
     from rebalancer.config import load_config
-    from rebalancer.engine import intents_from_trades
-    from rebalancer.runs import confirm, execute, open_services, recovered_journal
+    from rebalancer.runs import open_services, recovered_journal
 
     config, registry = load_config(args.config)
 
@@ -124,34 +121,64 @@ def run_once(
             open_services(config, registry) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
-            mode = "execute" if execute_trades else "simulate"
-            resumed = await resume(services, journal, say, yes) if execute_trades else None
-            if resumed is not None and resumed.report is not None:
-                await services.read_activity()  # the resume's own sends are known
-            inputs = await live_inputs(services, costs=True)
-            refuse_partial(inputs)
-            plan = build(inputs, force=getattr(args, "force", False))
-            doc = document(inputs, plan)
-            intents = intents_from_trades(plan.trades)
-            if resumed is not None and resumed.report is not None and not intents:
-                resumed.report.recovered = recovered
-                return resumed.report, doc
-            if mode == "execute" and intents:
-                confirm(f"Sign and send {len(intents)} trade(s)?", yes)
-            say(f"plan: {len(intents)} trade(s), est. cost ${doc.est_cost_usd}")
-            report = await execute(
+            return await check(
                 services,
                 journal,
-                intents,
-                mode=mode,
-                plan_doc=doc,
-                progress=say,
-                recovered=recovered,
-                before=inputs.snapshot,
+                recovered,
+                say,
+                execute_trades=execute_trades,
+                yes=yes,
+                force=getattr(args, "force", False),
             )
-            return report, doc
 
     return asyncio.run(session())
+
+
+async def check(
+    services: Any,
+    journal: Any,
+    recovered: int,
+    say: Any,
+    *,
+    execute_trades: bool,
+    yes: bool,
+    force: bool = False,
+    lazy: bool = False,
+) -> tuple[Any, PlanFile]:
+    """One check of ``run``/``watch`` with the command's open Services and journal: finish an
+    interrupted run, plan from fresh balances, then simulate or execute. ``lazy``: see
+    ``drift.live_inputs`` (a check with no trigger costs one balance read)."""
+    from rebalancer.commands.drift import live_inputs, refuse_partial
+    from rebalancer.commands.plan import build, document
+    from rebalancer.engine import intents_from_trades
+    from rebalancer.runs import confirm, execute
+
+    mode = "execute" if execute_trades else "simulate"
+    resumed = await resume(services, journal, say, yes) if execute_trades else None
+    if resumed is not None and resumed.report is not None:
+        await services.read_activity()  # the resume's own sends are known
+    inputs = await live_inputs(services, costs=True, lazy=lazy and not force)
+    refuse_partial(inputs)
+    plan = build(inputs, force=force)
+    doc = document(inputs, plan)
+    intents = intents_from_trades(plan.trades)
+    if resumed is not None and resumed.report is not None and not intents:
+        resumed.report.recovered = recovered
+        return resumed.report, doc
+    if mode == "execute" and intents:
+        confirm(f"Sign and send {len(intents)} trade(s)?", yes)
+    say(f"plan: {len(intents)} trade(s), est. cost ${doc.est_cost_usd}")
+    report = await execute(
+        services,
+        journal,
+        intents,
+        mode=mode,
+        plan_doc=doc,
+        progress=say,
+        recovered=recovered,
+        before=inputs.snapshot,
+    )
+    return report, doc
 
 
 def run(args: argparse.Namespace) -> int:
