@@ -74,6 +74,35 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
         "examples/local.toml, run from a copy in the data folder)",
     )
     p.add_argument("--stop", action="store_true", help="stop the local worlds at the end")
+    p.add_argument(
+        "--days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the living demo: N simulated days of a moving market with watch checking, then "
+        "the report and the backtest of the same path (default config: examples/living.toml)",
+    )
+    path = p.add_mutually_exclusive_group()
+    path.add_argument(
+        "--prices",
+        default=None,
+        metavar="CSV",
+        help="with --days: the price path to replay (the format backtest --prices reads); "
+        "default: the market's story (a rally, a sharp drop, a quiet stretch)",
+    )
+    path.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="with --days: a seeded random walk instead of the story",
+    )
+    p.add_argument(
+        "--check-every",
+        default="6h",
+        metavar="INTERVAL",
+        help="with --days: simulated time between two watch checks (default 6h)",
+    )
 
 
 def _add_drift(p: argparse.ArgumentParser) -> None:

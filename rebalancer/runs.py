@@ -243,7 +243,9 @@ async def execute(
 
             await record_landed(services, journal, report.results)
         if mode == "execute" and config.prices:
-            after = await read_portfolio(services)
+            # NOTE: a run with nothing to trade moved nothing: its "after" is its "before"
+            quiet = not intents and before is not None
+            after = snap if quiet else await read_portfolio(services)
             record_portfolio(journal, run_id, SnapshotKind.PORTFOLIO_AFTER, after, config.prices)
         return report
     except RebalancerError as exc:

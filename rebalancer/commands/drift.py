@@ -195,7 +195,9 @@ async def _settled(
     config = services.config
     if not config.oracles.enabled:
         return None
-    services.config = config.model_copy(update={"price_check": "off"})
+    # NOTE: the oracles alone decide whether to look further; a plan is priced as always
+    single = config.policy.model_copy(update={"allow_single_price_source": True})
+    services.config = config.model_copy(update={"price_check": "off", "policy": single})
     try:
         market = await price_snapshot(services, live, now=now.timestamp())
     except RebalancerError:

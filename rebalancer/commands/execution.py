@@ -121,7 +121,7 @@ def run_once(
             open_services(config, registry) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
-            return await check(
+            report, doc, _inputs = await check(
                 services,
                 journal,
                 recovered,
@@ -130,6 +130,7 @@ def run_once(
                 yes=yes,
                 force=getattr(args, "force", False),
             )
+            return report, doc
 
     return asyncio.run(session())
 
@@ -144,10 +145,11 @@ async def check(
     yes: bool,
     force: bool = False,
     lazy: bool = False,
-) -> tuple[Any, PlanFile]:
+) -> tuple[Any, PlanFile, Any]:
     """One check of ``run``/``watch`` with the command's open Services and journal: finish an
     interrupted run, plan from fresh balances, then simulate or execute. ``lazy``: see
-    ``drift.live_inputs`` (a check with no trigger costs one balance read)."""
+    ``drift.live_inputs`` (a check with no trigger costs one balance read). Returns the run's
+    report, the plan document and the inputs it planned from."""
     from rebalancer.commands.drift import live_inputs, refuse_partial
     from rebalancer.commands.plan import build, document
     from rebalancer.engine import intents_from_trades
@@ -164,7 +166,7 @@ async def check(
     intents = intents_from_trades(plan.trades)
     if resumed is not None and resumed.report is not None and not intents:
         resumed.report.recovered = recovered
-        return resumed.report, doc
+        return resumed.report, doc, inputs
     if mode == "execute" and intents:
         confirm(f"Sign and send {len(intents)} trade(s)?", yes)
     say(f"plan: {len(intents)} trade(s), est. cost ${doc.est_cost_usd}")
@@ -178,7 +180,7 @@ async def check(
         recovered=recovered,
         before=inputs.snapshot,
     )
-    return report, doc
+    return report, doc, inputs
 
 
 def run(args: argparse.Namespace) -> int:
