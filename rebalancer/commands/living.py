@@ -93,21 +93,21 @@ def parse_check_every(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def price_path(args: argparse.Namespace, days: int) -> list[Step]:
-    """The steps to play: ``--prices CSV``, ``--seed S`` or the story, cut to ``days``."""
+def price_path(args: argparse.Namespace, days: int) -> Any:
+    """The ``PricePath`` to play: ``--prices CSV``, ``--seed S`` or the story, cut to ``days``
+    (a bad row of a CSV is one line naming the row, before anything starts)."""
     from rebalancer.localnet import market  # NOTE: lazy on purpose: product code never needs it
 
     if args.prices is not None:
-        path = market.load_path(Path(args.prices))
+        path = market.load_path(Path(args.prices), timedelta(hours=6))
     elif args.seed is not None:
         path = market.random_walk(days=days, seed=args.seed)
     else:
         path = market.default_story(days=days)
-    steps = [(at, dict(prices)) for at, prices in getattr(path, "steps", path)]
-    if len(steps) < 2:
-        raise ConfigError("the price path needs at least two steps")
-    end = steps[0][0] + timedelta(days=days)
-    return [s for s in steps if s[0] <= end]
+    path = path.head(days)
+    if len(path) < 2:
+        raise ConfigError(f"{path.source}: the price path needs at least two steps")
+    return path
 
 
 def every(steps: Sequence[Step], interval: timedelta) -> int:
@@ -252,6 +252,7 @@ def backtest_of(
     and its TWR (from the starting value, so the first rebalance's cost counts, as live)."""
     import numpy as np
 
+    from rebalancer.localnet.market import STABLES
     from rebalancer.planner.model import validate_all
     from rebalancer.reports.backtest import Book, Costs, Rule, simulate
     from rebalancer.reports.prices_csv import PriceHistory
@@ -259,8 +260,11 @@ def backtest_of(
     strategy = config.strategy
     targets = validate_all(strategy, registry)
     wanted = {a for r in targets.rows if r.target for a in r.assets}
-    symbols = sorted(a for a in steps[0][1] if a in wanted or a in run.start_units)
-    grid = np.array([[float(p[s]) for s in symbols] for _at, p in steps], dtype=float)
+    # NOTE: the market keeps stablecoins at 1 unless the path prices them
+    fixed = {a: Decimal(1) for a in STABLES if a in wanted or a in run.start_units}
+    priced = [{**fixed, **p} for _at, p in steps]
+    symbols = sorted(a for a in priced[0] if a in wanted or a in run.start_units)
+    grid = np.array([[float(p[s]) for s in symbols] for p in priced], dtype=float)
     step_days = (steps[1][0] - steps[0][0]) / timedelta(days=1)
     history = PriceHistory(tuple(at for at, _p in steps), tuple(symbols), grid, 0, step_days)
     book = Book.build(targets, symbols)
@@ -315,7 +319,7 @@ def document(
         "days": days,
         "checks": run.checks,
         "rebalances": [r.as_dict() for r in run.rebalances],
-        "prices": {a: [str(first[a]), str(last.get(a, first[a]))] for a in sorted(first)},
+        "prices": {a: [f"{first[a]:f}", f"{last.get(a, first[a]):f}"] for a in sorted(first)},
         "after_max_drift_pp": str(run.after_max_drift_pp.quantize(_PP)),
         "band_pp": str(config.strategy.band_pp),
         "twr_pct": str(figures["twr"].quantize(_PP)),
