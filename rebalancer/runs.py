@@ -128,7 +128,11 @@ async def recovered_journal(
     import fcntl
 
     await services.clock.refresh()
-    journal = Journal(journal_path(services.config, os.environ), services.clock.time)
+    journal = Journal(
+        journal_path(services.config, os.environ),
+        services.clock.time,
+        durable=not services.clock.simulated,
+    )
     lock = open(str(journal.path) + ".lock", "w")  # noqa: SIM115 - held for the whole run
     try:
         try:

@@ -76,7 +76,12 @@ class Run:
     after_max_drift_pp: Decimal = Decimal(0)
     refusals: list[str] = field(default_factory=list)
     market_s: float = 0.0
+    """Wall seconds in the market's steps."""
     tool_s: float = 0.0
+    """Wall seconds in the checks (and the re-read after a rebalance)."""
+    quiet_checks: int = 0
+    quiet_s: float = 0.0
+    """Checks with nothing to do, and the wall seconds they took."""
 
 
 def parse_check_every(text: str) -> timedelta:
@@ -148,12 +153,35 @@ async def play(
     """Walk ``steps`` with the open market, one watch check every ``k`` steps, in this event
     loop with one client and Services; steps the chains' clock is already past are skipped
     (a rerun continues where the last run stopped)."""
+    from rebalancer.journal import Journal
+    from rebalancer.services import journal_path
+
+    run = Run()
+    reached = await market.now()
+    # NOTE: one connection held for the whole walk: the checks' own connections then close
+    # without a WAL checkpoint each (the last connection to close checkpoints)
+    keeper = Journal(journal_path(config, os.environ), durable=False)
+    try:
+        await _walk(config, registry, market, steps, k, say, run, reached)
+    finally:
+        keeper.close()
+    return run
+
+
+async def _walk(
+    config: Any,
+    registry: Any,
+    market: Any,
+    steps: Sequence[Step],
+    k: int,
+    say: Any,
+    run: Run,
+    reached: datetime | None,
+) -> None:
     from rebalancer.commands.drift import live_inputs
     from rebalancer.commands.execution import check
     from rebalancer.runs import open_services, recovered_journal
 
-    run = Run()
-    reached = await market.now()
     async with open_services(config, registry) as services:
         for i, (at, prices) in enumerate(steps):
             if reached is not None and at <= reached:
@@ -236,8 +264,11 @@ async def play(
                     f"{at:%Y-%m-%d %H:%M}: check {run.checks}, max drift "
                     f"{run.after_max_drift_pp:.2f} pp, ${after.portfolio.total:,.0f}"
                 )
-            run.tool_s += time.perf_counter() - t1
-    return run
+            spent = time.perf_counter() - t1
+            run.tool_s += spent
+            if not report.results:
+                run.quiet_checks += 1
+                run.quiet_s += spent
 
 
 def _symbol(registry: Any, token_id: str) -> str:
