@@ -79,3 +79,28 @@ def chain_clock(read_chain_time: Callable[[], Awaitable[int]]) -> Clock:
         return float(await read_chain_time())
 
     return Clock(read)
+
+
+def now_for(config: Any, registry: Any) -> datetime:
+    """The time for a command that has no Services yet (``apply`` checking a plan's age): the
+    wall clock, or one read of the chains' on simulated worlds."""
+    from rebalancer.endpoints import localnet_dir
+
+    specs = {name: c.rpc for name, c in config.chains.items()}
+    if not simulated_manifest(specs, localnet_dir()):
+        return WALL.now()
+    import asyncio
+
+    import httpx
+
+    from rebalancer.services import Services
+
+    async def read() -> datetime:
+        async with httpx.AsyncClient(timeout=10) as client:
+            services = Services(config, registry, client)
+            try:
+                return await services.clock.refresh()
+            finally:
+                await services.aclose()
+
+    return asyncio.run(read())

@@ -407,18 +407,23 @@ def confirm(question: str, yes: bool) -> None:
 
 
 def read_plan(
-    path: str, max_age_s: int, registry: Any, prices: Callable[[], Mapping[str, Any]]
+    path: str,
+    max_age_s: int,
+    registry: Any,
+    prices: Callable[[], Mapping[str, Any]],
+    now: Callable[[], datetime] | None = None,
 ) -> tuple[PlanFile, list[TradeIntent]]:
     """A PLAN file, parsed once (a malformed one is exit 2, naming the field); a plan older
     than the policy allows is refused (exit 3). ``prices`` is asked only then: a bad file
-    is refused before any node or API is asked for a price."""
+    is refused before any node or API is asked for a price. ``now``: the command's clock
+    (``rebalancer.clock.now_for``; the chains' time on simulated worlds)."""
     from rebalancer.engine import intents_from_plan
 
     doc = PlanFile.read(path)
     created = doc.created_at
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
-    age = (datetime.now(UTC) - created).total_seconds()
+    age = ((now or (lambda: datetime.now(UTC)))() - created).total_seconds()
     if age > max_age_s:
         raise RefusedError(
             f"plan {path!r} is {age / 60:.0f} min old, over policy.max_plan_age_s "

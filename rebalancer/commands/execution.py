@@ -42,6 +42,7 @@ def apply(args: argparse.Namespace) -> int:
 def _apply(args: argparse.Namespace, *, mode: str) -> int:
     import asyncio
 
+    from rebalancer.clock import now_for
     from rebalancer.config import load_config
     from rebalancer.market_prices import priced_config
     from rebalancer.runs import (
@@ -62,7 +63,13 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
         config = priced_config(config, registry)
         return config.prices
 
-    doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, prices)
+    doc, intents = read_plan(
+        args.plan,
+        config.policy.max_plan_age_s,
+        registry,
+        prices,
+        lambda: now_for(config, registry),
+    )
 
     async def session() -> Any:
         async with (

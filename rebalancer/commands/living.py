@@ -315,7 +315,7 @@ def backtest_of(
     chain = "ethereum" if "ethereum" in config.chains else next(iter(config.chains))
     info = registry.chains.get(chain)
     costs = Costs.of(strategy, chain, info.native_asset if info is not None else None)
-    result = simulate(history, book, rule, costs, capital, 0.0, start)
+    result = simulate(history, book, rule, costs, capital, 0.0, start, near_edge=True)
     return result, float(result.values[-1]) / capital - 1.0
 
 

@@ -358,6 +358,7 @@ class _Replay:
         capital: float,
         risk_free: float,
         start_weights: np.ndarray | None = None,
+        near_edge: bool = False,
     ) -> None:
         if tuple(history.symbols) != book.symbols:
             raise ValueError("history and book disagree on the symbols")
@@ -385,6 +386,10 @@ class _Replay:
         """Asset weights to start from (a live portfolio); None: on target. With them the
         first point is checked too, as the live tool's first check with no rebalance on
         record."""
+        self.near_edge = near_edge
+        """``target`` mode too stops at the near edge of the planner's aim (target +-
+        ``target_tolerance_pp`` less the margin), as the live planner's cheapest plan does,
+        instead of exactly on target (the living demo compares the two)."""
 
     def _moment(self, t: int) -> datetime:
         d = self.h.dates[t]
@@ -471,7 +476,7 @@ class _Replay:
         targets = {f"{r.kind}:{r.name}": r.target for r in drift.targets.rows}
         tgt = np.array([float(targets[k] or 0) / 100 for k in book.leaf_keys])
         new_row = tgt.copy()
-        if strategy.mode == "band_edge":
+        if strategy.mode == "band_edge" or self.near_edge:
             goals = row_goals(drift, strategy)
             lo, hi = (
                 np.array([float(goals.aim[k][side]) / 100 for k in book.leaf_keys])
@@ -607,10 +612,12 @@ def simulate(
     capital: float = 100_000.0,
     risk_free: float = 0.0,
     start_weights: np.ndarray | None = None,
+    near_edge: bool = False,
 ) -> Result:
     """Replay ``rule`` over ``history`` from ``capital`` USD on target, or at
-    ``start_weights`` (asset weights in ``book.symbols`` order; deterministic)."""
-    return _Replay(history, book, rule, costs, capital, risk_free, start_weights).run()
+    ``start_weights`` (asset weights in ``book.symbols`` order); ``near_edge``: see
+    ``_Replay.near_edge`` (deterministic)."""
+    return _Replay(history, book, rule, costs, capital, risk_free, start_weights, near_edge).run()
 
 
 # -- the sweep ------------------------------------------------------------------------------
