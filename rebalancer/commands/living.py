@@ -72,6 +72,9 @@ class Run:
     start_units: dict[str, Decimal] = field(default_factory=dict)
     """Units per asset before the first check (buy-and-hold keeps them)."""
     last_prices: dict[str, Decimal] = field(default_factory=dict)
+    """The path's prices at the last step played."""
+    last_usd: dict[str, Decimal] = field(default_factory=dict)
+    """Every held asset's price at the last check, as the tool priced it (stablecoins too)."""
     rebalances: list[Rebalance] = field(default_factory=list)
     after_max_drift_pp: Decimal = Decimal(0)
     refusals: list[str] = field(default_factory=list)
@@ -232,6 +235,7 @@ async def _walk(
                 run.start_units = _units(inputs.portfolio)
             run.at.append(at)
             run.values.append(after.portfolio.total)
+            run.last_usd = dict(after.portfolio.prices)
             run.after_max_drift_pp = _drift(after).max_drift_pp
             if confirmed:
                 before = _drift(inputs)
@@ -326,7 +330,7 @@ def summary(config: Any, run: Run, bt: Any, bt_twr: float, interval: timedelta) 
     end = run.values[-1] if run.values else start
     twr = (end / start - 1) * 100 if start > 0 else Decimal(0)
     hold_end = sum(
-        (u * run.last_prices.get(a, Decimal(0)) for a, u in run.start_units.items()), Decimal(0)
+        (u * run.last_usd.get(a, Decimal(0)) for a, u in run.start_units.items()), Decimal(0)
     )
     hold = (hold_end / start - 1) * 100 if start > 0 else Decimal(0)
     per_year = 365 * 86400 / interval.total_seconds()

@@ -133,3 +133,78 @@ def test_a_bad_price_file_is_one_line_naming_the_row(
     assert main(["demo", "--days", "2", "--prices", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "line 3" in err and "error:" in err
+
+
+def _start(days: int) -> Any:
+    """``demo --days N --json`` in a process of its own, once it has placed the path."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "rebalancer.cli", "demo", "--days", str(days), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "a watch check every" in line:
+            break
+    time.sleep(1.0)  # a few steps and checks
+    return proc
+
+
+def _settled(data_dir: Path) -> int:
+    """Nothing half-done in the journal (no trade in flight, no run left open); its run count."""
+    journal = Journal(data_dir / "living" / ".living-journal.sqlite")
+    try:
+        assert not journal.unfinished() and not journal.unfinished_runs()
+        return len(journal.runs(limit=10_000))
+    finally:
+        journal.close()
+
+
+def test_an_interrupted_demo_continues_from_the_chains_clock(
+    ten_days: dict[str, Any], living_dir: Path, data_dir: Path
+) -> None:
+    """Ctrl-C stops the demo between steps (130) with the journal consistent; the same command
+    again plays on from the chains' clock, not from the start."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = _start(20)
+    try:
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    before = _settled(data_dir)
+    cmd = [sys.executable, "-m", "rebalancer.cli", "demo", "--days", "20", "--json"]
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "continuing" in again.stderr
+    doc = json.loads(again.stdout.strip().splitlines()[-1])
+    assert doc["checks"] == _settled(data_dir) - before
+    assert 0 < doc["checks"] < 81 - 41  # the steps already played are not played again
+
+
+def test_a_world_that_dies_is_exit_4_with_the_journal_consistent(
+    ten_days: dict[str, Any], living_dir: Path, data_dir: Path
+) -> None:
+    """The Jupiter stand-in killed while the demo runs: the market stops at that step, exit 4,
+    one line naming the world, nothing half-done in the journal. (`localnet up`, and so the
+    next demo, restarts every world when one is down: that rerun starts afresh.)"""
+    import signal
+
+    proc = _start(30)
+    try:
+        manifest = manager.read_manifest(living_dir)
+        assert manifest is not None
+        (jupiter,) = [w for w in manifest["worlds"] if w["name"] == "jupiter"]
+        os.kill(int(jupiter["pid"]), signal.SIGTERM)
+        _out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 4, err
+    assert "error: " in err and "jupiter" in err.lower()
+    _settled(data_dir)
