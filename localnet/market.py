@@ -197,8 +197,9 @@ def _tidy(value: Decimal | float, digits: int = 10) -> Decimal:
     d = Decimal(repr(value)) if isinstance(value, float) else value
     if d == 0:
         return d
-    exponent = d.adjusted() - digits + 1
-    return d.quantize(Decimal(1).scaleb(exponent)).normalize()
+    exponent = min(d.adjusted() - digits + 1, 0)
+    q = d.quantize(Decimal(1).scaleb(exponent)).normalize()
+    return q.quantize(Decimal(1)) if q.as_tuple().exponent > 0 else q  # type: ignore[operator]
 
 
 def random_walk(
@@ -675,12 +676,175 @@ async def replay(
             break
         if speed is not None and speed > 0:
             due = began + (at - start).total_seconds() / speed
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            while not should_stop() and time.monotonic() < due:
+                await asyncio.sleep(min(0.1, due - time.monotonic()))
             if should_stop():
                 break
         report = await market.step(at, prices)
         reports.append(report)
         on_step(report, orig)
     return reports
+
+
+# -- the command ----------------------------------------------------------------------------------
+def choose_path(
+    prices: str | None,
+    seed: int | None,
+    days: float | None,
+    step: timedelta,
+) -> PricePath:
+    """The path a command asked for: a CSV (``--prices``), a seeded walk (``--seed``) or the
+    default story; ``--days`` cuts a CSV and sizes the others (default 120)."""
+    if prices is not None and seed is not None:
+        raise ConfigError("--prices and --seed are two paths: give one")
+    if days is not None and not (0 < days <= 3650):
+        raise ConfigError(f"--days {days}: must be between 0 and 3650")
+    if prices is not None:
+        path = load_path(prices, step)
+        return path.head(days) if days is not None else path
+    if seed is not None:
+        return random_walk(days=days or 120, step=step, seed=seed)
+    return default_story(days=days or 120, step=step)
+
+
+def parse_market_spec(spec: str, days: float | None, step: timedelta) -> PricePath:
+    """``localnet up --market PATH``: a CSV file, ``story`` or ``seed:N``."""
+    if spec == "story":
+        return choose_path(None, None, days, step)
+    if spec.startswith("seed:"):
+        try:
+            seed = int(spec.removeprefix("seed:"))
+        except ValueError:
+            raise ConfigError(f"--market {spec!r}: seed:N needs an integer N") from None
+        return choose_path(None, seed, days, step)
+    return choose_path(spec, None, days, step)
+
+
+def _short(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _price_line(prices: Mapping[str, Decimal]) -> str:
+    return " ".join(f"{a} {_tidy(prices[a], 6):f}" for a in ("ETH", "BTC", "SOL", "AVAX"))
+
+
+def run_foreground(
+    state_dir: Path,
+    path: PricePath,
+    *,
+    speed: float | None,
+    progress: Callable[[str], None],
+) -> tuple[int, dict[str, Any]]:
+    """Replay ``path`` on the worlds of ``state_dir`` until it ends or a signal arrives.
+
+    SIGINT, SIGTERM and SIGHUP finish the current step, record it and stop (130, 143, 129);
+    a world that dies stops the market at the step it reached (ChainError, exit 4).
+    Returns the exit code and the summary (the ``--json`` document)."""
+    import signal
+
+    received: list[int] = []
+    base = 0
+    summary: dict[str, Any] = {"path": path.source, "step": format_step(path.step), "steps": 0}
+    first: dict[str, Decimal] = {}
+    last: dict[str, Decimal] = {}
+
+    def on_step(report: StepReport, orig: datetime) -> None:
+        nonlocal first, last
+        first = first or report.prices
+        last = report.prices
+        summary["steps"] = report.index - base
+        summary["end"] = iso(report.at)
+        progress(
+            f"step {report.index - base}/{len(path)} {_short(report.at)} "
+            f"(path {_short(orig)}) {_price_line(report.prices)} {report.seconds * 1000:.0f} ms"
+        )
+
+    async def go() -> None:
+        nonlocal base
+        loop = asyncio.get_running_loop()
+        sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        for s in sigs:
+            loop.add_signal_handler(s, received.append, int(s))
+        market = await Market.open(state_dir)
+        try:
+            base = market.steps
+            market._record({"pid": os.getpid()})
+            start = start_after(await market.now())
+            summary["start"] = iso(start)
+            progress(
+                f"market: {len(path)} steps of {format_step(path.step)} from {path.source}, "
+                f"simulated clock from {_short(start)}"
+            )
+            began = time.perf_counter()
+            await replay(
+                market, path, speed=speed, on_step=on_step, should_stop=lambda: bool(received)
+            )
+            elapsed = time.perf_counter() - began
+            summary["seconds"] = round(elapsed, 3)
+            summary["steps_per_s"] = round(summary["steps"] / elapsed, 2) if elapsed else None
+        finally:
+            market._record({"pid": None})
+            await market.aclose()
+            for s in sigs:
+                loop.remove_signal_handler(s)
+
+    try:
+        asyncio.run(go())
+    except ChainError as exc:
+        summary["error"] = str(exc)
+        summary["prices"] = {a: [first[a], last[a]] for a in sorted(last)} if last else {}
+        return exc.exit_code, summary
+    summary["prices"] = {a: [first[a], last[a]] for a in sorted(last)} if last else {}
+    if received:
+        summary["stopped_by"] = signal.Signals(received[0]).name
+        return 128 + received[0], summary
+    return 0, summary
+
+
+def final_line(summary: Mapping[str, Any]) -> str:
+    """The one line a market run ends with (stderr for an error or a signal)."""
+    reached = f"step {summary['steps']} ({summary.get('end') or 'before the first step'})"
+    if "error" in summary:
+        return f"error: {summary['error']}; the market stopped at {reached}"
+    if "stopped_by" in summary:
+        return f"stopped by {summary['stopped_by']} after {reached}, recorded in the manifest"
+    return (
+        f"moved the local worlds through {summary['steps']} step(s) of {summary['step']} "
+        f"({summary.get('start')} to {summary.get('end')}) in {summary.get('seconds')} s"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rebalancer.localnet.market``: the detached market ``localnet up --market``
+    starts (the same loop as ``rebalancer localnet market``)."""
+    import argparse
+    import sys
+
+    from rebalancer.localnet.manager import default_dir
+
+    parser = argparse.ArgumentParser(prog="python -m rebalancer.localnet.market")
+    parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--market", required=True, metavar="PATH", help="CSV, story or seed:N")
+    parser.add_argument("--days", type=float, default=None)
+    parser.add_argument("--step", default="6h")
+    parser.add_argument("--speed", type=float, default=None)
+    args = parser.parse_args(argv)
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        path = parse_market_spec(args.market, args.days, parse_step(args.step))
+        code, summary = run_foreground(
+            args.dir or default_dir(), path, speed=args.speed, progress=say
+        )
+    except ConfigError as exc:
+        say(f"error: {exc}")
+        return exc.exit_code
+    say(final_line(summary))
+    print(json.dumps(summary, default=str), flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
