@@ -364,3 +364,17 @@ def test_a_bad_market_path_starts_nothing(tmp_path: Path) -> None:
     state = tmp_path / "localnet"
     assert main(["localnet", "up", "--dir", str(state), "--market", str(bad)]) == 2
     assert not (state / "manifest.json").exists()
+
+
+def test_the_hand_encoded_step_is_the_abi_encoding() -> None:
+    from eth_abi import encode
+
+    from rebalancer.localnet.market import _STEP_SIG, step_calldata
+    from rebalancer.localnet.rpc import selector
+
+    feeds = [("0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419", 320012345678), (f"0x{'ab' * 20}", -5)]
+    pools = [("0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640", 2**150 + 7, True)]
+    for f, p in ((feeds, pools), ([], []), (feeds, [])):
+        types = ["uint64", "(address,int256)[]", "(address,uint160,bool)[]"]
+        want = "0x" + (selector(_STEP_SIG) + encode(types, [1796124829, f, p])).hex()
+        assert step_calldata(1796124829, f, p) == want
