@@ -129,7 +129,8 @@ class PricePath:
 
 
 def parse_step(text: str) -> timedelta:
-    """``6h``, ``30m``, ``1d``, ``90s`` as a timedelta (ConfigError otherwise)."""
+    """``6h``, ``30m``, ``1d``, ``90s`` as a timedelta (ConfigError otherwise). At least a
+    minute: between steps the chains' own clocks run on with the wall clock."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     raw = text.strip().lower()
     try:
@@ -137,8 +138,8 @@ def parse_step(text: str) -> timedelta:
         seconds = value * units[raw[-1]]
     except (ValueError, KeyError, IndexError):
         raise ConfigError(f"--step {text!r}: not a duration (like 6h, 30m, 1d)") from None
-    if not math.isfinite(seconds) or seconds < 1:
-        raise ConfigError(f"--step {text!r}: must be at least one second")
+    if not math.isfinite(seconds) or seconds < 60:
+        raise ConfigError(f"--step {text!r}: must be at least a minute")
     return timedelta(seconds=int(seconds))
 
 
@@ -355,6 +356,7 @@ class Market:
         self.prices: dict[str, Decimal] = {a: PRICES[a] for a in ASSETS + STABLES}
         self.steps = 0
         self._now: datetime | None = None
+        self._started = False
         self._pyth: list[Any] = []
         self._mints: dict[str, str] = {}  # Solana mint -> asset
 
@@ -425,10 +427,10 @@ class Market:
                     self._mints[t.address] = t.asset
         self._now = await self.now()
         section.update({"simulated": True, "arbitrageur": arbs})
-        section.setdefault("start", iso(self._now))
         section.setdefault("now", iso(self._now))
         self.steps = int(section.get("steps", 0))
         self._record(section)
+        self._started = "start" in section
 
     async def _arbitrageur(self, w: _EvmWorld, info: dict[str, Any], known: str | None) -> str:
         """The world's arbitrageur: the one the manifest names if it still has code, else a
@@ -483,8 +485,13 @@ class Market:
         tmp.replace(path)
 
     def describe(self, path: PricePath, start: datetime) -> None:
-        """Record which path the simulated clock follows, from when, at which step."""
-        self._record({"path": path.source, "start": iso(start), "step": format_step(path.step)})
+        """Record which path the simulated clock follows and at which step; ``start`` is the
+        first simulated step these worlds ever took (a rerun continues from there)."""
+        updates = {"path": path.source, "step": format_step(path.step)}
+        if not self._started:
+            updates["start"] = iso(start)
+            self._started = True
+        self._record(updates)
 
     # -- time -----------------------------------------------------------------------------------
     async def now(self) -> datetime:

@@ -378,3 +378,26 @@ def test_the_hand_encoded_step_is_the_abi_encoding() -> None:
         types = ["uint64", "(address,int256)[]", "(address,uint160,bool)[]"]
         want = "0x" + (selector(_STEP_SIG) + encode(types, [1796124829, f, p])).hex()
         assert step_calldata(1796124829, f, p) == want
+
+
+def test_warping_the_solana_clock_moves_the_sysvar_and_expires_old_blockhashes() -> None:
+    from rebalancer.localnet.solana_node.node import SolanaNode
+
+    node = SolanaNode(slot_ms=400)
+
+    def warp(when: int) -> dict[str, int]:
+        request = {"jsonrpc": "2.0", "id": 1, "method": "localnet_warpClock", "params": [when]}
+        reply = node.rpc.handle_request(request)
+        assert reply is not None and "result" in reply, reply
+        return dict(reply["result"])
+
+    old = node.clock.latest_blockhash()["blockhash"]
+    slot0 = node.slot
+    when = node.clock.block_time(node.slot) + 6 * 3600
+    moved = warp(when)
+    assert moved["unixTimestamp"] == when
+    assert node.svm.get_clock().unix_timestamp == when
+    assert moved["slot"] >= slot0 + 6 * 3600 * 1000 // 400
+    assert not node.clock.blockhash_ok(old)
+    assert node.clock.blockhash_ok(node.clock.latest_blockhash()["blockhash"])
+    assert warp(when - 3600)["slot"] >= moved["slot"]  # the past: the clock stays
