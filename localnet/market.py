@@ -357,7 +357,6 @@ class Market:
         self.steps = 0
         self._now: datetime | None = None
         self._started = False
-        self._pyth: list[Any] = []
         self._mints: dict[str, str] = {}  # Solana mint -> asset
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -391,7 +390,7 @@ class Market:
         await self.aclose()
 
     async def _setup(self, manifest: dict[str, Any]) -> None:
-        from rebalancer.chains.oracles import OracleKind, feeds_on, load_feeds
+        from rebalancer.chains.oracles import feeds_on
         from rebalancer.chains.registry import Registry
 
         registry = Registry.load()
@@ -421,7 +420,6 @@ class Market:
             elif w["name"] == "jupiter":
                 self.jupiter_url = str(w["url"]).removesuffix("/swap/v1")
         if self.solana_url is not None:
-            self._pyth = [f for f in load_feeds() if f.kind == OracleKind.PYTH]
             for t in registry.tokens_on("solana"):
                 if t.address is not None:
                     self._mints[t.address] = t.asset
