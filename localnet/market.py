@@ -67,6 +67,7 @@ _STEP_GAS = 15_000_000
 _Q96 = 2**96
 _MIN_SQRT, _MAX_SQRT = 4295128739, 1461446703485210103287273052203988822378723970342
 _STEP_SIG = "step(uint64,(address,int256)[],(address,uint160,bool)[])"
+_STEP_SELECTOR = selector(_STEP_SIG).hex()
 
 # Annual drift and volatility of ``random_walk`` by asset (documented defaults: no drift,
 # volatilities of the order the assets showed in 2023-2025).
@@ -128,7 +129,8 @@ class PricePath:
 
 
 def parse_step(text: str) -> timedelta:
-    """``6h``, ``30m``, ``1d``, ``90s`` as a timedelta (ConfigError otherwise)."""
+    """``6h``, ``30m``, ``1d``, ``90s`` as a timedelta (ConfigError otherwise). At least a
+    minute: between steps the chains' own clocks run on with the wall clock."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     raw = text.strip().lower()
     try:
@@ -136,8 +138,8 @@ def parse_step(text: str) -> timedelta:
         seconds = value * units[raw[-1]]
     except (ValueError, KeyError, IndexError):
         raise ConfigError(f"--step {text!r}: not a duration (like 6h, 30m, 1d)") from None
-    if not math.isfinite(seconds) or seconds < 1:
-        raise ConfigError(f"--step {text!r}: must be at least one second")
+    if not math.isfinite(seconds) or seconds < 60:
+        raise ConfigError(f"--step {text!r}: must be at least a minute")
     return timedelta(seconds=int(seconds))
 
 
@@ -197,8 +199,9 @@ def _tidy(value: Decimal | float, digits: int = 10) -> Decimal:
     d = Decimal(repr(value)) if isinstance(value, float) else value
     if d == 0:
         return d
-    exponent = d.adjusted() - digits + 1
-    return d.quantize(Decimal(1).scaleb(exponent)).normalize()
+    exponent = min(d.adjusted() - digits + 1, 0)
+    q = d.quantize(Decimal(1).scaleb(exponent)).normalize()
+    return q.quantize(Decimal(1)) if q.as_tuple().exponent > 0 else q  # type: ignore[operator]
 
 
 def random_walk(
@@ -267,17 +270,17 @@ def default_story(
     steps = []
     for i in range(n + 1):
         x = i / n if n else 0.0
-        prev_end, prev = 0.0, (1.0, 1.0, 1.0)
+        prev_end, prev = 0.0, [1.0, 1.0, 1.0]
         level = prev
         for end, eth, btc, alts in _STORY:
             if x <= end + 1e-12:
                 f = (x - prev_end) / (end - prev_end) if end > prev_end else 1.0
-                level = tuple(
+                level = [
                     math.exp(math.log(a) + (math.log(b) - math.log(a)) * f)
                     for a, b in zip(prev, (eth, btc, alts), strict=True)
-                )  # type: ignore[assignment]
+                ]
                 break
-            prev_end, prev = end, (eth, btc, alts)
+            prev_end, prev = end, [eth, btc, alts]
         wiggle = {a: math.exp(rng.gauss(0.0, 0.004)) if i else 1.0 for a in ASSETS}
         prices = {}
         for a in ASSETS:
@@ -353,7 +356,7 @@ class Market:
         self.prices: dict[str, Decimal] = {a: PRICES[a] for a in ASSETS + STABLES}
         self.steps = 0
         self._now: datetime | None = None
-        self._pyth: list[Any] = []
+        self._started = False
         self._mints: dict[str, str] = {}  # Solana mint -> asset
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -387,7 +390,7 @@ class Market:
         await self.aclose()
 
     async def _setup(self, manifest: dict[str, Any]) -> None:
-        from rebalancer.chains.oracles import OracleKind, feeds_on, load_feeds
+        from rebalancer.chains.oracles import feeds_on
         from rebalancer.chains.registry import Registry
 
         registry = Registry.load()
@@ -417,16 +420,15 @@ class Market:
             elif w["name"] == "jupiter":
                 self.jupiter_url = str(w["url"]).removesuffix("/swap/v1")
         if self.solana_url is not None:
-            self._pyth = [f for f in load_feeds() if f.kind == OracleKind.PYTH]
             for t in registry.tokens_on("solana"):
                 if t.address is not None:
                     self._mints[t.address] = t.asset
         self._now = await self.now()
         section.update({"simulated": True, "arbitrageur": arbs})
-        section.setdefault("start", iso(self._now))
         section.setdefault("now", iso(self._now))
         self.steps = int(section.get("steps", 0))
         self._record(section)
+        self._started = "start" in section
 
     async def _arbitrageur(self, w: _EvmWorld, info: dict[str, Any], known: str | None) -> str:
         """The world's arbitrageur: the one the manifest names if it still has code, else a
@@ -481,8 +483,13 @@ class Market:
         tmp.replace(path)
 
     def describe(self, path: PricePath, start: datetime) -> None:
-        """Record which path the simulated clock follows, from when, at which step."""
-        self._record({"path": path.source, "start": iso(start), "step": format_step(path.step)})
+        """Record which path the simulated clock follows and at which step; ``start`` is the
+        first simulated step these worlds ever took (a rerun continues from there)."""
+        updates = {"path": path.source, "step": format_step(path.step)}
+        if not self._started:
+            updates["start"] = iso(start)
+            self._started = True
+        self._record(updates)
 
     # -- time -----------------------------------------------------------------------------------
     async def now(self) -> datetime:
@@ -546,20 +553,25 @@ class Market:
     ) -> None:
         t0 = time.perf_counter()
         stamp = int(at.timestamp())
-        await self._rpc(w, "evm_setNextBlockTimestamp", hex(stamp))
-        t1 = time.perf_counter()
         feeds = [(addr, int(prices[asset] * Decimal(10) ** dec)) for addr, asset, dec in w.feeds]
         pools = (
             [(p.address, sqrt_price_x96(prices, p), p.v2) for p in w.pools]
             if self.move_pools
             else []
         )
-        data = selector(_STEP_SIG) + encode(
-            ["uint64", "(address,int256)[]", "(address,uint160,bool)[]"], [stamp, feeds, pools]
+        tx = {
+            "from": w.deployer,
+            "to": w.arbitrageur,
+            "data": step_calldata(stamp, feeds, pools),
+            "gas": hex(_STEP_GAS),
+        }
+        # NOTE: one batch, answered in order: the clock is set before the transaction mines.
+        answers = await self._batch(
+            w, [("evm_setNextBlockTimestamp", [hex(stamp)]), ("eth_sendTransaction", [tx])]
         )
-        await self._send(w, {"from": w.deployer, "to": w.arbitrageur, "data": "0x" + data.hex()})
-        t2 = time.perf_counter()
-        timings[w.name] = {"clock": t1 - t0, "oracles+arbitrage": t2 - t1}
+        t1 = time.perf_counter()
+        await self._receipt(w, str(answers[1]))
+        timings[w.name] = {"clock": t1 - t0, "oracles+arbitrage": time.perf_counter() - t1}
 
     async def _step_solana(
         self, at: datetime, prices: Mapping[str, Decimal], timings: dict[str, dict[str, float]]
@@ -609,10 +621,30 @@ class Market:
         assert self.solana_url is not None
         return await self._post("solana", self.solana_url, method, list(params))
 
+    async def _batch(self, w: _EvmWorld, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Several calls in one JSON-RPC batch; any error is a ChainError naming the world."""
+        body = [
+            {"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)
+        ]
+        try:
+            r = await self.client.post(w.url, json=body)
+            answers = sorted(r.json(), key=lambda a: a["id"])
+        except (httpx.HTTPError, ValueError, TypeError, KeyError) as exc:
+            raise ChainError(
+                f"world {w.name} at {w.url} stopped answering ({calls[0][0]}): {type(exc).__name__}"
+            ) from None
+        for (method, _), answer in zip(calls, answers, strict=True):
+            if "error" in answer:
+                message = str((answer["error"] or {}).get("message"))[:200]
+                raise ChainError(f"{method} failed on world {w.name}: {message}")
+        return [a["result"] for a in answers]
+
     async def _send(self, w: _EvmWorld, tx: dict[str, Any]) -> dict[str, Any]:
         """Send from the world's unlocked deployer and insist on a successful receipt."""
         tx = {"gas": hex(_STEP_GAS), **tx}
-        tx_hash = await self._rpc(w, "eth_sendTransaction", tx)
+        return await self._receipt(w, await self._rpc(w, "eth_sendTransaction", tx))
+
+    async def _receipt(self, w: _EvmWorld, tx_hash: str) -> dict[str, Any]:
         receipt: dict[str, Any] | None = None
         deadline = time.monotonic() + 30
         while receipt is None:
@@ -624,6 +656,25 @@ class Market:
         if int(receipt["status"], 16) != 1:
             raise ChainError(f"world {w.name}: the market's transaction {tx_hash} reverted")
         return receipt
+
+
+def step_calldata(
+    at: int, feeds: Sequence[tuple[str, int]], pools: Sequence[tuple[str, int, bool]]
+) -> str:
+    """ABI calldata of ``LocalArbitrageur.step(uint64, Feed[], Pool[])``, encoded by hand (both
+    structs are static: a head of three words, then each array's length and words); eth_abi
+    takes ~10 ms for it, this ~0.1 ms."""
+
+    def word(value: int) -> str:
+        return f"{value % 2**256:064x}"
+
+    def addr(a: str) -> str:
+        return a.lower().removeprefix("0x").rjust(64, "0")
+
+    feeds_part = word(len(feeds)) + "".join(addr(a) + word(v) for a, v in feeds)
+    pools_part = word(len(pools)) + "".join(addr(a) + word(p) + word(int(v2)) for a, p, v2 in pools)
+    head = word(at) + word(3 * 32) + word(3 * 32 + len(feeds_part) // 2)
+    return "0x" + _STEP_SELECTOR + head + feeds_part + pools_part
 
 
 def _tx(sender: str, to: str, signature: str, types: list[str], args: list[Any]) -> dict[str, Any]:
@@ -675,12 +726,175 @@ async def replay(
             break
         if speed is not None and speed > 0:
             due = began + (at - start).total_seconds() / speed
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            while not should_stop() and time.monotonic() < due:
+                await asyncio.sleep(min(0.1, due - time.monotonic()))
             if should_stop():
                 break
         report = await market.step(at, prices)
         reports.append(report)
         on_step(report, orig)
     return reports
+
+
+# -- the command ----------------------------------------------------------------------------------
+def choose_path(
+    prices: str | None,
+    seed: int | None,
+    days: float | None,
+    step: timedelta,
+) -> PricePath:
+    """The path a command asked for: a CSV (``--prices``), a seeded walk (``--seed``) or the
+    default story; ``--days`` cuts a CSV and sizes the others (default 120)."""
+    if prices is not None and seed is not None:
+        raise ConfigError("--prices and --seed are two paths: give one")
+    if days is not None and not (0 < days <= 3650):
+        raise ConfigError(f"--days {days}: must be between 0 and 3650")
+    if prices is not None:
+        path = load_path(prices, step)
+        return path.head(days) if days is not None else path
+    if seed is not None:
+        return random_walk(days=days or 120, step=step, seed=seed)
+    return default_story(days=days or 120, step=step)
+
+
+def parse_market_spec(spec: str, days: float | None, step: timedelta) -> PricePath:
+    """``localnet up --market PATH``: a CSV file, ``story`` or ``seed:N``."""
+    if spec == "story":
+        return choose_path(None, None, days, step)
+    if spec.startswith("seed:"):
+        try:
+            seed = int(spec.removeprefix("seed:"))
+        except ValueError:
+            raise ConfigError(f"--market {spec!r}: seed:N needs an integer N") from None
+        return choose_path(None, seed, days, step)
+    return choose_path(spec, None, days, step)
+
+
+def _short(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _price_line(prices: Mapping[str, Decimal]) -> str:
+    return " ".join(f"{a} {_tidy(prices[a], 6):f}" for a in ("ETH", "BTC", "SOL", "AVAX"))
+
+
+def run_foreground(
+    state_dir: Path,
+    path: PricePath,
+    *,
+    speed: float | None,
+    progress: Callable[[str], None],
+) -> tuple[int, dict[str, Any]]:
+    """Replay ``path`` on the worlds of ``state_dir`` until it ends or a signal arrives.
+
+    SIGINT, SIGTERM and SIGHUP finish the current step, record it and stop (130, 143, 129);
+    a world that dies stops the market at the step it reached (ChainError, exit 4).
+    Returns the exit code and the summary (the ``--json`` document)."""
+    import signal
+
+    received: list[int] = []
+    base = 0
+    summary: dict[str, Any] = {"path": path.source, "step": format_step(path.step), "steps": 0}
+    first: dict[str, Decimal] = {}
+    last: dict[str, Decimal] = {}
+
+    def on_step(report: StepReport, orig: datetime) -> None:
+        nonlocal first, last
+        first = first or report.prices
+        last = report.prices
+        summary["steps"] = report.index - base
+        summary["end"] = iso(report.at)
+        progress(
+            f"step {report.index - base}/{len(path)} {_short(report.at)} "
+            f"(path {_short(orig)}) {_price_line(report.prices)} {report.seconds * 1000:.0f} ms"
+        )
+
+    async def go() -> None:
+        nonlocal base
+        loop = asyncio.get_running_loop()
+        sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        for s in sigs:
+            loop.add_signal_handler(s, received.append, int(s))
+        market = await Market.open(state_dir)
+        try:
+            base = market.steps
+            market._record({"pid": os.getpid()})
+            start = start_after(await market.now())
+            summary["start"] = iso(start)
+            progress(
+                f"market: {len(path)} steps of {format_step(path.step)} from {path.source}, "
+                f"simulated clock from {_short(start)}"
+            )
+            began = time.perf_counter()
+            await replay(
+                market, path, speed=speed, on_step=on_step, should_stop=lambda: bool(received)
+            )
+            elapsed = time.perf_counter() - began
+            summary["seconds"] = round(elapsed, 3)
+            summary["steps_per_s"] = round(summary["steps"] / elapsed, 2) if elapsed else None
+        finally:
+            market._record({"pid": None})
+            await market.aclose()
+            for s in sigs:
+                loop.remove_signal_handler(s)
+
+    try:
+        asyncio.run(go())
+    except ChainError as exc:
+        summary["error"] = str(exc)
+        summary["prices"] = {a: [first[a], last[a]] for a in sorted(last)} if last else {}
+        return exc.exit_code, summary
+    summary["prices"] = {a: [first[a], last[a]] for a in sorted(last)} if last else {}
+    if received:
+        summary["stopped_by"] = signal.Signals(received[0]).name
+        return 128 + received[0], summary
+    return 0, summary
+
+
+def final_line(summary: Mapping[str, Any]) -> str:
+    """The one line a market run ends with (stderr for an error or a signal)."""
+    reached = f"step {summary['steps']} ({summary.get('end') or 'before the first step'})"
+    if "error" in summary:
+        return f"error: {summary['error']}; the market stopped at {reached}"
+    if "stopped_by" in summary:
+        return f"stopped by {summary['stopped_by']} after {reached}, recorded in the manifest"
+    return (
+        f"moved the local worlds through {summary['steps']} step(s) of {summary['step']} "
+        f"({summary.get('start')} to {summary.get('end')}) in {summary.get('seconds')} s"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rebalancer.localnet.market``: the detached market ``localnet up --market``
+    starts (the same loop as ``rebalancer localnet market``)."""
+    import argparse
+    import sys
+
+    from rebalancer.localnet.manager import default_dir
+
+    parser = argparse.ArgumentParser(prog="python -m rebalancer.localnet.market")
+    parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--market", required=True, metavar="PATH", help="CSV, story or seed:N")
+    parser.add_argument("--days", type=float, default=None)
+    parser.add_argument("--step", default="6h")
+    parser.add_argument("--speed", type=float, default=None)
+    args = parser.parse_args(argv)
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        path = parse_market_spec(args.market, args.days, parse_step(args.step))
+        code, summary = run_foreground(
+            args.dir or default_dir(), path, speed=args.speed, progress=say
+        )
+    except ConfigError as exc:
+        say(f"error: {exc}")
+        return exc.exit_code
+    say(final_line(summary))
+    print(json.dumps(summary, default=str), flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

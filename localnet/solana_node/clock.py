@@ -80,10 +80,8 @@ class SlotClock:
     def warp(self, unix_timestamp: int) -> int:
         """Move the clock forward so the Clock sysvar's unix_timestamp is ``unix_timestamp``
         (a simulated market's step); returns the new slot. The slots in between pass as if
-        the node had run through them: only the last 150 blockhashes stay valid."""
-        now = self.block_time(self.slot)
-        if unix_timestamp < now:
-            raise ValueError(f"time only moves forward: {unix_timestamp} is before {now}")
+        the node had run through them: only the last 150 blockhashes stay valid. A time the
+        clock has already passed leaves it where it is (time only moves forward)."""
         # NOTE: the first slot whose block time is unix_timestamp (ceil of seconds / slot length).
         target = self.base_slot - (-(unix_timestamp - self._wall0) * 1000 // self.slot_ms)
         if target > self.slot:

@@ -8,6 +8,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -224,3 +229,175 @@ def test_the_default_story_rallies_drops_and_rests() -> None:
     assert low_after_top / top < Decimal("0.70")  # the sharp drop
     quiet = eth[int(0.4 * 480) : int(0.6 * 480)]
     assert max(quiet) / min(quiet) < Decimal("1.06")  # the quiet stretch
+
+
+def test_balances_price_from_the_moved_oracles(
+    market_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rebalancer.cli import main
+
+    report = _step(market_dir, {"ETH": Decimal("0.95"), "BTC": Decimal("1.07")})
+    monkeypatch.setenv("REBALANCER_LOCALNET_DIR", str(market_dir))
+    capsys.readouterr()
+    assert main(["balances", "-c", str(EXAMPLES / "local.toml"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    for asset in ("ETH", "BTC"):
+        sources = {s["name"]: Decimal(s["usd"]) for s in doc["prices"][asset]["sources"]}
+        assert sources["chainlink ethereum"] == report.prices[asset].quantize(Decimal("1e-8"))
+        assert abs(Decimal(doc["prices"][asset]["usd"]) / report.prices[asset] - 1) < Decimal(
+            "0.0001"
+        )
+
+
+def test_the_arbitrageur_bytecode_is_built_from_its_source() -> None:
+    from rebalancer.localnet.build import CONTRACTS, arbitrageur_code
+
+    assert (CONTRACTS / "LocalArbitrageur.bin").read_text() == arbitrageur_code()
+
+
+# -- the command --------------------------------------------------------------------------------
+def _market_cmd(state_dir: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "REBALANCER_LOCALNET_DIR": str(state_dir)}
+    return subprocess.Popen(
+        [sys.executable, "-c", "from rebalancer.cli import main; raise SystemExit(main())",
+         "localnet", "market", "--dir", str(state_dir), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )  # fmt: skip
+
+
+def _wait_for_step(proc: subprocess.Popen[str], n: int) -> list[str]:
+    """Read progress lines until step ``n`` is reported."""
+    assert proc.stderr is not None
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith(f"· step {n}/"):
+            return lines
+    raise AssertionError("".join(lines))
+
+
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+)
+def test_a_signal_finishes_the_step_records_it_and_exits(
+    market_dir: Path, sig: signal.Signals, code: int
+) -> None:
+    # 6 h steps at 21600 simulated seconds per wall second: about one step a second
+    proc = _market_cmd(market_dir, "--seed", "5", "--days", "10", "--speed", "21600")
+    try:
+        _wait_for_step(proc, 2)
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"stopped by {sig.name} after step "), err
+    manifest = manager.read_manifest(market_dir)
+    assert manifest is not None
+    assert manifest["market"]["now"] in last
+    assert manifest["market"]["pid"] is None
+
+
+@pytest.fixture
+def spare_worlds(tmp_path: Path) -> Iterator[Path]:
+    """EVM worlds of one test's own (the test stops or kills them)."""
+    path = tmp_path / "localnet"
+    manager.up(path, services=False)
+    try:
+        yield path
+    finally:
+        manager.down(path)
+
+
+def test_a_world_that_dies_stops_the_market_at_the_step_it_reached(spare_worlds: Path) -> None:
+    proc = _market_cmd(spare_worlds, "--seed", "1", "--days", "10", "--speed", "43200")
+    try:
+        _wait_for_step(proc, 2)
+        avalanche = _worlds(spare_worlds)["avalanche"]
+        os.kill(int(avalanche["pid"]), signal.SIGKILL)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 4, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: world avalanche"), err
+    manifest = manager.read_manifest(spare_worlds)
+    assert manifest is not None
+    assert f"the market stopped at step {manifest['market']['steps']} " in last
+
+
+def test_up_with_a_market_runs_it_detached_until_down(spare_worlds: Path) -> None:
+    from rebalancer.cli import main
+
+    env_dir = ["--dir", str(spare_worlds)]
+    assert main(["localnet", "up", *env_dir, "--market", "story", "--days", "30",
+                 "--speed", "43200"]) == 0  # fmt: skip
+    deadline = time.monotonic() + 30
+    status = manager.market_status(spare_worlds)
+    while time.monotonic() < deadline:
+        status = manager.market_status(spare_worlds)
+        if status is not None and status.get("steps", 0) >= 2:
+            break
+        time.sleep(0.2)
+    assert status is not None and status["running"] and status["simulated"], status
+    assert status["path"].startswith("the default story")
+    pid = status["pid"]
+    manager.down(spare_worlds)
+    assert not manager.pid_alive(pid)
+
+
+def test_a_bad_market_path_starts_nothing(tmp_path: Path) -> None:
+    from rebalancer.cli import main
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,symbol,price_usd\n2024-01-01,BTC,-1\n")
+    state = tmp_path / "localnet"
+    assert main(["localnet", "up", "--dir", str(state), "--market", str(bad)]) == 2
+    assert not (state / "manifest.json").exists()
+
+
+def test_the_hand_encoded_step_is_the_abi_encoding() -> None:
+    from eth_abi import encode
+
+    from rebalancer.localnet.market import _STEP_SIG, step_calldata
+    from rebalancer.localnet.rpc import selector
+
+    feeds = [("0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419", 320012345678), (f"0x{'ab' * 20}", -5)]
+    pools = [("0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640", 2**150 + 7, True)]
+    for f, p in ((feeds, pools), ([], []), (feeds, [])):
+        types = ["uint64", "(address,int256)[]", "(address,uint160,bool)[]"]
+        want = "0x" + (selector(_STEP_SIG) + encode(types, [1796124829, f, p])).hex()
+        assert step_calldata(1796124829, f, p) == want
+
+
+def test_warping_the_solana_clock_moves_the_sysvar_and_expires_old_blockhashes() -> None:
+    from rebalancer.localnet.solana_node.node import SolanaNode
+
+    node = SolanaNode(slot_ms=400)
+
+    def warp(when: int) -> dict[str, int]:
+        request = {"jsonrpc": "2.0", "id": 1, "method": "localnet_warpClock", "params": [when]}
+        reply = node.rpc.handle_request(request)
+        assert reply is not None and "result" in reply, reply
+        return dict(reply["result"])
+
+    old = node.clock.latest_blockhash()["blockhash"]
+    slot0 = node.slot
+    when = node.clock.block_time(node.slot) + 6 * 3600
+    moved = warp(when)
+    assert moved["unixTimestamp"] == when
+    assert node.svm.get_clock().unix_timestamp == when
+    assert moved["slot"] >= slot0 + 6 * 3600 * 1000 // 400
+    assert not node.clock.blockhash_ok(old)
+    assert node.clock.blockhash_ok(node.clock.latest_blockhash()["blockhash"])
+    assert warp(when - 3600)["slot"] >= moved["slot"]  # the past: the clock stays
