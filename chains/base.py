@@ -166,6 +166,10 @@ class ChainAdapter(ABC):
         someone else (another machine, another journal) sent from it. None: not known here."""
         return None
 
+    async def chain_time(self) -> int:
+        """The latest block's timestamp (unix seconds): the clock of simulated local worlds."""
+        raise ChainError(f"{self.info.name}: this chain cannot say its time")
+
     async def lookup_tables_for(self, tx: Proposal) -> dict[str, list[str]] | None:
         """The accounts of the lookup tables ``tx`` uses, read from the chain, so a check sees
         every account the runtime will load; None where the chain has no such thing.

@@ -191,6 +191,13 @@ class EvmChain(ChainAdapter):
         answer = await provider.make_request(method, params)
         return result_of(answer, method, provider.where)
 
+    async def chain_time(self) -> int:
+        block = await self.call("eth_getBlockByNumber", ["latest", False])
+        try:
+            return int(str(block["timestamp"]), 16)
+        except (TypeError, KeyError, ValueError):
+            raise ChainError(f"{self.info.name}: the latest block has no timestamp") from None
+
     async def nonce(self, wallet: str) -> int:
         """The next nonce, counting transactions the node holds in its pool."""
         return int(str(await self.call("eth_getTransactionCount", [wallet, "pending"])), 16)

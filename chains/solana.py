@@ -367,6 +367,13 @@ class SolanaChain(ChainAdapter):
             raise rpc_error(self._where(send), method, e.code, e.message, e.data)
         return answer.result
 
+    async def chain_time(self) -> int:
+        slot = await self.call("getSlot", [{"commitment": "confirmed"}])
+        when = await self.call("getBlockTime", [slot])
+        if not isinstance(when, int):
+            raise ChainError(f"{self.info.name}: no block time for slot {slot}")
+        return when
+
     async def lookup_tables(self, keys: list[str]) -> dict[str, list[str]]:
         """The addresses held by address lookup tables, read with one getMultipleAccounts per
         100 tables, so a v0 transaction's accounts can be resolved before it is checked.

@@ -420,11 +420,19 @@ def build_world(spec: WorldSpec, registry: Registry, out_dir: Path) -> dict[str,
     }
 
 
+def arbitrageur_code() -> str:
+    """Creation code of the moving market's arbitrageur (``localnet.market`` deploys it on a
+    running world; committed as ``contracts/LocalArbitrageur.bin`` so no compiler is needed)."""
+    return compile_contracts("LocalArbitrageur.sol")["LocalArbitrageur"] + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=FIXTURES, help="output folder")
     parser.add_argument("worlds", nargs="*", default=list(WORLDS), help="worlds to build")
     args = parser.parse_args(argv)
+    (CONTRACTS / "LocalArbitrageur.bin").write_text(arbitrageur_code())
+    print("LocalArbitrageur.bin  compiled")
     registry = Registry.load()
     for name in args.worlds:
         digests = build_world(WORLDS[name], registry, args.out)

@@ -5,7 +5,8 @@ The Jupiter stand-in fills every swap as an RFQ trade with one maker; the maker 
 (SOL 180, BTC 95000, ETH 3200, JUP 0.8, BONK 0.00002, stables 1). Routes are the best of the
 direct pool and two hops through a hub token (USDC, USDT). All arithmetic is on integers in
 base units, with the pool fee taken from the input like Uniswap V2. Reserves stay as the
-fixture says (the book does not move with fills): quotes are reproducible run to run.
+fixture says (the book does not move with fills): quotes are reproducible run to run, until a
+simulated market (``localnet.market``) moves the book to its prices (``Book.repriced``).
 
     python -m rebalancer.localnet.jupiter_amm            # rewrite fixtures/solana/amm.json
     python -m rebalancer.localnet.jupiter_amm --check    # fail if it is out of date
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -114,6 +116,27 @@ class Book:
             for p in data["pools"]
         ]
         return cls(pools, [mints[h] for h in data["hubs"]])
+
+    def repriced(self, usd: Mapping[str, Decimal], decimals: Mapping[str, int]) -> Book:
+        """The same pools moved to new USD prices by mint (a simulated market's step): each
+        keeps its ``k = reserve_a * reserve_b`` (its depth) and takes the reserves at which its
+        marginal price is the ratio of the two prices. Mints without a price keep theirs."""
+        pools = []
+        for p in self.pools:
+            if p.mint_a not in usd or p.mint_b not in usd:
+                pools.append(p)
+                continue
+            # raw units of b per raw unit of a
+            ratio = (
+                usd[p.mint_a]
+                / usd[p.mint_b]
+                * Decimal(10) ** (decimals[p.mint_b] - decimals[p.mint_a])
+            )
+            k = Decimal(p.reserve_a) * Decimal(p.reserve_b)
+            reserve_a = int((k / ratio).sqrt())
+            reserve_b = int((k * ratio).sqrt())
+            pools.append(replace(p, reserve_a=reserve_a, reserve_b=reserve_b))
+        return Book(pools, self.hubs)
 
     def _between(self, a: str, b: str) -> list[Pool]:
         return [p for p in self.pools if {p.mint_a, p.mint_b} == {a, b}]

@@ -84,6 +84,7 @@ EXTEND_CHUNK = 20  # addresses per ExtendLookupTable: keeps each transaction und
 TABLE_READY_TIMEOUT_S = 10.0
 PREFIX = "/swap/v1"
 PREFIX_V2 = "/swap/v2"
+ADMIN_PRICES = "/localnet/prices"  # a simulated market reprices the maker (loopback only)
 ORDER_PRIORITY = {"priorityLevelWithMaxLamports": {"priorityLevel": "medium", "maxLamports": 10**6}}
 DEFAULT_CU_LIMIT = 1_400_000  # what Jupiter sets without dynamicComputeUnitLimit
 CU_MARGIN_PCT = 20
@@ -349,6 +350,8 @@ class Api:
         try:
             if not headers.get("x-api-key"):
                 raise ApiError(401, "Unauthorized: missing x-api-key header")
+            if method == "POST" and path == ADMIN_PRICES:
+                return 200, self.reprice(body)
             if path.startswith(PREFIX_V2 + "/"):
                 return 200, self.v2(method, path.removeprefix(PREFIX_V2).rstrip("/"), query, body)
             endpoint = path.removeprefix(PREFIX).rstrip("/")
@@ -369,6 +372,20 @@ class Api:
             raise ApiError(404, f"Cannot {method} {path}")
         except ApiError as exc:
             return exc.status, exc.body()
+
+    def reprice(self, body: bytes) -> dict[str, Any]:
+        """``POST /localnet/prices`` ``{"usd": {mint: "price"}}``: move the maker's book to
+        these USD prices (``localnet.market``'s step), so quotes follow the simulated market."""
+        try:
+            usd = {str(m): Decimal(str(v)) for m, v in json.loads(body)["usd"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError):
+            raise _bad('the body must be {"usd": {mint: price}}') from None
+        if any(not v.is_finite() or v <= 0 for v in usd.values()):
+            raise _bad("every price must be a positive number")
+        known = {m: v for m, v in usd.items() if m in self.maker.book.mints}
+        decimals = {m: self.maker.mint(Pubkey.from_string(m)).decimals for m in known}
+        self.maker.book = self.maker.book.repriced(known, decimals)
+        return {"repriced": len(known)}
 
     # -- Swap API v2: /build, /order and /execute ----------------------------------------------
     def v2(self, method: str, endpoint: str, query: str, body: bytes) -> dict[str, Any]:

@@ -9,6 +9,7 @@ writes a manifest (endpoints, PIDs, logs). ``down`` stops exactly the PIDs in th
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import time
@@ -36,6 +37,7 @@ from rebalancer.localnet.worlds import DEMO_HOLDINGS, WORLDS, demo_evm_address
 
 FIXTURES = fixture_path()
 MANIFEST = "manifest.json"
+MARKET_PID = "market.pid"
 HARDFORK = {"ethereum": "prague", "avalanche": "cancun"}
 
 
@@ -167,11 +169,67 @@ def down(state_dir: Path) -> list[dict[str, Any]]:
     if manifest is None:
         return []
     stopped = []
+    for pid in _market_pids(state_dir, manifest):
+        stop_pid(pid)  # the detached market first: it would report the worlds' end as a fault
+    (state_dir / MARKET_PID).unlink(missing_ok=True)
     for w in manifest["worlds"]:
         stop_pid(int(w["pid"]))
         stopped.append(w)
     (state_dir / MANIFEST).unlink(missing_ok=True)
     return stopped
+
+
+def start_market(
+    state_dir: Path, spec: str, days: float | None, step: str, speed: float | None
+) -> int:
+    """``up --market PATH``: the moving market as a detached process (its PID in the
+    manifest's ``market`` section, its log in ``market.log``); ``down`` stops it. A market
+    already running there is left as it is."""
+    import subprocess
+    import sys
+
+    running = _market_pids(state_dir, read_manifest(state_dir))
+    if running:
+        return running[0]
+    argv = [sys.executable, "-m", "rebalancer.localnet.market", "--dir", str(state_dir)]
+    argv += ["--market", spec, "--step", step]
+    if days is not None:
+        argv += ["--days", str(days)]
+    if speed is not None:
+        argv += ["--speed", str(speed)]
+    log = (state_dir / "market.log").open("ab")
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )
+    finally:
+        log.close()
+    # NOTE: the market records its PID in the manifest once it has opened the worlds; a file
+    # of its own covers the moment before (the manifest is the market's to rewrite).
+    (state_dir / MARKET_PID).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def market_status(state_dir: Path) -> dict[str, Any] | None:
+    """The manifest's ``market`` section (None: the worlds were never moved), with whether
+    its process runs."""
+    manifest = read_manifest(state_dir)
+    market = None if manifest is None else manifest.get("market")
+    if not market:
+        return None
+    pids = _market_pids(state_dir, manifest)
+    return {**market, "pid": pids[0] if pids else None, "running": bool(pids)}
+
+
+def _market_pids(state_dir: Path, manifest: dict[str, Any] | None) -> list[int]:
+    """The live market processes the manifest or the PID file name."""
+    pids: list[int] = []
+    recorded = ((manifest or {}).get("market") or {}).get("pid")
+    if isinstance(recorded, int):
+        pids.append(recorded)
+    with contextlib.suppress(OSError, ValueError):
+        pids.append(int((state_dir / MARKET_PID).read_text().strip()))
+    return [p for p in dict.fromkeys(pids) if pid_alive(p)]
 
 
 def endpoint(state_dir: Path, name: str) -> str | None:

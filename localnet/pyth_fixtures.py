@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,11 @@ def _rent(data_len: int) -> int:
     return (128 + data_len) * 3480 * 2
 
 
-def build_pyth_snapshot(publish_time: int, slot: int) -> dict[str, Any]:
-    """The Pyth accounts as a snapshot dict, published at ``publish_time``."""
+def build_pyth_snapshot(
+    publish_time: int, slot: int, prices: Mapping[str, Decimal] = PRICES
+) -> dict[str, Any]:
+    """The Pyth accounts as a snapshot dict, published at ``publish_time`` at ``prices`` (USD
+    by asset; a simulated market publishes its own)."""
     from solders.pubkey import Pubkey
 
     accounts: dict[str, Any] = {}
@@ -44,8 +47,8 @@ def build_pyth_snapshot(publish_time: int, slot: int) -> dict[str, Any]:
         if feed.kind != OracleKind.PYTH:
             continue
         scale = Decimal(10) ** -feed.exponent
-        price = int(PRICES[feed.asset] * scale)
-        conf = max(int(PRICES[feed.asset] * CONF_SHARE * scale), 1)
+        price = int(prices[feed.asset] * scale)
+        conf = max(int(prices[feed.asset] * CONF_SHARE * scale), 1)
         data = encode_price_update(
             feed.feed_id,
             price,

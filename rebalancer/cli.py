@@ -42,9 +42,10 @@ def _add_balances(p: argparse.ArgumentParser) -> None:
 def _add_localnet(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "action",
-        choices=["up", "status", "down", "snapshot"],
+        choices=["up", "status", "down", "snapshot", "market"],
         help="start, show or stop the worlds; snapshot: capture Solana accounts from any RPC "
-        "into a file the local node loads (--rpc URL --out FILE PUBKEY...)",
+        "into a file the local node loads (--rpc URL --out FILE PUBKEY...); market: move the "
+        "worlds along a price path (clocks, oracles, pools, the Jupiter maker) in the foreground",
     )
     p.add_argument("accounts", nargs="*", metavar="PUBKEY", help="snapshot: accounts to capture")
     p.add_argument("--rpc", metavar="URL", help="snapshot: the RPC to read from")
@@ -55,6 +56,35 @@ def _add_localnet(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where the manifest, states and logs live (default: $REBALANCER_LOCALNET_DIR "
         "or ~/.local/state/rebalancer/localnet)",
+    )
+    p.add_argument(
+        "--prices", metavar="CSV", help="market: the price path, in backtest --prices' format"
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="market: a seeded random walk instead of a CSV"
+    )
+    p.add_argument(
+        "--days",
+        type=float,
+        default=None,
+        help="market: simulated days (default: 120; a CSV: all of it)",
+    )
+    p.add_argument(
+        "--step", default="6h", help="market: simulated time per step (default 6h; e.g. 1d, 30m)"
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        metavar="X",
+        help="market: X simulated seconds per wall second (default: as fast as the worlds go)",
+    )
+    p.add_argument(
+        "--market",
+        metavar="PATH",
+        default=None,
+        help="up: also run the market detached on PATH (a CSV, `story` or `seed:N`); "
+        "`localnet down` stops it",
     )
 
 
@@ -74,6 +104,35 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
         "examples/local.toml, run from a copy in the data folder)",
     )
     p.add_argument("--stop", action="store_true", help="stop the local worlds at the end")
+    p.add_argument(
+        "--days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the living demo: N simulated days of a moving market with watch checking, then "
+        "the report and the backtest of the same path (default config: examples/living.toml)",
+    )
+    path = p.add_mutually_exclusive_group()
+    path.add_argument(
+        "--prices",
+        default=None,
+        metavar="CSV",
+        help="with --days: the price path to replay (the format backtest --prices reads); "
+        "default: the market's story (a rally, a sharp drop, a quiet stretch)",
+    )
+    path.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="with --days: a seeded random walk instead of the story",
+    )
+    p.add_argument(
+        "--check-every",
+        default="6h",
+        metavar="INTERVAL",
+        help="with --days: simulated time between two watch checks (default 6h)",
+    )
 
 
 def _add_drift(p: argparse.ArgumentParser) -> None:

@@ -177,7 +177,7 @@ async def export(
     config, registry = services.config, services.registry
     _prepare_dir(out)
     txs, files, skipped = await _prepare_all(Engine(services, journal, progress), intents)
-    now = datetime.now(UTC).isoformat(timespec="seconds")
+    now = _now(services).isoformat(timespec="seconds")
     manifest = {
         "format": FORMAT,
         "created_at": now,
@@ -325,13 +325,18 @@ async def _send_all(
     return results
 
 
-def _fresh_enough(manifest: Manifest, max_age_s: int, folder: Path) -> None:
+def _now(services: Services) -> datetime:
+    """The command's time: the chains' on simulated local worlds (``rebalancer.clock``)."""
+    return services.clock.now() if services.clock.simulated else datetime.now(UTC)
+
+
+def _fresh_enough(manifest: Manifest, max_age_s: int, folder: Path, now: datetime) -> None:
     """An export is a plan's trades at the prices of its day: like ``apply``, refuse an old
     one rather than send it against a portfolio and a market that have moved."""
     made = manifest.created_at
     if made.tzinfo is None:
         made = made.replace(tzinfo=UTC)
-    age = (datetime.now(UTC) - made).total_seconds()
+    age = (now - made).total_seconds()
     if age > max_age_s:
         raise RefusedError(
             f"{folder}: exported {age / 60:.0f} min ago, over policy.max_plan_age_s "
@@ -350,7 +355,7 @@ async def submit(
     them; returns the run id and the trades."""
     config, registry = services.config, services.registry
     manifest = read_manifest(folder, journal)
-    _fresh_enough(manifest, config.policy.max_plan_age_s, folder)
+    _fresh_enough(manifest, config.policy.max_plan_age_s, folder, _now(services))
     sent_before = {t.tx_hash for t in journal.trades() if t.tx_hash}
     for entry in manifest.transactions:
         chain = entry.chain

@@ -55,7 +55,9 @@ async def record_and_load(
     from rebalancer.services import journal_path
 
     config = services.config
-    journal = Journal(journal_path(config, os.environ))
+    journal = Journal(
+        journal_path(config, os.environ), services.clock.time, durable=not services.clock.simulated
+    )
     try:
         journal.record_prices(int(now), market.usd, "live")
         want, per = needs(config)

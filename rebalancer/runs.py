@@ -9,6 +9,7 @@ the summary. A command runs all of it in one event loop with one HTTP client and
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -126,7 +127,12 @@ async def recovered_journal(
     (recovery) before any new work; the journal is closed whatever happens."""
     import fcntl
 
-    journal = open_journal(services.config)
+    await services.clock.refresh()
+    journal = Journal(
+        journal_path(services.config, os.environ),
+        services.clock.time,
+        durable=not services.clock.simulated,
+    )
     lock = open(str(journal.path) + ".lock", "w")  # noqa: SIM115 - held for the whole run
     try:
         try:
@@ -241,7 +247,9 @@ async def execute(
 
             await record_landed(services, journal, report.results)
         if mode == "execute" and config.prices:
-            after = await read_portfolio(services)
+            # NOTE: a run with nothing to trade moved nothing: its "after" is its "before"
+            quiet = not intents and before is not None
+            after = snap if quiet else await read_portfolio(services)
             record_portfolio(journal, run_id, SnapshotKind.PORTFOLIO_AFTER, after, config.prices)
         return report
     except RebalancerError as exc:
@@ -344,7 +352,7 @@ async def resume_unfinished(services: Services, journal: Journal, progress: Prog
     for old in journal.unfinished_runs():
         left = {r.trade_id for r in journal.trades(old.id, states=RESUMABLE)}
         close_unexecuted(journal, old.id, RunStatus.INTERRUPTED)
-        age = datetime.now(UTC).timestamp() - old.started_at
+        age = services.clock.time() - old.started_at
         plan = old.plan if isinstance(old.plan, PlanFile) else None
         if not left or plan is None or age > max_age:
             if left:
@@ -399,18 +407,23 @@ def confirm(question: str, yes: bool) -> None:
 
 
 def read_plan(
-    path: str, max_age_s: int, registry: Any, prices: Callable[[], Mapping[str, Any]]
+    path: str,
+    max_age_s: int,
+    registry: Any,
+    prices: Callable[[], Mapping[str, Any]],
+    now: Callable[[], datetime] | None = None,
 ) -> tuple[PlanFile, list[TradeIntent]]:
     """A PLAN file, parsed once (a malformed one is exit 2, naming the field); a plan older
     than the policy allows is refused (exit 3). ``prices`` is asked only then: a bad file
-    is refused before any node or API is asked for a price."""
+    is refused before any node or API is asked for a price. ``now``: the command's clock
+    (``rebalancer.clock.now_for``; the chains' time on simulated worlds)."""
     from rebalancer.engine import intents_from_plan
 
     doc = PlanFile.read(path)
     created = doc.created_at
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
-    age = (datetime.now(UTC) - created).total_seconds()
+    age = ((now or (lambda: datetime.now(UTC)))() - created).total_seconds()
     if age > max_age_s:
         raise RefusedError(
             f"plan {path!r} is {age / 60:.0f} min old, over policy.max_plan_age_s "

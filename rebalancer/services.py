@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import httpx
 
     from rebalancer.core.tx import SignedTx
+    from rebalancer.clock import Clock
     from rebalancer.dex.checks import SwapPolicy
     from rebalancer.wallet.base import Signer
 
@@ -145,6 +146,7 @@ class Services:
         signers: Mapping[tuple[str, str], Signer] | None = None,
         wrap: Callable[[Any], Any] | None = None,
         confirm_timeout_s: float | None = None,
+        clock: Clock | None = None,
     ) -> None:
         inj = _INJECTED.get() or Injected()
         self.config = config
@@ -170,10 +172,25 @@ class Services:
         self._wrap = wrap or inj.wrap
         self.confirm_timeout_s = confirm_timeout_s or inj.confirm_timeout_s or CONFIRM_TIMEOUT_S
         """How long a sent transaction is waited for before it is left in flight."""
+        self.clock = clock or self._clock()
+        """The tool's time: the wall clock, or the chains' on simulated local worlds."""
         self.activity: dict[tuple[str, str], str | None] = {}
         """Each signing wallet's last on-chain activity (``ChainAdapter.last_activity``) by
         (chain, lower-case address), read before the balances: the engine refuses to sign when
         it moved since (someone else sent from the wallet)."""
+
+    def _clock(self) -> Clock:
+        """The chains' clock when a market moves the configured local worlds, else the wall's;
+        the time is read from the first EVM chain (else the first chain) of the config."""
+        from rebalancer.clock import WALL, chain_clock, simulated_manifest
+        from rebalancer.endpoints import localnet_dir
+
+        specs = {name: c.rpc for name, c in self.config.chains.items()}
+        if not simulated_manifest(specs, self.local_dir or localnet_dir()):
+            return WALL
+        known = self.registry.chains
+        first = min(self.config.chains, key=lambda n: n not in known or known[n].family != "evm")
+        return chain_clock(lambda: self.adapter(first).chain_time())
 
     async def aclose(self) -> None:
         """Stop what the adapters started for this command (kept simulation nodes)."""

@@ -52,13 +52,14 @@ class SlotClock:
         # honest about which one they compare with lastValidBlockHeight.
         self._height_offset = self.base_slot // 16
         self.slot = self.base_slot - 1
+        self._warped = 0  # slots added by ``warp`` (a simulated market moving time on)
         self._hashes: dict[str, int] = {}
         self._hash_order: deque[str] = deque()
 
     def tick(self) -> None:
         """Advance the slot with wall time; issue one blockhash per new slot."""
         elapsed_ms = (self._monotonic() - self._t0) * 1000.0
-        slot = self.base_slot + int(elapsed_ms // self.slot_ms)
+        slot = self.base_slot + self._warped + int(elapsed_ms // self.slot_ms)
         if slot <= self.slot:
             return
         for s in range(max(self.slot + 1, slot - BLOCKHASH_QUEUE + 1), slot + 1):
@@ -75,6 +76,18 @@ class SlotClock:
         self.svm.set_slot_hashes(
             [(self._hashes[h], Hash.from_string(h)) for h in reversed(self._hash_order)]
         )
+
+    def warp(self, unix_timestamp: int) -> int:
+        """Move the clock forward so the Clock sysvar's unix_timestamp is ``unix_timestamp``
+        (a simulated market's step); returns the new slot. The slots in between pass as if
+        the node had run through them: only the last 150 blockhashes stay valid. A time the
+        clock has already passed leaves it where it is (time only moves forward)."""
+        # NOTE: the first slot whose block time is unix_timestamp (ceil of seconds / slot length).
+        target = self.base_slot - (-(unix_timestamp - self._wall0) * 1000 // self.slot_ms)
+        if target > self.slot:
+            self._warped += target - self.slot
+            self.tick()
+        return self.slot
 
     def blockhash_at(self, slot: int) -> str:
         """The blockhash of ``slot`` (unpredictable per node run, like a real chain)."""

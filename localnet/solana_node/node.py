@@ -79,6 +79,10 @@ class SolanaNode:
             **self.sender.methods(),
             **StatusMethods(self.clock, self.history).methods(),
             **BlockMethods(self.clock, self.history).methods(),
+            # NOTE: admin methods of the local worlds (a simulated market moves time and the
+            # oracles); the node only ever listens on 127.0.0.1.
+            "localnet_warpClock": self._warp_clock,
+            "localnet_setAccounts": self._set_accounts,
         }
         self.rpc = Dispatcher(methods, self._lock, self.clock.tick)
 
@@ -111,6 +115,38 @@ class SolanaNode:
             "slotsInEpoch": SLOTS_PER_EPOCH,
             "transactionCount": len(self.history),
         }
+
+    def _warp_clock(self, params: list[Any]) -> dict[str, int]:
+        """``[unix_timestamp]``: move the slot and the Clock sysvar forward to that time."""
+        when = rpc.int_arg(rpc.arg(params, 0, "unix_timestamp"), "unix_timestamp")
+        slot = self.clock.warp(when)
+        return {"slot": slot, "unixTimestamp": self.clock.block_time(slot)}
+
+    def _set_accounts(self, params: list[Any]) -> int:
+        """``[{pubkey: {"data": [base64, "base64"], "lamports", "owner", "executable"}}]``:
+        write accounts as a snapshot lists them (the market's Pyth price updates)."""
+        import base64
+        import binascii
+
+        accounts = rpc.arg(params, 0, "accounts")
+        if not isinstance(accounts, dict):
+            raise rpc.invalid("Invalid params: accounts must be a map of pubkey to account")
+        parsed: list[tuple[Pubkey, Account]] = []
+        for key, acc in accounts.items():
+            try:
+                data = base64.b64decode(acc["data"][0], validate=True)
+                account = Account(
+                    int(acc["lamports"]),
+                    data,
+                    Pubkey.from_string(acc["owner"]),
+                    bool(acc.get("executable", False)),
+                )
+            except (KeyError, TypeError, ValueError, IndexError, binascii.Error):
+                raise rpc.invalid(f"Invalid params: account {key} is malformed") from None
+            parsed.append((rpc.pubkey(key), account))
+        for key_, account in parsed:
+            self.accounts.set(key_, account)
+        return len(parsed)
 
     def _get_transaction_count(self, params: list[Any]) -> int:
         rpc.config(params, 0, self.clock.slot)

@@ -25,8 +25,8 @@ from rebalancer.output import progress_unless
 DEMO_ENV = {"REBALANCER_DEMO_PASSPHRASE": "demo"}
 
 
-def packaged_config(data_dir: Path) -> Path:
-    """The shipped demo config, copied with its key files into ``data_dir/demo``.
+def packaged_config(data_dir: Path, name: str = "local.toml", folder: str = "demo") -> Path:
+    """The shipped demo config ``name``, copied with its key files into ``data_dir/folder``.
 
     The copy keeps the config's relative paths working: the journal lands beside it (a
     writable place, whatever folder the package is installed in) and the key files are 0600
@@ -36,18 +36,18 @@ def packaged_config(data_dir: Path) -> Path:
     from rebalancer.core.resources import package_path
 
     src = package_path("examples")
-    dst = data_dir / "demo"
+    dst = data_dir / folder
     try:
         (dst / "keys").mkdir(parents=True, exist_ok=True)
-        for folder in (dst, dst / "keys"):
-            folder.chmod(0o700)
+        for place in (dst, dst / "keys"):
+            place.chmod(0o700)
         for key in sorted((src / "keys").glob("*.json")):
             fd = os.open(dst / "keys" / key.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as out:
                 os.fchmod(fd, 0o600)  # NOTE: an existing file keeps its mode under O_CREAT
                 out.write(key.read_bytes())
-        config = dst / "local.toml"
-        config.write_bytes((src / "local.toml").read_bytes())
+        config = dst / name
+        config.write_bytes((src / name).read_bytes())
     except OSError as exc:
         raise ConfigError(
             f"cannot prepare the demo folder {dst}: {exc.strerror} "
@@ -64,6 +64,15 @@ def _max_drift(doc: dict[str, Any]) -> Decimal:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "days", None) is not None:
+        from rebalancer.commands import living
+
+        return living.run(args)
+    for flag in ("prices", "seed"):
+        if getattr(args, flag, None) is not None:
+            from rebalancer.core.errors import ConfigError
+
+            raise ConfigError(f"--{flag} needs --days N (the living demo)")
     from rebalancer.commands import balances
     from rebalancer.commands.drift import load_inputs, refuse_partial
     from rebalancer.commands.plan import build, document

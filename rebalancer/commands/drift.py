@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +42,10 @@ class Inputs:
     """The live read the portfolio was built from (a run records it as its "before")."""
     book: Any = None
     """The journal's lot book (rebalancer.reports.taxbook.Book), when the command plans."""
+    read_at: datetime | None = None
+    """When a live read was made, on the command's clock (the chains' on simulated worlds)."""
+    settled: bool = False
+    """A lazy read stopped before the quotes and costs: no trigger fires (nothing to plan)."""
 
 
 def _read(path: str, what: str) -> str:
@@ -125,6 +128,7 @@ async def live_inputs(
     costs: bool = False,
     record: bool = True,
     book: bool = False,
+    lazy: bool = False,
 ) -> Inputs:
     """:func:`load_inputs` from the chains, with the command's Services (``run``, ``watch``).
 
@@ -132,13 +136,18 @@ async def live_inputs(
     gas prices and the depth fit), then this refresh's prices recorded in the journal. The
     Services' config is replaced by one carrying these prices, so everything that values a
     trade afterwards (policy limits, fee budget, snapshots) uses them.
+
+    ``lazy`` (the living demo's checks): the triggers are first asked on the oracles' prices
+    alone; when none fires the read stops there (``Inputs.settled``), without the quotes and
+    the cost measurement that only a plan needs. When one fires, everything is read as usual.
     """
     from rebalancer.market_prices import price_snapshot, with_prices
     from rebalancer.planner.model import Portfolio
     from rebalancer.price_history import record_and_load
 
     config, registry = services.config, services.registry
-    targets, names, now = _common(config, registry)
+    now = await services.clock.refresh()
+    targets, names, _wall = _common(config, registry)
     _refuse_without_sources(config)
     try:
         from rebalancer import portfolio as portfolio_mod
@@ -146,7 +155,14 @@ async def live_inputs(
         raise ConfigError(f"live balances are not available ({exc}); use --snapshot FILE") from None
     live = await portfolio_mod.read_holdings(config, registry, adapters=services.adapter)
     failures = list(live.failures)
-    market = await price_snapshot(services, live, warn=warn)
+    history: dict[str, list[Decimal]] | None = None
+    if lazy and not failures:
+        quick = await _settled(services, live, targets, now, record)
+        if isinstance(quick, Inputs):
+            quick.names, quick.snapshot = names, live
+            return _finish(quick, lots_arg)
+        history = quick
+    market = await price_snapshot(services, live, warn=warn, now=now.timestamp())
     config = with_prices(config, market)
     services.config = config
     cost_inputs: dict[str, Any] = {}
@@ -159,8 +175,13 @@ async def live_inputs(
     inputs = Inputs(config, registry, targets, portfolio, now=now, names=names)
     inputs.market = market
     inputs.cost_inputs = cost_inputs
-    if record:
-        inputs.history = await record_and_load(services, live, market, time.time(), warn=warn)
+    if history is not None:
+        inputs.history = history  # recorded by the lazy first look
+    elif record:
+        inputs.history = await record_and_load(
+            services, live, market, services.clock.time(), warn=warn
+        )
+    inputs.read_at = now
     inputs.last_rebalance = _last_rebalance(config)
     inputs.failures = failures
     inputs.snapshot = live
@@ -169,6 +190,46 @@ async def live_inputs(
             f"{f.chain}: {f.token.symbol} of {names.get((f.chain, f.wallet), f.wallet)}: {f.reason}"
         )
     return _finish(inputs, lots_arg, book)
+
+
+async def _settled(
+    services: Any, live: Any, targets: Any, now: datetime, record: bool
+) -> Inputs | dict[str, list[Decimal]] | None:
+    """The lazy first look: Inputs marked settled when no trigger fires on the oracles'
+    prices; else the price history it recorded (None: not recorded, or no oracle prices)."""
+    from rebalancer.core.errors import RebalancerError
+    from rebalancer.market_prices import price_snapshot, with_prices
+    from rebalancer.planner.drift import compute_drift
+    from rebalancer.planner.model import Portfolio
+    from rebalancer.price_history import record_and_load
+
+    config = services.config
+    if not config.oracles.enabled:
+        return None
+    # NOTE: the oracles alone decide whether to look further; a plan is priced as always
+    single = config.policy.model_copy(update={"allow_single_price_source": True})
+    services.config = config.model_copy(update={"price_check": "off", "policy": single})
+    try:
+        market = await price_snapshot(services, live, now=now.timestamp())
+    except RebalancerError:
+        return None  # NOTE: the full read says what is wrong, with the quotes' view too
+    finally:
+        services.config = config
+    history: dict[str, list[Decimal]] = {}
+    if record:
+        history = await record_and_load(services, live, market, services.clock.time())
+    portfolio = Portfolio.build(live.holdings, market.usd)
+    last = _last_rebalance(config)
+    drift = compute_drift(
+        portfolio, targets, config.strategy, now=now, last_rebalance=last, history=history
+    )
+    if drift.triggered:
+        return history if record else None
+    inputs = Inputs(with_prices(config, market), services.registry, targets, portfolio, now=now)
+    inputs.market, inputs.history, inputs.last_rebalance = market, history, last
+    inputs.read_at, inputs.settled = now, True
+    services.config = inputs.config
+    return inputs
 
 
 def _refuse_without_sources(config: Any) -> None:

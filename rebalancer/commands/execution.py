@@ -42,6 +42,7 @@ def apply(args: argparse.Namespace) -> int:
 def _apply(args: argparse.Namespace, *, mode: str) -> int:
     import asyncio
 
+    from rebalancer.clock import now_for
     from rebalancer.config import load_config
     from rebalancer.market_prices import priced_config
     from rebalancer.runs import (
@@ -62,7 +63,13 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
         config = priced_config(config, registry)
         return config.prices
 
-    doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, prices)
+    doc, intents = read_plan(
+        args.plan,
+        config.policy.max_plan_age_s,
+        registry,
+        prices,
+        lambda: now_for(config, registry),
+    )
 
     async def session() -> Any:
         async with (
@@ -111,11 +118,8 @@ def run_once(
     one event loop."""
     import asyncio
 
-    from rebalancer.commands.drift import live_inputs, refuse_partial
-    from rebalancer.commands.plan import build, document
     from rebalancer.config import load_config
-    from rebalancer.engine import intents_from_trades
-    from rebalancer.runs import confirm, execute, open_services, recovered_journal
+    from rebalancer.runs import open_services, recovered_journal
 
     config, registry = load_config(args.config)
 
@@ -124,34 +128,66 @@ def run_once(
             open_services(config, registry) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
-            mode = "execute" if execute_trades else "simulate"
-            resumed = await resume(services, journal, say, yes) if execute_trades else None
-            if resumed is not None and resumed.report is not None:
-                await services.read_activity()  # the resume's own sends are known
-            inputs = await live_inputs(services, costs=True, book=True)
-            refuse_partial(inputs)
-            plan = build(inputs, force=getattr(args, "force", False))
-            doc = document(inputs, plan)
-            intents = intents_from_trades(plan.trades)
-            if resumed is not None and resumed.report is not None and not intents:
-                resumed.report.recovered = recovered
-                return resumed.report, doc
-            if mode == "execute" and intents:
-                confirm(f"Sign and send {len(intents)} trade(s)?", yes)
-            say(f"plan: {len(intents)} trade(s), est. cost ${doc.est_cost_usd}")
-            report = await execute(
+            report, doc, _inputs = await check(
                 services,
                 journal,
-                intents,
-                mode=mode,
-                plan_doc=doc,
-                progress=say,
-                recovered=recovered,
-                before=inputs.snapshot,
+                recovered,
+                say,
+                execute_trades=execute_trades,
+                yes=yes,
+                force=getattr(args, "force", False),
             )
             return report, doc
 
     return asyncio.run(session())
+
+
+async def check(
+    services: Any,
+    journal: Any,
+    recovered: int,
+    say: Any,
+    *,
+    execute_trades: bool,
+    yes: bool,
+    force: bool = False,
+    lazy: bool = False,
+) -> tuple[Any, PlanFile, Any]:
+    """One check of ``run``/``watch`` with the command's open Services and journal: finish an
+    interrupted run, plan from fresh balances, then simulate or execute. ``lazy``: see
+    ``drift.live_inputs`` (a check with no trigger costs one balance read). Returns the run's
+    report, the plan document and the inputs it planned from."""
+    from rebalancer.commands.drift import live_inputs, refuse_partial
+    from rebalancer.commands.plan import build, document
+    from rebalancer.engine import intents_from_trades
+    from rebalancer.runs import confirm, execute
+
+    mode = "execute" if execute_trades else "simulate"
+    resumed = await resume(services, journal, say, yes) if execute_trades else None
+    if resumed is not None and resumed.report is not None:
+        await services.read_activity()  # the resume's own sends are known
+    inputs = await live_inputs(services, costs=True, book=True, lazy=lazy and not force)
+    refuse_partial(inputs)
+    plan = build(inputs, force=force)
+    doc = document(inputs, plan)
+    intents = intents_from_trades(plan.trades)
+    if resumed is not None and resumed.report is not None and not intents:
+        resumed.report.recovered = recovered
+        return resumed.report, doc, inputs
+    if mode == "execute" and intents:
+        confirm(f"Sign and send {len(intents)} trade(s)?", yes)
+    say(f"plan: {len(intents)} trade(s), est. cost ${doc.est_cost_usd}")
+    report = await execute(
+        services,
+        journal,
+        intents,
+        mode=mode,
+        plan_doc=doc,
+        progress=say,
+        recovered=recovered,
+        before=inputs.snapshot,
+    )
+    return report, doc, inputs
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
 def export(args: argparse.Namespace) -> int:
     import asyncio
 
+    from rebalancer.clock import now_for
     from rebalancer.config import load_config
     from rebalancer.external import ExportReport
     from rebalancer.external import export as export_plan
@@ -55,7 +56,13 @@ def export(args: argparse.Namespace) -> int:
         config = priced_config(config, registry)
         return config.prices
 
-    doc, intents = read_plan(args.plan, config.policy.max_plan_age_s, registry, prices)
+    doc, intents = read_plan(
+        args.plan,
+        config.policy.max_plan_age_s,
+        registry,
+        prices,
+        lambda: now_for(config, registry),
+    )
 
     async def session() -> ExportReport:
         async with (

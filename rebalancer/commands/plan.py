@@ -87,7 +87,7 @@ def document(inputs: Inputs, plan: Any) -> PlanFile:
     ``apply`` will read it, so what is written can be read back."""
     from rebalancer.planner.render import plan_json
 
-    doc = plan_json(plan, datetime.now(UTC), inputs.as_of)
+    doc = plan_json(plan, inputs.read_at or datetime.now(UTC), inputs.as_of)
     for t in doc["trades"]:
         t["wallet_name"] = inputs.names.get((t["chain"], t["wallet"]), t["wallet"])
     if inputs.cost_inputs:

@@ -65,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
                 code = report.exit_code or code
                 summary = {
                     "check": checks,
-                    "at": started.isoformat(),
+                    # NOTE: the plan's time is the check's on the tool's clock (the chains' on
+                    # simulated worlds: rebalancer.clock)
+                    "at": doc.get("created_at") or started.isoformat(),
                     "triggered": doc.get("triggered"),
                     "before_max_drift_pp": doc.get("before_max_drift_pp"),
                     "after_max_drift_pp": doc.get("after_max_drift_pp"),

@@ -357,6 +357,8 @@ class _Replay:
         costs: Costs,
         capital: float,
         risk_free: float,
+        start_weights: np.ndarray | None = None,
+        near_edge: bool = False,
     ) -> None:
         if tuple(history.symbols) != book.symbols:
             raise ValueError("history and book disagree on the symbols")
@@ -380,6 +382,20 @@ class _Replay:
             ]
         )
         self.risk_free = risk_free
+        self.start_weights = start_weights
+        """Asset weights to start from (a live portfolio); None: on target. With them the
+        first point is checked too, as the live tool's first check with no rebalance on
+        record."""
+        self.near_edge = near_edge
+        """``target`` mode too stops at the near edge of the planner's aim (target +-
+        ``target_tolerance_pp`` less the margin), as the live planner's cheapest plan does,
+        instead of exactly on target (the living demo compares the two)."""
+
+    def _moment(self, t: int) -> datetime:
+        d = self.h.dates[t]
+        if isinstance(d, datetime):
+            return d
+        return datetime.combine(d, datetime.min.time(), UTC)
 
     # -- the screen ------------------------------------------------------------------------
     def _band_matrix(self, values: np.ndarray, t0: int) -> np.ndarray:
@@ -407,7 +423,8 @@ class _Replay:
         assert strategy is not None
         trig = strategy.triggers
         days = np.arange(t0, t0 + weights.shape[0])
-        elapsed = days - last
+        # NOTE: last < 0 is "no rebalance on record": the calendar is due, as live
+        elapsed = (days - last) * self.h.step_days if last >= 0 else np.full(days.size, np.inf)
         fire = np.zeros(days.size, dtype=bool)
         if trig.threshold:
             drift = np.abs(weights @ self.book.rows.T - self.book.row_target)
@@ -444,8 +461,8 @@ class _Replay:
             self._portfolio(units, t),
             self.book.targets,
             strategy,
-            now=datetime.combine(self.h.dates[t], datetime.min.time(), UTC),
-            last_rebalance=datetime.combine(self.h.dates[last], datetime.min.time(), UTC),
+            now=self._moment(t),
+            last_rebalance=self._moment(last) if last >= 0 else None,
             history=history,
         )
 
@@ -459,7 +476,7 @@ class _Replay:
         targets = {f"{r.kind}:{r.name}": r.target for r in drift.targets.rows}
         tgt = np.array([float(targets[k] or 0) / 100 for k in book.leaf_keys])
         new_row = tgt.copy()
-        if strategy.mode == "band_edge":
+        if strategy.mode == "band_edge" or self.near_edge:
             goals = row_goals(drift, strategy)
             lo, hi = (
                 np.array([float(goals.aim[k][side]) / 100 for k in book.leaf_keys])
@@ -536,7 +553,8 @@ class _Replay:
     def run(self) -> Result:
         h, book = self.h, self.book
         days = len(h)
-        units = self.capital * book.start_weights / h.prices[0]
+        start = book.start_weights if self.start_weights is None else self.start_weights
+        units = self.capital * start / h.prices[0]
         values = np.empty(days)
         drift_pp = np.empty((days, len(book.row_keys)))
         events: list[Event] = []
@@ -545,7 +563,7 @@ class _Replay:
             values[:] = v.sum(axis=1)
             drift_pp[:] = ((v / values[:, None]) @ book.rows.T - book.row_target) * 100
             return self._result(values, drift_pp, events, v[-1] / values[-1])
-        last = 0
+        last = 0 if self.start_weights is None else -1
         t = 0
         while t < days:
             stop = min(days, t + _CHUNK)
@@ -553,7 +571,7 @@ class _Replay:
             totals = v.sum(axis=1)
             w = v / totals[:, None]
             cand = self._candidates(w, v, t, last)
-            if t == 0:
+            if t == 0 and self.start_weights is None:
                 cand[0] = False
             hits = np.flatnonzero(cand)
             upto = stop if hits.size == 0 else t + int(hits[0])
@@ -580,7 +598,7 @@ class _Replay:
         self, values: np.ndarray, drift_pp: np.ndarray, events: list[Event], w_end: np.ndarray
     ) -> Result:
         returns = values[1:] / values[:-1] - 1.0
-        stats = summarise(returns, DAYS_PER_YEAR, self.risk_free)
+        stats = summarise(returns, DAYS_PER_YEAR / self.h.step_days, self.risk_free)
         return Result(
             self.rule, self.h.dates, values, drift_pp, events, stats, self.book.rows @ w_end
         )
@@ -593,9 +611,13 @@ def simulate(
     costs: Costs,
     capital: float = 100_000.0,
     risk_free: float = 0.0,
+    start_weights: np.ndarray | None = None,
+    near_edge: bool = False,
 ) -> Result:
-    """Replay ``rule`` over ``history`` from ``capital`` USD on target (deterministic)."""
-    return _Replay(history, book, rule, costs, capital, risk_free).run()
+    """Replay ``rule`` over ``history`` from ``capital`` USD on target, or at
+    ``start_weights`` (asset weights in ``book.symbols`` order); ``near_edge``: see
+    ``_Replay.near_edge`` (deterministic)."""
+    return _Replay(history, book, rule, costs, capital, risk_free, start_weights, near_edge).run()
 
 
 # -- the sweep ------------------------------------------------------------------------------

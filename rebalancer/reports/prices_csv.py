@@ -48,6 +48,9 @@ class PriceHistory:
     prices: np.ndarray
     filled: int = 0
     """How many values were forward-filled."""
+    step_days: float = 1.0
+    """Days between two points of the grid (a living demo's path is 6-hourly: 0.25); its
+    ``dates`` are then datetimes (UTC)."""
 
     def __len__(self) -> int:
         return len(self.dates)
@@ -58,7 +61,11 @@ class PriceHistory:
     def slice(self, start: int, stop: int) -> PriceHistory:
         """Days ``start`` to ``stop - 1`` (the in-sample / out-of-sample split)."""
         return PriceHistory(
-            self.dates[start:stop], self.symbols, self.prices[start:stop].copy(), self.filled
+            self.dates[start:stop],
+            self.symbols,
+            self.prices[start:stop].copy(),
+            self.filled,
+            self.step_days,
         )
 
 

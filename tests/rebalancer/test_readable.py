@@ -77,3 +77,21 @@ def test_readme_lists_every_command() -> None:
     listed = set(re.findall(r"^rebalancer ([a-z]+)", block, re.M))
     assert listed == set(COMMANDS), listed ^ set(COMMANDS)
     json.dumps(sorted(listed))
+
+
+def test_readme_flags_are_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every ``--flag`` a line of the README's command reference gives a command is one that
+    command's ``--help`` lists (the reference cannot drift from the parser)."""
+    text = README.read_text()
+    block = text.split("## Using it", 1)[1].split("```", 2)[1]
+    by_command: dict[str, set[str]] = {}
+    for line in block.splitlines():
+        m = re.match(r"^rebalancer ([a-z]+)(.*?)(?:#|$)", line)
+        if m:
+            by_command.setdefault(m.group(1), set()).update(re.findall(r"--[a-z][a-z-]*", m[2]))
+    for command, flags in sorted(by_command.items()):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        shown = capsys.readouterr().out
+        missing = sorted(f for f in flags if f not in shown)
+        assert not missing, f"rebalancer {command}: {missing} not in --help"
