@@ -299,8 +299,9 @@ class StepReport:
     at: datetime
     prices: dict[str, Decimal]
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Seconds by chain (``ethereum``, ``avalanche``, ``solana``, ``jupiter``) and phase
-    (``clock``, ``oracles+arbitrage`` on EVM, ``clock``/``oracles`` on Solana, ``maker``)."""
+    """Seconds by chain (``ethereum``, ``avalanche``, ``solana``, ``jupiter``) and phase: on
+    EVM ``send`` (the clock and the step's transaction in one batch) and ``mined`` (until its
+    receipt), on Solana ``clock`` and ``oracles``, ``maker`` for Jupiter."""
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -571,7 +572,7 @@ class Market:
         )
         t1 = time.perf_counter()
         await self._receipt(w, str(answers[1]))
-        timings[w.name] = {"clock": t1 - t0, "oracles+arbitrage": time.perf_counter() - t1}
+        timings[w.name] = {"send": t1 - t0, "mined": time.perf_counter() - t1}
 
     async def _step_solana(
         self, at: datetime, prices: Mapping[str, Decimal], timings: dict[str, dict[str, float]]
