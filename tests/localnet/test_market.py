@@ -401,3 +401,14 @@ def test_warping_the_solana_clock_moves_the_sysvar_and_expires_old_blockhashes()
     assert not node.clock.blockhash_ok(old)
     assert node.clock.blockhash_ok(node.clock.latest_blockhash()["blockhash"])
     assert warp(when - 3600)["slot"] >= moved["slot"]  # the past: the clock stays
+
+
+def test_a_walk_and_the_story_start_where_the_worlds_last_were() -> None:
+    from rebalancer.localnet.market import choose_path
+    from rebalancer.localnet.worlds import PRICES
+
+    here = {**PRICES, "ETH": Decimal("2000")}
+    for seed in (None, 3):
+        path = choose_path(None, seed, 2, timedelta(hours=6), here)
+        assert path.steps[0][1]["ETH"] == Decimal("2000")
+        assert path.steps[0][1]["BTC"] == PRICES["BTC"]
