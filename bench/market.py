@@ -25,53 +25,50 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx
-
 from rebalancer.localnet import manager
 from rebalancer.localnet.market import Market, StepReport, default_story, start_after
 
-STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 120
+STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 160
 
 
-async def bare_steps(state_dir: Path, n: int) -> list[float]:
-    """``n`` steps that only move the clocks: evm_mine at a timestamp, warp the Solana clock."""
+async def interleaved(state_dir: Path, n: int) -> dict[str, list[Any]]:
+    """``n`` rounds of three steps each, 6 h apart: a bare one (``evm_mine`` at the step's
+    time on each anvil world and ``localnet_warpClock`` on the Solana node, concurrently, timed
+    per chain), a market step with the pools left alone (oracles only), and a full market
+    step. Interleaved so the machine's load falls on all three alike."""
     manifest = manager.read_manifest(state_dir)
     assert manifest is not None
-    anvils = [w["url"] for w in manifest["worlds"] if w["kind"] == "anvil"]
-    solana = [w["url"] for w in manifest["worlds"] if w["kind"] == "solana"]
-    times = []
-    async with httpx.AsyncClient(timeout=30) as client:
+    nodes = [(w["name"], w["url"], w["kind"]) for w in manifest["worlds"]]
+    nodes = [n for n in nodes if n[2] in ("anvil", "solana")]
+    out: dict[str, list[Any]] = {"bare": [], "bare_chain": [], "oracles": [], "full": []}
+    market = await Market.open(state_dir)
+    client = market.client
+    path = list(default_story(days=n * 3 / 4, step=timedelta(hours=6)))
+    at = start_after(await market.now())
 
-        async def call(url: str, method: str, *params: Any) -> Any:
-            r = await client.post(
-                url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
-            )
-            return r.json()["result"]
+    async def bare_one(name: str, url: str, kind: str, stamp: int) -> tuple[str, float]:
+        t0 = time.perf_counter()
+        method = "evm_mine" if kind == "anvil" else "localnet_warpClock"
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": [stamp]}
+        (await client.post(url, json=body)).raise_for_status()
+        return name, time.perf_counter() - t0
 
-        block = await call(anvils[0], "eth_getBlockByNumber", "latest", False)
-        stamp = int(block["timestamp"], 16) + 3600
-        for _ in range(n):
-            stamp += 6 * 3600
-            t0 = time.perf_counter()
-            await asyncio.gather(
-                *(call(u, "evm_mine", stamp) for u in anvils),
-                *(call(u, "localnet_warpClock", stamp) for u in solana),
-            )
-            times.append(time.perf_counter() - t0)
-    return times
-
-
-async def market_steps(state_dir: Path, n: int, *, pools: bool) -> list[StepReport]:
-    market = await Market.open(state_dir, pools=pools)
     try:
-        path = default_story(days=n / 4, step=timedelta(hours=6))
-        start = start_after(await market.now())
-        reports = []
-        for at, prices in list(path.shifted(start))[:n]:
-            reports.append(await market.step(at, prices))
-        return reports
+        for i in range(n):
+            at += timedelta(hours=6)
+            t0 = time.perf_counter()
+            chains = await asyncio.gather(
+                *(bare_one(name, url, kind, int(at.timestamp())) for name, url, kind in nodes)
+            )
+            out["bare"].append(time.perf_counter() - t0)
+            out["bare_chain"].append(dict(chains))
+            for kind, pools in (("oracles", False), ("full", True)):
+                at += timedelta(hours=6)
+                market.move_pools = pools
+                out[kind].append(await market.step(at, path[min(3 * i + 2, len(path) - 1)][1]))
     finally:
         await market.aclose()
+    return out
 
 
 async def _open_once(state_dir: Path) -> None:
@@ -89,6 +86,11 @@ def shares(reports: list[StepReport]) -> dict[str, dict[str, float]]:
     return {c: {p: round(v, 2) for p, v in ph.items()} for c, ph in total.items()}
 
 
+def chain_ms(reports: list[StepReport]) -> dict[str, float]:
+    """Mean milliseconds per step each chain took, all its phases together."""
+    return {c: round(sum(ph.values()), 2) for c, ph in shares(reports).items()}
+
+
 def p95(values: list[float]) -> float:
     return sorted(values)[max(int(len(values) * 0.95) - 1, 0)]
 
@@ -103,54 +105,65 @@ def main() -> int:
             t0 = time.perf_counter()
             asyncio.run(_open_once(state_dir))  # the one-time arbitrageur setup
             open_s = time.perf_counter() - t0
-            baseline = asyncio.run(bare_steps(state_dir, STEPS))
-            t0 = time.perf_counter()
-            full = asyncio.run(market_steps(state_dir, STEPS, pools=True))
-            full_s = time.perf_counter() - t0
-            oracles_only = asyncio.run(market_steps(state_dir, max(STEPS // 3, 10), pools=False))
+            runs = asyncio.run(interleaved(state_dir, STEPS))
         finally:
             manager.down(state_dir)
+    full: list[StepReport] = runs["full"]
     step_ms = [r.seconds * 1000 for r in full]
-    base_ms = [s * 1000 for s in baseline]
-    by_chain = shares(full)
-    oracle_chain = shares(oracles_only)
-    evm_tx = {
-        c: by_chain[c]["oracles+arbitrage"] for c in by_chain if "oracles+arbitrage" in by_chain[c]
+    base_ms = [s * 1000 for s in runs["bare"]]
+    bare_chain = {
+        c: round(statistics.mean(d[c] for d in runs["bare_chain"]) * 1000, 2)
+        for c in runs["bare_chain"][0]
     }
-    evm_oracles = {c: oracle_chain[c]["oracles+arbitrage"] for c in evm_tx}
-    steps_per_s = len(full) / full_s
+    full_chain = chain_ms(full)
+    oracle_chain = chain_ms(runs["oracles"])
+    phases: dict[str, dict[str, float]] = {}
+    for c, ms in full_chain.items():
+        if c == "jupiter":
+            phases[c] = {"maker": ms}
+        elif c == "solana":
+            sol = shares(full)["solana"]
+            phases[c] = {"clock": sol["clock"], "oracles": sol["oracles"]}
+        else:
+            phases[c] = {
+                "clock": bare_chain[c],
+                "oracles": round(oracle_chain[c] - bare_chain[c], 2),
+                "arbitrage": round(ms - oracle_chain[c], 2),
+            }
+    median = statistics.median(step_ms)
     figures = {
         "steps": len(full),
-        "steps_per_s": round(steps_per_s, 2),
-        "step_ms_median": round(statistics.median(step_ms), 2),
+        "steps_per_s": round(1000 / statistics.mean(step_ms), 2),
+        "step_ms_median": round(median, 2),
         "step_ms_p95": round(p95(step_ms), 2),
+        "oracles_only_step_ms_median": round(
+            statistics.median(r.seconds * 1000 for r in runs["oracles"]), 2
+        ),
         "baseline_ms_median": round(statistics.median(base_ms), 2),
-        "ratio_to_baseline": round(statistics.median(step_ms) / statistics.median(base_ms), 2),
-        "projected_480_steps_s": round(480 / steps_per_s, 1),
-        "ms_by_chain_and_phase": by_chain,
-        "evm_oracles_only_ms": evm_oracles,
-        "evm_arbitrage_ms": {c: round(evm_tx[c] - evm_oracles[c], 2) for c in evm_tx},
+        "ratio_to_baseline": round(median / statistics.median(base_ms), 2),
+        "projected_480_steps_s": round(480 * statistics.mean(step_ms) / 1000, 1),
+        "ms_by_chain": full_chain,
+        "ms_by_chain_and_phase": phases,
         "open_s": round(open_s, 2),
         "localnet_up_s": round(up_s, 2),
     }
     print(f"localnet up {up_s:.1f} s; first Market.open (arbitrageurs deployed) {open_s:.2f} s")
     print(
-        f"{len(full)} market steps: {steps_per_s:.1f} steps/s, median "
-        f"{figures['step_ms_median']} ms, p95 {figures['step_ms_p95']} ms per step"
+        f"{len(full)} market steps: {figures['steps_per_s']} steps/s, median "
+        f"{figures['step_ms_median']} ms, p95 {figures['step_ms_p95']} ms per step "
+        f"(oracles only: {figures['oracles_only_step_ms_median']} ms)"
     )
     print(
         f"baseline (bare evm_mine + Solana warp): median {figures['baseline_ms_median']} ms; "
         f"a market step costs {figures['ratio_to_baseline']}x"
     )
     print(f"480 steps (120 days at 6 h) would take {figures['projected_480_steps_s']} s")
-    for chain, phases in by_chain.items():
-        print(f"  {chain:<10} " + ", ".join(f"{p} {ms} ms" for p, ms in phases.items()))
-    for c in evm_tx:
+    print("mean ms per step, by chain and phase (the chains step concurrently):")
+    for chain, ph in phases.items():
         print(
-            f"  {c:<10} of its transaction: oracles alone {evm_oracles[c]} ms, "
-            f"arbitrage {figures['evm_arbitrage_ms'][c]} ms"
+            f"  {chain:<10} {full_chain[chain]:>6} ms: "
+            + ", ".join(f"{p} {v}" for p, v in ph.items())
         )
-    print("(chains step concurrently: a step lasts as long as its slowest chain)")
     print(json.dumps(figures))
     return 0
 

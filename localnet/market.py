@@ -249,7 +249,10 @@ _STORY: tuple[tuple[float, float, float, float], ...] = (
 
 
 def default_story(
-    days: float = 120, step: timedelta = timedelta(hours=6), start: datetime = EPOCH
+    days: float = 120,
+    step: timedelta = timedelta(hours=6),
+    start: datetime = EPOCH,
+    start_prices: Mapping[str, Decimal] = PRICES,
 ) -> PricePath:
     """The living demo's built-in path. Design (as shares of ``days``; 120 by default):
 
@@ -262,8 +265,9 @@ def default_story(
     - 33-67%: a quiet stretch, prices almost still: only the calendar trigger fires.
     - 67-100%: BTC leads a slow recovery (+30% BTC, +15% ETH, +5% alts).
 
-    Each segment moves log-linearly, with a small seeded wiggle (0.4% per step) so charts
-    look alive; stablecoins stay at 1. Deterministic.
+    Each segment moves log-linearly from ``start_prices`` (the worlds' snapshot by default),
+    with a small seeded wiggle (0.4% per step) so charts look alive; stablecoins stay at 1.
+    Deterministic.
     """
     rng = random.Random(20260101)
     n = int(timedelta(days=days) / step)
@@ -285,7 +289,7 @@ def default_story(
         prices = {}
         for a in ASSETS:
             m = level[0] if a == "ETH" else level[1] if a == "BTC" else level[2]
-            prices[a] = _tidy(float(PRICES[a]) * m * wiggle[a])
+            prices[a] = _tidy(float(start_prices[a]) * m * wiggle[a])
         steps.append((start + step * i, prices))
     return PricePath(tuple(steps), f"the default story ({format_step(step)} steps)")
 
@@ -299,8 +303,9 @@ class StepReport:
     at: datetime
     prices: dict[str, Decimal]
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Seconds by chain (``ethereum``, ``avalanche``, ``solana``, ``jupiter``) and phase
-    (``clock``, ``oracles+arbitrage`` on EVM, ``clock``/``oracles`` on Solana, ``maker``)."""
+    """Seconds by chain (``ethereum``, ``avalanche``, ``solana``, ``jupiter``) and phase: on
+    EVM ``send`` (the clock and the step's transaction in one batch) and ``mined`` (until its
+    receipt), on Solana ``clock`` and ``oracles``, ``maker`` for Jupiter."""
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -571,7 +576,7 @@ class Market:
         )
         t1 = time.perf_counter()
         await self._receipt(w, str(answers[1]))
-        timings[w.name] = {"clock": t1 - t0, "oracles+arbitrage": time.perf_counter() - t1}
+        timings[w.name] = {"send": t1 - t0, "mined": time.perf_counter() - t1}
 
     async def _step_solana(
         self, at: datetime, prices: Mapping[str, Decimal], timings: dict[str, dict[str, float]]
@@ -742,9 +747,11 @@ def choose_path(
     seed: int | None,
     days: float | None,
     step: timedelta,
+    start_prices: Mapping[str, Decimal] = PRICES,
 ) -> PricePath:
     """The path a command asked for: a CSV (``--prices``), a seeded walk (``--seed``) or the
-    default story; ``--days`` cuts a CSV and sizes the others (default 120)."""
+    default story; ``--days`` cuts a CSV and sizes the others (default 120). The walk and the
+    story start from ``start_prices`` (a rerun: where the worlds' last step left them)."""
     if prices is not None and seed is not None:
         raise ConfigError("--prices and --seed are two paths: give one")
     if days is not None and not (0 < days <= 3650):
@@ -753,21 +760,32 @@ def choose_path(
         path = load_path(prices, step)
         return path.head(days) if days is not None else path
     if seed is not None:
-        return random_walk(days=days or 120, step=step, seed=seed)
-    return default_story(days=days or 120, step=step)
+        return random_walk(days=days or 120, step=step, seed=seed, start_prices=start_prices)
+    return default_story(days=days or 120, step=step, start_prices=start_prices)
 
 
-def parse_market_spec(spec: str, days: float | None, step: timedelta) -> PricePath:
+def parse_market_spec(
+    spec: str, days: float | None, step: timedelta, start_prices: Mapping[str, Decimal] = PRICES
+) -> PricePath:
     """``localnet up --market PATH``: a CSV file, ``story`` or ``seed:N``."""
     if spec == "story":
-        return choose_path(None, None, days, step)
+        return choose_path(None, None, days, step, start_prices)
     if spec.startswith("seed:"):
         try:
             seed = int(spec.removeprefix("seed:"))
         except ValueError:
             raise ConfigError(f"--market {spec!r}: seed:N needs an integer N") from None
-        return choose_path(None, seed, days, step)
+        return choose_path(None, seed, days, step, start_prices)
     return choose_path(spec, None, days, step)
+
+
+def last_prices(state_dir: Path) -> dict[str, Decimal]:
+    """The prices the worlds' last market step left (the snapshot's when they never moved)."""
+    from rebalancer.localnet.manager import read_manifest
+
+    manifest = read_manifest(state_dir) or {}
+    recorded = (manifest.get("market") or {}).get("prices") or {}
+    return {**PRICES, **{a: Decimal(v) for a, v in recorded.items()}}
 
 
 def _short(at: datetime) -> str:
@@ -884,10 +902,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, file=sys.stderr, flush=True)
 
     try:
-        path = parse_market_spec(args.market, args.days, parse_step(args.step))
-        code, summary = run_foreground(
-            args.dir or default_dir(), path, speed=args.speed, progress=say
+        state_dir = args.dir or default_dir()
+        path = parse_market_spec(
+            args.market, args.days, parse_step(args.step), last_prices(state_dir)
         )
+        code, summary = run_foreground(state_dir, path, speed=args.speed, progress=say)
     except ConfigError as exc:
         say(f"error: {exc}")
         return exc.exit_code

@@ -29,8 +29,8 @@ from rebalancer.endpoints import resolve_rpc
 if TYPE_CHECKING:
     import httpx
 
-    from rebalancer.core.tx import SignedTx
     from rebalancer.clock import Clock
+    from rebalancer.core.tx import SignedTx
     from rebalancer.dex.checks import SwapPolicy
     from rebalancer.wallet.base import Signer
 

@@ -74,9 +74,17 @@ def run(args: argparse.Namespace) -> int:
 
 def _market(args: argparse.Namespace, state_dir: Path) -> int:
     """Run the moving market in the foreground: progress on stderr, summary with --json."""
-    from rebalancer.localnet.market import choose_path, final_line, parse_step, run_foreground
+    from rebalancer.localnet.market import (
+        choose_path,
+        final_line,
+        last_prices,
+        parse_step,
+        run_foreground,
+    )
 
-    path = choose_path(args.prices, args.seed, args.days, parse_step(args.step))
+    path = choose_path(
+        args.prices, args.seed, args.days, parse_step(args.step), last_prices(state_dir)
+    )
     if args.speed is not None and not args.speed > 0:
         from rebalancer.core.errors import ConfigError
 

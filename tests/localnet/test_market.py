@@ -289,10 +289,10 @@ def _wait_for_step(proc: subprocess.Popen[str], n: int) -> list[str]:
 def test_a_signal_finishes_the_step_records_it_and_exits(
     market_dir: Path, sig: signal.Signals, code: int
 ) -> None:
-    # 6 h steps at 21600 simulated seconds per wall second: about one step a second
-    proc = _market_cmd(market_dir, "--seed", "5", "--days", "10", "--speed", "21600")
+    # 6 h steps at 72000 simulated seconds per wall second: a step every 0.3 s
+    proc = _market_cmd(market_dir, "--seed", "5", "--days", "10", "--speed", "72000")
     try:
-        _wait_for_step(proc, 2)
+        _wait_for_step(proc, 1)
         proc.send_signal(sig)
         _out, err = proc.communicate(timeout=60)
     finally:
@@ -319,9 +319,9 @@ def spare_worlds(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_world_that_dies_stops_the_market_at_the_step_it_reached(spare_worlds: Path) -> None:
-    proc = _market_cmd(spare_worlds, "--seed", "1", "--days", "10", "--speed", "43200")
+    proc = _market_cmd(spare_worlds, "--seed", "1", "--days", "10", "--speed", "72000")
     try:
-        _wait_for_step(proc, 2)
+        _wait_for_step(proc, 1)
         avalanche = _worlds(spare_worlds)["avalanche"]
         os.kill(int(avalanche["pid"]), signal.SIGKILL)
         _out, err = proc.communicate(timeout=60)
@@ -401,3 +401,14 @@ def test_warping_the_solana_clock_moves_the_sysvar_and_expires_old_blockhashes()
     assert not node.clock.blockhash_ok(old)
     assert node.clock.blockhash_ok(node.clock.latest_blockhash()["blockhash"])
     assert warp(when - 3600)["slot"] >= moved["slot"]  # the past: the clock stays
+
+
+def test_a_walk_and_the_story_start_where_the_worlds_last_were() -> None:
+    from rebalancer.localnet.market import choose_path
+    from rebalancer.localnet.worlds import PRICES
+
+    here = {**PRICES, "ETH": Decimal("2000")}
+    for seed in (None, 3):
+        path = choose_path(None, seed, 2, timedelta(hours=6), here)
+        assert path.steps[0][1]["ETH"] == Decimal("2000")
+        assert path.steps[0][1]["BTC"] == PRICES["BTC"]
