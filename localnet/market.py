@@ -423,7 +423,9 @@ class Market:
             elif w["kind"] == "solana":
                 self.solana_url = w["url"]
             elif w["name"] == "jupiter":
-                self.jupiter_url = str(w["url"]).removesuffix("/swap/v1")
+                self.jupiter_url = str(w["url"]).rsplit("/swap/", 1)[
+                    0
+                ]  # the server root (v1 or v2 base)
         if self.solana_url is not None:
             for t in registry.tokens_on("solana"):
                 if t.address is not None:

@@ -152,7 +152,7 @@ def test_a_step_moves_clocks_oracles_pools_and_quotes_together(market_dir: Path)
         assert abs(usd / prices[feed.asset] - 1) < Decimal("0.000001"), feed
 
     # Jupiter: 1 SOL quoted in USDC at the new price, within the maker's fee and impact
-    jup = worlds["jupiter"]["url"]
+    jup = worlds["jupiter"]["url"].rsplit("/swap/", 1)[0] + "/swap/v1"  # the manifest names v2
     sol_mint = registry.by_symbol("solana", "wSOL")
     usdc = registry.by_symbol("solana", "USDC")
     assert sol_mint is not None and usdc is not None
