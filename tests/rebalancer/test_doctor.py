@@ -1,17 +1,23 @@
 """``rebalancer doctor`` on the local worlds: a config written by ``init`` passes; each injected
-failure gets its own line and exit code."""
+failure (a bad config, a dead or wrong node, an aggregator down or keyless, a wrong passphrase,
+a locked journal, a stale oracle feed, a feed address with no contract) gets its own line and
+exit code."""
 
 from __future__ import annotations
 
 import fcntl
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rebalancer.chains.oracles import feeds_on
 from rebalancer.cli import main
+from rebalancer.localnet.rpc import Rpc
 from tests.rebalancer.test_init import KEYS, LOCAL
+from tests.rebalancer.test_market_prices import ETH_USD, push
 
 PASS_ENV = "DOCTOR_TEST_PASS"
 
@@ -133,3 +139,46 @@ def test_no_anvil_is_a_warning_naming_the_fallback(
     code, doc = doctor(capsys, cfg)
     sim = next(c for c in doc["checks"] if c["name"] == "simulation")
     assert code == 0 and sim["status"] == "warn" and "eth_simulateV1" in sim["detail"]
+
+
+def test_every_feed_answers_and_is_fresh(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = doctor(capsys, cfg)
+    feeds = [c for c in doc["checks"] if c["name"].startswith("oracle ")]
+    assert code == 0 and {"oracle ethereum ETH", "oracle solana SOL"} <= {c["name"] for c in feeds}
+    assert all(c["status"] == "ok" and "s ago (limit" in c["detail"] for c in feeds), feeds
+
+
+def test_stale_feed_exits_3_with_its_age(
+    cfg: Path, capsys: pytest.CaptureFixture[str], evm_isolated: dict[str, Any]
+) -> None:
+    push(evm_isolated["ethereum"]["url"], ETH_USD, 320_000_000_000, int(time.time()) - 200_000)
+    code, doc = doctor(capsys, cfg)
+    assert code == 3 and failed(doc) == ["oracle ethereum ETH"], doc
+    bad = next(c for c in doc["checks"] if c["status"] == "fail")
+    assert "stale: updated 2000" in bad["detail"] and "max_age_s" in bad["hint"]
+    capsys.readouterr()
+    assert main(["doctor", "-c", str(cfg)]) == 3
+    out = capsys.readouterr().out
+    assert "FAIL  oracle ethereum ETH" in out and "\n      fix: " in out
+
+
+def test_feed_without_a_contract_exits_4(
+    cfg: Path, capsys: pytest.CaptureFixture[str], evm_isolated: dict[str, Any]
+) -> None:
+    rpc = Rpc(evm_isolated["avalanche"]["url"])
+    feed = next(f for f in feeds_on("avalanche") if f.asset == "AVAX")
+    try:
+        rpc.call("anvil_setCode", feed.address, "0x")
+    finally:
+        rpc.close()
+    code, doc = doctor(capsys, cfg)
+    assert code == 4 and failed(doc) == ["oracle avalanche AVAX"], doc
+    bad = next(c for c in doc["checks"] if c["status"] == "fail")
+    assert feed.address in bad["detail"] and "enabled = false" in bad["hint"]
+
+
+def test_oracles_off_is_one_skipped_line(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    edit(cfg, "[policy]", "[oracles]\nenabled = false\n\n[policy]")
+    code, doc = doctor(capsys, cfg)
+    names = [c["name"] for c in doc["checks"]]
+    assert code == 0 and "oracles" in names and not any(n.startswith("oracle ") for n in names)
