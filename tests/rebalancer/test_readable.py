@@ -77,3 +77,24 @@ def test_readme_lists_every_command() -> None:
     listed = set(re.findall(r"^rebalancer ([a-z]+)", block, re.M))
     assert listed == set(COMMANDS), listed ^ set(COMMANDS)
     json.dumps(sorted(listed))
+
+
+def test_dashboard_rounds_as_the_tables_do() -> None:
+    """One rounding (``core.display``): toward zero, grouped, no trailing zeros, everywhere."""
+    from rebalancer import output
+    from rebalancer.core import display
+    from rebalancer.dashboard import page
+
+    assert (
+        page.amount(Decimal("199.99999"))
+        == "199.9999"
+        == display.fixed_units(Decimal("199.99999"), 4)
+    )
+    assert (
+        page.amount(Decimal("0.0012349"))
+        == "0.001234"
+        == display.short_units(Decimal("0.0012349"), 4)
+    )
+    assert page.price(Decimal("0.000123456")) == "$0.0001234"
+    assert page.usd(Decimal("-1234.5")) == display.usd(Decimal("-1234.5")) == "-$1,234.50"
+    assert not hasattr(output, "fmt_amount")  # no second formatter
