@@ -273,6 +273,7 @@ async def price_snapshot(
     wanted = readable_assets(config, registry) | held | set(config.prices)
     quotes = None
     if quotes_wanted(config, held):
+        services.progress(f"prices: asking the aggregators for quotes of {len(held)} held asset(s)")
         if config.prices and all(a in config.prices for a in held):
             # NOTE: the manual-price check of issue 4, unchanged: its message names [prices].
             quotes = await check_quotes(services, snap.holdings, config.prices, warn=warn)
@@ -311,6 +312,7 @@ def read_and_price(
     strict: bool = True,
     warn: Callable[[str], None] = lambda _m: None,
     history: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[Snapshot, MarketPrices]:
     """One balance refresh (oracles in the same request) and its prices, in one event loop
     with one client; ``history`` also records them in the journal (``balances``)."""
@@ -322,8 +324,10 @@ def read_and_price(
         from rebalancer.services import Services
 
         async with httpx.AsyncClient(timeout=30) as client:
-            services = Services(config, registry, client)
-            snap = await read_holdings(config, registry, adapters=services.adapter)
+            services = Services(config, registry, client, progress=progress)
+            snap = await read_holdings(
+                config, registry, adapters=services.adapter, progress=services.progress
+            )
             market = await price_snapshot(services, snap, strict=strict, warn=warn)
             if history:
                 from rebalancer.price_history import record_and_load

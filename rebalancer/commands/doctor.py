@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
 from rebalancer.core.errors import ConfigError, RebalancerError
-from rebalancer.output import emit_json
+from rebalancer.output import emit_json, progress_unless
 
 
 class Status(StrEnum):
@@ -329,7 +330,9 @@ def _anvil(registry: Any, config: Any) -> Check:
     return Check("simulation", Status.OK, f"anvil at {path} (fork simulation)")
 
 
-async def _live(config: Any, registry: Any, timeout: float) -> list[Check]:
+async def _live(
+    config: Any, registry: Any, timeout: float, say: Callable[[str], None]
+) -> list[Check]:
     import tempfile
     from pathlib import Path
 
@@ -347,14 +350,19 @@ async def _live(config: Any, registry: Any, timeout: float) -> list[Check]:
                 client,
                 work_dir=Path(tmp),
             )
+            say(f"doctor: reading {len(config.chains)} chain(s) and their oracle feeds")
             checks, oracles = await _chains(services, config, registry, unresolved)
             checks += oracles
+            say("doctor: asking each aggregator for a harmless quote")
             checks += await _aggregators(services, config, registry)
+            say(f"doctor: opening {len(config.wallets)} signer(s)")
             checks += await _signers(services, config)
     return checks
 
 
-def diagnose(config_path: str, timeout: float = 15.0) -> list[Check]:
+def diagnose(
+    config_path: str, timeout: float = 15.0, say: Callable[[str], None] = lambda _m: None
+) -> list[Check]:
     """Every check, in order; the config's own failure stops the rest."""
     from rebalancer.config import load_config
 
@@ -371,7 +379,7 @@ def diagnose(config_path: str, timeout: float = 15.0) -> list[Check]:
         )
     ]
     try:
-        checks += asyncio.run(_live(config, registry, timeout))
+        checks += asyncio.run(_live(config, registry, timeout, say))
     except ConfigError as exc:
         checks.append(_fail("services", exc, "fix the named field"))
     checks.append(_journal(config))
@@ -380,7 +388,7 @@ def diagnose(config_path: str, timeout: float = 15.0) -> list[Check]:
 
 
 def run(args: argparse.Namespace) -> int:
-    checks = diagnose(args.config, args.timeout)
+    checks = diagnose(args.config, args.timeout, progress_unless(args.json))
     failed = [c for c in checks if c.status is Status.FAIL]
     code = failed[0].exit_code if failed else 0
     if args.json:

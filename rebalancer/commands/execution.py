@@ -66,7 +66,7 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
 
     async def session() -> Any:
         async with (
-            open_services(config, registry) as services,
+            open_services(config, registry, progress=say) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
             if mode == "execute":
@@ -121,7 +121,7 @@ def run_once(
 
     async def session() -> tuple[Any, PlanFile]:
         async with (
-            open_services(config, registry) as services,
+            open_services(config, registry, progress=say) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
             mode = "execute" if execute_trades else "simulate"

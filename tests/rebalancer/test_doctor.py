@@ -39,7 +39,9 @@ def cfg(evm_worlds: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def doctor(capsys: pytest.CaptureFixture[str], cfg: Path) -> tuple[int, dict[str, Any]]:
     capsys.readouterr()
     code = main(["doctor", "-c", str(cfg), "--json", "--timeout", "5"])
-    return code, json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    assert "· " not in err  # no progress lines with --json
+    return code, json.loads(out)
 
 
 def failed(doc: dict[str, Any]) -> list[str]:
@@ -158,8 +160,9 @@ def test_stale_feed_exits_3_with_its_age(
     assert "stale: updated 2000" in bad["detail"] and "max_age_s" in bad["hint"]
     capsys.readouterr()
     assert main(["doctor", "-c", str(cfg)]) == 3
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "FAIL  oracle ethereum ETH" in out and "\n      fix: " in out
+    assert "· doctor: reading 3 chain(s) and their oracle feeds" in err  # progress, not --json
 
 
 def test_feed_without_a_contract_exits_4(
