@@ -104,6 +104,13 @@ class Engine:
         self._place: dict[str, tuple[int, int]] = {}
         """Each trade's place in the run (``trade 2/5``), for the progress lines."""
 
+    def number(self, intents: Sequence[TradeIntent]) -> None:
+        """Give each trade its place for the progress lines, and say how many there are."""
+        self._place = {t.id: (i, len(intents)) for i, t in enumerate(intents, 1)}
+        if intents:
+            chains = ", ".join(dict.fromkeys(t.chain for t in intents))
+            self.say(f"quoting and simulating {len(intents)} trade(s) on {chains}")
+
     def _who(self, t: TradeIntent) -> str:
         """``ethereum: trade 2/5 t-0002``: which trade a progress line is about."""
         place = self._place.get(t.id)
@@ -115,10 +122,7 @@ class Engine:
         self, run_id: int, intents: Sequence[TradeIntent], *, sign: bool
     ) -> list[TradeResult]:
         self.check_run_total(intents)
-        self._place = {t.id: (i, len(intents)) for i, t in enumerate(intents, 1)}
-        if intents:
-            chains = ", ".join(dict.fromkeys(t.chain for t in intents))
-            self.say(f"quoting and simulating {len(intents)} trade(s) on {chains}")
+        self.number(intents)
         for t in intents:
             self.journal.add_trade(
                 run_id,

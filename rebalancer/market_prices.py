@@ -273,17 +273,19 @@ async def price_snapshot(
     wanted = readable_assets(config, registry) | held | set(config.prices)
     quotes = None
     if quotes_wanted(config, held):
-        services.progress(f"prices: asking the aggregators for quotes of {len(held)} held asset(s)")
         if config.prices and all(a in config.prices for a in held):
+            services.progress(f"prices: checking [prices] of {len(held)} asset(s) by quotes")
             # NOTE: the manual-price check of issue 4, unchanged: its message names [prices].
             quotes = await check_quotes(services, snap.holdings, config.prices, warn=warn)
         else:
             hints = {r.feed.asset: r.usd for r in snap.oracles if r.usd is not None}
+            asked = wanted - set(config.prices)
+            services.progress(f"prices: asking the aggregators to quote {len(asked)} asset(s)")
             quotes = await QuotePrices.fetch(
                 services,
                 snap.holdings,
                 {**hints, **config.prices},
-                assets=wanted - set(config.prices),
+                assets=asked,
             )
     market = resolve(
         config,

@@ -98,7 +98,6 @@ async def _read(
             continue
         feeds = feeds_on(name, assets) if config.oracles.enabled else []
         jobs.append(one(name, wallets, tokens_for(config, registry, name), feeds))
-    say(f"balances: reading {len(jobs)} chain(s) at once")
     results = await asyncio.gather(*jobs)
     snap = Snapshot()
     for balances in results:

@@ -183,6 +183,9 @@ def test_prompts_on_a_terminal_write_a_config_doctor_passes(
         "STABLES",
     }
     assert [w.address for w in config.wallets] == [EVM, SOL]
+    from tests.rebalancer.test_doctor import local_feeds
+
+    local_feeds(cfg)
     monkeypatch.setenv("INIT_TEST_PASS", "demo")
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
