@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -81,6 +82,17 @@ class Prepared:
     """What will be signed, in sending order (an approval first): fees checked on these."""
 
 
+WAIT_TICK_S = 2.0
+"""How often a progress line says how long a sent transaction has been waited for."""
+
+
+def _units(raw: int, token: Any) -> str:
+    """A raw amount in token units with its symbol, rounded for people (``core.display``)."""
+    from rebalancer.core.display import short_units
+
+    return f"{short_units(Decimal(raw).scaleb(-token.decimals))} {token.symbol}"
+
+
 class Engine:
     """Runs trades through the straight line and keeps the journal."""
 
@@ -89,12 +101,28 @@ class Engine:
         self.journal = journal
         self.say = progress
         self.policy = services.config.policy
+        self._place: dict[str, tuple[int, int]] = {}
+        """Each trade's place in the run (``trade 2/5``), for the progress lines."""
+
+    def number(self, intents: Sequence[TradeIntent]) -> None:
+        """Give each trade its place for the progress lines, and say how many there are."""
+        self._place = {t.id: (i, len(intents)) for i, t in enumerate(intents, 1)}
+        if intents:
+            chains = ", ".join(dict.fromkeys(t.chain for t in intents))
+            self.say(f"quoting and simulating {len(intents)} trade(s) on {chains}")
+
+    def _who(self, t: TradeIntent) -> str:
+        """``ethereum: trade 2/5 t-0002``: which trade a progress line is about."""
+        place = self._place.get(t.id)
+        where = f"trade {place[0]}/{place[1]} " if place else ""
+        return f"{t.chain}: {where}{t.id}"
 
     # -- the run ---------------------------------------------------------------------------
     async def execute(
         self, run_id: int, intents: Sequence[TradeIntent], *, sign: bool
     ) -> list[TradeResult]:
         self.check_run_total(intents)
+        self.number(intents)
         for t in intents:
             self.journal.add_trade(
                 run_id,
@@ -168,7 +196,7 @@ class Engine:
                 in_flight = results[-1].status == "pending"
             except RefusedError as exc:
                 self.journal.update(run_id, t.id, TradeStatus.REFUSED, error=exc.message)
-                self.say(f"{t.chain}: {t.id} refused: {exc.message}")
+                self.say(f"{self._who(t)} refused: {exc.message}")
                 results.append(self._result(t, "refused", reason=exc.message))
                 if self.policy.on_refusal == "stop":
                     stop.set()
@@ -198,7 +226,7 @@ class Engine:
 
         Needs no signer, so ``export --unsigned`` runs the very same steps as ``apply``.
         """
-        self.say(f"{t.chain}: {t.id} sell {t.sell.symbol} for {t.buy.symbol}: quoting")
+        self.say(f"{self._who(t)} sell {_units(t.amount_in, t.sell)} for {t.buy.symbol}: quoting")
         if t.value_usd > self.policy.max_trade_usd:
             raise PolicyError(
                 f"trade of ${t.value_usd:,.0f} is over policy.max_trade_usd "
@@ -225,7 +253,7 @@ class Engine:
             self._within_price(t, quote.expected_out, "the quote")
         tables = await self._lookup_tables(adapter, built)
         checked = agg.check(built, self.s.swap_policy(), tables)
-        self.say(f"{t.chain}: {t.id} simulating")
+        self.say(f"{self._who(t)} simulating")
         built = checked.built
         legs = SwapLegs(t.wallet, t.sell, t.buy, built.tx, built.approval, built.approval_reset)
         sim = await self._simulate(t, adapter, legs, checked)
@@ -277,8 +305,8 @@ class Engine:
             method=sim.method,
         )
         self.say(
-            f"{t.chain}: {t.id} simulated ({sim.method}): {t.amount_in} {t.sell.symbol} -> "
-            f"{sim.out} {t.buy.symbol} base units (guaranteed at least {checked.min_out})"
+            f"{self._who(t)} simulated ({sim.method}): {_units(t.amount_in, t.sell)} -> "
+            f"{_units(sim.out, t.buy)} (guaranteed at least {_units(checked.min_out, t.buy)})"
         )
         if not sign:
             self.journal.update(run_id, t.id, TradeStatus.SIMULATED)
@@ -306,23 +334,22 @@ class Engine:
                 ),
             )
             self.say(
-                f"{t.chain}: {t.id} signing the reset of the leftover {t.sell.symbol} allowance "
+                f"{self._who(t)} signing the reset of the leftover {t.sell.symbol} allowance "
                 "to 0 (the token approves only from zero)"
                 if aid == reset_id(t.id)
-                else f"{t.chain}: {t.id} signing the approval of exactly {t.amount_in} "
-                f"{t.sell.symbol}"
+                else f"{self._who(t)} signing the approval of exactly {t.amount_in} {t.sell.symbol}"
             )
             approval_tx, status = await self.send(run_id, aid, t.chain, approval, signer)
             if status == "pending":
                 result.tx, result.status = approval_tx, "pending"  # the swap waits for a later run
                 result.reason = "not confirmed in time: still in flight"
-                self.say(f"{t.chain}: {t.id} not confirmed yet: {approval_tx}")
+                self.say(f"{self._who(t)} not confirmed yet: {approval_tx}")
                 return result
             self.journal.update(run_id, aid, TradeStatus(status))
             if status != "confirmed":
                 raise SimulationError(f"the approval was {status}; the swap was not sent")
             self.journal.update(run_id, t.id, TradeStatus.APPROVED)
-        self.say(f"{t.chain}: {t.id} signing the swap")
+        self.say(f"{self._who(t)} signing the swap")
         row = t.id
         try:
             tx_id, status = await self.send(run_id, row, t.chain, swap, signer)
@@ -330,7 +357,7 @@ class Engine:
             # NOTE: never re-sent blindly: the trade is rebuilt from a fresh quote (a fresh
             # blockhash), held to the same checks and simulation, and signed again (the user is
             # asked again). The first attempt stays journalled as dropped: it cannot land.
-            self.say(f"{t.chain}: {t.id} {exc}; rebuilding it (fresh quote, checks, simulation)")
+            self.say(f"{self._who(t)} {exc}; rebuilding it (fresh quote, checks, simulation)")
             row = rebuilt_id(t.id)
             prepared = await self.prepare(t)
             *approvals, swap = prepared.txs
@@ -359,7 +386,7 @@ class Engine:
             )
             result.min_out, result.simulated_out = prepared.checked.min_out, prepared.sim.out
             result.quoted_out = prepared.quote.expected_out
-            self.say(f"{t.chain}: {t.id} signing the rebuilt swap")
+            self.say(f"{self._who(t)} signing the rebuilt swap")
             tx_id, status = await self.send(run_id, row, t.chain, swap, signer)
         result.tx = tx_id
         result.status = status
@@ -367,16 +394,16 @@ class Engine:
             gained = await adapter.balance(t.wallet, t.buy) - before
             result.realised_out = gained
             self.journal.update(run_id, row, TradeStatus.CONFIRMED, realised_out=gained)
-            self.say(f"{t.chain}: {t.id} confirmed in {tx_id}")
+            self.say(f"{self._who(t)} confirmed in {tx_id}")
         elif status == "pending":
             # NOTE: still in flight: the row stays "sent", so the next run recovers it (and
             # refuses to plan until it has landed or been dropped) instead of trading again.
             result.reason = "not confirmed in time: still in flight"
-            self.say(f"{t.chain}: {t.id} not confirmed yet: {tx_id}")
+            self.say(f"{self._who(t)} not confirmed yet: {tx_id}")
         else:
             self.journal.update(run_id, row, TradeStatus(status), error=f"transaction {status}")
             result.reason = f"transaction {status}"
-            self.say(f"{t.chain}: {t.id} {status}: {tx_id}")
+            self.say(f"{self._who(t)} {status}: {tx_id}")
         return result
 
     async def send(
@@ -417,12 +444,29 @@ class Engine:
             await adapter.send_raw(signed.raw)
             via = adapter.sent_via
         self.journal.update(run_id, row_id, TradeStatus.SENT, sent_via=via)
-        status = await adapter.wait(signed.tx_id, self.s.confirm_timeout_s)
+        status = await self._wait(adapter, f"{chain}: {row_id}", signed.tx_id)
         key = (chain, signer.identity.lower())
         if self.s.activity.get(key) is not None:
             self.s.activity[key] = await adapter.last_activity(signer.identity)  # ours: known
         await self._record_fee(run_id, row_id, adapter, signed.tx_id)
         return signed.tx_id, status
+
+    async def _wait(self, adapter: ChainAdapter, who: str, tx_id: str) -> str:
+        """``adapter.wait``, saying how long it has waited every ``WAIT_TICK_S``."""
+        start = time.monotonic()
+        self.say(f"{who} sent {tx_id}: waiting for confirmation")
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(WAIT_TICK_S)
+                self.say(f"{who} waiting for confirmation: {time.monotonic() - start:.0f} s")
+
+        ticker = asyncio.create_task(tick())
+        try:
+            return await adapter.wait(tx_id, self.s.confirm_timeout_s)
+        finally:
+            ticker.cancel()
+            self.say(f"{who} waited {time.monotonic() - start:.1f} s for confirmation")
 
     async def _still_fresh(self, adapter: ChainAdapter, chain: str, wallet: str) -> None:
         """Refuse to sign when the wallet sent anything the journal does not know since its
@@ -492,7 +536,7 @@ class Engine:
                 raise SimulationError(
                     f"{exc.message}; policy.require_simulation is on, so nothing is signed"
                 ) from None
-            self.say(f"{t.chain}: {t.id} NOT simulated ({exc.message}): policy allows it")
+            self.say(f"{self._who(t)} NOT simulated ({exc.message}): policy allows it")
             return SimResult("none (policy allows unsimulated trades)", checked.min_out)
 
     async def _record_fee(

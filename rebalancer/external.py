@@ -116,6 +116,7 @@ async def _prepare_all(
     from rebalancer.dex.base import NoRouteError
 
     engine.check_run_total(intents)
+    engine.number(intents)
     registry = engine.s.registry
     txs: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}

@@ -95,6 +95,8 @@ class TradeResult:
             "realised_out": None if self.realised_out is None else str(self.realised_out),
             "simulation": self.method,
             "reason": self.reason,
+            "sell_decimals": self.sell_decimals,
+            "buy_decimals": self.buy_decimals,
         }
 
 

@@ -274,15 +274,18 @@ async def price_snapshot(
     quotes = None
     if quotes_wanted(config, held):
         if config.prices and all(a in config.prices for a in held):
+            services.progress(f"prices: checking [prices] of {len(held)} asset(s) by quotes")
             # NOTE: the manual-price check of issue 4, unchanged: its message names [prices].
             quotes = await check_quotes(services, snap.holdings, config.prices, warn=warn)
         else:
             hints = {r.feed.asset: r.usd for r in snap.oracles if r.usd is not None}
+            asked = wanted - set(config.prices)
+            services.progress(f"prices: asking the aggregators to quote {len(asked)} asset(s)")
             quotes = await QuotePrices.fetch(
                 services,
                 snap.holdings,
                 {**hints, **config.prices},
-                assets=wanted - set(config.prices),
+                assets=asked,
             )
     market = resolve(
         config,
@@ -311,6 +314,7 @@ def read_and_price(
     strict: bool = True,
     warn: Callable[[str], None] = lambda _m: None,
     history: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[Snapshot, MarketPrices]:
     """One balance refresh (oracles in the same request) and its prices, in one event loop
     with one client; ``history`` also records them in the journal (``balances``)."""
@@ -322,8 +326,10 @@ def read_and_price(
         from rebalancer.services import Services
 
         async with httpx.AsyncClient(timeout=30) as client:
-            services = Services(config, registry, client)
-            snap = await read_holdings(config, registry, adapters=services.adapter)
+            services = Services(config, registry, client, progress=progress)
+            snap = await read_holdings(
+                config, registry, adapters=services.adapter, progress=services.progress
+            )
             market = await price_snapshot(services, snap, strict=strict, warn=warn)
             if history:
                 from rebalancer.price_history import record_and_load

@@ -45,8 +45,31 @@ def _clean(text: str) -> str:
     return _URL.sub(lambda m: redact_url(m.group(0)), text)
 
 
+def _units(t: Mapping[str, Any], field: str, side: str) -> str:
+    """A raw amount of ``t`` in token units with its symbol, rounded as the text tables are
+    (``core.display``); base units when the summary does not say the token's decimals."""
+    from decimal import Decimal
+
+    from rebalancer.core.display import short_units
+
+    raw, symbol, decimals = t.get(field), t.get(side), t.get(f"{side}_decimals")
+    if raw is None:
+        return str(symbol)
+    if not isinstance(decimals, int):
+        return f"{raw} base units of {symbol}"
+    return f"{short_units(Decimal(int(raw)).scaleb(-decimals))} {symbol}"
+
+
+def _trade(t: Mapping[str, Any], out: str = "quoted_out") -> str:
+    """``t1 on ethereum: 1.5 ETH for 0.0521 WBTC``: what a trade sells and gets, in units."""
+    got = next((f for f in (out, "simulated_out", "quoted_out", "min_out") if t.get(f)), None)
+    buy = _units(t, got, "buy") if got else str(t.get("buy"))
+    return f"{t['id']} on {t['chain']}: {_units(t, 'amount_in', 'sell')} for {buy}"
+
+
 def notices(summary: Mapping[str, Any]) -> list[Notice]:
-    """What a watch check's summary tells a person, one notice per event."""
+    """What a watch check's summary tells a person, one notice per event, with amounts in
+    token units and symbols (base units stay in the webhook's JSON)."""
     out: list[Notice] = []
     check = summary.get("check")
     if "error" in summary:
@@ -59,15 +82,17 @@ def notices(summary: Mapping[str, Any]) -> list[Notice]:
         ]
     trades: Sequence[Mapping[str, Any]] = summary.get("trades") or []
     if summary.get("triggered"):
+        after = summary.get("after_max_drift_pp")
         out.append(
             Notice(
                 Event.TRIGGER_FIRED,
                 "rebalancer: trigger fired",
-                f"max drift {summary.get('before_max_drift_pp')} pp",
+                f"check {check}: max drift {summary.get('before_max_drift_pp')} pp"
+                + (f", {after} pp after the plan" if after is not None else ""),
             )
         )
     if trades:
-        listed = ", ".join(f"{t['id']} {t['sell']}->{t['buy']}" for t in trades)
+        listed = "; ".join(_trade(t) for t in trades)
         out.append(
             Notice(
                 Event.PLAN_MADE,
@@ -81,7 +106,7 @@ def notices(summary: Mapping[str, Any]) -> list[Notice]:
             Notice(
                 Event.TRADES_LANDED,
                 "rebalancer: trades landed",
-                "; ".join(f"{t['id']} on {t['chain']}: {t['tx']}" for t in landed),
+                "; ".join(f"{_trade(t, 'realised_out')}, tx {t['tx']}" for t in landed),
             )
         )
     for t in trades:
@@ -90,7 +115,7 @@ def notices(summary: Mapping[str, Any]) -> list[Notice]:
                 Notice(
                     Event.TRADE_REFUSED,
                     "rebalancer: trade refused",
-                    _clean(f"{t['id']} {t['sell']}->{t['buy']} on {t['chain']}: {t.get('reason')}"),
+                    _clean(f"{_trade(t)}: {t.get('reason')}"),
                 )
             )
     for t in trades:
@@ -99,7 +124,7 @@ def notices(summary: Mapping[str, Any]) -> list[Notice]:
                 Notice(
                     Event.TX_STUCK,
                     "rebalancer: transaction stale or stuck",
-                    f"{t['id']} on {t['chain']}: {t.get('status')}, tx {t.get('tx')}",
+                    f"{_trade(t)}: {t.get('status')}, tx {t.get('tx')}",
                 )
             )
     return out
@@ -116,9 +141,20 @@ class Channel:
     post: Post
 
 
+def _scrubbed(value: Any) -> Any:
+    """``value`` with every URL in its strings redacted (a reason may quote a keyed node URL)."""
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, Mapping):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v) for v in value]
+    return value
+
+
 def _webhook(url: str) -> Post:
     """The generic webhook gets the check's whole JSON summary, once per check."""
-    return lambda c, _n, summary: c.post(url, json=dict(summary))
+    return lambda c, _n, summary: c.post(url, json=_scrubbed(summary))
 
 
 def _telegram(api: str, token: str, chat: str) -> Post:

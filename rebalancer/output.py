@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 
@@ -53,15 +53,3 @@ def fmt_units(amount: Decimal) -> str:
     from rebalancer.core.display import short_units
 
     return short_units(amount)
-
-
-def fmt_amount(amount: Decimal, places: int = 6) -> str:
-    """A token amount for people: grouped thousands, at most ``places`` decimals, no trailing
-    zeros. Display only: amounts that are signed never pass through here."""
-    exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -places:
-        amount = amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
-    text = f"{amount:,f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text

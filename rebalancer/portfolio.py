@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rebalancer.chains.base import ChainAdapter, ReadFailure, adapter_for
 from rebalancer.chains.oracles import OracleReading, feeds_on
@@ -43,6 +45,7 @@ async def read_holdings(
     local_dir: Path | None = None,
     timeout: float = 10.0,
     adapters: Callable[[str], ChainAdapter] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Snapshot:
     """Every wallet's holdings on every configured chain, the chains read concurrently.
 
@@ -50,10 +53,12 @@ async def read_holdings(
     checked once); without it the read opens its own client. Zero balances are dropped, except
     the native coin (gas money is worth seeing at zero).
     With ``oracles.enabled``, each chain's request also reads its feeds for the assets the
-    config reads anywhere (no extra request).
+    config reads anywhere (no extra request). ``progress`` hears one line per chain as its
+    read lands.
     """
+    say = progress or (lambda _m: None)
     if adapters is not None:
-        return await _read(config, registry, adapters)
+        return await _read(config, registry, adapters, say)
     import httpx
 
     urls = {
@@ -61,13 +66,30 @@ async def read_holdings(
     }
     async with httpx.AsyncClient(timeout=timeout) as client:
         return await _read(
-            config, registry, lambda name: adapter_for(registry.chains[name], urls[name], client)
+            config,
+            registry,
+            lambda name: adapter_for(registry.chains[name], urls[name], client),
+            say,
         )
 
 
 async def _read(
-    config: Config, registry: Registry, adapters: Callable[[str], ChainAdapter]
+    config: Config,
+    registry: Registry,
+    adapters: Callable[[str], ChainAdapter],
+    say: Callable[[str], None],
 ) -> Snapshot:
+    start = time.monotonic()
+
+    async def one(name: str, wallets: list[str], tokens: list[Token], feeds: list[Any]) -> Any:
+        got = await adapters(name).balances(wallets, tokens, feeds)
+        say(
+            f"balances: {name} read, {len(wallets)} wallet(s) x {len(tokens)} token(s)"
+            f"{f' and {len(feeds)} oracle feed(s)' if feeds else ''} "
+            f"({time.monotonic() - start:.1f} s)"
+        )
+        return got
+
     jobs = []
     assets = {t.asset for c in config.chains for t in tokens_for(config, registry, c)}
     for name in config.chains:
@@ -75,7 +97,7 @@ async def _read(
         if not wallets:
             continue
         feeds = feeds_on(name, assets) if config.oracles.enabled else []
-        jobs.append(adapters(name).balances(wallets, tokens_for(config, registry, name), feeds))
+        jobs.append(one(name, wallets, tokens_for(config, registry, name), feeds))
     results = await asyncio.gather(*jobs)
     snap = Snapshot()
     for balances in results:

@@ -105,14 +105,14 @@ def open_journal(config: Config) -> Journal:
 
 @asynccontextmanager
 async def open_services(
-    config: Config, registry: Any, *, timeout: float = 60.0
+    config: Config, registry: Any, *, timeout: float = 60.0, progress: Progress | None = None
 ) -> AsyncIterator[Services]:
     """The command's one HTTP client and Services, and a scratch folder for simulation logs."""
     import httpx
 
     with tempfile.TemporaryDirectory(prefix="rebalancer-") as tmp:
         async with httpx.AsyncClient(timeout=timeout) as client:
-            services = Services(config, registry, client, work_dir=Path(tmp))
+            services = Services(config, registry, client, work_dir=Path(tmp), progress=progress)
             try:
                 yield services
             finally:
@@ -165,7 +165,9 @@ async def read_portfolio(services: Services) -> Snapshot:
     """Every configured wallet's holdings, through the command's adapters."""
     from rebalancer.portfolio import read_holdings
 
-    return await read_holdings(services.config, services.registry, adapters=services.adapter)
+    return await read_holdings(
+        services.config, services.registry, adapters=services.adapter, progress=services.progress
+    )
 
 
 def portfolio_doc(holdings: Sequence[Any], prices: Mapping[str, Any]) -> PortfolioSnapshot:

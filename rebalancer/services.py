@@ -147,8 +147,11 @@ class Services:
         wrap: Callable[[Any], Any] | None = None,
         confirm_timeout_s: float | None = None,
         clock: Clock | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         inj = _INJECTED.get() or Injected()
+        self.progress: Callable[[str], None] = progress or (lambda _m: None)
+        """The command's progress lines (``output.progress_unless``): silent with ``--json``."""
         self.config = config
         self.registry = registry
         self.client = client

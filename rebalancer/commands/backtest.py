@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rebalancer.core.errors import ConfigError
+from rebalancer.output import progress_unless
 
 STRATEGY_NAMES = ("threshold", "calendar", "volatility", "buy-and-hold")
 DEFAULT_CONFIG = "rebalancer.toml"
@@ -168,11 +169,20 @@ def run(args: argparse.Namespace) -> int:
         check_every=args.check_every,
     )
     cap = float(capital)
-    results = [bt.simulate(history, book, r, costs, cap, risk_free) for r in rules]
+    say = progress_unless(args.json)
+    say(f"backtest: {len(history)} day(s) of {', '.join(history.symbols)}")
+    results = []
+    for i, r in enumerate(rules, 1):
+        say(f"backtest: strategy {i}/{len(rules)} {r.name}")
+        results.append(bt.simulate(history, book, r, costs, cap, risk_free))
     swept = None
     if args.sweep:
         bands = [_decimal(b.strip(), "--bands") for b in args.bands.split(",") if b.strip()]
         intervals = [int(_decimal(i.strip(), "--intervals")) for i in args.intervals.split(",")]
+        say(
+            f"backtest: sweeping {len(bands)} band(s) x {len(intervals)} interval(s) "
+            "in and out of sample"
+        )
         swept = bt.sweep(
             history,
             book,
@@ -196,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
         "strategies": [r.as_dict() for r in results],
         "sweep": None if swept is None else bt.sweep_json(swept),
     }
+    if args.html or args.png:
+        say("backtest: drawing the charts")
     charts = _charts(book, strategy, results, swept) if args.html or args.png else []
     if args.png:
         from rebalancer.reports.html import write_pngs

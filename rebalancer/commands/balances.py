@@ -13,7 +13,7 @@ import argparse
 from decimal import Decimal
 
 from rebalancer.config import load_config
-from rebalancer.output import emit_json, fmt_units, table, warn
+from rebalancer.output import emit_json, fmt_units, progress_unless, table, warn
 
 _CENT = Decimal("0.01")
 
@@ -22,7 +22,14 @@ def run(args: argparse.Namespace) -> int:
     from rebalancer.market_prices import read_and_price
 
     config, registry = load_config(args.config)
-    snap, market = read_and_price(config, registry, strict=False, warn=warn, history=True)
+    snap, market = read_and_price(
+        config,
+        registry,
+        strict=False,
+        warn=warn,
+        history=True,
+        progress=progress_unless(args.json),
+    )
     names = {(c, w.address): w.name for w in config.wallets for c in w.chains}
     order = {name: i for i, name in enumerate(config.chains)}
     holdings = sorted(

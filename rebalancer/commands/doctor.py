@@ -1,11 +1,13 @@
 """``rebalancer doctor``: check a config against the live endpoints before money is involved.
 
 One line per check with a fix hint: the config; each chain's node (reachable, the right chain,
-latency) and its send_rpc if configured; each aggregator (a harmless quote, which also proves
-the API key is accepted); each signer (opened: key file decrypted with its passphrase variable,
-Ledger connected on the right app at the configured address); the journal (writable, not held
-by a running rebalancer); anvil for fork simulation, or the fallback used without it. Nothing is
-signed or sent. The exit code is the first failure's (2 config, 3 refused, 4 outside party).
+latency) and its send_rpc if configured; each oracle feed the config reads (it answers, and its
+last update is within the freshness limit prices are held to); each aggregator (a harmless
+quote, which also proves the API key is accepted); each signer (opened: key file decrypted
+with its passphrase variable, Ledger connected on the right app at the configured address);
+the journal (writable, not held by a running rebalancer); anvil for fork simulation, or the
+fallback used without it. Nothing is signed or sent. The exit code is the first failure's
+(2 config, 3 refused, 4 outside party).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
 from rebalancer.core.errors import ConfigError, RebalancerError
-from rebalancer.output import emit_json
+from rebalancer.output import emit_json, progress_unless
 
 
 class Status(StrEnum):
@@ -74,10 +77,17 @@ def _unresolved(config: Any) -> dict[str, Check]:
 
 async def _chains(
     services: Any, config: Any, registry: Any, unresolved: dict[str, Check]
-) -> list[Check]:
+) -> tuple[list[Check], list[Check]]:
+    """The chain checks, and the oracle checks of the feeds read in the same requests."""
+    from rebalancer.chains.oracles import feeds_on
     from rebalancer.endpoints import resolve_rpc
+    from rebalancer.market_prices import readable_assets
 
+    assets = readable_assets(config, registry)
     checks: list[Check] = []
+    oracles: list[Check] = []
+    if not config.oracles.enabled:
+        oracles.append(Check("oracles", Status.SKIP, "oracles.enabled = false: [prices] or quotes"))
     for name, chain in config.chains.items():
         label = f"chain {name}"
         if name in unresolved:
@@ -86,9 +96,10 @@ async def _chains(
         adapter = services.adapter(name)
         wallet = next((w.address for w in config.wallets if name in w.chains), None)
         info = registry.chains[name]
+        feeds = feeds_on(name, assets) if config.oracles.enabled else []
         start = time.perf_counter()
         try:
-            got = await adapter.balances([wallet] if wallet else [], [registry.native(name)])
+            got = await adapter.balances([wallet] if wallet else [], [registry.native(name)], feeds)
         except RebalancerError as exc:
             hint = (
                 "the URL points at another chain: fix chains." + name + ".rpc"
@@ -106,10 +117,47 @@ async def _chains(
             )
         else:
             checks.append(Check(label, Status.OK, f"{who} right, {ms} ms", latency_ms=ms))
+        oracles += [_oracle(r, config) for r in got.oracles]
         send = getattr(chain, "send_rpc", None)
         if send:
             checks.append(await _send_rpc(services, name, send, resolve_rpc))
-    return checks
+    return checks, oracles
+
+
+def _oracle(reading: Any, config: Any) -> Check:
+    """One feed: it answered a positive price (4 if not: the chain or the registry is wrong)
+    and is fresh enough for a run to use it (3 if not: a run would refuse that price)."""
+    from rebalancer.core.display import short_units
+    from rebalancer.market_prices import assess
+
+    feed = reading.feed
+    label = f"oracle {feed.chain} {feed.asset}"
+    where = f"{feed.kind} {feed.description} at {feed.address}"
+    limit = config.oracles.max_age_s or feed.heartbeat_s + config.oracles.grace_s
+    source = assess(reading, time.time(), config)
+    if reading.reason is not None or reading.usd is None:
+        return Check(
+            label,
+            Status.FAIL,
+            f"{where}: {reading.reason or 'no answer'}",
+            f"no working feed at that address on chains.{feed.chain}.rpc: is it the real "
+            f"chain (not a fork or another network)? Otherwise set [oracles] enabled = false "
+            f"and price {feed.asset} with the quotes or [prices]",
+            4,
+        )
+    price = f"${short_units(reading.usd)}"
+    if not source.usable:
+        return Check(
+            label,
+            Status.FAIL,
+            f"{where}: {price}, {source.reason}",
+            f"a run refuses this price: wait for the feed's next round, or raise [oracles] "
+            f"max_age_s (now {limit} s) or max_confidence_pct if you accept it",
+            3,
+        )
+    return Check(
+        label, Status.OK, f"{price}, updated {source.age_s} s ago (limit {limit} s), {feed.kind}"
+    )
 
 
 async def _send_rpc(services: Any, chain: str, spec: str, resolve: Any) -> Check:
@@ -282,7 +330,9 @@ def _anvil(registry: Any, config: Any) -> Check:
     return Check("simulation", Status.OK, f"anvil at {path} (fork simulation)")
 
 
-async def _live(config: Any, registry: Any, timeout: float) -> list[Check]:
+async def _live(
+    config: Any, registry: Any, timeout: float, say: Callable[[str], None]
+) -> list[Check]:
     import tempfile
     from pathlib import Path
 
@@ -300,13 +350,19 @@ async def _live(config: Any, registry: Any, timeout: float) -> list[Check]:
                 client,
                 work_dir=Path(tmp),
             )
-            checks = await _chains(services, config, registry, unresolved)
+            say(f"doctor: reading {len(config.chains)} chain(s) and their oracle feeds")
+            checks, oracles = await _chains(services, config, registry, unresolved)
+            checks += oracles
+            say("doctor: asking each aggregator for a harmless quote")
             checks += await _aggregators(services, config, registry)
+            say(f"doctor: opening {len(config.wallets)} signer(s)")
             checks += await _signers(services, config)
     return checks
 
 
-def diagnose(config_path: str, timeout: float = 15.0) -> list[Check]:
+def diagnose(
+    config_path: str, timeout: float = 15.0, say: Callable[[str], None] = lambda _m: None
+) -> list[Check]:
     """Every check, in order; the config's own failure stops the rest."""
     from rebalancer.config import load_config
 
@@ -323,7 +379,7 @@ def diagnose(config_path: str, timeout: float = 15.0) -> list[Check]:
         )
     ]
     try:
-        checks += asyncio.run(_live(config, registry, timeout))
+        checks += asyncio.run(_live(config, registry, timeout, say))
     except ConfigError as exc:
         checks.append(_fail("services", exc, "fix the named field"))
     checks.append(_journal(config))
@@ -332,7 +388,7 @@ def diagnose(config_path: str, timeout: float = 15.0) -> list[Check]:
 
 
 def run(args: argparse.Namespace) -> int:
-    checks = diagnose(args.config, args.timeout)
+    checks = diagnose(args.config, args.timeout, progress_unless(args.json))
     failed = [c for c in checks if c.status is Status.FAIL]
     code = failed[0].exit_code if failed else 0
     if args.json:

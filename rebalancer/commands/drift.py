@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rebalancer.core.errors import ConfigError, RefusedError
-from rebalancer.output import emit_json, warn
+from rebalancer.output import emit_json, progress_unless, warn
 
 
 @dataclass
@@ -109,9 +109,12 @@ def load_inputs(
 
         # NOTE: aggregator quotes get longer than a balance read, as they did on their own
         timeout = 30 if config.price_check != "off" else 10
+        # NOTE: progress for a person at a command line; a caller without ``json`` in its
+        # arguments (the dashboard, the demo) reports its own.
+        say = progress_unless(getattr(args, "json", True) or not record)
         async with httpx.AsyncClient(timeout=timeout) as client:
             return await live_inputs(
-                Services(config, registry, client),
+                Services(config, registry, client, progress=say),
                 lots_arg=lots_arg,
                 costs=costs,
                 record=record,
@@ -153,7 +156,9 @@ async def live_inputs(
         from rebalancer import portfolio as portfolio_mod
     except ImportError as exc:  # pragma: no cover - the foundation ships it
         raise ConfigError(f"live balances are not available ({exc}); use --snapshot FILE") from None
-    live = await portfolio_mod.read_holdings(config, registry, adapters=services.adapter)
+    live = await portfolio_mod.read_holdings(
+        config, registry, adapters=services.adapter, progress=services.progress
+    )
     failures = list(live.failures)
     history: dict[str, list[Decimal]] | None = None
     if lazy and not failures:
@@ -169,6 +174,7 @@ async def live_inputs(
     if costs:
         from rebalancer.market_costs import measure_costs
 
+        services.progress("costs: reading gas prices and fitting each route's depth")
         config, cost_inputs = await measure_costs(services, live, market)
         services.config = config
     portfolio = Portfolio.build(live.holdings, market.usd)

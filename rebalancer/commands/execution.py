@@ -73,7 +73,7 @@ def _apply(args: argparse.Namespace, *, mode: str) -> int:
 
     async def session() -> Any:
         async with (
-            open_services(config, registry) as services,
+            open_services(config, registry, progress=say) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
             if mode == "execute":
@@ -125,7 +125,7 @@ def run_once(
 
     async def session() -> tuple[Any, PlanFile]:
         async with (
-            open_services(config, registry) as services,
+            open_services(config, registry, progress=say) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
             report, doc, _inputs = await check(

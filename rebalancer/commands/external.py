@@ -66,7 +66,7 @@ def export(args: argparse.Namespace) -> int:
 
     async def session() -> ExportReport:
         async with (
-            open_services(config, registry) as services,
+            open_services(config, registry, progress=say) as services,
             recovered_journal(services, say) as (journal, _recovered),
         ):
             check_balances(await read_portfolio(services), intents)
@@ -120,7 +120,7 @@ def submit(args: argparse.Namespace) -> int:
 
     async def session() -> tuple[int, list[Any], int]:
         async with (
-            open_services(config, registry) as services,
+            open_services(config, registry, progress=say) as services,
             recovered_journal(services, say) as (journal, recovered),
         ):
             run_id, results = await submit_dir(services, journal, folder, say, ask)

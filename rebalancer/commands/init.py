@@ -193,7 +193,11 @@ def _wallet(args: argparse.Namespace, fam: str, asker: _Asker) -> Wallet | None:
             )
         signer = f'{{ kind = "keyfile", file = "{path.resolve()}"'
         if info.encrypted:
-            var = _env_name(pass_env or f"{fam.upper()}_KEY_PASSPHRASE", f"--{fam}-passphrase-env")
+            default_var = f"{fam.upper()}_KEY_PASSPHRASE"
+            pass_env = pass_env or asker.ask(
+                f"{label} key file passphrase: the environment variable holding it", default_var
+            )
+            var = _env_name(pass_env or default_var, f"--{fam}-passphrase-env")
             signer += f', passphrase_env = "{var}"'
         return Wallet(fam, address, signer + " }")
     if ledger:
@@ -238,14 +242,16 @@ def gather(args: argparse.Namespace, interactive: bool) -> Answers:
     for fam in families:
         name = FAMILY_AGGREGATOR[fam]
         url, key = DEFAULT_AGGREGATORS[name]
-        url = urls.get(name, url)
+        url = urls.get(name) or asker.ask(f"{name} API (https://... or localnet:NAME)", url)
+        key = keys.get(name) or asker.ask(f"{name} API key: the environment variable", key)
         if not url.startswith(("https://", "http://127.0.0.1", "localnet:")):
             raise ConfigError(f"--aggregator-url {name}: give https://... or localnet:NAME")
-        aggregators[name] = (url, _env_name(keys.get(name, key), f"--api-key-env {name}"))
+        aggregators[name] = (url, _env_name(key, f"--api-key-env {name}"))
     targets_text = args.targets or asker.ask("targets (NAME=PERCENT,...)", DEFAULT_TARGETS)
     targets = _pairs([t for t in targets_text.split(",") if t.strip()], "--targets")
     band = args.band or asker.ask("band (percentage points)", "5")
-    answers = Answers(chains, wallets, rpc, aggregators, targets, band, args.journal)
+    journal = args.journal or asker.ask("journal (a SQLite file; empty: the data folder)")
+    answers = Answers(chains, wallets, rpc, aggregators, targets, band, journal or None)
     for c, spec in rpc.items():
         if spec.startswith("env:"):
             answers.env[spec[4:]] = f"the {c} node's URL (https://...)"

@@ -189,7 +189,7 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
     """The report's tables: (title, headers, rows, right-aligned columns)."""
     from decimal import Decimal
 
-    from rebalancer.output import fmt_amount
+    from rebalancer.core.display import fixed_units
 
     v, r, c, p = doc["value"], doc["returns"], doc["costs"], doc["pnl"]
     summary = [
@@ -217,7 +217,7 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
     pnl = [
         [
             a["asset"],
-            fmt_amount(Decimal(a["amount"]), 8),
+            fixed_units(Decimal(a["amount"]), 8),
             _usd(a["price_usd"]),
             _usd(a["value_usd"]),
             _usd(a["cost_basis_usd"]),

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from rebalancer.core import display
+from rebalancer.core.display import fixed_units, significant_places
 from rebalancer.dashboard.data import JournalView, State, scrub
-from rebalancer.output import fmt_amount
 
 PANELS = (
     "status",
@@ -49,29 +50,27 @@ def e(value: Any) -> str:
 
 # -- numbers and times for people ------------------------------------------------------------
 def usd(v: Decimal | str | None, places: int = 2) -> str:
-    if v is None:
-        return "–"
-    d = Decimal(str(v))
-    return f"-${-d:,.{places}f}" if d < 0 else f"${d:,.{places}f}"
+    return "–" if v is None else display.usd(Decimal(str(v)), places)
 
 
 def price(v: Decimal | None) -> str:
-    """A unit price: cents from $1 up, four significant digits below."""
+    """A unit price: cents from $1 up, four significant digits below (rounded as
+    ``core.display`` rounds every table)."""
     if v is None:
         return "–"
     if v >= 1:
         return usd(v)
-    places = min(12, max(2, 3 - v.adjusted()))
-    return f"${fmt_amount(v, places)}"
+    return f"${fixed_units(v, min(12, max(2, significant_places(v, 4))))}"
 
 
 def amount(v: Decimal) -> str:
-    """A token amount: cents from 1,000 up, four decimals from 1, four significant digits."""
+    """A token amount: cents from 1,000 up, four decimals from 1, four significant digits
+    below (rounded as ``core.display`` rounds every table)."""
     a = abs(v)
     if a == 0:
         return "0"
-    places = 2 if a >= 1000 else 4 if a >= 1 else min(12, 3 - a.adjusted())
-    text = fmt_amount(v, places)
+    places = 2 if a >= 1000 else 4 if a >= 1 else min(12, significant_places(a, 4))
+    text = fixed_units(v, places)
     return "<0.0001" if text in ("0", "-0") else text
 
 

@@ -79,6 +79,10 @@ class TradeOutcome(Document):
     realised_out: IntText | None
     simulation: Str | None
     reason: Str | None
+    sell_decimals: Int | None = None
+    """The tokens' decimals, so a reader (a notice) can show token units; absent in runs
+    journalled before them."""
+    buy_decimals: Int | None = None
 
 
 class RunSummary(Document):

@@ -1,17 +1,23 @@
 """``rebalancer doctor`` on the local worlds: a config written by ``init`` passes; each injected
-failure gets its own line and exit code."""
+failure (a bad config, a dead or wrong node, an aggregator down or keyless, a wrong passphrase,
+a locked journal, a stale oracle feed, a feed address with no contract) gets its own line and
+exit code."""
 
 from __future__ import annotations
 
 import fcntl
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rebalancer.chains.oracles import feeds_on
 from rebalancer.cli import main
+from rebalancer.localnet.rpc import Rpc
 from tests.rebalancer.test_init import KEYS, LOCAL
+from tests.rebalancer.test_market_prices import ETH_USD, push
 
 PASS_ENV = "DOCTOR_TEST_PASS"
 
@@ -27,13 +33,26 @@ def cfg(evm_worlds: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "--journal", "journal.sqlite",
     ]  # fmt: skip
     assert main(["init", "--no-input", *flags, *LOCAL]) == 0
-    return tmp_path / "rebalancer.toml"
+    cfg = tmp_path / "rebalancer.toml"
+    local_feeds(cfg)
+    return cfg
+
+
+def local_feeds(cfg: Path) -> None:
+    """NOTE: the local Solana node publishes its Pyth updates once, when it starts, so they are
+    older than their 60 s heartbeat after a minute or two of a test session; as in
+    examples/local.toml, the freshness limit is a day here (the stale-feed test pushes a round
+    two days old)."""
+    with cfg.open("a") as f:
+        f.write("\n[oracles]\nmax_age_s = 86400\n")
 
 
 def doctor(capsys: pytest.CaptureFixture[str], cfg: Path) -> tuple[int, dict[str, Any]]:
     capsys.readouterr()
     code = main(["doctor", "-c", str(cfg), "--json", "--timeout", "5"])
-    return code, json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    assert "· " not in err  # no progress lines with --json
+    return code, json.loads(out)
 
 
 def failed(doc: dict[str, Any]) -> list[str]:
@@ -133,3 +152,47 @@ def test_no_anvil_is_a_warning_naming_the_fallback(
     code, doc = doctor(capsys, cfg)
     sim = next(c for c in doc["checks"] if c["name"] == "simulation")
     assert code == 0 and sim["status"] == "warn" and "eth_simulateV1" in sim["detail"]
+
+
+def test_every_feed_answers_and_is_fresh(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = doctor(capsys, cfg)
+    feeds = [c for c in doc["checks"] if c["name"].startswith("oracle ")]
+    assert code == 0 and {"oracle ethereum ETH", "oracle solana SOL"} <= {c["name"] for c in feeds}
+    assert all(c["status"] == "ok" and "s ago (limit" in c["detail"] for c in feeds), feeds
+
+
+def test_stale_feed_exits_3_with_its_age(
+    cfg: Path, capsys: pytest.CaptureFixture[str], evm_isolated: dict[str, Any]
+) -> None:
+    push(evm_isolated["ethereum"]["url"], ETH_USD, 320_000_000_000, int(time.time()) - 200_000)
+    code, doc = doctor(capsys, cfg)
+    assert code == 3 and failed(doc) == ["oracle ethereum ETH"], doc
+    bad = next(c for c in doc["checks"] if c["status"] == "fail")
+    assert "stale: updated 2000" in bad["detail"] and "max_age_s" in bad["hint"]
+    capsys.readouterr()
+    assert main(["doctor", "-c", str(cfg)]) == 3
+    out, err = capsys.readouterr()
+    assert "FAIL  oracle ethereum ETH" in out and "\n      fix: " in out
+    assert "· doctor: reading 3 chain(s) and their oracle feeds" in err  # progress, not --json
+
+
+def test_feed_without_a_contract_exits_4(
+    cfg: Path, capsys: pytest.CaptureFixture[str], evm_isolated: dict[str, Any]
+) -> None:
+    rpc = Rpc(evm_isolated["avalanche"]["url"])
+    feed = next(f for f in feeds_on("avalanche") if f.asset == "AVAX")
+    try:
+        rpc.call("anvil_setCode", feed.address, "0x")
+    finally:
+        rpc.close()
+    code, doc = doctor(capsys, cfg)
+    assert code == 4 and failed(doc) == ["oracle avalanche AVAX"], doc
+    bad = next(c for c in doc["checks"] if c["status"] == "fail")
+    assert feed.address in bad["detail"] and "enabled = false" in bad["hint"]
+
+
+def test_oracles_off_is_one_skipped_line(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    edit(cfg, "max_age_s = 86400", "enabled = false")
+    code, doc = doctor(capsys, cfg)
+    names = [c["name"] for c in doc["checks"]]
+    assert code == 0 and "oracles" in names and not any(n.startswith("oracle ") for n in names)

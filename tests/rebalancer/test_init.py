@@ -79,3 +79,116 @@ def test_ledger_needs_its_address(tmp_path: Path, capsys: pytest.CaptureFixture[
     config, _ = load_config(tmp_path / "rebalancer.toml")
     signer = config.wallets[0].signer
     assert signer is not None and signer.kind == "ledger" and signer.path == "m/44'/60'/0'/0/0"
+
+
+def _converse(
+    argv: list[str], cwd: Path, env: dict[str, str], answers: dict[str, str]
+) -> tuple[int, list[str], str]:
+    """Run ``argv`` on a pseudo-terminal, answering each prompt by the first key of
+    ``answers`` it contains (longest keys first); returns the exit code, the prompts seen and
+    everything the terminal showed."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env)
+    os.close(slave)
+    keys = sorted(answers, key=len, reverse=True)
+    seen: list[str] = []
+    shown = ""
+    pending = ""
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096).decode()
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            pending += chunk
+            line = pending.rsplit("\n", 1)[-1]
+            if line.endswith(": "):
+                key = next((k for k in keys if k in line), None)
+                assert key is not None, f"unexpected prompt {line!r}"
+                seen.append(key)
+                os.write(master, (answers[key] + "\n").encode())
+                pending = ""
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return code, seen, shown
+
+
+def test_prompts_on_a_terminal_write_a_config_doctor_passes(
+    evm_worlds: dict[str, object],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``init`` with no flags on a real pseudo-terminal: every question asked, answered as a
+    person would (defaults taken with Enter), and the config it writes passes ``doctor``."""
+    import json
+    import os
+    import shutil
+    import sys
+
+    exe = shutil.which("rebalancer", path=str(Path(sys.executable).parent))
+    assert exe, "the rebalancer console script"
+    answers = {
+        "chains": "",
+        "EVM (Ethereum/Avalanche) wallet": "keyfile",
+        "EVM (Ethereum/Avalanche) key file": str(KEYS / "demo-evm.json"),
+        "EVM (Ethereum/Avalanche) key file passphrase": "INIT_TEST_PASS",
+        "Solana wallet": "keyfile",
+        "Solana key file": str(KEYS / "demo-solana.json"),
+        "Solana key file passphrase": "INIT_TEST_PASS",
+        "ethereum node": "localnet:ethereum",
+        "avalanche node": "localnet:avalanche",
+        "solana node": "localnet:solana",
+        "1inch API (": "localnet:1inch",
+        "1inch API key": "",
+        "jupiter API (": "localnet:jupiter",
+        "jupiter API key": "",
+        "targets": "",
+        "band": "4",
+        "journal": "journal.sqlite",
+    }
+    env = {k: v for k, v in os.environ.items() if k != "INIT_TEST_PASS"}
+    code, seen, shown = _converse([exe, "init"], tmp_path, env, answers)
+    assert code == 0, shown
+    must = set(answers) - {"Solana key file passphrase"}  # asked only for an encrypted file
+    assert must <= set(seen), (must - set(seen), shown)
+    assert seen[0] == "chains" and seen[-1] == "journal"
+    assert "[BTC=40,ETH=30,ALTS=20,STABLES=10]" in shown  # the brief's start, offered
+    assert "INIT_TEST_PASS" in shown and "rebalancer doctor" in shown  # what to set next
+    cfg = tmp_path / "rebalancer.toml"
+    config, _ = load_config(cfg)
+    assert config.strategy.band_pp == 4 and set(config.strategy.targets) == {
+        "BTC",
+        "ETH",
+        "ALTS",
+        "STABLES",
+    }
+    assert [w.address for w in config.wallets] == [EVM, SOL]
+    from tests.rebalancer.test_doctor import local_feeds
+
+    local_feeds(cfg)
+    monkeypatch.setenv("INIT_TEST_PASS", "demo")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["doctor", "-c", str(cfg), "--json", "--timeout", "5"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] and all(c["status"] == "ok" for c in doc["checks"]), doc
