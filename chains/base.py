@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from rebalancer.chains.oracles import OracleFeed, OracleReading
 from rebalancer.core.errors import ChainError
 from rebalancer.core.tx import Proposal, UnsignedTx
-from rebalancer.core.types import ChainInfo, Holding, Token
+from rebalancer.core.types import DEFAULT_RPC_TIMEOUT_S, ChainInfo, Holding, Token
 
 if TYPE_CHECKING:
     import httpx
@@ -248,12 +248,15 @@ def adapter_for(
     work_dir: Path | None = None,
     simulation: str = "auto",
     send_url: str | None = None,
+    rpc_timeout: float = DEFAULT_RPC_TIMEOUT_S,
 ) -> ChainAdapter:
     """Build the adapter for a chain's family (``send_url``: where it broadcasts, if not
-    ``rpc_url``)."""
+    ``rpc_url``; ``rpc_timeout``: seconds one call may take in all)."""
     module_name, class_name = ADAPTERS[info.family].split(":")
     cls = getattr(import_module(module_name), class_name)
-    adapter: ChainAdapter = cls(info, rpc_url, client, work_dir=work_dir, send_url=send_url)
+    adapter: ChainAdapter = cls(
+        info, rpc_url, client, work_dir=work_dir, send_url=send_url, rpc_timeout=rpc_timeout
+    )
     if info.family == "evm":
         adapter.simulation = simulation
     return adapter

@@ -13,7 +13,13 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from rebalancer.chains.base import Balances, ChainAdapter, ReadFailure, SimResult, SwapLegs
+from rebalancer.chains.base import (
+    Balances,
+    ChainAdapter,
+    ReadFailure,
+    SimResult,
+    SwapLegs,
+)
 from rebalancer.chains.jsonrpc import HttpxProvider, result_of
 from rebalancer.chains.multicall import (
     BALANCE_OF,
@@ -36,7 +42,7 @@ from rebalancer.chains.oracles import (
 )
 from rebalancer.core.errors import AlreadyKnownError, ChainError, SimulationError, WrongChainError
 from rebalancer.core.tx import EvmCall, EvmTransaction, UnsignedTx
-from rebalancer.core.types import ChainInfo, Holding, Token
+from rebalancer.core.types import DEFAULT_RPC_TIMEOUT_S, ChainInfo, Holding, Token
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -77,18 +83,24 @@ class EvmChain(ChainAdapter):
         retries: int = 3,
         backoff: float = 0.25,
         simulation: str = "auto",
+        rpc_timeout: float | None = DEFAULT_RPC_TIMEOUT_S,
     ) -> None:
         super().__init__(
             info, rpc_url, client, work_dir=work_dir, simulation=simulation, send_url=send_url
         )
         self.provider = HttpxProvider(
-            rpc_url, client, label=info.name, retries=retries, backoff=backoff
+            rpc_url, client, label=info.name, retries=retries, backoff=backoff, deadline=rpc_timeout
         )
         self.send_provider = (
             self.provider
             if send_url is None
             else HttpxProvider(
-                send_url, client, label=f"{info.name} send_rpc", retries=retries, backoff=backoff
+                send_url,
+                client,
+                label=f"{info.name} send_rpc",
+                retries=retries,
+                backoff=backoff,
+                deadline=rpc_timeout,
             )
         )
         self.chunk_size = chunk_size
