@@ -6,8 +6,9 @@ not the protocol's shape: raised as :class:`Garbled`). Anything still failing ra
 caller's error class with one line naming the peer (its URL already redacted by the caller).
 
 A call may have an overall ``deadline`` in seconds (connect, read, backoff and every retry):
-each try gets at most half of it (so one hung answer leaves time to try again) and the call
-gives up when it is spent, whatever the client's own timeouts say.
+each try gets at most an equal share of it (a quarter with the default 3 retries, so a hung
+answer leaves time to try again) and the call gives up when it is spent, whatever the
+client's own timeouts say.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ async def send_parsed(
     (or the last ``Garbled`` error) after ``retries`` more tries or once ``deadline`` is spent."""
     loop = asyncio.get_running_loop()
     end = None if deadline is None else loop.time() + deadline
+    share = None if deadline is None else deadline / (retries + 1)
     reason = ""
     garbled: ExternalError | None = None
     delay = 0.0
@@ -61,11 +63,10 @@ async def send_parsed(
         delay = backoff * 2**attempt
         tries += 1
         try:
-            if end is None:
+            if end is None or share is None:
                 resp = await send()
             else:
-                cap = min(deadline / 2, end - loop.time()) if deadline else 0.0
-                async with asyncio.timeout(max(cap, 0.0)):
+                async with asyncio.timeout(max(min(share, end - loop.time()), 0.0)):
                     resp = await send()
         except (httpx.TimeoutException, TimeoutError):
             reason, garbled = "timed out", None
