@@ -98,6 +98,15 @@ class SimResult:
         return [*before, self.gas_used]
 
 
+def node_amount(where: str, wallet: str, token: Token, raw: int) -> int:
+    """A balance a node answered, within ``core.bounds`` (not negative, at most 10^15 whole
+    tokens): anything else is a node answering garbage, ChainError (exit 4)."""
+    from rebalancer.core import bounds
+
+    what = f"{where}: balance of {token.symbol} of {wallet}"
+    return bounds.raw_amount(raw, what, token.decimals, error=ChainError)
+
+
 class ChainAdapter(ABC):
     """One chain: reads, simulates, finalizes, sends and follows a trade's transactions."""
 

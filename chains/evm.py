@@ -19,6 +19,7 @@ from rebalancer.chains.base import (
     ReadFailure,
     SimResult,
     SwapLegs,
+    node_amount,
 )
 from rebalancer.chains.jsonrpc import HttpxProvider, result_of
 from rebalancer.chains.multicall import (
@@ -38,6 +39,7 @@ from rebalancer.chains.oracles import (
     OracleFeed,
     chainlink_reading,
     decode_round,
+    out_of_bounds,
     tidy,
 )
 from rebalancer.core.errors import AlreadyKnownError, ChainError, SimulationError, WrongChainError
@@ -153,6 +155,7 @@ class EvmChain(ChainAdapter):
                 reason = "call reverted" if not success else "not a token contract"
                 out.failures.append(ReadFailure(self.info.name, wallet, token, reason))
             else:
+                value = node_amount(where, wallet, token, value)
                 out.holdings.append(Holding(self.info.name, wallet, token, value))
         rest = results[len(pairs) :]
         for i, feed in enumerate(feeds):
@@ -191,8 +194,9 @@ class EvmChain(ChainAdapter):
             if parsed is None:
                 break
             _rid, answer_, _started, updated = parsed
-            if answer_ > 0 and updated > 0:
-                out.append((updated, tidy(Decimal(answer_).scaleb(-feed.decimals))))
+            usd = Decimal(answer_).scaleb(-feed.decimals)
+            if answer_ > 0 and updated > 0 and out_of_bounds(usd, "getRoundData") is None:
+                out.append((updated, tidy(usd)))
         return out[::-1]
 
     # -- transactions ------------------------------------------------------------------------

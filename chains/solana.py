@@ -29,6 +29,7 @@ from rebalancer.chains.base import (
     ChainAdapter,
     SimResult,
     SwapLegs,
+    node_amount,
 )
 from rebalancer.chains.oracles import OracleFeed, OracleReading, pyth_reading
 from rebalancer.chains.rpc_errors import check_batch, decoded, garbled, rpc_error
@@ -180,7 +181,8 @@ class SolanaChain(ChainAdapter):
         for wallet, _ in pairs:
             amounts = raw.get(wallet, {})
             for token, key in zip(tokens, token_keys, strict=True):
-                out.holdings.append(Holding(self.info.name, wallet, token, amounts.get(key, 0)))
+                raw_amount = node_amount(self.where, wallet, token, amounts.get(key, 0))
+                out.holdings.append(Holding(self.info.name, wallet, token, raw_amount))
         return out
 
     async def _read_chunk(

@@ -16,8 +16,9 @@ import httpx
 
 Answer = Callable[[int, Any, Callable[[], bytes]], "bytes | None"]
 """``answer(n, request, forward)``: the body to answer the n-th request (0-based; ``request``
-is its decoded JSON) with HTTP 200, or None to drop it (no answer; the connection is held,
-then closed). ``forward()`` sends it to the node and returns the node's body."""
+is a POST's decoded JSON, or a GET's path and query) with HTTP 200, or None to drop it (no
+answer; the connection is held, then closed). ``forward()`` sends it upstream and returns the
+upstream's body."""
 
 
 class Proxy:
@@ -59,6 +60,28 @@ class Proxy:
                 if content is None:
                     with proxy._lock:
                         proxy.dropped += 1
+                    proxy._closing.wait(hold_s)
+                    self.close_connection = True
+                    return
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def do_GET(self) -> None:  # an aggregator API: the path and query go upstream
+                with proxy._lock:
+                    n = len(proxy.bodies)
+                    proxy.bodies.append(self.path.encode())
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                origin = httpx.URL(proxy.upstream).copy_with(path="/", query=None)
+
+                def forward() -> bytes:
+                    url = str(origin).rstrip("/") + self.path
+                    return httpx.get(url, headers=headers, timeout=60).content
+
+                content = forward() if answer is None else answer(n, self.path, forward)
+                if content is None:
                     proxy._closing.wait(hold_s)
                     self.close_connection = True
                     return
