@@ -178,7 +178,7 @@ async def _quote(services: Services, p: _Probe) -> Decimal:
     with localcontext() as ctx:
         ctx.prec = PRICE_DIGITS
         usd = Decimal(numerator) / Decimal(denominator)
-    what = f"{services.aggregator_name(p.chain)} quote price of {p.token.symbol}"
+    what = f"{p.chain} aggregator's quote price of {p.token.symbol}"
     return bounds.price(usd, what, error=CorruptResponseError)
 
 

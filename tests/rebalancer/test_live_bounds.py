@@ -134,7 +134,7 @@ async def test_a_negative_solana_balance_is_the_node_failing(evm_worlds: dict[st
     ("dst", "words"),
     [
         (str(10**70), "1inch quote: dstAmount"),  # more USDC than 10^15 whole tokens
-        (str(10**20), "1inch quote price of"),  # 10^14 USDC: an amount, but a price over $10^9
+        (str(10**20), "ethereum aggregator's quote price of"),  # 10^14 USDC: a price over $10^9
     ],
 )
 def test_an_absurd_1inch_quote_is_a_corrupt_answer_exit_3(
