@@ -256,10 +256,24 @@ class EvmChain(ChainAdapter):
         them ("already known") is fine."""
         from eth_utils import keccak
 
+        tx_hash = "0x" + keccak(raw).hex()
         try:
             return str(await self.call("eth_sendRawTransaction", ["0x" + raw.hex()], send=True))
         except AlreadyKnownError:
-            return "0x" + keccak(raw).hex()
+            return tx_hash
+        except ChainError:
+            # NOTE: a send retried after its answer was lost finds the node holding (or having
+            # mined: "nonce too low") these very bytes: that is sent, not failed
+            if await self._knows(tx_hash):
+                return tx_hash
+            raise
+
+    async def _knows(self, tx_hash: str) -> bool:
+        """Whether the node has the transaction (pending or mined); no answer counts as no."""
+        try:
+            return await self.call("eth_getTransactionByHash", [tx_hash]) is not None
+        except ChainError:
+            return False
 
     async def aclose(self) -> None:
         """Stop the warm-copy anvil this adapter kept, if any."""

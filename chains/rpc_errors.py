@@ -52,6 +52,7 @@ RESULT_TYPES: dict[str, tuple[type, ...]] = {
     ),
     "eth_getBlockByNumber": _OBJECT_OR_NULL,
     "eth_getTransactionReceipt": _OBJECT_OR_NULL,
+    "eth_getTransactionByHash": _OBJECT_OR_NULL,
     "eth_feeHistory": _OBJECT,
     "eth_createAccessList": _OBJECT,
     "eth_simulateV1": (list,),

@@ -513,7 +513,21 @@ class SolanaChain(ChainAdapter):
         except AlreadyKnownError:
             # NOTE: a retried send whose first answer was lost: the node has these very bytes
             return str(VersionedTransaction.from_bytes(raw).signatures[0])
+        except ChainError:
+            signature = str(VersionedTransaction.from_bytes(raw).signatures[0])
+            if await self._knows(signature):
+                return signature
+            raise
         return str(sig)
+
+    async def _knows(self, signature: str) -> bool:
+        """Whether the node has seen the transaction; no answer counts as no."""
+        try:
+            result = await self.call("getSignatureStatuses", [[signature]])
+        except ChainError:
+            return False
+        value = result.get("value") if isinstance(result, dict) else None
+        return isinstance(value, list) and bool(value) and value[0] is not None
 
     async def last_activity(self, wallet: str) -> str | None:
         """The newest signature that touched the wallet (getSignaturesForAddress, limit 1)."""

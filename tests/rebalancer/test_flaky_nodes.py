@@ -164,3 +164,45 @@ def test_a_run_under_30pct_lost_solana_requests_ends_in_bounded_time_and_trades_
     )
     # the lost send was tried again with the very same bytes, and settled
     assert len(sends) >= 2 and len({proxy.bodies[n] for n in sends}) == 1, (first_code, sends)
+
+
+def test_an_evm_send_whose_answer_was_lost_is_sent_once_and_confirmed(
+    evm_isolated: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """anvil mines the first send at once; the retry of the same bytes is "nonce too low"
+    (or "already known"): the node has the transaction, so it is sent, not failed."""
+    from tests.rebalancer.test_execution import journal_txs, nonce, write_config
+
+    monkeypatch.setenv("DEMO_PASS", "demo")
+    monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
+    sends: list[int] = []
+
+    def answer(n: int, request: Any, forward: Any) -> bytes | None:
+        calls = request if isinstance(request, list) else [request]
+        if any(isinstance(c, dict) and c.get("method") == "eth_sendRawTransaction" for c in calls):
+            sends.append(n)
+            if len(sends) == 1:
+                forward()  # the node takes it; its answer is lost
+                return None
+        return bytes(forward())
+
+    before = nonce(evm_isolated, "ethereum")
+    with fault_proxy(evm_isolated["ethereum"]["url"], answer) as proxy:
+        cfg = write_config(tmp_path)
+        text = cfg.read_text().replace(
+            'rpc = "localnet:ethereum"', f'rpc = "{proxy.url}"\nrpc_timeout = 8'
+        )
+        cfg.write_text(text)
+        code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    assert code == 0, out
+    eth = [t for t in out["trades"] if t["chain"] == "ethereum"]
+    assert eth and all(t["status"] == "confirmed" for t in eth)
+    assert len(sends) >= 2 and proxy.bodies[sends[0]] == proxy.bodies[sends[1]]
+    # every transaction on chain is one the journal signed, once
+    assert (
+        nonce(evm_isolated, "ethereum") - before
+        == journal_txs(tmp_path / "journal.sqlite")["ethereum"]
+    )
