@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from rebalancer.chains.oracles import OracleFeed, OracleReading
 from rebalancer.core.errors import ChainError
 from rebalancer.core.tx import Proposal, UnsignedTx
-from rebalancer.core.types import ChainInfo, Holding, Token
+from rebalancer.core.types import DEFAULT_RPC_TIMEOUT_S, ChainInfo, Holding, Token
 
 if TYPE_CHECKING:
     import httpx
@@ -96,6 +96,15 @@ class SimResult:
             if leg is not None
         ]
         return [*before, self.gas_used]
+
+
+def node_amount(where: str, wallet: str, token: Token, raw: int) -> int:
+    """A balance a node answered, within ``core.bounds`` (not negative, at most 10^15 whole
+    tokens): anything else is a node answering garbage, ChainError (exit 4)."""
+    from rebalancer.core import bounds
+
+    what = f"{where}: balance of {token.symbol} of {wallet}"
+    return bounds.raw_amount(raw, what, token.decimals, error=ChainError)
 
 
 class ChainAdapter(ABC):
@@ -257,12 +266,15 @@ def adapter_for(
     work_dir: Path | None = None,
     simulation: str = "auto",
     send_url: str | None = None,
+    rpc_timeout: float = DEFAULT_RPC_TIMEOUT_S,
 ) -> ChainAdapter:
     """Build the adapter for a chain's family (``send_url``: where it broadcasts, if not
-    ``rpc_url``)."""
+    ``rpc_url``; ``rpc_timeout``: seconds one call may take in all)."""
     module_name, class_name = ADAPTERS[info.family].split(":")
     cls = getattr(import_module(module_name), class_name)
-    adapter: ChainAdapter = cls(info, rpc_url, client, work_dir=work_dir, send_url=send_url)
+    adapter: ChainAdapter = cls(
+        info, rpc_url, client, work_dir=work_dir, send_url=send_url, rpc_timeout=rpc_timeout
+    )
     if info.family == "evm":
         adapter.simulation = simulation
     return adapter

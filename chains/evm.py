@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from rebalancer.chains.base import Balances, ChainAdapter, ReadFailure, SimResult, SwapLegs
+from rebalancer.chains.base import (
+    Balances,
+    ChainAdapter,
+    ReadFailure,
+    SimResult,
+    SwapLegs,
+    node_amount,
+)
 from rebalancer.chains.jsonrpc import HttpxProvider, result_of
 from rebalancer.chains.multicall import (
     BALANCE_OF,
@@ -32,11 +39,12 @@ from rebalancer.chains.oracles import (
     OracleFeed,
     chainlink_reading,
     decode_round,
+    out_of_bounds,
     tidy,
 )
 from rebalancer.core.errors import AlreadyKnownError, ChainError, SimulationError, WrongChainError
 from rebalancer.core.tx import EvmCall, EvmTransaction, UnsignedTx
-from rebalancer.core.types import ChainInfo, Holding, Token
+from rebalancer.core.types import DEFAULT_RPC_TIMEOUT_S, ChainInfo, Holding, Token
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -77,18 +85,24 @@ class EvmChain(ChainAdapter):
         retries: int = 3,
         backoff: float = 0.25,
         simulation: str = "auto",
+        rpc_timeout: float | None = DEFAULT_RPC_TIMEOUT_S,
     ) -> None:
         super().__init__(
             info, rpc_url, client, work_dir=work_dir, simulation=simulation, send_url=send_url
         )
         self.provider = HttpxProvider(
-            rpc_url, client, label=info.name, retries=retries, backoff=backoff
+            rpc_url, client, label=info.name, retries=retries, backoff=backoff, deadline=rpc_timeout
         )
         self.send_provider = (
             self.provider
             if send_url is None
             else HttpxProvider(
-                send_url, client, label=f"{info.name} send_rpc", retries=retries, backoff=backoff
+                send_url,
+                client,
+                label=f"{info.name} send_rpc",
+                retries=retries,
+                backoff=backoff,
+                deadline=rpc_timeout,
             )
         )
         self.chunk_size = chunk_size
@@ -141,6 +155,7 @@ class EvmChain(ChainAdapter):
                 reason = "call reverted" if not success else "not a token contract"
                 out.failures.append(ReadFailure(self.info.name, wallet, token, reason))
             else:
+                value = node_amount(where, wallet, token, value)
                 out.holdings.append(Holding(self.info.name, wallet, token, value))
         rest = results[len(pairs) :]
         for i, feed in enumerate(feeds):
@@ -179,8 +194,9 @@ class EvmChain(ChainAdapter):
             if parsed is None:
                 break
             _rid, answer_, _started, updated = parsed
-            if answer_ > 0 and updated > 0:
-                out.append((updated, tidy(Decimal(answer_).scaleb(-feed.decimals))))
+            usd = Decimal(answer_).scaleb(-feed.decimals)
+            if answer_ > 0 and updated > 0 and out_of_bounds(usd, "getRoundData") is None:
+                out.append((updated, tidy(usd)))
         return out[::-1]
 
     # -- transactions ------------------------------------------------------------------------
@@ -247,10 +263,24 @@ class EvmChain(ChainAdapter):
         them ("already known") is fine."""
         from eth_utils import keccak
 
+        tx_hash = "0x" + keccak(raw).hex()
         try:
             return str(await self.call("eth_sendRawTransaction", ["0x" + raw.hex()], send=True))
         except AlreadyKnownError:
-            return "0x" + keccak(raw).hex()
+            return tx_hash
+        except ChainError:
+            # NOTE: a send retried after its answer was lost finds the node holding (or having
+            # mined: "nonce too low") these very bytes: that is sent, not failed
+            if await self._knows(tx_hash):
+                return tx_hash
+            raise
+
+    async def _knows(self, tx_hash: str) -> bool:
+        """Whether the node has the transaction (pending or mined); no answer counts as no."""
+        try:
+            return await self.call("eth_getTransactionByHash", [tx_hash]) is not None
+        except ChainError:
+            return False
 
     async def aclose(self) -> None:
         """Stop the warm-copy anvil this adapter kept, if any."""

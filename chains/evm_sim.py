@@ -240,7 +240,7 @@ async def simulate_warm(
         async with httpx.AsyncClient(timeout=60) as client:
             from rebalancer.chains.evm import EvmChain
 
-            local = EvmChain(adapter.info, url, client, retries=1, backoff=0.05)
+            local = EvmChain(adapter.info, url, client, retries=1, backoff=0.05, rpc_timeout=None)
             ignore = {str(await local.call("eth_coinbase", [])).lower()}
             while True:
                 await _load(local, values)
@@ -310,7 +310,9 @@ async def _warm_node(
     async with kept.lock, httpx.AsyncClient(timeout=60) as client:
         from rebalancer.chains.evm import EvmChain
 
-        local = EvmChain(adapter.info, kept.node.url, client, retries=1, backoff=0.05)
+        local = EvmChain(
+            adapter.info, kept.node.url, client, retries=1, backoff=0.05, rpc_timeout=None
+        )
         empty = await local.call("evm_snapshot", [])
         try:
             if reused:  # the block a fresh node would mine next (an empty parent: 7/8 its fee)
@@ -439,7 +441,7 @@ async def _on_node(
     chain = adapter.info.name
     where = "the fork" if method == FORK else "the local copy"
     async with httpx.AsyncClient(timeout=60) as client:
-        fork = EvmChain(adapter.info, url, client, retries=1, backoff=0.05)
+        fork = EvmChain(adapter.info, url, client, retries=1, backoff=0.05, rpc_timeout=None)
 
         async def read() -> int:
             call = _read(legs)

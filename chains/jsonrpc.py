@@ -1,8 +1,9 @@
 """JSON-RPC over an injected ``httpx.AsyncClient``: single calls and batches.
 
 A whole balance refresh goes out as one JSON-RPC batch in one HTTP request. Timeouts,
-connection errors, 429 and 5xx are retried with backoff (Retry-After honoured); what still
-fails becomes one ChainError naming the node with its URL redacted. Plain httpx and the C JSON
+connection errors, 429, 5xx and garbled answers (chains.rpc_errors) are retried with backoff
+(Retry-After honoured), within one overall deadline per call; what still fails becomes one
+ChainError naming the node with its URL redacted. Plain httpx and the C JSON
 encoder, no web3.py: importing web3 costs more CPU than a whole ``rebalancer balances``.
 """
 
@@ -10,17 +11,19 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
 
-from rebalancer.chains.rpc_errors import rpc_error
+from rebalancer.chains.rpc_errors import check_answer, check_batch, decoded, rpc_error
 from rebalancer.core.errors import ChainError
-from rebalancer.core.http import post_json_body
+from rebalancer.core.http import post_json
 from rebalancer.core.redact import redact_url
 
 RPCResponse = dict[str, Any]
 """One decoded JSON-RPC answer: ``{"jsonrpc", "id", "result" | "error"}``."""
+T = TypeVar("T")
 
 
 class HttpxProvider:
@@ -34,12 +37,15 @@ class HttpxProvider:
         label: str = "node",
         retries: int = 3,
         backoff: float = 0.25,
+        deadline: float | None = None,
     ) -> None:
         self.url = url
         self.client = client
         self.label = label
         self.retries = retries
         self.backoff = backoff
+        self.deadline = deadline
+        """Seconds one call may take in all, retries included (``[chains.X] rpc_timeout``)."""
         self._ids = itertools.count()
 
     def __str__(self) -> str:
@@ -49,32 +55,35 @@ class HttpxProvider:
     def where(self) -> str:
         return f"{self.label} node at {redact_url(self.url)}"
 
-    async def post(self, body: bytes) -> Any:
-        """POST one JSON-RPC body; return the decoded JSON. Retries transient failures."""
-        content = await post_json_body(
+    async def _post(self, body: bytes, parse: Callable[[bytes], T]) -> T:
+        """POST one JSON-RPC body; ``parse`` of the answer. Transient failures and garbled
+        answers are retried; the whole call ends within ``deadline`` seconds."""
+        return await post_json(
             self.client,
             self.url,
             body,
+            parse,
             where=self.where,
             error=ChainError,
             retries=self.retries,
             backoff=self.backoff,
+            deadline=self.deadline,
         )
-        try:
-            return json.loads(content)
-        except ValueError:
-            raise ChainError(f"{self.where} answered malformed JSON") from None
 
     async def make_request(self, method: str, params: Any) -> RPCResponse:
         """One call; the answer as the node sent it (``result_of`` takes the result out)."""
+        rid = next(self._ids)
         body = json.dumps(
-            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params},
+            {"jsonrpc": "2.0", "id": rid, "method": method, "params": params},
             separators=(",", ":"),
         ).encode()
-        data = await self.post(body)
-        if not isinstance(data, dict):
-            raise ChainError(f"{self.where} answered {method} with a non-object")
-        return data
+
+        def parse(content: bytes) -> RPCResponse:
+            data = decoded(content, self.where, method)
+            check_answer(data, rid, method, self.where)
+            return dict(data)
+
+        return await self._post(body, parse)
 
     async def make_batch_request(self, requests: list[tuple[str, Any]]) -> list[RPCResponse]:
         """Send ``requests`` as one JSON-RPC batch; answers come back in request order.
@@ -88,17 +97,16 @@ class HttpxProvider:
             ],
             separators=(",", ":"),
         ).encode()
-        data = await self.post(body)
-        if isinstance(data, dict) and "error" in data:
-            message = str(data["error"].get("message", ""))[:120]
-            raise ChainError(f"{self.where} refused a JSON-RPC batch: {message}")
-        if not isinstance(data, list) or len(data) != len(requests):
-            raise ChainError(f"{self.where} answered a batch of {len(requests)} malformed")
-        try:
-            ordered = sorted(data, key=lambda r: int(r["id"]))
-        except (KeyError, TypeError, ValueError):
-            raise ChainError(f"{self.where} answered a batch without request ids") from None
-        return ordered
+        methods = [m for m, _ in requests]
+
+        def parse(content: bytes) -> list[RPCResponse]:
+            data = decoded(content, self.where, methods[0] if methods else "batch")
+            if isinstance(data, dict) and isinstance(data.get("error"), dict):
+                message = str(data["error"].get("message", ""))[:120]
+                raise ChainError(f"{self.where} refused a JSON-RPC batch: {message}")
+            return check_batch(data, methods, self.where)
+
+        return await self._post(body, parse)
 
 
 def result_of(resp: RPCResponse, method: str, where: str) -> Any:

@@ -18,6 +18,9 @@ from enum import StrEnum
 from functools import cache
 from importlib import resources
 
+from rebalancer.core import bounds
+from rebalancer.core.errors import RebalancerError
+
 PYTH_RECEIVER = "rec5EKMGg6MxZYaMdyBfgwp4d5rB9T1VQH5pJv5LtFJ"
 # Anchor's account discriminator: sha256("account:PriceUpdateV2")[:8].
 PRICE_UPDATE_V2_DISCRIMINATOR = hashlib.sha256(b"account:PriceUpdateV2").digest()[:8]
@@ -151,9 +154,22 @@ def chainlink_reading(
         return OracleReading(
             feed, None, updated_at=updated, round_id=round_id, reason=f"answer {answer} <= 0"
         )
+    why = out_of_bounds(Decimal(answer).scaleb(-dec), "latestRoundData answer")
+    if why is not None:
+        return OracleReading(feed, None, updated_at=updated, round_id=round_id, reason=why)
     return OracleReading(
         feed, tidy(Decimal(answer).scaleb(-dec)), updated_at=updated, round_id=round_id
     )
+
+
+def out_of_bounds(usd: Decimal, what: str) -> str | None:
+    """Why an oracle's USD price is outside ``core.bounds`` (the reason the source is dropped),
+    or None when it is within them."""
+    try:
+        bounds.price(usd, what)
+    except RebalancerError as exc:
+        return exc.message
+    return None
 
 
 # -- Pyth ---------------------------------------------------------------------------------------
@@ -228,6 +244,19 @@ def encode_price_update(
     return body + b"\x00" * (PRICE_UPDATE_V2_LEN - len(body))
 
 
+MAX_PYTH_EXPONENT = 30
+"""Pyth feeds publish with exponents of -5 to -10; anything past this is a corrupt account."""
+
+
+def out_of_bounds_usd(usd: Decimal, what: str) -> str | None:
+    """Why a USD value (a confidence interval) is outside ``core.bounds``, or None."""
+    try:
+        bounds.usd(usd, what)
+    except RebalancerError as exc:
+        return exc.message
+    return None
+
+
 def pyth_reading(feed: OracleFeed, owner: str | None, data: bytes | None) -> OracleReading:
     """A Pyth reading from one account of the refresh's getMultipleAccounts."""
     if owner is None or data is None:
@@ -253,6 +282,17 @@ def pyth_reading(feed: OracleFeed, owner: str | None, data: bytes | None) -> Ora
         return OracleReading(
             feed, None, updated_at=update.publish_time, reason=f"price {update.price} <= 0"
         )
+    why: str | None = None
+    if not -MAX_PYTH_EXPONENT <= update.exponent <= MAX_PYTH_EXPONENT:
+        why = f"account {feed.address}: exponent {update.exponent} out of range"
+        return OracleReading(feed, None, updated_at=update.publish_time, reason=why)
+    why = out_of_bounds(
+        Decimal(update.price).scaleb(update.exponent), f"account {feed.address}: price"
+    ) or out_of_bounds_usd(
+        Decimal(update.conf).scaleb(update.exponent), f"account {feed.address}: conf"
+    )
+    if why is not None:
+        return OracleReading(feed, None, updated_at=update.publish_time, reason=why)
     return OracleReading(
         feed,
         tidy(Decimal(update.price).scaleb(update.exponent)),

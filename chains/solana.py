@@ -21,17 +21,29 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rebalancer.chains.addresses import b58decode
-from rebalancer.chains.base import Balances, ChainAdapter, SimResult, SwapLegs
+from rebalancer.chains.base import (
+    Balances,
+    ChainAdapter,
+    SimResult,
+    SwapLegs,
+    node_amount,
+)
 from rebalancer.chains.oracles import OracleFeed, OracleReading, pyth_reading
-from rebalancer.chains.rpc_errors import rpc_error
-from rebalancer.core.errors import ChainError, ConfigError, LookupTableError, WrongChainError
-from rebalancer.core.http import post_json_body
+from rebalancer.chains.rpc_errors import check_batch, decoded, garbled, rpc_error
+from rebalancer.core.errors import (
+    AlreadyKnownError,
+    ChainError,
+    ConfigError,
+    LookupTableError,
+    WrongChainError,
+)
+from rebalancer.core.http import post_json
 from rebalancer.core.redact import redact_url
 from rebalancer.core.tx import Proposal, SolanaTx, UnsignedTx
-from rebalancer.core.types import Holding, Token
+from rebalancer.core.types import DEFAULT_RPC_TIMEOUT_S, Holding, Token
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -98,9 +110,6 @@ class _TokenAccounts(_Model):
     value: list[_KeyedAccount]
 
 
-_BATCH = TypeAdapter(list[_Answer])
-
-
 class SolanaChain(ChainAdapter):
     """Reads balances on Solana (mainnet or the local node) through an injected httpx client."""
 
@@ -115,12 +124,16 @@ class SolanaChain(ChainAdapter):
         retries: int = 3,
         backoff: float = 0.25,
         commitment: str | None = "confirmed",
+        rpc_timeout: float | None = DEFAULT_RPC_TIMEOUT_S,
     ) -> None:
         super().__init__(info, rpc_url, client, work_dir=work_dir, send_url=send_url)
         self._tables: dict[str, list[str]] = {}
         """Lookup tables read in this command (entries never change once written)."""
         self.retries = retries
         self.backoff = backoff
+        self.rpc_timeout = rpc_timeout
+        """Seconds one JSON-RPC call may take in all, retries included (None: no limit but
+        the client's per-request timeouts)."""
         self.commitment = commitment
         self._chain_checked = False
 
@@ -172,7 +185,8 @@ class SolanaChain(ChainAdapter):
         for wallet, _ in pairs:
             amounts = raw.get(wallet, {})
             for token, key in zip(tokens, token_keys, strict=True):
-                out.holdings.append(Holding(self.info.name, wallet, token, amounts.get(key, 0)))
+                raw_amount = node_amount(self.where, wallet, token, amounts.get(key, 0))
+                out.holdings.append(Holding(self.info.name, wallet, token, raw_amount))
         return out
 
     async def _read_chunk(
@@ -320,37 +334,30 @@ class SolanaChain(ChainAdapter):
             ],
             separators=(",", ":"),
         ).encode()
-        content = await self._post(body, send=send)
-        try:
-            answers = _BATCH.validate_json(content)
-        except ValidationError:
-            try:
-                data = json.loads(content)
-            except ValueError:
-                raise ChainError(f"{self._where(send)} answered malformed JSON") from None
+        methods = [m for m, _ in calls]
+        where = self._where(send)
+
+        def parse(content: bytes) -> list[_Answer]:
+            data = decoded(content, where, methods[0] if methods else "batch")
             if isinstance(data, dict) and isinstance(data.get("error"), dict):
                 message = str(data["error"].get("message", ""))[:120]
-                raise ChainError(
-                    f"{self._where(send)} refused a JSON-RPC batch: {message}"
-                ) from None
-            raise ChainError(f"{self._where(send)} answered a JSON-RPC batch malformed") from None
-        by_id = {a.id: a for a in answers}
-        if len(by_id) != len(calls) or set(by_id) != set(range(len(calls))):
-            raise ChainError(
-                f"{self._where(send)} answered {len(answers)} of {len(calls)} batched calls"
-            )
-        return [by_id[i] for i in range(len(calls))]
+                raise ChainError(f"{where} refused a JSON-RPC batch: {message}")
+            answers = check_batch(data, methods, where)
+            try:
+                return [_Answer.model_validate(a) for a in answers]
+            except ValidationError:
+                raise garbled(where, methods[0], "with a malformed error object") from None
 
-    async def _post(self, body: bytes, *, send: bool = False) -> bytes:
-        """One POST, retried with backoff on timeouts, connection errors, 429 and 5xx."""
-        return await post_json_body(
+        return await post_json(
             self.client,
             (self.send_url or self.rpc_url) if send else self.rpc_url,
             body,
-            where=self._where(send),
+            parse,
+            where=where,
             error=ChainError,
             retries=self.retries,
             backoff=self.backoff,
+            deadline=self.rpc_timeout,
         )
 
     async def calls(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
@@ -509,15 +516,35 @@ class SolanaChain(ChainAdapter):
         the node with its reason."""
         import base64
 
-        sig = await self.call(
-            "sendTransaction",
-            [
-                base64.b64encode(raw).decode(),
-                {"encoding": "base64", "preflightCommitment": "confirmed"},
-            ],
-            send=True,
-        )
+        from solders.transaction import VersionedTransaction
+
+        try:
+            sig = await self.call(
+                "sendTransaction",
+                [
+                    base64.b64encode(raw).decode(),
+                    {"encoding": "base64", "preflightCommitment": "confirmed"},
+                ],
+                send=True,
+            )
+        except AlreadyKnownError:
+            # NOTE: a retried send whose first answer was lost: the node has these very bytes
+            return str(VersionedTransaction.from_bytes(raw).signatures[0])
+        except ChainError:
+            signature = str(VersionedTransaction.from_bytes(raw).signatures[0])
+            if await self._knows(signature):
+                return signature
+            raise
         return str(sig)
+
+    async def _knows(self, signature: str) -> bool:
+        """Whether the node has seen the transaction; no answer counts as no."""
+        try:
+            result = await self.call("getSignatureStatuses", [[signature]])
+        except ChainError:
+            return False
+        value = result.get("value") if isinstance(result, dict) else None
+        return isinstance(value, list) and bool(value) and value[0] is not None
 
     async def last_activity(self, wallet: str) -> str | None:
         """The newest transaction the wallet signed, among the newest ``ACTIVITY_WINDOW``

@@ -15,6 +15,7 @@
     │   ├── ChainError                 node unreachable, erroring, or lying about itself
     │   │   ├── AlreadyKnownError      the node already has this transaction (a re-broadcast)
     │   │   ├── MethodNotFoundError    the node has no such JSON-RPC method (-32601)
+    │   │   ├── MalformedAnswerError   the node's 200 answers stayed garbage after retries
     │   │   └── LookupTableError       an address lookup table is missing or not a table
     │   ├── AggregatorError            1inch / Jupiter API
     │   └── DeviceError                hardware wallet missing, locked or answering nonsense
@@ -90,6 +91,12 @@ class AlreadyKnownError(ChainError):
 
 class MethodNotFoundError(ChainError):
     """The node does not offer the JSON-RPC method called (code -32601, or "not supported")."""
+
+
+class MalformedAnswerError(ChainError):
+    """A node answered 200 with something that is not a JSON-RPC answer to what was asked (not
+    JSON, no result nor error, another id, a result of the wrong type, a short batch), every
+    time it was asked: retried like a 5xx first, then this names the node and the method."""
 
 
 class LookupTableError(ChainError):

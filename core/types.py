@@ -21,6 +21,11 @@ class TokenQuirk(StrEnum):
     APPROVE_FROM_ZERO = "approve-from-zero"  # approve(non-zero) reverts over a non-zero allowance
 
 
+DEFAULT_RPC_TIMEOUT_S = 30.0
+"""How long one JSON-RPC call may take in all (connect, read, every retry and its backoff)
+unless ``[chains.X] rpc_timeout`` says otherwise, so a run under a dead node ends (exit 4)."""
+
+
 class EvmSimulation(StrEnum):
     """How an EVM trade is simulated before signing (``policy.evm_simulation``)."""
 

@@ -12,9 +12,11 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from rebalancer.core import bounds
 from rebalancer.core.errors import AggregatorError, CorruptResponseError
 from rebalancer.core.http import send_with_retries
 from rebalancer.core.redact import redact_url
+from rebalancer.core.types import Token
 from rebalancer.dex.base import SwapAggregator
 
 M = TypeVar("M", bound=BaseModel)
@@ -46,6 +48,12 @@ async def fetch(
         kind = resp.headers.get("Content-Type", "unknown type").split(";")[0]
         error = CorruptResponseError if resp.status_code == 200 else AggregatorError
         raise error(f"{where} answered HTTP {resp.status_code} with non-JSON ({kind})") from None
+
+
+def amount(value: int, where: str, token: Token) -> int:
+    """A token amount an aggregator answered, within ``core.bounds`` (not negative, at most
+    10^15 whole tokens): anything else is a corrupt answer, refused (exit 3) naming the field."""
+    return bounds.raw_amount(value, where, token.decimals, error=CorruptResponseError)
 
 
 def parse(model: type[M], data: Any, where: str) -> M:

@@ -33,7 +33,7 @@ from rebalancer.dex.base import (
     SwapPolicy,
     SwapRequest,
 )
-from rebalancer.dex.http import HttpAggregator, parse
+from rebalancer.dex.http import HttpAggregator, amount, parse
 
 WSOL_MINT = "So11111111111111111111111111111111111111112"
 DEFAULT_BASE_URL = "https://api.jup.ag/swap/v1"
@@ -475,6 +475,8 @@ def _jupiter_quote(
     answer: Any, request: SwapRequest, data: dict[str, Any], wrap: bool
 ) -> JupiterQuote:
     """The quote the build step works from, whichever API answered."""
+    amount(answer.outAmount, "Jupiter quote: outAmount", request.buy)
+    amount(answer.otherAmountThreshold, "Jupiter quote: otherAmountThreshold", request.buy)
     return JupiterQuote(
         request=request,
         expected_out=answer.outAmount,

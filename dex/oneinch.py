@@ -30,7 +30,7 @@ from rebalancer.dex.base import (
     SwapPolicy,
     SwapRequest,
 )
-from rebalancer.dex.http import HttpAggregator, parse
+from rebalancer.dex.http import HttpAggregator, amount, parse
 
 NATIVE = "0xEeeeeEeeeEeEeeEeEeEeeEEEeeeeEeeeeeeeEEeE"
 DEFAULT_BASE_URL = "https://api.1inch.com/swap/v6.1"
@@ -183,6 +183,7 @@ class OneInch(HttpAggregator):
             },
         )
         q = parse(QuoteResponse, data, "1inch quote")
+        amount(q.dstAmount, "1inch quote: dstAmount", request.buy)
         if q.dstAmount == 0:
             raise NoRouteError(
                 f"1inch: quote for {request.sell.symbol} -> {request.buy.symbol} is 0"
@@ -213,6 +214,7 @@ class OneInch(HttpAggregator):
         if approval is not None:
             params["disableEstimate"] = "true"
         s = parse(SwapResponse, await self._get(chain_id, "swap", params), "1inch swap")
+        amount(s.dstAmount, "1inch swap: dstAmount", req.buy)
         tx = EvmTx(
             chain_id=chain_id,
             sender=_checksum(s.tx.from_, "tx.from"),

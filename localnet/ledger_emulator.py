@@ -11,10 +11,12 @@ list: the Ethereum app's address with its chain code (P2 01) or a chain id after
 personal_sign (INS 08); the Solana app's off-chain message signing (INS 07).
 
 Run: ``python -m rebalancer.localnet.ledger_emulator [--port 0] [--app eth|sol|dashboard] [--locked]
-[--reject] [--no-contract-data] [--no-blind-signing]``; it prints ``Listening on 127.0.0.1:PORT``
-once ready. Control in band: an APDU with CLA ``0xEE``, INS ``0x01`` and a JSON object of the
-state to change (``{"app": "sol", "reject": true}``) answers the whole state as JSON; real devices
-answer that CLA with 0x6E00, so the host never sends it by mistake.
+[--reject] [--exclusive] [--no-contract-data] [--no-blind-signing]``; it prints
+``Listening on 127.0.0.1:PORT`` once ready (``--exclusive``: one client at a time, like a real
+device; another client's APDUs wait unanswered). Control in band: an APDU with CLA ``0xEE``,
+INS ``0x01`` and a JSON object of the state to change (``{"app": "sol", "reject": true}``)
+answers the whole state as JSON; real devices answer that CLA with 0x6E00, so the host never
+sends it by mistake.
 
 The default mnemonic is a throwaway test phrase: never send real funds to its addresses.
 """
@@ -29,6 +31,7 @@ import socketserver
 import struct
 import sys
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -87,6 +90,8 @@ class DeviceState:
     blind_signing: bool = True
     short_reply: bool = False
     """Truncate the next app reply that carries data by one byte (then clear this)."""
+    review_s: float = 0.0
+    """How long the person at the device takes to review before a confirmation (seconds)."""
 
 
 def _read_path(data: bytes) -> tuple[list[int], bytes]:
@@ -192,7 +197,9 @@ class LedgerEmulator:
         return json.dumps(asdict(self.state)).encode() + OK
 
     def _confirm(self) -> None:
-        """The person at the device: says no when told to."""
+        """The person at the device: reads for ``review_s``, says no when told to."""
+        if self.state.review_s > 0:
+            time.sleep(self.state.review_s)
         if self.state.reject:
             raise ApduError(0x6985)
 
@@ -446,7 +453,7 @@ class InProcessTransport:
     def __init__(self, emulator: LedgerEmulator) -> None:
         self.emulator = emulator
 
-    def exchange(self, apdu: bytes) -> tuple[bytes, int]:
+    def exchange(self, apdu: bytes, *, interactive: bool = False) -> tuple[bytes, int]:
         reply = self.emulator.exchange(apdu)
         return reply[:-2], int.from_bytes(reply[-2:], "big")
 
@@ -459,7 +466,16 @@ class InProcessTransport:
 
 class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
-        emulator: LedgerEmulator = self.server.emulator  # type: ignore[attr-defined]
+        server: EmulatorServer = self.server  # type: ignore[assignment]
+        if server.exclusive:
+            # NOTE: like a real device, one client at a time: the next one's APDUs wait,
+            # unanswered, until the one holding it disconnects
+            with server.owner:
+                self._serve(server.emulator)
+        else:
+            self._serve(server.emulator)
+
+    def _serve(self, emulator: LedgerEmulator) -> None:
         sock = self.request
         while True:
             header = _recv(sock, 4)
@@ -489,9 +505,19 @@ class EmulatorServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = False
 
-    def __init__(self, emulator: LedgerEmulator, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        emulator: LedgerEmulator,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        exclusive: bool = False,
+    ) -> None:
         super().__init__((host, port), _Handler)
         self.emulator = emulator
+        self.exclusive = exclusive
+        """Serve one client at a time (a device held by another client answers nothing)."""
+        self.owner = threading.Lock()
 
     @property
     def port(self) -> int:
@@ -517,6 +543,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app", choices=sorted(APP_NAMES), default="eth", help="open app")
     parser.add_argument("--locked", action="store_true", help="answer 0x5515 (PIN lock)")
     parser.add_argument("--reject", action="store_true", help="the user rejects everything")
+    parser.add_argument(
+        "--exclusive", action="store_true", help="one client at a time, like a real device"
+    )
     parser.add_argument("--no-contract-data", action="store_true", help="blind signing off (ETH)")
     parser.add_argument("--no-blind-signing", action="store_true", help="blind signing off (SOL)")
     parser.add_argument(
@@ -533,7 +562,9 @@ def main(argv: list[str] | None = None) -> int:
         contract_data=not args.no_contract_data,
         blind_signing=not args.no_blind_signing,
     )
-    server = EmulatorServer(LedgerEmulator(mnemonic, state), args.host, args.port)
+    server = EmulatorServer(
+        LedgerEmulator(mnemonic, state), args.host, args.port, exclusive=args.exclusive
+    )
 
     def stop(signum: int, frame: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from rebalancer.core.errors import ConfigError
-from rebalancer.core.types import EvmSimulation
+from rebalancer.core.types import DEFAULT_RPC_TIMEOUT_S, EvmSimulation
 from rebalancer.planner.config import StrategyConfig, TradeLimits
 
 
@@ -55,6 +55,12 @@ class ChainConfig(BaseModel):
     """Where signed transactions are sent instead of ``rpc`` (a private-mempool RPC on
     Ethereum, a landing endpoint on Solana): an http(s) URL, ``env:VAR`` or ``localnet:NAME``.
     Reads, simulations and receipts stay on ``rpc``. Default: send through ``rpc``."""
+
+    rpc_timeout: float = Field(default=DEFAULT_RPC_TIMEOUT_S, gt=0, le=600)
+    """Seconds one JSON-RPC call to ``rpc`` or ``send_rpc`` may take in all: connecting,
+    reading, every retry of a timeout, 5xx or garbled answer, and the backoff between them.
+    A node that does not answer within it is exit 4; a send whose answer was lost is settled
+    from its journalled signature, never signed again."""
 
     @field_validator("rpc", "send_rpc")
     @classmethod

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
+from rebalancer.core import bounds
+from rebalancer.core.errors import CorruptResponseError
 from rebalancer.core.types import Holding, Token
 from rebalancer.dex.base import NoRouteError, SwapRequest
 from rebalancer.planner.model import to_base_units
@@ -175,7 +177,9 @@ async def _quote(services: Services, p: _Probe) -> Decimal:
     denominator = p.amount * 10**p.usdc.decimals
     with localcontext() as ctx:
         ctx.prec = PRICE_DIGITS
-        return Decimal(numerator) / Decimal(denominator)
+        usd = Decimal(numerator) / Decimal(denominator)
+    what = f"{p.chain} aggregator's quote price of {p.token.symbol}"
+    return bounds.price(usd, what, error=CorruptResponseError)
 
 
 def check_quote_prices(

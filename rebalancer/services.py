@@ -216,6 +216,7 @@ class Services:
                     work_dir=self.work_dir,
                     simulation=self.config.policy.evm_simulation,
                     send_url=self.send_urls.get(chain),
+                    rpc_timeout=self.config.chains[chain].rpc_timeout,
                 )
             )
         return self._adapters[chain]

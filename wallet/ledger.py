@@ -95,11 +95,16 @@ def print_to_stderr(text: str) -> None:
 
 
 class Transport(Protocol):
-    """Moves one APDU to the device and returns (reply data, status word)."""
+    """Moves one APDU to the device and returns (reply data, status word).
+
+    ``interactive``: the device shows something and waits for the person (a signature, an
+    address to confirm), so the reply may take minutes; anything else answers at once, and a
+    device that does not is busy with another client.
+    """
 
     description: str
 
-    def exchange(self, apdu: bytes) -> tuple[bytes, int]: ...
+    def exchange(self, apdu: bytes, *, interactive: bool = False) -> tuple[bytes, int]: ...
 
     def close(self) -> None: ...
 
@@ -114,10 +119,19 @@ def _recv_exact(sock: socket.socket, n: int, where: str) -> bytes:
     return bytes(buf)
 
 
+DEVICE_BUSY = "device busy (another client is connected)"
+QUICK_TIMEOUT_S = 10.0
+"""How long a request that needs no confirmation (an address, the app's settings) may take."""
+REVIEW_TIMEOUT_S = 300.0
+"""How long a request the person reviews on the device (a signature) may take."""
+
+
 class TcpTransport:
     """Speculos' APDU socket: request ``len(4, BE) || apdu``; reply ``len(4) || data || SW(2)``.
 
-    ``reply_timeout`` is long because a reply waits for a person to read and press buttons.
+    ``reply_timeout`` is long because an interactive reply waits for a person to read and press
+    buttons; ``quick_timeout`` is short because anything else is answered at once by a device
+    that is not busy with another client.
     """
 
     def __init__(
@@ -126,11 +140,13 @@ class TcpTransport:
         port: int = 9999,
         *,
         connect_timeout: float = 3.0,
-        reply_timeout: float = 300.0,
+        reply_timeout: float = REVIEW_TIMEOUT_S,
+        quick_timeout: float = QUICK_TIMEOUT_S,
     ) -> None:
         self.host, self.port = host, port
         self.description = f"tcp://{host}:{port}"
         self._connect_timeout, self._reply_timeout = connect_timeout, reply_timeout
+        self._quick_timeout = min(quick_timeout, reply_timeout)
         self._sock: socket.socket | None = None
 
     def _connect(self) -> socket.socket:
@@ -142,13 +158,14 @@ class TcpTransport:
                     f"no Ledger reachable at {self.description} ({exc.strerror or exc}); "
                     "is Speculos or the emulator running?"
                 ) from None
-            sock.settimeout(self._reply_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock = sock
         return self._sock
 
-    def exchange(self, apdu: bytes) -> tuple[bytes, int]:
+    def exchange(self, apdu: bytes, *, interactive: bool = False) -> tuple[bytes, int]:
         sock = self._connect()
+        timeout = self._reply_timeout if interactive else self._quick_timeout
+        sock.settimeout(timeout)
         try:
             sock.sendall(struct.pack(">I", len(apdu)) + apdu)
             (length,) = struct.unpack(">I", _recv_exact(sock, 4, self.description))
@@ -157,8 +174,13 @@ class TcpTransport:
             body = _recv_exact(sock, length + 2, self.description)
         except TimeoutError:
             self.close()
+            if not interactive:
+                raise DeviceError(
+                    f"Ledger at {self.description}: {DEVICE_BUSY}: no answer within "
+                    f"{timeout:g}s to a request that needs no confirmation"
+                ) from None
             raise DeviceError(
-                f"Ledger at {self.description}: no answer within {self._reply_timeout:g}s"
+                f"Ledger at {self.description}: no answer within {timeout:g}s"
             ) from None
         except OSError as exc:
             self.close()
@@ -228,7 +250,13 @@ class HidUnwrapper:
 class HidTransport:
     """A USB Ledger: needs ``hidapi`` (``pip install hidapi``); on Linux, Ledger's udev rules."""
 
-    def __init__(self, device_path: bytes | None = None, *, reply_timeout: float = 300.0) -> None:
+    def __init__(
+        self,
+        device_path: bytes | None = None,
+        *,
+        reply_timeout: float = REVIEW_TIMEOUT_S,
+        quick_timeout: float = QUICK_TIMEOUT_S,
+    ) -> None:
         try:
             import hid
         except ImportError:
@@ -238,6 +266,7 @@ class HidTransport:
             ) from None
         self._hid = hid
         self._timeout_ms = int(reply_timeout * 1000)
+        self._quick_ms = int(min(quick_timeout, reply_timeout) * 1000)
         path = device_path or self._find()
         self.description = f"usb:{path.decode(errors='replace')}"
         self._dev = hid.device()
@@ -264,13 +293,16 @@ class HidTransport:
         assert isinstance(path, bytes)
         return path
 
-    def exchange(self, apdu: bytes) -> tuple[bytes, int]:
+    def exchange(self, apdu: bytes, *, interactive: bool = False) -> tuple[bytes, int]:
+        timeout_ms = self._timeout_ms if interactive else self._quick_ms
         try:
             for packet in hid_wrap(apdu):
                 self._dev.write(b"\x00" + packet)  # report id 0 first
             unwrapper = HidUnwrapper()
             while True:
-                report = bytes(self._dev.read(HID_PACKET, self._timeout_ms))
+                report = bytes(self._dev.read(HID_PACKET, timeout_ms))
+                if not report and not interactive:
+                    raise DeviceError(f"Ledger on USB: {DEVICE_BUSY}: no answer in time")
                 if not report:
                     raise DeviceError("Ledger on USB: no answer in time")
                 reply = unwrapper.feed(report)
@@ -349,14 +381,21 @@ class LedgerClient:
         self.transport.close()
 
     def exchange(
-        self, apdu: bytes, *, app: AppName, doing: str, contract_data: bool = False
+        self,
+        apdu: bytes,
+        *,
+        app: AppName,
+        doing: str,
+        contract_data: bool = False,
+        interactive: bool = False,
     ) -> bytes:
-        """Send one APDU; return its data or raise the error its status word means."""
+        """Send one APDU; return its data or raise the error its status word means
+        (``interactive``: the person reviews it on the device, so its reply may take long)."""
         with self._lock:
             log.debug(
                 "ledger -> %s ins=%02x len=%d", self.transport.description, apdu[1], len(apdu)
             )
-            data, sw = self.transport.exchange(apdu)
+            data, sw = self.transport.exchange(apdu, interactive=interactive)
             log.debug("ledger <- sw=%04x len=%d", sw, len(data))
         if sw != SW_OK:
             raise status_error(sw, app=app, doing=doing, contract_data=contract_data)
@@ -404,6 +443,7 @@ class LedgerClient:
             ),
             app="Ethereum",
             doing=f"reading the address at {path}",
+            interactive=display,
         )
         if len(data) != 1 + 65 + 1 + 40 or data[0] != 65 or data[66] != 40 or data[1] != 4:
             raise DeviceError(
@@ -440,6 +480,7 @@ class LedgerClient:
                 app="Ethereum",
                 doing="signing the transaction",
                 contract_data=bool(tx.data),
+                interactive=True,
             )
             if i < len(chunks) - 1 and data:
                 raise DeviceError(
@@ -467,6 +508,7 @@ class LedgerClient:
             ),
             app="Solana",
             doing=f"reading the public key at {path}",
+            interactive=display,
         )
         if len(data) != 32:
             raise DeviceError(f"Ledger: public key reply of {len(data)} bytes, expected 32")
@@ -483,6 +525,7 @@ class LedgerClient:
                 _apdu(CLA, INS_SOL_SIGN_MESSAGE, P1_SOL_CONFIRM, p2, chunk),
                 app="Solana",
                 doing="signing the transaction",
+                interactive=True,
             )
             if i < len(chunks) - 1 and data:
                 raise DeviceError(

@@ -1,0 +1,208 @@
+"""A run under a flaky or dead Solana node (issue 14): every RPC call has an overall deadline
+(``[chains.solana] rpc_timeout``), so the run ends (done, or exit 4) within a bound the README
+documents, and a send whose answer was lost is settled from the journal and the node, never
+signed again.
+
+A loopback proxy in front of the real local Solana node drops requests: some before they reach
+the node, some after (the node took them, the answer is lost). The trade is a fresh wallet's
+own (the Solana node is shared by the session), as in tests/rebalancer/test_jupiter_v2_order.py.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from solders.pubkey import Pubkey
+
+from rebalancer.journal import Journal
+from rebalancer.localnet.solana_fixtures import maker_keypair
+from rebalancer.services import injected
+from tests.conftest import rpc_call
+from tests.dex.test_jupiter import fresh_wallet, fund, holding
+from tests.rebalancer.test_execution import run_json
+from tests.rebalancer.test_external import trade, write_plan
+from tests.rpc_proxy import fault_proxy
+
+RPC_TIMEOUT_S = 6.0
+
+
+def _config(tmp_path: Path, node: str, jupiter: str, wallet: str) -> Path:
+    cfg = tmp_path / "rebalancer.toml"
+    cfg.write_text(
+        f"""
+journal = "{tmp_path / "journal.sqlite"}"
+[chains.solana]
+rpc = "{node}"
+rpc_timeout = {RPC_TIMEOUT_S}
+[aggregators.jupiter]
+base_url = "{jupiter}"
+api_key_env = "JUPITER_API_KEY"
+[[wallets]]
+name = "flaky"
+address = "{wallet}"
+chains = ["solana"]
+[strategy]
+targets = {{ SOL = 50, STABLES = 50 }}
+[prices]
+SOL = 180
+USDC = 1
+USDT = 1
+[policy]
+max_slippage_bps = 100
+max_price_deviation_pct = 3
+rfq_makers = ["{maker_keypair().pubkey()}"]
+"""
+    )
+    return cfg
+
+
+def _signatures(node: str, wallet: str) -> list[str]:
+    return [s["signature"] for s in rpc_call(node, "getSignaturesForAddress", wallet)]
+
+
+def test_a_dead_solana_node_ends_the_run_with_exit_4_within_rpc_timeout(
+    evm_worlds: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    node, jupiter = str(evm_worlds["solana"]["url"]), str(evm_worlds["jupiter"]["url"])
+    signer = fresh_wallet("dead node")
+    wallet = signer.identity
+    fund(node, Pubkey.from_string(wallet), 3 * 10**9, {})
+    monkeypatch.setenv("JUPITER_API_KEY", "test-key")
+    plan = write_plan(
+        tmp_path / "plan.json", [trade("dead", "solana", wallet, "SOL", "USDC", Decimal(1))]
+    )
+    before = _signatures(node, wallet)
+    with fault_proxy(node, lambda n, request, forward: None) as proxy:
+        cfg = _config(tmp_path, proxy.url, jupiter, wallet)
+        start = time.monotonic()
+        with injected(signers={("solana", wallet.lower()): signer}):
+            code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
+        elapsed = time.monotonic() - start
+    assert code == 4, out
+    assert out["error"]["exit_code"] == 4
+    assert f"within {RPC_TIMEOUT_S:g} s" in out["error"]["message"]
+    assert proxy.url in out["error"]["message"]
+    # the documented bound: rpc_timeout per call, and the first call already fails
+    assert elapsed < 4 * RPC_TIMEOUT_S, elapsed
+    assert proxy.count("sendTransaction") == 0
+    assert _signatures(node, wallet) == before
+
+
+def test_a_run_under_30pct_lost_solana_requests_ends_in_bounded_time_and_trades_once(
+    evm_worlds: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    node, jupiter = str(evm_worlds["solana"]["url"]), str(evm_worlds["jupiter"]["url"])
+    signer = fresh_wallet("flaky node")
+    wallet = signer.identity
+    fund(node, Pubkey.from_string(wallet), 3 * 10**9, {})
+    monkeypatch.setenv("JUPITER_API_KEY", "test-key")
+    plan = write_plan(
+        tmp_path / "plan.json", [trade("flaky", "solana", wallet, "SOL", "USDC", Decimal(1))]
+    )
+    usdc_before = holding(node, Pubkey.from_string(wallet), "USDC")
+    rng = random.Random(14)
+    sends: list[int] = []
+
+    def answer(n: int, request: Any, forward: Any) -> bytes | None:
+        calls = request if isinstance(request, list) else [request]
+        if any(isinstance(c, dict) and c.get("method") == "sendTransaction" for c in calls):
+            sends.append(n)
+            if len(sends) == 1:
+                forward()  # the node takes the first send; its answer is lost
+                return None
+            return bytes(forward())
+        roll = rng.random()
+        if roll < 0.15:
+            return None  # lost before the node sees it
+        if roll < 0.30:
+            forward()
+            return None  # the node took it, the answer is lost
+        return bytes(forward())
+
+    with fault_proxy(node, answer) as proxy:
+        cfg = _config(tmp_path, proxy.url, jupiter, wallet)
+        start = time.monotonic()
+        with injected(signers={("solana", wallet.lower()): signer}):
+            code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
+        elapsed = time.monotonic() - start
+    assert proxy.dropped > 0, out
+    assert code in (0, 4), out
+    first_code = code
+    # far under the two minutes the issue saw: a handful of calls, each within rpc_timeout
+    assert elapsed < 60, elapsed
+    if code == 4:
+        # what was cut short is settled by the rerun from the journal, on a healthy node
+        cfg = _config(tmp_path, node, jupiter, wallet)
+        with injected(signers={("solana", wallet.lower()): signer}):
+            code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
+        assert code == 0, out
+    j = Journal(tmp_path / "journal.sqlite")
+    try:
+        signed = [t for t in j.trades() if t.tx_hash is not None]
+        confirmed = [t for t in signed if t.state == "confirmed"]
+    finally:
+        j.close()
+    # signed once, landed once: the lost answer was settled by the signature, not a new trade
+    assert len(signed) == 1 and len(confirmed) == 1, [(t.trade_id, t.state) for t in signed]
+    swaps = [s for s in _signatures(node, wallet) if s == signed[0].tx_hash]
+    assert len(swaps) == 1
+    assert (
+        holding(node, Pubkey.from_string(wallet), "USDC") - usdc_before
+        == int(confirmed[0].realised_out or 0)
+        > 0
+    )
+    # the lost send was tried again with the very same bytes, and settled
+    assert len(sends) >= 2 and len({proxy.bodies[n] for n in sends}) == 1, (first_code, sends)
+
+
+def test_an_evm_send_whose_answer_was_lost_is_sent_once_and_confirmed(
+    evm_isolated: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """anvil mines the first send at once; the retry of the same bytes is "nonce too low"
+    (or "already known"): the node has the transaction, so it is sent, not failed."""
+    from tests.rebalancer.test_execution import journal_txs, nonce, write_config
+
+    monkeypatch.setenv("DEMO_PASS", "demo")
+    monkeypatch.setenv("ONEINCH_API_KEY", "test-key")
+    sends: list[int] = []
+
+    def answer(n: int, request: Any, forward: Any) -> bytes | None:
+        calls = request if isinstance(request, list) else [request]
+        if any(isinstance(c, dict) and c.get("method") == "eth_sendRawTransaction" for c in calls):
+            sends.append(n)
+            if len(sends) == 1:
+                forward()  # the node takes it; its answer is lost
+                return None
+        return bytes(forward())
+
+    before = nonce(evm_isolated, "ethereum")
+    with fault_proxy(evm_isolated["ethereum"]["url"], answer) as proxy:
+        cfg = write_config(tmp_path)
+        text = cfg.read_text().replace(
+            'rpc = "localnet:ethereum"', f'rpc = "{proxy.url}"\nrpc_timeout = 8'
+        )
+        cfg.write_text(text)
+        code, out = run_json(capsys, "run", "-c", str(cfg), "--execute", "--yes")
+    assert code == 0, out
+    eth = [t for t in out["trades"] if t["chain"] == "ethereum"]
+    assert eth and all(t["status"] == "confirmed" for t in eth)
+    assert len(sends) >= 2 and proxy.bodies[sends[0]] == proxy.bodies[sends[1]]
+    # every transaction on chain is one the journal signed, once
+    assert (
+        nonce(evm_isolated, "ethereum") - before
+        == journal_txs(tmp_path / "journal.sqlite")["ethereum"]
+    )
