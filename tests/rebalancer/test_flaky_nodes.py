@@ -10,6 +10,7 @@ own (the Solana node is shared by the session), as in tests/rebalancer/test_jupi
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from decimal import Decimal
@@ -40,7 +41,8 @@ journal = "{tmp_path / "journal.sqlite"}"
 rpc = "{node}"
 rpc_timeout = {RPC_TIMEOUT_S}
 [aggregators.jupiter]
-base_url = "{jupiter}"
+base_url = "{jupiter.rsplit("/swap/", 1)[0]}/swap/v1"
+api = "v1"  # node faults, not the /build path (its delegated fills need localnet:)
 api_key_env = "JUPITER_API_KEY"
 [[wallets]]
 name = "flaky"
@@ -137,7 +139,7 @@ def test_a_run_under_30pct_lost_solana_requests_ends_in_bounded_time_and_trades_
             code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
         elapsed = time.monotonic() - start
     assert proxy.dropped > 0, out
-    assert code in (0, 4), out
+    assert code in (0, 4), json.dumps(out)[:3000]
     first_code = code
     # far under the two minutes the issue saw: a handful of calls, each within rpc_timeout
     assert elapsed < 60, elapsed

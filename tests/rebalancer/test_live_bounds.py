@@ -177,6 +177,7 @@ async def test_an_absurd_jupiter_quote_is_a_corrupt_answer(evm_worlds: dict[str,
     with fault_proxy(upstream, answer) as proxy:
         base = proxy.url + httpx.URL(upstream).path
         async with httpx.AsyncClient() as client:
-            with pytest.raises(CorruptResponseError, match=r"Jupiter quote.*outAmount") as err:
-                await Jupiter(client, base_url=base, api_key="test-key").quote(req)
+            corrupt = r"Jupiter (quote|order).*outAmount"  # v2 quotes by /order
+            with pytest.raises(CorruptResponseError, match=corrupt) as err:
+                await Jupiter(client, base_url=base, api_key="test-key", api="v2").quote(req)
     assert err.value.exit_code == 3
