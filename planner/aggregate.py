@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import linprog
-from scipy.sparse import csr_array, diags_array, hstack, vstack
+from scipy.sparse import csr_array
 
 from rebalancer.planner.optimise import (
     BIG,
@@ -185,7 +185,7 @@ def solve(problem: Problem) -> Solution:
     cuts = np.flatnonzero(np.diff(cc[by_c])) + 1
     for at in np.split(by_c, cuts):
         c = int(cc[at[0]])
-        caps = np.sort(np.array([x for _, x in gr.cap_slots[c]]))
+        caps = np.array([x for _, x in reversed(gr.cap_slots[c])])  # ascending
         csum = np.concatenate([[0.0], np.cumsum(caps)])
         t = gr.buy_count[ch[at]] * r_size[at]
         below = np.searchsorted(caps, t)
@@ -348,6 +348,19 @@ def solve(problem: Problem) -> Solution:
     )
 
 
+def _expand(
+    indptr: np.ndarray, indices: np.ndarray, sigs: np.ndarray, vals: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column ``q``, one entry per row of signature ``sigs[q]`` with value ``vals[q]``:
+    (row, column, value) triplets."""
+    counts = indptr[sigs + 1] - indptr[sigs]
+    total = int(counts.sum())
+    col = np.repeat(np.arange(len(sigs)), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    row = indices[np.repeat(indptr[sigs], counts) + np.arange(total) - first]
+    return row, col, np.repeat(vals, counts)
+
+
 def _lp(
     cols: np.ndarray,
     cc: np.ndarray,
@@ -372,81 +385,103 @@ def _lp(
     width: np.ndarray,
 ) -> tuple[Any, dict[str, int]]:
     """The route LP over ``cols``: variables f (per route), cost, band slacks (lo, hi),
-    distance from target of leaf rows. Returns linprog's result and where each block of
-    inequality rows starts."""
+    distance from target of leaf rows, assembled once as sparse triplets. Returns linprog's
+    result and where each block of inequality rows starts."""
     n = len(cols)
     n_rows = len(lo)
     n_leaf = len(leaf_idx)
-    r = rate[cols]
+    cost_v = n
+    slo_v = n + 1
+    shi_v = slo_v + n_rows
+    dev_v = shi_v + n_rows
+    n_var = dev_v + n_leaf
+    mem = csr_array(mem_z[:, :n_rows]) if n_rows else csr_array((len(mem_z), 0))
+    ip, ix = mem.indptr, mem.indices
     # band effect of each route on each row: bought after costs, sold, gas from the native coin
-    band = (
-        out[cols, None] * mem_z[b_sig[cols]]
-        - mem_z[c_sig[cols]]
-        - gas_u[cols, None] * mem_z[nat_col_sig[cols]]
-    )[:, :n_rows]
-    band_t = csr_array(band.T)
-    ones_n = np.ones(n)
-    cap_m = csr_array((ones_n, (cc[cols], np.arange(n))), shape=(len(cap_total), n))
-    nat_m = csr_array((gas_u[cols] + nat_col[cols], (acc_of[cols], np.arange(n))), shape=(n_acc, n))
-    n_extra = 1 + 2 * n_rows + n_leaf
-
-    def pad(block: csr_array, extra: csr_array | None = None) -> csr_array:
-        rows_ = block.shape[0]
-        return hstack([block, extra if extra is not None else csr_array((rows_, n_extra))])
-
-    def extra_block(cost_coef: np.ndarray, s_lo: float, s_hi: float, dev: float) -> csr_array:
-        """Columns [cost, slack_lo..., slack_hi..., dev...] for one block of band rows."""
-        k_ = len(cost_coef)
-        parts = [csr_array(cost_coef.reshape(-1, 1))]
-        eye = diags_array(np.ones(k_)).tocsr() if k_ else csr_array((0, 0))
-        z = csr_array((k_, n_rows))
-        parts.append(eye * s_lo if s_lo else z)
-        parts.append(eye * s_hi if s_hi else z)
-        parts.append(csr_array((k_, n_leaf)))
-        return hstack(parts)
-
-    blocks = []
+    parts = [
+        _expand(ip, ix, b_sig[cols], out[cols]),
+        _expand(ip, ix, c_sig[cols], -np.ones(n)),
+        _expand(ip, ix, nat_col_sig[cols], -gas_u[cols]),
+    ]
+    b_row = np.concatenate([p[0] for p in parts])
+    b_col = np.concatenate([p[1] for p in parts])
+    b_val = np.concatenate([p[2] for p in parts])
+    rr: list[np.ndarray] = []
+    cl: list[np.ndarray] = []
+    vv: list[np.ndarray] = []
+    rhs: list[np.ndarray] = []
     lay: dict[str, int] = {}
     at = 0
+
+    def block(rows_: np.ndarray, cols_: np.ndarray, vals_: np.ndarray, b: np.ndarray) -> None:
+        nonlocal at
+        rr.append(rows_ + at)
+        cl.append(cols_)
+        vv.append(vals_)
+        rhs.append(b)
+        at += len(b)
+
+    q = np.arange(n)
     lay["cap"] = at
-    blocks.append((pad(cap_m), cap_total))
-    at += len(cap_total)
+    block(cc[cols], q, np.ones(n), cap_total)
     lay["nat"] = at
-    blocks.append((pad(nat_m), native_cap))
-    at += n_acc
+    block(acc_of[cols], q, gas_u[cols] + nat_col[cols], native_cap)
     lay["run"] = at
     if run is not None:
-        blocks.append((pad(csr_array(ones_n.reshape(1, -1))), np.array([run])))
-        at += 1
+        block(np.zeros(n, dtype=np.int64), q, np.ones(n), np.array([run]))
+    r_idx = np.arange(n_rows)
     lay["lo"] = at
-    blocks.append((hstack([-band_t, extra_block(-lo / 100, -1.0, 0.0, 0.0)]), -(lo - val)))
-    at += n_rows
+    block(
+        np.concatenate([b_row, r_idx, r_idx]),
+        np.concatenate([b_col, np.full(n_rows, cost_v), slo_v + r_idx]),
+        np.concatenate([-b_val, -lo / 100, -np.ones(n_rows)]),
+        -(lo - val),
+    )
     lay["hi"] = at
-    blocks.append((hstack([band_t, extra_block(hi / 100, 0.0, -1.0, 0.0)]), hi - val))
-    at += n_rows
+    block(
+        np.concatenate([b_row, r_idx, r_idx]),
+        np.concatenate([b_col, np.full(n_rows, cost_v), shi_v + r_idx]),
+        np.concatenate([b_val, hi / 100, -np.ones(n_rows)]),
+        hi - val,
+    )
     if n_leaf:
-        bl = band_t[leaf_idx]
-        dev_eye = diags_array(np.ones(n_leaf)).tocsr()
-        z_cost = csr_array((n_leaf, 1 + 2 * n_rows))
+        leaf_pos = np.full(n_rows, -1)
+        leaf_pos[leaf_idx] = np.arange(n_leaf)
+        sel = leaf_pos[b_row] >= 0
+        l_row, l_col, l_val = leaf_pos[b_row[sel]], b_col[sel], b_val[sel]
+        l_idx = np.arange(n_leaf)
+        gap = (tgt - val)[leaf_idx]
         lay["dlo"] = at
-        blocks.append((hstack([bl, z_cost, -dev_eye]), (tgt - val)[leaf_idx]))
-        at += n_leaf
+        block(
+            np.concatenate([l_row, l_idx]),
+            np.concatenate([l_col, dev_v + l_idx]),
+            np.concatenate([l_val, -np.ones(n_leaf)]),
+            gap,
+        )
         lay["dhi"] = at
-        blocks.append((hstack([-bl, z_cost, -dev_eye]), -(tgt - val)[leaf_idx]))
-        at += n_leaf
-    a_ub = vstack([b for b, _ in blocks]).tocsr()
-    b_ub = np.concatenate([v for _, v in blocks])
-    eq = hstack([csr_array(r.reshape(1, -1)), csr_array(([-1.0], ([0], [0])), shape=(1, n_extra))])
+        block(
+            np.concatenate([l_row, l_idx]),
+            np.concatenate([l_col, dev_v + l_idx]),
+            np.concatenate([-l_val, -np.ones(n_leaf)]),
+            -gap,
+        )
+    a_ub = csr_array(
+        (np.concatenate(vv), (np.concatenate(rr), np.concatenate(cl))), shape=(at, n_var)
+    )
+    r = rate[cols]
+    eq = csr_array(
+        (np.concatenate([r, [-1.0]]), (np.zeros(n + 1, dtype=np.int64), np.append(q, cost_v))),
+        shape=(1, n_var),
+    )
     c = np.concatenate([r, [0.0], np.full(2 * n_rows, BIG), np.full(n_leaf, EPS_DEV)])
+    ub = np.concatenate([width[cols], np.full(n_var - n, np.inf)])
     res = linprog(
         c,
         A_ub=a_ub,
-        b_ub=b_ub,
-        A_eq=eq.tocsr(),
+        b_ub=np.concatenate(rhs),
+        A_eq=eq,
         b_eq=[0.0],
-        bounds=np.column_stack(
-            [np.zeros(len(c)), np.concatenate([width[cols], np.full(len(c) - n, np.inf)])]
-        ),
+        bounds=np.column_stack([np.zeros(n_var), ub]),
         method="highs-ds",
         options=_LP_OPTIONS,
     )
