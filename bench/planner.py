@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rebalancer.planner import optimise
 from rebalancer.planner.model import Portfolio, validate_all
 from rebalancer.planner.plan import make_plan
 from tests.planner.synthetic import make_portfolio, make_strategy, make_universe
@@ -45,6 +46,7 @@ def dense(n_assets: int) -> dict[str, object]:
         "cpu_s": round(cpu, 2),
         "method": plan.solver.get("method"),
         "gap": plan.solver.get("gap"),
+        "lp_routes": plan.solver.get("candidates"),
         "trades": len(plan.trades),
         "cost_usd": round(float(plan.est_cost_usd)),
         "naive_cost_usd": None
@@ -137,9 +139,14 @@ def main() -> None:
         f"{a}->{b}": round(float(sizes[b]["cpu_s"]) / max(float(sizes[a]["cpu_s"]), 1e-9), 1)  # type: ignore[arg-type]
         for a, b in ((50, 500), (150, 1500))
     }
+    wall_growth = {
+        f"{a}->{b}": round(float(sizes[b]["wall_s"]) / max(float(sizes[a]["wall_s"]), 1e-9), 1)  # type: ignore[arg-type]
+        for a, b in ((50, 500), (150, 1500))
+    }
     print(
-        f"CPU growth per 10x positions (1.5k->15k, 4.5k->45k): {list(growth.values())} "
-        "(target <= 5)"
+        f"growth per 10x positions (1.5k->15k, 4.5k->45k): CPU {list(growth.values())}, wall "
+        f"{list(wall_growth.values())} (target <= 5); exact MILP up to "
+        f"{optimise.EXACT_MAX_SWAPS} candidate swaps, decomposed above"
     )
     for name, c in (("3 x 20 x 3", cost), ("3 x 50 x 10", cost_50)):
         print(
@@ -173,6 +180,8 @@ def main() -> None:
                     if k != "positions"
                 },
                 "dense_cpu_growth_per_10x": list(growth.values()),
+                "dense_wall_growth_per_10x": list(wall_growth.values()),
+                "exact_max_swaps": optimise.EXACT_MAX_SWAPS,
             }
         )
     )

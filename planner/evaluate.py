@@ -74,15 +74,25 @@ class Outcome:
     violation_pp: float
 
 
+_TRADE_FIELDS = Trade.__slots__
+
+
 def replace(t: Trade, **changes: object) -> Trade:
     """A copy of ``t`` with some fields changed."""
-    fields = {name: getattr(t, name) for name in Trade.__slots__}
-    fields.update(changes)
-    return Trade(**fields)
+    copy = object.__new__(Trade)
+    for name in _TRADE_FIELDS:
+        object.__setattr__(copy, name, changes[name] if name in changes else getattr(t, name))
+    return copy
+
+
+MAX_SLICES = 32
+"""Most slices of one proposal in one run (the optimiser's bound too): a move larger than
+``MAX_SLICES * max_trade_usd`` is left for later runs, never tens of millions of trades."""
 
 
 def sliced(ctx: PlanContext, proposals: Sequence[Proposal]) -> list[Proposal]:
-    """Proposals over ``max_trade_usd`` as equal slices within it (each its own trade)."""
+    """Proposals over ``max_trade_usd`` as equal slices within it (each its own trade), at most
+    ``MAX_SLICES`` of one proposal (then each a full slice)."""
     cap = ctx.limits.max_trade_usd
     if cap is None:
         return list(proposals)
@@ -93,6 +103,8 @@ def sliced(ctx: PlanContext, proposals: Sequence[Proposal]) -> list[Proposal]:
             continue
         n = math.ceil(p.usd / cap)
         part = p.usd / n
+        if n > MAX_SLICES:
+            n, part = MAX_SLICES, cap
         out.extend(Proposal(p.chain, p.wallet, p.sell, p.buy, part) for _ in range(n))
     return out
 
@@ -115,10 +127,12 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
     skipped: list[Skip] = []
     sold: dict[tuple[str, str, str], int] = {}
     cost = Decimal(0)
+    natives = {c: ctx.universe.native(c) for c in ctx.gas_usd}
+    models = {c: ctx.strategy.cost_model(c) for c in ctx.gas_usd}
     for p in proposals:
         acc = (p.chain, p.wallet)
         remaining[acc] -= 1
-        native = ctx.universe.native(p.chain)
+        native = natives[p.chain]
         nat_key = (p.chain, p.wallet, native.id)
         sell_key = (p.chain, p.wallet, p.sell.id)
         buy_key = (p.chain, p.wallet, p.buy.id)
@@ -184,7 +198,7 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
                 )
             )
             continue
-        cm = ctx.strategy.cost_model(p.chain)
+        cm = models[p.chain]
         fee = cm.fee_usd(value_in)
         impact = cm.impact_usd(value_in, p.sell.asset, p.buy.asset)
         if impact > value_in / 2:

@@ -17,18 +17,20 @@ other pair is pruned), one on/off binary per swap (gas, minimum size), convex im
 on geometric breakpoints with the perspective strengthening (``x_s <= w_s * on``), so its LP
 relaxation is tight and branch and bound short. A node limit bounds it, never a time limit.
 
-**Decomposed** (larger problems, typically hundreds of wallets x tokens): (1) per wallet, a
-leg LP (one sell leg per position, one buy leg per wallet and row signature, gas per sell leg
-as a relaxed fixed cost) finds the positions and rows worth trading; (2) across wallets, the
-pair program over those sells x each wallet's bought rows (their deepest token), relaxed: its
-impact under-estimated, so its cost is a lower bound over this candidate set; (3) pairs used
-at the minimum size or more are fixed on (the set is trimmed first so the fixed program is
-always feasible) and the program solved again. ``Solution.gap`` is (cost - bound) / bound,
-measured on every solve.
+**Decomposed** (above ``EXACT_MAX_SWAPS``: typically tens of wallets x hundreds of tokens):
+``planner.aggregate``: across wallets, one LP over routes (per wallet, a row signature's
+positions of one size bucket -> another signature's tokens), each priced at the least cost per
+point any swap there can have, its columns generated until no route has a negative reduced
+cost (so no route is pruned unsafely, and its cost is a lower bound); then per wallet each
+route's flow becomes swaps of about the best size. ``Solution.gap`` is the plan's model cost
+against that bound. Tax-aware plans this large keep the older path: (1) per wallet, a leg LP
+finds the positions and rows worth trading; (2) the pair program over those sells x each
+wallet's bought rows, relaxed; (3) pairs used at the minimum size or more fixed on, solved
+again; its gap is against the relaxation.
 
-Both end with a polish: the on-set fixed, breakpoints re-centred on each swap's size, so sizes
-are exact to well under 1% of impact. The caller turns the result into integer base units and
-checks every constraint again in exact arithmetic (``planner.evaluate``).
+The exact MILP ends with a polish: the on-set fixed, breakpoints re-centred on each swap's
+size, so sizes are exact to well under 1% of impact. The caller turns the result into integer
+base units and checks every constraint again in exact arithmetic (``planner.evaluate``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rebalancer.core.types import Token
+from rebalancer.planner.evaluate import MAX_SLICES as _EVAL_MAX_SLICES
 from rebalancer.planner.lp import Builder
 
 BIG = 1000.0
@@ -47,13 +50,13 @@ BIG = 1000.0
 EPS_DEV = 1e-6
 """Tie-break per point of distance from target, far below any trading cost per point."""
 EXACT_MAX_SWAPS = 1200
-"""Up to this many candidate swaps (pairs, slices counted) the plan is an exact MILP; above it
-the problem is decomposed (see the module docstring)."""
+"""Up to this many candidate swaps (sells x buys of every wallet, then slices counted) the plan
+is an exact MILP; above it the problem is decomposed (see the module docstring)."""
 NODE_LIMIT = 20_000
 """Branch-and-bound nodes of the exact MILP (deterministic; the answer never depends on time)."""
 MIP_GAP = 1e-3
 """The exact MILP stops when its incumbent is proven within 0.1% of the optimum."""
-MAX_SLICES = 32
+MAX_SLICES = _EVAL_MAX_SLICES
 """Most slices of one pair under ``max_trade_pp`` in one run."""
 _RATIO = math.sqrt(2)
 _SEGMENTS = 14
@@ -203,8 +206,9 @@ def all_pairs(problem: Problem) -> list[tuple[int, int]]:
     return out
 
 
-def pair_bound(problem: Problem) -> int:
-    """An upper bound on the exact candidate swaps (sells x buys per wallet), cheap to count."""
+def pair_bound(problem: Problem, sliced: bool = True) -> int:
+    """An upper bound on the exact candidate swaps (sells x buys per wallet, times
+    ``MAX_SLICES`` under ``max_trade_pp`` unless not ``sliced``), cheap to count."""
     sells: dict[int, int] = {}
     buys: dict[int, int] = {}
     for idx, s in enumerate(problem.slots):
@@ -212,7 +216,7 @@ def pair_bound(problem: Problem) -> int:
             sells[s.account] = sells.get(s.account, 0) + 1
         if s.can_buy:
             buys[s.account] = buys.get(s.account, 0) + 1
-    if problem.max_trade_pp is None:
+    if problem.max_trade_pp is None or not sliced:
         return sum(n * buys.get(a, 0) for a, n in sells.items())
     return sum(n * buys.get(a, 0) * MAX_SLICES for a, n in sells.items())
 
@@ -728,13 +732,17 @@ def solve(problem: Problem, extra_pairs: Sequence[tuple[int, int]] = ()) -> Solu
     extra = [(i, j) for i, j in extra_pairs if _valid(problem, i, j)]
     support = 0
     swaps: list[tuple[int, int]] = []
-    if pair_bound(problem) <= EXACT_MAX_SWAPS:
+    if pair_bound(problem, sliced=False) <= EXACT_MAX_SWAPS:
         swaps = slices(problem, sorted({*all_pairs(problem), *extra}))
         if not swaps:
             return Solution([], "no candidate trades", 0, 0, 0.0)
     if swaps and len(swaps) <= EXACT_MAX_SWAPS:
         sol = program(problem, swaps, "milp")
         sol.method = "exact"
+    elif not problem.tax:
+        from rebalancer.planner import aggregate
+
+        return aggregate.solve(problem)
     else:
         sells, bought, _ = legs(problem)
         support = len(sells) + len(bought)

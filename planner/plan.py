@@ -21,7 +21,7 @@ from rebalancer.planner import optimise
 from rebalancer.planner.config import StrategyConfig, TradeLimits
 from rebalancer.planner.context import PlanContext, make_context
 from rebalancer.planner.drift import Drift, DriftRow, compute_drift, drift_rows
-from rebalancer.planner.evaluate import Outcome, Proposal, Trade, evaluate, replace
+from rebalancer.planner.evaluate import MAX_SLICES, Outcome, Proposal, Trade, evaluate, replace
 from rebalancer.planner.explain import describe, residual_reasons
 from rebalancer.planner.model import HUNDRED, Portfolio, Targets, Universe
 from rebalancer.planner.naive import naive_proposals
@@ -108,12 +108,17 @@ def make_plan(
     residual = residual_reasons(ctx, best) if method != "none" or drift.triggered else []
     if left is not None:
         limit = ctx.limits.max_run_usd
+        what = (
+            f"policy.max_run_usd = {limit} reached"
+            if limit is not None
+            else f"policy.max_trade_usd = {ctx.limits.max_trade_usd}: at most {MAX_SLICES} "
+            "slices of one swap per run"
+        )
         residual.append(
             PlanSkip(
                 reason=SkipReason.RUN_LIMIT,
                 amount_usd=left.quantize(_CENT),
-                detail=f"policy.max_run_usd = {limit} reached: about {left.quantize(_CENT)} "
-                "USD of trades left for the next run",
+                detail=f"{what}: about {left.quantize(_CENT)} USD of trades left for the next run",
             )
         )
     if not reachable:
@@ -175,15 +180,27 @@ def _choose(ctx: PlanContext, nothing: Outcome) -> tuple[Outcome, str, Outcome, 
 
 
 def _only_run_limit(ctx: PlanContext, best: Outcome) -> tuple[bool, Decimal | None]:
-    """Is ``best`` short of the bands only because of ``max_run_usd``? Then the bands are
-    reachable over several runs: returns (True, what the uncapped plan trades beyond it)."""
+    """Is ``best`` short of the bands only because of ``max_run_usd`` (or of ``MAX_SLICES``
+    slices under ``max_trade_usd``)? Then the bands are reachable over several runs: returns
+    (True, what the plan without those limits trades beyond ``best``)."""
     cap = ctx.limits.max_run_usd
-    if cap is None:
-        return False, None
     traded = sum((t.value_usd for t in best.trades), Decimal(0))
-    if traded < cap - ctx.strategy.min_trade_usd:
+    slices: dict[tuple[str, str, str, str], int] = {}
+    for t in best.trades:
+        key = (t.chain, t.wallet, t.sell.id, t.buy.id)
+        slices[key] = slices.get(key, 0) + 1
+    run_bound = cap is not None and traded >= cap - ctx.strategy.min_trade_usd
+    slice_bound = ctx.limits.max_trade_usd is not None and max(slices.values(), default=0) >= (
+        MAX_SLICES
+    )
+    if not (run_bound or slice_bound):
         return False, None
-    free = dc_replace(ctx, limits=ctx.limits.model_copy(update={"max_run_usd": None}))
+    # NOTE: without either limit (slices of a huge move would be millions of trades): what is
+    # left is about value, and the uncapped plan's value is the same with or without slices
+    free = dc_replace(
+        ctx,
+        limits=ctx.limits.model_copy(update={"max_run_usd": None, "max_trade_usd": None}),
+    )
     uncapped, _, _, _ = _choose(free, evaluate(free, []))
     if uncapped.violation_pp > _VIOLATION_EPS:
         return False, None
@@ -220,16 +237,20 @@ def _finish(
     leaf_of = {a: f"{r.kind}:{r.name}" for r in ctx.drift.targets.leaves for a in r.assets}
     trades = []
     seen: set[str] = set()
+    reasons: dict[tuple[str, str], str] = {}
     for n, t in enumerate(best.trades):
         digest = hashlib.sha256(
             f"{t.chain}|{t.wallet}|{t.sell.id}|{t.buy.id}|{t.amount_in}|{n}".encode()
         ).hexdigest()[:12]
         tid = digest if digest not in seen else f"{digest}-{n}"
         seen.add(tid)
-        reason = (
-            f"{describe(by_key.get(leaf_of.get(t.sell.asset, '')), t.sell.asset)} -> "
-            f"{describe(by_key.get(leaf_of.get(t.buy.asset, '')), t.buy.asset)}"
-        )
+        pair = (t.sell.asset, t.buy.asset)
+        reason = reasons.get(pair)
+        if reason is None:
+            reason = reasons[pair] = (
+                f"{describe(by_key.get(leaf_of.get(t.sell.asset, '')), t.sell.asset)} -> "
+                f"{describe(by_key.get(leaf_of.get(t.buy.asset, '')), t.buy.asset)}"
+            )
         trades.append(replace(t, id=tid, reason=reason))
     skipped = [*best.skipped, *residual]
     return Plan(

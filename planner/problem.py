@@ -81,9 +81,22 @@ def build_problem(ctx: PlanContext) -> tuple[optimise.Problem, dict[tuple[str, s
         )
     impact_cache: dict[tuple[str, str, str], float] = {}
     scale = float(ctx.total / HUNDRED)
+    # NOTE: without pair depths k is 1/depth(sell) + 1/depth(buy): one float per asset, not
+    # one Decimal division per pair (a dense portfolio asks for ~10^5 pairs)
+    leg: dict[tuple[str, str], float] = {}
+    by_pair = {c: bool(ctx.strategy.cost_model(c).depth_usd_by_pair) for c in ctx.gas_usd}
 
     def impact(account: int, sell_asset: str, buy_asset: str) -> float:
         chain = accounts[account].chain
+        if not by_pair[chain]:
+            out = 0.0
+            for asset in (sell_asset, buy_asset):
+                v = leg.get((chain, asset))
+                if v is None:
+                    depth = ctx.strategy.cost_model(chain).depth(asset)
+                    v = leg[(chain, asset)] = float(1 / depth) * scale
+                out += v
+            return out
         key = (chain, sell_asset, buy_asset)
         if key not in impact_cache:
             k = ctx.strategy.cost_model(chain).impact_coefficient(sell_asset, buy_asset)

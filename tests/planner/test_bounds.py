@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,19 @@ def test_absurd_snapshot_amounts_are_exit_2_naming_the_field(
     assert main(["plan", "-c", str(CONFIG), "--snapshot", str(snap)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holdings[0].amount" in err[0] and needle in err[0], err
+
+
+def test_a_huge_but_possible_holding_still_plans(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 1e9 ETH is $3.5e12 under max_trade_usd = 50k: slices are bounded (MAX_SLICES per swap,
+    # the run within max_run_usd), never tens of millions of trades
+    snap = _snapshot(tmp_path, '"1000000000"')
+    assert main(["plan", "-c", str(CONFIG), "--snapshot", str(snap), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert 0 < len(doc["trades"]) <= 2 * 32
+    shown = sum(Decimal(t["value_usd"]) for t in doc["trades"])  # each rounded to the cent
+    assert shown <= 250_000 + Decimal("0.01") * len(doc["trades"])
 
 
 def test_absurd_snapshot_price_is_exit_2(
