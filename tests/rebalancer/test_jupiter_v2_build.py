@@ -186,14 +186,15 @@ def test_priority_fee_is_capped_by_the_policy(
         tmp_path / "plan.json", [trade("fee", "solana", wallet, "SOL", "USDC", Decimal(1))]
     )
     cfg = _config(tmp_path, node, wallet, jupiter="localnet:jupiter")
-    cfg.write_text(cfg.read_text() + "max_priority_fee_lamports = 2000\n")
+    # NOTE: a cap under any going rate on the shared node (other tests land at 10,000 per CU)
+    cfg.write_text(cfg.read_text() + "max_priority_fee_lamports = 100\n")
     with injected(signers={("solana", wallet.lower()): signer}):
         code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
     assert code == 0, out
     (t,) = out["trades"]
     limit, price = _budget(_landed(node, t["tx"]))
     assert 0 < price < 10**9  # the going rate, lowered to the cap
-    assert price * limit <= 2000 * 10**6 < (price + 1) * limit
+    assert price * limit <= 100 * 10**6 < (price + 1) * limit
 
 
 def _tamper(edit: Callable[[dict[str, Any]], None]) -> httpx.AsyncClient:
