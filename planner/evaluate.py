@@ -129,6 +129,9 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
     cost = Decimal(0)
     natives = {c: ctx.universe.native(c) for c in ctx.gas_usd}
     models = {c: ctx.strategy.cost_model(c) for c in ctx.gas_usd}
+    # NOTE: one Decimal coefficient per (chain, pair): a dense plan repeats pairs ~10^4 times
+    coef: dict[tuple[str, str, str], Decimal] = {}
+    slip = 1 - ctx.strategy.slippage_bps / _BPS
     for p in proposals:
         acc = (p.chain, p.wallet)
         remaining[acc] -= 1
@@ -200,7 +203,11 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
             continue
         cm = models[p.chain]
         fee = cm.fee_usd(value_in)
-        impact = cm.impact_usd(value_in, p.sell.asset, p.buy.asset)
+        pair = (p.chain, p.sell.asset, p.buy.asset)
+        k = coef.get(pair)
+        if k is None:
+            k = coef[pair] = cm.impact_coefficient(p.sell.asset, p.buy.asset)
+        impact = k * value_in * value_in  # = cm.impact_usd(value_in, sell, buy)
         if impact > value_in / 2:
             skipped.append(
                 TradeSkip(**base, reason=SkipReason.NO_ROUTE, detail="not enough liquidity")
@@ -213,7 +220,6 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
                 TradeSkip(**base, reason=SkipReason.NO_ROUTE, detail="costs exceed the value")
             )
             continue
-        slip = 1 - ctx.strategy.slippage_bps / _BPS
         min_out = to_base_units(Decimal(expected) * slip, 0)
         state[sell_key] = state.get(sell_key, 0) - raw_in
         sold[sell_key] = sold.get(sell_key, 0) + raw_in
