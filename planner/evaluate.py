@@ -24,6 +24,8 @@ from rebalancer.planner.tax import Realised, realise_sales
 
 _BPS = Decimal(10_000)
 _CENT = Decimal("0.01")
+_DUST = Decimal("1e-6")
+_NEAR_MIN = Decimal("0.999")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +171,7 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
         if limit_usd is not None:
             avail = min(avail, to_base_units(limit_usd / price_in, p.sell.decimals))
         raw_in = min(to_base_units(p.usd / price_in, p.sell.decimals), avail)
-        dust = max(_CENT, p.usd * Decimal("1e-6"))
+        dust = max(_CENT, p.usd * _DUST)
         if (
             not p.sell.is_native
             and avail - raw_in > 0
@@ -177,7 +179,7 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
         ):
             raw_in = avail
         value_in = from_base_units(raw_in, p.sell.decimals) * price_in
-        if value_in < min_usd and p.usd >= min_usd * Decimal("0.999"):
+        if value_in < min_usd and p.usd >= min_usd * _NEAR_MIN:
             need = to_base_units(min_usd / price_in, p.sell.decimals, up=True)
             if need <= avail:
                 raw_in = need
