@@ -326,12 +326,7 @@ def solve(problem: Problem) -> Solution:
     np.add.at(per_route, route[cols], flows)
     used = np.flatnonzero(per_route > 1e-12)
     trades = _swaps(problem, gr, route_cc[used], route_ch[used], per_route[used], r_size[used])
-    cost = 0.0
-    for t in trades:
-        slot = problem.slots[t.sell]
-        acc = problem.accounts[slot.account]
-        kk = problem.impact(slot.account, slot.asset, problem.slots[t.buy].asset)
-        cost += acc.fee * t.x_pp + kk * t.x_pp**2 + acc.gas_pp
+    cost = _model_cost(problem, trades)
     status = "optimal" if res.status == 0 else f"stopped early ({res.message})"
     if not converged:
         status = f"{status}; column generation stopped after {_ROUNDS} rounds"
@@ -346,6 +341,27 @@ def solve(problem: Problem) -> Solution:
         cost,
         bound_cost,
     )
+
+
+def _model_cost(problem: Problem, trades: list[PairTrade]) -> float:
+    """The model cost of ``trades``: fee, impact ``k * x**2`` and gas per swap."""
+    if not trades:
+        return 0.0
+    k_of: dict[tuple[int, str, str], float] = {}
+    fee, k, gas, x = [], [], [], []
+    for t in trades:
+        slot = problem.slots[t.sell]
+        key = (slot.account, slot.asset, problem.slots[t.buy].asset)
+        kk = k_of.get(key)
+        if kk is None:
+            kk = k_of[key] = problem.impact(*key)
+        acc = problem.accounts[slot.account]
+        fee.append(acc.fee)
+        gas.append(acc.gas_pp)
+        k.append(kk)
+        x.append(t.x_pp)
+    xa = np.array(x)
+    return float(np.sum(np.array(fee) * xa + np.array(k) * xa**2 + np.array(gas)))
 
 
 def _expand(

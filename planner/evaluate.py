@@ -24,6 +24,8 @@ from rebalancer.planner.tax import Realised, realise_sales
 
 _BPS = Decimal(10_000)
 _CENT = Decimal("0.01")
+_DUST = Decimal("1e-6")
+_NEAR_MIN = Decimal("0.999")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,9 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
     cost = Decimal(0)
     natives = {c: ctx.universe.native(c) for c in ctx.gas_usd}
     models = {c: ctx.strategy.cost_model(c) for c in ctx.gas_usd}
+    # NOTE: one Decimal coefficient per (chain, pair): a dense plan repeats pairs ~10^4 times
+    coef: dict[tuple[str, str, str], Decimal] = {}
+    slip = 1 - ctx.strategy.slippage_bps / _BPS
     for p in proposals:
         acc = (p.chain, p.wallet)
         remaining[acc] -= 1
@@ -166,7 +171,7 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
         if limit_usd is not None:
             avail = min(avail, to_base_units(limit_usd / price_in, p.sell.decimals))
         raw_in = min(to_base_units(p.usd / price_in, p.sell.decimals), avail)
-        dust = max(_CENT, p.usd * Decimal("1e-6"))
+        dust = max(_CENT, p.usd * _DUST)
         if (
             not p.sell.is_native
             and avail - raw_in > 0
@@ -174,7 +179,7 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
         ):
             raw_in = avail
         value_in = from_base_units(raw_in, p.sell.decimals) * price_in
-        if value_in < min_usd and p.usd >= min_usd * Decimal("0.999"):
+        if value_in < min_usd and p.usd >= min_usd * _NEAR_MIN:
             need = to_base_units(min_usd / price_in, p.sell.decimals, up=True)
             if need <= avail:
                 raw_in = need
@@ -200,7 +205,11 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
             continue
         cm = models[p.chain]
         fee = cm.fee_usd(value_in)
-        impact = cm.impact_usd(value_in, p.sell.asset, p.buy.asset)
+        pair = (p.chain, p.sell.asset, p.buy.asset)
+        k = coef.get(pair)
+        if k is None:
+            k = coef[pair] = cm.impact_coefficient(p.sell.asset, p.buy.asset)
+        impact = k * value_in * value_in  # = cm.impact_usd(value_in, sell, buy)
         if impact > value_in / 2:
             skipped.append(
                 TradeSkip(**base, reason=SkipReason.NO_ROUTE, detail="not enough liquidity")
@@ -213,7 +222,6 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
                 TradeSkip(**base, reason=SkipReason.NO_ROUTE, detail="costs exceed the value")
             )
             continue
-        slip = 1 - ctx.strategy.slippage_bps / _BPS
         min_out = to_base_units(Decimal(expected) * slip, 0)
         state[sell_key] = state.get(sell_key, 0) - raw_in
         sold[sell_key] = sold.get(sell_key, 0) + raw_in
