@@ -94,13 +94,23 @@ def test_shared_accounts_route_v2_passes() -> None:
     b = body()
     jup = b["swapInstruction"]["accounts"]
     data = base64.b64decode(b["swapInstruction"]["data"])
-    program_authority = "BQ72nSv9f3PRyRKCBnHLVrerrv37CYTHm5h3s9VSGQDV"
+    # NOTE: the program's own accounts (its authority and the accounts it routes through) are
+    # the program's business, as in v1: any key here; only the wallet's side is checked
+    program_authority = str(Keypair.from_seed(bytes(32)).pubkey())
+    via = {
+        m: str(
+            get_associated_token_address(
+                Pubkey.from_string(program_authority), Pubkey.from_string(m)
+            )
+        )
+        for m in (jup[3]["pubkey"], jup[4]["pubkey"])
+    }
     metas = [
         {"pubkey": program_authority, "isSigner": False, "isWritable": False},
         jup[0],  # user_transfer_authority
         jup[1],  # source_token_account
-        {"pubkey": str(ATTACKER), "isSigner": False, "isWritable": True},  # program's source
-        {"pubkey": program_authority, "isSigner": False, "isWritable": True},  # program's dest
+        {"pubkey": via[jup[3]["pubkey"]], "isSigner": False, "isWritable": True},
+        {"pubkey": via[jup[4]["pubkey"]], "isSigner": False, "isWritable": True},
         jup[2],  # destination_token_account
         jup[3],  # source_mint
         jup[4],  # destination_mint
