@@ -361,7 +361,6 @@ class Market:
         self.prices: dict[str, Decimal] = {a: PRICES[a] for a in ASSETS + STABLES}
         self.steps = 0
         self._now: datetime | None = None
-        self._started = False
         self._mints: dict[str, str] = {}  # Solana mint -> asset
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -435,7 +434,6 @@ class Market:
         section.setdefault("now", iso(self._now))
         self.steps = int(section.get("steps", 0))
         self._record(section)
-        self._started = "start" in section
 
     async def _arbitrageur(self, w: _EvmWorld, info: dict[str, Any], known: str | None) -> str:
         """The world's arbitrageur: the one the manifest names if it still has code, else a
@@ -490,13 +488,11 @@ class Market:
         tmp.replace(path)
 
     def describe(self, path: PricePath, start: datetime) -> None:
-        """Record which path the simulated clock follows and at which step; ``start`` is the
-        first simulated step these worlds ever took (a rerun continues from there)."""
-        updates = {"path": path.source, "step": format_step(path.step)}
-        if not self._started:
-            updates["start"] = iso(start)
-            self._started = True
-        self._record(updates)
+        """Record which path the simulated clock follows, at which step, and ``start``: where
+        this placing of the path lands its first step (a rerun of the same path continues from
+        there). Each new placing replaces the last, so a second run that is interrupted
+        continues from its own start, not the first run's."""
+        self._record({"path": path.source, "step": format_step(path.step), "start": iso(start)})
 
     # -- time -----------------------------------------------------------------------------------
     async def now(self) -> datetime:

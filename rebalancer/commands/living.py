@@ -22,7 +22,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -501,6 +501,19 @@ def run(args: argparse.Namespace) -> int:
             say("the local worlds keep running: `rebalancer localnet down` stops them")
 
 
+def placed_start(section: Mapping[str, Any], path: Any, now: datetime) -> datetime | None:
+    """Where the manifest's market ``section`` placed ``path`` on the chains' clock, when a run
+    of it is still under way at ``now`` (a rerun continues); None: start afresh."""
+    from rebalancer.localnet import market as market_mod
+
+    if section.get("path") != path.source or not section.get("start"):
+        return None
+    start = market_mod.from_iso(str(section["start"]))
+    if start + (path.steps[-1][0] - path.start) <= now or start > now:
+        return None  # NOTE: that run ended, or another timeline
+    return start
+
+
 async def session(
     config: Any, registry: Any, state_dir: Path, path: Any, k: int, say: Any
 ) -> tuple[list[Step], Run]:
@@ -513,11 +526,7 @@ async def session(
     try:
         now = await market.now()
         section = (read_manifest(state_dir) or {}).get("market") or {}
-        start = None
-        if section.get("path") == path.source and section.get("start"):
-            start = market_mod.from_iso(str(section["start"]))
-            if start + (path.steps[-1][0] - path.start) <= now or start > now:
-                start = None  # NOTE: that run ended, or another timeline: start afresh
+        start = placed_start(section, path, now)
         if start is None:
             start = market_mod.start_after(now)
             market.describe(path, start)

@@ -9,11 +9,12 @@ import argparse
 import csv
 import io
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rebalancer.clock import now_for
 from rebalancer.core.errors import ConfigError
 from rebalancer.output import emit_json
 
@@ -47,7 +48,7 @@ def _open(config: Config) -> Journal:
     return Journal(journal_path(config, os.environ))
 
 
-def _book(config: Config, registry: object, journal: Journal, now: datetime | None = None) -> Book:
+def _book(config: Config, registry: object, journal: Journal, now: datetime) -> Book:
     from rebalancer.reports.taxbook import build_book
 
     return build_book(
@@ -57,7 +58,7 @@ def _book(config: Config, registry: object, journal: Journal, now: datetime | No
         journal.snapshots(),
         config.strategy,
         registry,
-        now,
+        now=now,
     )
 
 
@@ -88,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
         return _import(args, config, registry)
     if args.file:
         raise ConfigError(f"lots: unexpected argument {args.file!r} (did you mean lots import?)")
+    now = now_for(config, registry)
     journal = _open(config)
     try:
-        book = _book(config, registry, journal)
+        book = _book(config, registry, journal, now)
     finally:
         journal.close()
     if args.json:
@@ -127,7 +129,7 @@ def _import(args: argparse.Namespace, config: Config, registry: object) -> int:
             path.name,
             registry.assets,  # type: ignore[attr-defined]
             config.strategy.tax,
-            today=datetime.now(UTC).date(),
+            today=now_for(config, registry).date(),
             held=held,
         )
         rows = [
@@ -168,9 +170,10 @@ def tax(args: argparse.Namespace) -> int:
     from rebalancer.reports.taxbook import totals
 
     config, registry = load_config(args.config)
+    now = now_for(config, registry)
     journal = _open(config)
     try:
-        book = _book(config, registry, journal)
+        book = _book(config, registry, journal, now)
     finally:
         journal.close()
     disposals = [d for d in book.disposals if args.year is None or d.disposed.year == args.year]

@@ -7,6 +7,7 @@ that does not exist yet is an empty report, not an error (and is not created).
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,7 @@ def _book(
     snapshots: list[SnapshotRow],
     strategy: Any,
     registry: Any,
+    now: datetime,
 ) -> tuple[Any, dict[str, Any], list[Any]]:
     """The lot book of these imported lots (the journal's, or ``--lots CSV`` as an override)
     over the journal's swaps: the imported lots of known basis, the realised gain per asset
@@ -63,7 +65,7 @@ def _book(
     from rebalancer.planner.tax import Lot
     from rebalancer.reports.taxbook import build_book
 
-    book = build_book(imported, runs, trades, snapshots, strategy, registry)
+    book = build_book(imported, runs, trades, snapshots, strategy, registry, now=now)
     realised: dict[str, Decimal] = {}
     for d in book.disposals:
         if d.gain_usd is not None:
@@ -92,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     import os
     from decimal import Decimal, InvalidOperation
 
+    from rebalancer.clock import now_for
     from rebalancer.config import load_config
     from rebalancer.planner.model import validate_all
     from rebalancer.planner.tax import parse_lots_csv
@@ -129,10 +132,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         imported = _imported(path)
     runs, trades, snapshots = _journal_rows(path)
+    now = now_for(config, registry)
     lots = book_realised = book_open = None
     if imported:
         lots, book_realised, book_open = _book(
-            imported, runs, trades, snapshots, config.strategy, registry
+            imported, runs, trades, snapshots, config.strategy, registry, now
         )
         if args.lots:
             # NOTE: realised gains from the book either way; the unrealised basis of a --lots
@@ -151,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         risk_free=float(risk_free) / 100,
         book_realised=book_realised,
         book_open=book_open,
+        now=now,
     )
     doc = report.as_json()
     charts = _charts(report, float(config.strategy.band_pp)) if args.html or args.png else []

@@ -26,6 +26,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,7 @@ def read_journal(path: Path, config: Any, registry: Any, targets: Any) -> Journa
         targets=targets,
         registry=registry,
         prices=dict(config.prices),
+        now=datetime.fromtimestamp(now, UTC),
     )
     return JournalView(
         str(path),

@@ -107,14 +107,16 @@ def build_book(
     snapshots: Sequence[SnapshotRow],
     strategy: StrategyConfig,
     registry: Any = None,
-    now: datetime | None = None,
+    *,
+    now: datetime,
 ) -> Book:
     """The open lots and every disposal (pure: the journal's rows in, the book out; ``now``
-    is only the book's date before the first swap, default the machine's clock)."""
+    is the tool's clock, the chains' on simulated worlds: the book's date before the first
+    swap)."""
     cfg = strategy.tax
     known = [x for x in imported if x.cost_basis_usd is not None]
     lots = [Lot(x.id, x.acquired, x.asset, x.amount, x.cost_basis_usd or _ZERO) for x in known]
-    start = (now or datetime.now(UTC)).date()
+    start = now.date()
     book = LotBook(lots, cfg, start)
     meta: dict[str, tuple[LotSource, str | None]] = {x.id: (x.source, None) for x in known}
     # unknown-basis lots: id -> [asset, amount left, acquired]

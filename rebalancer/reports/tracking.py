@@ -380,8 +380,8 @@ class _AverageCost:
 class _Lots:
     """P&L from tax lots: sales consume lots by the configured method."""
 
-    def __init__(self, lots: Sequence[Lot], strategy: StrategyConfig) -> None:
-        self.book = LotBook(list(lots), strategy.tax, date.today())
+    def __init__(self, lots: Sequence[Lot], strategy: StrategyConfig, as_of: date) -> None:
+        self.book = LotBook(list(lots), strategy.tax, as_of)
         self.assets: dict[str, AssetPnl] = {}
 
     def _get(self, asset: str) -> AssetPnl:
@@ -418,8 +418,8 @@ class _Lots:
 class _BookLots(_Lots):
     """The lot book's own answer: fills only move amounts; bases are the book's open lots."""
 
-    def __init__(self, open_lots: Sequence[Lot], strategy: StrategyConfig) -> None:
-        super().__init__(open_lots, strategy)
+    def __init__(self, open_lots: Sequence[Lot], strategy: StrategyConfig, as_of: date) -> None:
+        super().__init__(open_lots, strategy, as_of)
 
     def fill(self, f: Fill, when: date) -> None:
         self._get(f.sell).amount -= f.sold
@@ -440,8 +440,10 @@ def build_report(
     risk_free: float = 0.0,
     book_realised: Mapping[str, Decimal] | None = None,
     book_open: Sequence[Lot] | None = None,
+    now: datetime,
 ) -> Report:
-    """Every figure of the report from the journal's rows (pure: no I/O here).
+    """Every figure of the report from the journal's rows (pure: no I/O here; ``now`` is the
+    tool's clock, the chains' on simulated worlds).
 
     ``book_realised`` and ``book_open``: realised gain per asset and the open lots of the lot
     book (:mod:`rebalancer.reports.taxbook`), which then replace the walk's own, so ``report``
@@ -519,9 +521,9 @@ def build_report(
             )
 
     # -- P&L: walk the runs in order: before, trades, after ---------------------------------
-    book: _AverageCost | _Lots = _Lots(lots, strategy) if lots else _AverageCost()
+    book: _AverageCost | _Lots = _Lots(lots, strategy, now.date()) if lots else _AverageCost()
     if lots and book_open is not None:
-        book = _BookLots(book_open, strategy)
+        book = _BookLots(book_open, strategy, now.date())
     fills_by_run: dict[int, list[Fill]] = {}
     for f in fills:
         fills_by_run.setdefault(f.run_id, []).append(f)

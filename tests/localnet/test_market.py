@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from rebalancer.localnet.market import (
     PricePath,
     StepReport,
     default_story,
+    from_iso,
     load_path,
     random_walk,
     start_after,
@@ -412,3 +413,30 @@ def test_a_walk_and_the_story_start_where_the_worlds_last_were() -> None:
         path = choose_path(None, seed, 2, timedelta(hours=6), here)
         assert path.steps[0][1]["ETH"] == Decimal("2000")
         assert path.steps[0][1]["BTC"] == PRICES["BTC"]
+
+
+def test_a_second_placing_of_a_path_is_what_a_rerun_continues(market_dir: Path) -> None:
+    """The manifest keeps the latest placing of a path, not the first one ever: a second living
+    demo on the same worlds that is interrupted continues from its own start on rerun."""
+    from rebalancer.commands.living import placed_start
+
+    path = default_story(days=10)
+
+    async def go() -> datetime:
+        market = await Market.open(market_dir)
+        try:
+            now = await market.now()
+            market.describe(path, now - timedelta(days=40))  # a first run, long over
+            market.describe(path, now - timedelta(hours=1))  # a second one, under way
+            return now
+        finally:
+            await market.aclose()
+
+    now = asyncio.run(go())
+    manifest = manager.read_manifest(market_dir)
+    assert manifest is not None
+    section = manifest["market"]
+    assert from_iso(section["start"]) == now - timedelta(hours=1)
+    assert placed_start(section, path, now) == now - timedelta(hours=1)
+    # that run ended: start afresh
+    assert placed_start(section, path, now + timedelta(days=10)) is None
