@@ -19,13 +19,13 @@ from solders.pubkey import Pubkey
 
 from rebalancer.chains.anvil import NodeProcess, start_listening, stop_pid
 from rebalancer.journal import Journal
-from rebalancer.localnet.solana_fixtures import maker_keypair
 from rebalancer.services import injected
 from rebalancer.wallet.local import LocalSolanaSigner
 from tests.conftest import rpc_call
 from tests.dex.test_jupiter import fresh_wallet, fund, holding
 from tests.rebalancer.test_execution import run_json
 from tests.rebalancer.test_external import trade, write_plan
+from tests.solana_config import write_solana_config
 from tests.solana_node_fixture import running_solana_node
 
 SLOT_MS = 20
@@ -81,31 +81,7 @@ def test_a_swap_signed_past_its_blockhash_is_rebuilt_once_and_lands_once(
     wallet = signer.identity
     fund(node, Pubkey.from_string(wallet), 5 * 10**9, {})
     monkeypatch.setenv("JUPITER_API_KEY", "test-key")
-    cfg = tmp_path / "rebalancer.toml"
-    cfg.write_text(
-        f"""
-journal = "{tmp_path / "journal.sqlite"}"
-[chains.solana]
-rpc = "{node}"
-[aggregators.jupiter]
-base_url = "{jupiter}"
-api_key_env = "JUPITER_API_KEY"
-[[wallets]]
-name = "slow"
-address = "{wallet}"
-chains = ["solana"]
-[strategy]
-targets = {{ SOL = 50, STABLES = 50 }}
-[prices]
-SOL = 180
-USDC = 1
-USDT = 1
-[policy]
-max_slippage_bps = 100
-max_price_deviation_pct = 3
-rfq_makers = ["{maker_keypair().pubkey()}"]
-"""
-    )
+    cfg = write_solana_config(tmp_path, node, wallet, jupiter=jupiter, name="slow")
     plan = write_plan(
         tmp_path / "plan.json", [trade("slow", "solana", wallet, "SOL", "USDC", Decimal(1))]
     )

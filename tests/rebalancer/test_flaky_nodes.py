@@ -21,46 +21,28 @@ import pytest
 from solders.pubkey import Pubkey
 
 from rebalancer.journal import Journal
-from rebalancer.localnet.solana_fixtures import maker_keypair
 from rebalancer.services import injected
 from tests.conftest import rpc_call
 from tests.dex.test_jupiter import fresh_wallet, fund, holding
 from tests.rebalancer.test_execution import run_json
 from tests.rebalancer.test_external import trade, write_plan
 from tests.rpc_proxy import fault_proxy
+from tests.solana_config import write_solana_config
 
 RPC_TIMEOUT_S = 6.0
 
 
 def _config(tmp_path: Path, node: str, jupiter: str, wallet: str) -> Path:
-    cfg = tmp_path / "rebalancer.toml"
-    cfg.write_text(
-        f"""
-journal = "{tmp_path / "journal.sqlite"}"
-[chains.solana]
-rpc = "{node}"
-rpc_timeout = {RPC_TIMEOUT_S}
-[aggregators.jupiter]
-base_url = "{jupiter.rsplit("/swap/", 1)[0]}/swap/v1"
-api = "v1"  # node faults, not the /build path (its delegated fills need localnet:)
-api_key_env = "JUPITER_API_KEY"
-[[wallets]]
-name = "flaky"
-address = "{wallet}"
-chains = ["solana"]
-[strategy]
-targets = {{ SOL = 50, STABLES = 50 }}
-[prices]
-SOL = 180
-USDC = 1
-USDT = 1
-[policy]
-max_slippage_bps = 100
-max_price_deviation_pct = 3
-rfq_makers = ["{maker_keypair().pubkey()}"]
-"""
+    return write_solana_config(
+        tmp_path,
+        node,
+        wallet,
+        # NOTE: node faults, not the /build path (its delegated fills need localnet:)
+        jupiter=jupiter.rsplit("/swap/", 1)[0] + "/swap/v1",
+        name="flaky",
+        chain=f"rpc_timeout = {RPC_TIMEOUT_S}",
+        aggregator='api = "v1"',
     )
-    return cfg
 
 
 def _signatures(node: str, wallet: str) -> list[str]:

@@ -34,6 +34,7 @@ from tests.conftest import rpc_call
 from tests.dex.test_jupiter import fresh_wallet, fund, holding
 from tests.rebalancer.test_execution import run_json
 from tests.rebalancer.test_external import trade, write_plan
+from tests.solana_config import write_solana_config
 
 COMPUTE_BUDGET = "ComputeBudget111111111111111111111111111111"
 TOKEN_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
@@ -43,33 +44,7 @@ JUPITER_V6 = "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4"
 
 
 def _config(tmp_path: Path, node: str, wallet: str, *, jupiter: str, extra: str = "") -> Path:
-    cfg = tmp_path / "rebalancer.toml"
-    cfg.write_text(
-        f"""
-journal = "{tmp_path / "journal.sqlite"}"
-[chains.solana]
-rpc = "{node}"
-[aggregators.jupiter]
-base_url = "{jupiter}"
-api_key_env = "JUPITER_API_KEY"
-{extra}
-[[wallets]]
-name = "v2"
-address = "{wallet}"
-chains = ["solana"]
-[strategy]
-targets = {{ SOL = 50, STABLES = 50 }}
-[prices]
-SOL = 180
-USDC = 1
-USDT = 1
-[policy]
-max_slippage_bps = 100
-max_price_deviation_pct = 3
-rfq_makers = ["{maker_keypair().pubkey()}"]
-"""
-    )
-    return cfg
+    return write_solana_config(tmp_path, node, wallet, jupiter=jupiter, name="v2", aggregator=extra)
 
 
 def _landed(node: str, sig: str) -> VersionedTransaction:

@@ -17,44 +17,18 @@ from solders.transaction import VersionedTransaction
 
 from rebalancer.core.tx import SolanaTx
 from rebalancer.journal import Journal
-from rebalancer.localnet.solana_fixtures import maker_keypair
 from rebalancer.services import injected
 from tests.dex.test_jupiter import fresh_wallet, fund, holding
 from tests.rebalancer.test_execution import run_json
 from tests.rebalancer.test_external import trade, write_plan
+from tests.solana_config import write_solana_config
 
 USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 WSOL = "So11111111111111111111111111111111111111112"
 
 
 def _config(tmp_path: Path, node: str, jupiter: str, wallet: str, extra: str) -> Path:
-    cfg = tmp_path / "rebalancer.toml"
-    cfg.write_text(
-        f"""
-journal = "{tmp_path / "journal.sqlite"}"
-[chains.solana]
-rpc = "{node}"
-[aggregators.jupiter]
-base_url = "{jupiter}"
-api_key_env = "JUPITER_API_KEY"
-{extra}
-[[wallets]]
-name = "v2"
-address = "{wallet}"
-chains = ["solana"]
-[strategy]
-targets = {{ SOL = 50, STABLES = 50 }}
-[prices]
-SOL = 180
-USDC = 1
-USDT = 1
-[policy]
-max_slippage_bps = 100
-max_price_deviation_pct = 3
-rfq_makers = ["{maker_keypair().pubkey()}"]
-"""
-    )
-    return cfg
+    return write_solana_config(tmp_path, node, wallet, jupiter=jupiter, name="v2", aggregator=extra)
 
 
 def test_order_mode_trades_through_the_engine(
