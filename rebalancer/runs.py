@@ -408,6 +408,27 @@ def confirm(question: str, yes: bool) -> None:
         raise UserRejectedError("not confirmed: nothing was signed")
 
 
+def load_plan(plan_path: str, config_path: str | Path) -> tuple[Any, Any, Any, Any]:
+    """The config and a plan file read against it (``apply``, ``simulate``, ``export``): prices
+    are fetched only when ``read_plan`` asks for them, and the config that priced the plan is
+    the one the command goes on with."""
+    from rebalancer.clock import now_for
+    from rebalancer.config import load_config
+    from rebalancer.market_prices import priced_config
+
+    config, registry = load_config(config_path)
+
+    def prices() -> Any:
+        nonlocal config
+        config = priced_config(config, registry)
+        return config.prices
+
+    doc, intents = read_plan(
+        plan_path, config.policy.max_plan_age_s, registry, prices, lambda: now_for(config, registry)
+    )
+    return config, registry, doc, intents
+
+
 def read_plan(
     path: str,
     max_age_s: int,

@@ -8,7 +8,6 @@ one go; without ``--execute`` it stops after simulation (a dry run).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rebalancer.output import emit_json, progress_unless
@@ -42,34 +41,18 @@ def apply(args: argparse.Namespace) -> int:
 def _apply(args: argparse.Namespace, *, mode: str) -> int:
     import asyncio
 
-    from rebalancer.clock import now_for
-    from rebalancer.config import load_config
-    from rebalancer.market_prices import priced_config
     from rebalancer.runs import (
         check_balances,
         confirm,
         execute,
+        load_plan,
         open_services,
-        read_plan,
         read_portfolio,
         recovered_journal,
     )
 
-    config, registry = load_config(args.config)
+    config, registry, doc, intents = load_plan(args.plan, args.config)
     say = progress_unless(args.json)
-
-    def prices() -> Mapping[str, Any]:
-        nonlocal config
-        config = priced_config(config, registry)
-        return config.prices
-
-    doc, intents = read_plan(
-        args.plan,
-        config.policy.max_plan_age_s,
-        registry,
-        prices,
-        lambda: now_for(config, registry),
-    )
 
     async def session() -> Any:
         async with (

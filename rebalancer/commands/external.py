@@ -9,7 +9,6 @@ mismatch refuses all of them (exit 3) before anything is sent.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,35 +33,19 @@ def add_submit_arguments(p: argparse.ArgumentParser) -> None:
 def export(args: argparse.Namespace) -> int:
     import asyncio
 
-    from rebalancer.clock import now_for
-    from rebalancer.config import load_config
     from rebalancer.external import ExportReport
     from rebalancer.external import export as export_plan
-    from rebalancer.market_prices import priced_config
     from rebalancer.output import table
     from rebalancer.runs import (
         check_balances,
+        load_plan,
         open_services,
-        read_plan,
         read_portfolio,
         recovered_journal,
     )
 
-    config, registry = load_config(args.config)
+    config, registry, doc, intents = load_plan(args.plan, args.config)
     say = progress_unless(args.json)
-
-    def prices() -> Mapping[str, Any]:
-        nonlocal config
-        config = priced_config(config, registry)
-        return config.prices
-
-    doc, intents = read_plan(
-        args.plan,
-        config.policy.max_plan_age_s,
-        registry,
-        prices,
-        lambda: now_for(config, registry),
-    )
 
     async def session() -> ExportReport:
         async with (
