@@ -118,6 +118,21 @@ class CostModel(_Model):
                 return 1 / self.depth_usd_by_pair[key]
         return 1 / self.depth(sell_asset) + 1 / self.depth(buy_asset)
 
+    def pools(self, sell_asset: str, buy_asset: str) -> tuple[tuple[str, Decimal], ...]:
+        """The liquidity a swap of ``sell_asset`` for ``buy_asset`` goes through, as (pool, k):
+        its pair's pool (``pair:A/B``, sorted) when ``depth_usd_by_pair`` names it, else each
+        asset's market (``asset:A``). Pools are shared by every swap on the chain: a plan's
+        impact is ``k * V**2`` per pool on the total ``V`` traded through it, so splitting a
+        move into more swaps of the same markets saves no impact."""
+        for key in (f"{sell_asset}/{buy_asset}", f"{buy_asset}/{sell_asset}"):
+            if key in self.depth_usd_by_pair:
+                name = "/".join(sorted((sell_asset, buy_asset)))
+                return ((f"pair:{name}", 1 / self.depth_usd_by_pair[key]),)
+        return (
+            (f"asset:{sell_asset}", 1 / self.depth(sell_asset)),
+            (f"asset:{buy_asset}", 1 / self.depth(buy_asset)),
+        )
+
     def fee_usd(self, value_usd: Decimal) -> Decimal:
         """The fee of a swap worth ``value_usd`` USD."""
         return value_usd * self.fee_bps / Decimal(10_000)

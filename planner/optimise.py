@@ -119,6 +119,14 @@ class Problem:
     """asset -> convex segments (capacity in points, tax per point sold)."""
     max_trade_pp: float | None = None
     max_run_pp: float | None = None
+    pools: Callable[[int, str, str], tuple[tuple[int, float], ...]] | None = None
+    """(account, sell asset, buy asset) -> the pools the swap goes through, as (pool index, k):
+    a plan's impact is ``pool_k[P] * V_P**2`` per pool on the points ``V_P`` traded through it
+    by every swap of its chain (``CostModel.pools``)."""
+    pool_k: list[float] = field(default_factory=list)
+    """k of each pool, in points (impact_pp = k * V_pp**2)."""
+    pool_name: list[tuple[str, str]] = field(default_factory=list)
+    """(chain, pool) of each pool index, e.g. ("ethereum", "asset:ETH")."""
 
     def asset_rows(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
