@@ -49,7 +49,10 @@ def from_base_units(raw: int, decimals: int) -> Decimal:
     return Decimal(raw).scaleb(-decimals)
 
 
-@dataclass(frozen=True, slots=True)
+_set = object.__setattr__
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Position:
     """What one wallet holds of one token on one chain, and what it is worth."""
 
@@ -58,13 +61,18 @@ class Position:
     token: Token
     raw: int
     price: Decimal
-    value: Decimal = field(init=False, compare=False, default=Decimal(0))
+    value: Decimal = field(init=False, compare=False)
     """What the position is worth in USD (computed once: the optimiser reads it often)."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "value", from_base_units(self.raw, self.token.decimals) * self.price
-        )
+    # NOTE: written out rather than generated with a __post_init__: a dense plan builds ~10^5
+    # positions, and this is half the work of the generated frozen __init__
+    def __init__(self, chain: str, wallet: str, token: Token, raw: int, price: Decimal) -> None:
+        _set(self, "chain", chain)
+        _set(self, "wallet", wallet)
+        _set(self, "token", token)
+        _set(self, "raw", raw)
+        _set(self, "price", price)
+        _set(self, "value", from_base_units(raw, token.decimals) * price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +81,11 @@ class Portfolio:
 
     positions: tuple[Position, ...]
     prices: Mapping[str, Decimal]
+    _sums: tuple[Decimal, dict[str, Decimal]] | None = field(
+        init=False, default=None, repr=False, compare=False
+    )
+    """(total, value per asset), summed once on first use: a plan reads both for every
+    drift table it makes."""
 
     @classmethod
     def build(cls, holdings: Iterable[Holding], prices: Mapping[str, Decimal]) -> Portfolio:
@@ -101,19 +114,31 @@ class Portfolio:
                 raise ConfigError(
                     f"prices.{h.token.asset}: missing (held as {h.token.symbol} on {h.chain})"
                 )
-            positions.append(Position(h.chain, h.wallet, h.token, h.raw, price))
-        positions.sort(key=lambda p: (p.chain, p.wallet, p.token.id))
-        return cls(tuple(positions), dict(prices))
+            positions.append((key, Position(h.chain, h.wallet, h.token, h.raw, price)))
+        positions.sort(key=lambda kp: kp[0])
+        return cls(tuple(p for _, p in positions), dict(prices))
+
+    def _summed(self) -> tuple[Decimal, dict[str, Decimal]]:
+        """Total and value per asset in one pass, in position order (the same sums, to the
+        last digit, as adding them up one at a time)."""
+        sums = self._sums
+        if sums is None:
+            total = Decimal(0)
+            out: dict[str, Decimal] = {}
+            for p in self.positions:
+                total += p.value
+                asset = p.token.asset
+                out[asset] = out.get(asset, Decimal(0)) + p.value
+            sums = (total, out)
+            _set(self, "_sums", sums)
+        return sums
 
     @property
     def total(self) -> Decimal:
-        return sum((p.value for p in self.positions), Decimal(0))
+        return self._summed()[0]
 
     def value_by_asset(self) -> dict[str, Decimal]:
-        out: dict[str, Decimal] = {}
-        for p in self.positions:
-            out[p.token.asset] = out.get(p.token.asset, Decimal(0)) + p.value
-        return out
+        return dict(self._summed()[1])
 
     @property
     def accounts(self) -> list[tuple[str, str]]:

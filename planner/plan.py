@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from dataclasses import replace as dc_replace
 from datetime import date, datetime
 from decimal import Decimal
+from operator import attrgetter
 
 from rebalancer.planner import optimise
 from rebalancer.planner.config import StrategyConfig, TradeLimits
 from rebalancer.planner.context import PlanContext, make_context
 from rebalancer.planner.drift import Drift, DriftRow, compute_drift, drift_rows
-from rebalancer.planner.evaluate import MAX_SLICES, Outcome, Proposal, Trade, evaluate, replace
+from rebalancer.planner.evaluate import MAX_SLICES, Outcome, Proposal, Trade, evaluate
 from rebalancer.planner.explain import describe, residual_reasons
 from rebalancer.planner.model import HUNDRED, Portfolio, Targets, Universe
 from rebalancer.planner.naive import naive_proposals
@@ -221,6 +222,21 @@ def _better(a: Outcome, b: Outcome, ctx: PlanContext) -> bool:
     return _score_cost(a, ctx) < _score_cost(b, ctx)
 
 
+_TRADE_FIELDS = tuple(f.name for f in fields(Trade))
+assert all(f.init for f in fields(Trade)), "_named passes every field to Trade()"
+_trade_values = attrgetter(*_TRADE_FIELDS)
+_ID, _REASON = _TRADE_FIELDS.index("id"), _TRADE_FIELDS.index("reason")
+
+
+def _named(t: Trade, tid: str, reason: str) -> Trade:
+    """``t`` with its id and reason, built by one positional ``Trade()`` call (faster than a
+    field-by-field copy: a dense plan names ~10^4 trades)."""
+    values = list(_trade_values(t))
+    values[_ID] = tid
+    values[_REASON] = reason
+    return Trade(*values)
+
+
 def _finish(
     ctx: PlanContext,
     best: Outcome,
@@ -237,6 +253,8 @@ def _finish(
     leaf_of = {a: f"{r.kind}:{r.name}" for r in ctx.drift.targets.leaves for a in r.assets}
     trades = []
     seen: set[str] = set()
+    # NOTE: one description per asset, one reason per pair: a dense plan has ~10^4 pairs
+    described: dict[str, str] = {}
     reasons: dict[tuple[str, str], str] = {}
     for n, t in enumerate(best.trades):
         digest = hashlib.sha256(
@@ -247,11 +265,14 @@ def _finish(
         pair = (t.sell.asset, t.buy.asset)
         reason = reasons.get(pair)
         if reason is None:
-            reason = reasons[pair] = (
-                f"{describe(by_key.get(leaf_of.get(t.sell.asset, '')), t.sell.asset)} -> "
-                f"{describe(by_key.get(leaf_of.get(t.buy.asset, '')), t.buy.asset)}"
-            )
-        trades.append(replace(t, id=tid, reason=reason))
+            sides = []
+            for asset in pair:
+                text = described.get(asset)
+                if text is None:
+                    text = described[asset] = describe(by_key.get(leaf_of.get(asset, "")), asset)
+                sides.append(text)
+            reason = reasons[pair] = " -> ".join(sides)
+        trades.append(_named(t, tid, reason))
     skipped = [*best.skipped, *residual]
     return Plan(
         trades=tuple(trades),

@@ -21,10 +21,11 @@ def build_problem(ctx: PlanContext) -> tuple[optimise.Problem, dict[tuple[str, s
     slots: list[optimise.Slot] = []
     index: dict[tuple[str, str, str], int] = {}
     min_usd = ctx.strategy.min_trade_usd
+    prices = ctx.portfolio.prices
     for chain, wallet in ctx.portfolio.accounts:
         info = ctx.universe.chains[chain]
         native = ctx.universe.native(chain)
-        native_price = ctx.portfolio.prices.get(info.native_asset, Decimal(0))
+        native_price = prices.get(info.native_asset, Decimal(0))
         nat_raw = native_raw(ctx, state, chain, wallet)
         native_avail = from_base_units(nat_raw - ctx.reserve[chain], native.decimals) * native_price
         cm = ctx.strategy.cost_model(chain)
@@ -42,22 +43,26 @@ def build_problem(ctx: PlanContext) -> tuple[optimise.Problem, dict[tuple[str, s
             locked=is_locked(ctx, chain, nat_raw),
         )
         accounts.append(acc)
+        # NOTE: a dense portfolio has ~10^4 slots: one key and one product per slot (a
+        # token's value and what it may sell are the same number unless it is the native)
         for token in ctx.tradable[chain]:
-            raw = state.get((chain, wallet, token.id), 0)
-            price = ctx.portfolio.prices[token.asset]
-            value = from_base_units(raw, token.decimals) * price
-            avail = value
+            slot_key = (chain, wallet, token.id)
+            raw = state.get(slot_key, 0)
+            value = from_base_units(raw, token.decimals) * prices[token.asset]
+            value_pp = float(value * pp)
+            avail, avail_pp = value, value_pp
             if token.is_native:
                 avail = max(native_avail - ctx.gas_usd[chain], Decimal(0))
+                avail_pp = float(avail * pp)
                 acc.native_slot = len(slots)
-            index[(chain, wallet, token.id)] = len(slots)
+            index[slot_key] = len(slots)
             slots.append(
                 optimise.Slot(
                     account=a,
                     token=token,
                     asset=token.asset,
-                    value_pp=float(value * pp),
-                    avail_pp=float(avail * pp),
+                    value_pp=value_pp,
+                    avail_pp=avail_pp,
                     can_sell=raw > 0 and avail >= min_usd and avail > 0,
                     can_buy=True,
                 )
