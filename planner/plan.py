@@ -10,8 +10,10 @@ plan's cost is never above the naive plan's.
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from dataclasses import replace as dc_replace
 from datetime import date, datetime
@@ -74,6 +76,21 @@ class Plan:
         )
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while planning. A dense plan allocates ~10^5 objects
+    that reference counting frees, and no cycles; yet full collections over them took a fifth
+    of the plan's time (0.7 s of 3.5 s at 15,000 positions). Restored after, as it was."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+@_gc_paused()
 def make_plan(
     portfolio: Portfolio,
     targets: Targets,
