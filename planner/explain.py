@@ -24,8 +24,13 @@ def describe(row: DriftRow | None, asset: str) -> str:
     return f"{row.name} {row.drift_pp:+.2f}pp ({state})"
 
 
-def residual_reasons(ctx: PlanContext, best: Outcome) -> list[Skip]:
-    """Why rows still miss their goal after the plan, and which wallets could not trade."""
+def residual_reasons(
+    ctx: PlanContext, best: Outcome, problem: optimise.Problem | None = None
+) -> list[Skip]:
+    """Why rows still miss their goal after the plan, and which wallets could not trade.
+
+    ``problem`` is ``build_problem(ctx)`` when the caller has it already (a dense one takes
+    ~0.1 s to build)."""
     out: list[Skip] = []
     state = dict(ctx.held)
     for chain, wallet in ctx.portfolio.accounts:
@@ -53,7 +58,8 @@ def residual_reasons(ctx: PlanContext, best: Outcome) -> list[Skip]:
             missing.append((key, w, lo, hi))
     if not missing:
         return out
-    problem, _ = build_problem(ctx)
+    if problem is None:
+        problem, _ = build_problem(ctx)
     con = [
         optimise.ConRow(
             k,

@@ -119,11 +119,12 @@ def make_plan(
         note = "empty portfolio" if ctx.total <= 0 else "no trigger fired"
         return _finish(ctx, nothing, "none", None, {"status": note})
 
-    best, method, naive_out, solver = _choose(ctx, nothing)
+    best, method, naive_out, solver, problem = _choose(ctx, nothing)
     reachable, why, left = True, None, None
     if best.violation_pp > _VIOLATION_EPS:
         reachable, left = _only_run_limit(ctx, best)
-    residual = residual_reasons(ctx, best) if method != "none" or drift.triggered else []
+    explained = method != "none" or drift.triggered
+    residual = residual_reasons(ctx, best, problem) if explained else []
     if left is not None:
         limit = ctx.limits.max_run_usd
         what = (
@@ -157,8 +158,11 @@ def make_plan(
     return _finish(ctx, best, method, naive_out, solver, residual, reachable, why, left)
 
 
-def _choose(ctx: PlanContext, nothing: Outcome) -> tuple[Outcome, str, Outcome, dict[str, object]]:
-    """The optimised plan, the naive plan and doing nothing, evaluated exactly: the best."""
+def _choose(
+    ctx: PlanContext, nothing: Outcome
+) -> tuple[Outcome, str, Outcome, dict[str, object], optimise.Problem]:
+    """The optimised plan, the naive plan and doing nothing, evaluated exactly: the best (and
+    the optimiser's problem, which the explanations read too)."""
     problem, slot_index = build_problem(ctx)
     naive = naive_proposals(ctx)
     extra = [
@@ -194,7 +198,7 @@ def _choose(ctx: PlanContext, nothing: Outcome) -> tuple[Outcome, str, Outcome, 
         "naive_violation_pp": round(naive_out.violation_pp, 6),
         "violation_pp": round(best.violation_pp, 6),
     }
-    return best, method, naive_out, solver
+    return best, method, naive_out, solver, problem
 
 
 def _only_run_limit(ctx: PlanContext, best: Outcome) -> tuple[bool, Decimal | None]:
@@ -202,6 +206,8 @@ def _only_run_limit(ctx: PlanContext, best: Outcome) -> tuple[bool, Decimal | No
     slices under ``max_trade_usd``)? Then the bands are reachable over several runs: returns
     (True, what the plan without those limits trades beyond ``best``)."""
     cap = ctx.limits.max_run_usd
+    if cap is None and ctx.limits.max_trade_usd is None:
+        return False, None  # no limit: nothing to count (a dense plan has ~10^4 trades)
     traded = sum((t.value_usd for t in best.trades), Decimal(0))
     slices: dict[tuple[str, str, str, str], int] = {}
     for t in best.trades:
@@ -219,7 +225,7 @@ def _only_run_limit(ctx: PlanContext, best: Outcome) -> tuple[bool, Decimal | No
         ctx,
         limits=ctx.limits.model_copy(update={"max_run_usd": None, "max_trade_usd": None}),
     )
-    uncapped, _, _, _ = _choose(free, evaluate(free, []))
+    uncapped = _choose(free, evaluate(free, []))[0]
     if uncapped.violation_pp > _VIOLATION_EPS:
         return False, None
     left = sum((t.value_usd for t in uncapped.trades), Decimal(0)) - traded
