@@ -10,7 +10,7 @@ slippage. What cannot be done is listed with a reason, never silently dropped.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -112,10 +112,101 @@ def sliced(ctx: PlanContext, proposals: Sequence[Proposal]) -> list[Proposal]:
 
 
 def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
-    """Turn proposals into integer trades, enforcing every hard constraint exactly."""
+    """Turn proposals into integer trades, enforcing every hard constraint exactly.
+
+    Impact is per pool on the volume of every trade through it (``CostModel.pools``), so it is
+    known only once every trade's size is: the walk charges each trade its share at a volume
+    at least the final one (never more bought than the final figure), then the shares are
+    settled at the final volumes, which only ever adds to what is bought."""
     if not proposals:  # doing nothing leaves the portfolio as it is: no need to rebuild it
         return Outcome((), (), ctx.portfolio, Decimal(0), Decimal(0), violation(ctx, ctx.portfolio))
     proposals = sliced(ctx, proposals)
+    pools = _Pools(ctx)
+    volume = pools.volumes(
+        (p.chain, p.sell.asset, p.buy.asset, min(p.usd, _held_usd(ctx, p))) for p in proposals
+    )
+    for _ in range(_SETTLE_ROUNDS):
+        walk = _walk(ctx, proposals, pools, volume)
+        final = pools.volumes(
+            (t.chain, t.sell.asset, t.buy.asset, t.value_usd) for t in walk.trades
+        )
+        if all(v <= volume.get(key, Decimal(0)) for key, v in final.items()):
+            break
+        grown = {key: max(v, volume.get(key, Decimal(0))) for key, v in final.items()}
+        volume = {**volume, **grown}
+    else:  # cannot happen: each round's volume only grows toward what the trades carry
+        raise AssertionError("plan impact did not settle")
+    trades, cost = _settle(ctx, walk, pools, final)
+    state, tokens, prices = walk.state, walk.tokens, ctx.portfolio.prices
+    check_exact(ctx, state, trades)
+    positions = tuple(
+        Position(chain, wallet, tokens[tid], raw, prices[tokens[tid].asset])
+        for (chain, wallet, tid), raw in sorted(state.items())
+        if raw > 0
+    )
+    after = Portfolio(positions, prices)
+    trades, tax = _with_tax(ctx, trades)
+    return Outcome(tuple(trades), walk.skipped, after, cost, tax, violation(ctx, after))
+
+
+_SETTLE_ROUNDS = 8
+
+
+def _held_usd(ctx: PlanContext, p: Proposal) -> Decimal:
+    raw = ctx.held.get((p.chain, p.wallet, p.sell.id), 0)
+    return from_base_units(raw, p.sell.decimals) * ctx.portfolio.prices[p.sell.asset]
+
+
+class _Pools:
+    """The pools of each (chain, sell asset, buy asset), computed once per plan."""
+
+    def __init__(self, ctx: PlanContext) -> None:
+        self._models = {c: ctx.strategy.cost_model(c) for c in ctx.gas_usd}
+        self._of: dict[tuple[str, str, str], tuple[tuple[tuple[str, str], Decimal], ...]] = {}
+
+    def of(self, chain: str, sell: str, buy: str) -> tuple[tuple[tuple[str, str], Decimal], ...]:
+        key = (chain, sell, buy)
+        got = self._of.get(key)
+        if got is None:
+            got = self._of[key] = tuple(
+                ((chain, name), k) for name, k in self._models[chain].pools(sell, buy)
+            )
+        return got
+
+    def volumes(
+        self, swaps: Iterable[tuple[str, str, str, Decimal]]
+    ) -> dict[tuple[str, str], Decimal]:
+        out: dict[tuple[str, str], Decimal] = {}
+        for chain, sell, buy, usd in swaps:
+            for pool, _ in self.of(chain, sell, buy):
+                out[pool] = out.get(pool, Decimal(0)) + usd
+        return out
+
+    def rate(
+        self, chain: str, sell: str, buy: str, volume: Mapping[tuple[str, str], Decimal]
+    ) -> Decimal:
+        """Impact per USD of a trade at these pool volumes: sum of k * V over its pools."""
+        return sum(
+            (k * volume.get(pool, Decimal(0)) for pool, k in self.of(chain, sell, buy)),
+            Decimal(0),
+        )
+
+
+@dataclass
+class _Walk:
+    trades: list[Trade]
+    skipped: tuple[Skip, ...]
+    state: dict[tuple[str, str, str], int]
+    tokens: dict[str, Token]
+
+
+def _walk(
+    ctx: PlanContext,
+    proposals: Sequence[Proposal],
+    pools: _Pools,
+    volume: Mapping[tuple[str, str], Decimal],
+) -> _Walk:
+    """The proposals in order against the holdings, each trade's impact at ``volume``."""
     state = dict(ctx.held)
     tokens = dict(ctx.tokens)
     prices = ctx.portfolio.prices
@@ -128,11 +219,10 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
     trades: list[Trade] = []
     skipped: list[Skip] = []
     sold: dict[tuple[str, str, str], int] = {}
-    cost = Decimal(0)
     natives = {c: ctx.universe.native(c) for c in ctx.gas_usd}
     models = {c: ctx.strategy.cost_model(c) for c in ctx.gas_usd}
-    # NOTE: one Decimal coefficient per (chain, pair): a dense plan repeats pairs ~10^4 times
-    coef: dict[tuple[str, str, str], Decimal] = {}
+    # NOTE: one Decimal rate per (chain, pair): a dense plan repeats pairs ~10^4 times
+    rates: dict[tuple[str, str, str], Decimal] = {}
     slip = 1 - ctx.strategy.slippage_bps / _BPS
     for p in proposals:
         acc = (p.chain, p.wallet)
@@ -203,13 +293,12 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
                 )
             )
             continue
-        cm = models[p.chain]
-        fee = cm.fee_usd(value_in)
+        fee = models[p.chain].fee_usd(value_in)
         pair = (p.chain, p.sell.asset, p.buy.asset)
-        k = coef.get(pair)
-        if k is None:
-            k = coef[pair] = cm.impact_coefficient(p.sell.asset, p.buy.asset)
-        impact = k * value_in * value_in  # = cm.impact_usd(value_in, sell, buy)
+        rate = rates.get(pair)
+        if rate is None:
+            rate = rates[pair] = pools.rate(p.chain, p.sell.asset, p.buy.asset, volume)
+        impact = rate * value_in
         if impact > value_in / 2:
             skipped.append(
                 TradeSkip(**base, reason=SkipReason.NO_ROUTE, detail="not enough liquidity")
@@ -232,33 +321,60 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
         tokens[p.buy.id] = p.buy
         tokens[p.sell.id] = p.sell
         tokens[native.id] = native
-        trade = Trade(
-            id="",
-            chain=p.chain,
-            wallet=p.wallet,
-            sell=p.sell,
-            buy=p.buy,
-            amount_in=raw_in,
-            expected_out=expected,
-            min_out=min_out,
-            value_usd=value_in,
-            fee_usd=fee,
-            impact_usd=impact,
-            gas_usd=ctx.gas_usd[p.chain],
-            gas_native=gas_raw,
-            reason="",
+        trades.append(
+            Trade(
+                id="",
+                chain=p.chain,
+                wallet=p.wallet,
+                sell=p.sell,
+                buy=p.buy,
+                amount_in=raw_in,
+                expected_out=expected,
+                min_out=min_out,
+                value_usd=value_in,
+                fee_usd=fee,
+                impact_usd=impact,
+                gas_usd=ctx.gas_usd[p.chain],
+                gas_native=gas_raw,
+                reason="",
+            )
         )
-        trades.append(trade)
-        cost += trade.est_cost_usd
-    check_exact(ctx, state, trades)
-    positions = tuple(
-        Position(chain, wallet, tokens[tid], raw, prices[tokens[tid].asset])
-        for (chain, wallet, tid), raw in sorted(state.items())
-        if raw > 0
-    )
-    after = Portfolio(positions, prices)
-    trades, tax = _with_tax(ctx, trades)
-    return Outcome(tuple(trades), tuple(skipped), after, cost, tax, violation(ctx, after))
+    return _Walk(trades, tuple(skipped), state, tokens)
+
+
+def _settle(
+    ctx: PlanContext, walk: _Walk, pools: _Pools, volume: Mapping[tuple[str, str], Decimal]
+) -> tuple[list[Trade], Decimal]:
+    """Each trade's impact at the final pool volumes (at most what the walk charged, so only
+    ever more is bought), and the plan's cost."""
+    prices = ctx.portfolio.prices
+    slip = 1 - ctx.strategy.slippage_bps / _BPS
+    rates: dict[tuple[str, str, str], Decimal] = {}
+    out: list[Trade] = []
+    cost = Decimal(0)
+    for t in walk.trades:
+        pair = (t.chain, t.sell.asset, t.buy.asset)
+        rate = rates.get(pair)
+        if rate is None:
+            rate = rates[pair] = pools.rate(*pair, volume)
+        impact = rate * t.value_usd
+        if impact != t.impact_usd:
+            expected = to_base_units(
+                (t.value_usd - t.fee_usd - impact) / prices[t.buy.asset], t.buy.decimals
+            )
+            if expected < t.expected_out:  # cannot happen: volumes only shrank
+                raise AssertionError("plan impact grew when settled")
+            key = (t.chain, t.wallet, t.buy.id)
+            walk.state[key] += expected - t.expected_out
+            t = replace(
+                t,
+                impact_usd=impact,
+                expected_out=expected,
+                min_out=to_base_units(Decimal(expected) * slip, 0),
+            )
+        out.append(t)
+        cost += t.est_cost_usd
+    return out, cost
 
 
 def check_exact(

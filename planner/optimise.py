@@ -449,8 +449,8 @@ def decomposed_pairs(
 
 # -- the pair program -----------------------------------------------------------------------------
 def _breakpoints(cap: np.ndarray, around: np.ndarray | None, segments: int) -> np.ndarray:
-    """Per swap, ``[0, b_1, ..., cap]``: geometric (ratio sqrt 2) below ``cap``, or re-centred
-    on ``around`` (the size found), for the polish."""
+    """Per pool, ``[0, b_1, ..., cap]``: geometric (ratio sqrt 2) below ``cap``, or re-centred
+    on ``around`` (the volume found), for the polish."""
     if around is None:
         ratio = _RATIO if segments == _SEGMENTS else 2.0
         powers = ratio ** (np.arange(segments) - (segments - 1.0))
@@ -459,6 +459,35 @@ def _breakpoints(cap: np.ndarray, around: np.ndarray | None, segments: int) -> n
         pts = np.minimum(around[:, None] * np.asarray(_POLISH)[None, :], cap[:, None])
         pts = np.concatenate([pts, cap[:, None]], axis=1)
     return np.concatenate([np.zeros((len(cap), 1)), np.maximum.accumulate(pts, axis=1)], axis=1)
+
+
+def swap_pools(
+    problem: Problem, swaps: Sequence[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (swap, pool) incidence of ``swaps``: swap index, pool index and the pool's k per
+    entry (a swap goes through one pair pool or its two assets' pools)."""
+    slots = problem.slots
+    e_swap: list[int] = []
+    e_pool: list[int] = []
+    e_k: list[float] = []
+    cache: dict[tuple[int, str, str], tuple[tuple[int, float], ...]] = {}
+    for n, (i, j) in enumerate(swaps):
+        key = (slots[i].account, slots[i].asset, slots[j].asset)
+        got = cache.get(key)
+        if got is None:
+            if problem.pools is None:  # a problem built by hand: one pool per pair
+                got = ((-1 - len(cache), problem.impact(*key)),)
+            else:
+                got = problem.pools(*key)
+            cache[key] = got
+        for p, k in got:
+            e_swap.append(n)
+            e_pool.append(p)
+            e_k.append(k)
+    pools = np.array(e_pool, dtype=np.int64)
+    # NOTE: dense pool numbering local to these swaps (hand-built problems use negatives)
+    _, local = np.unique(pools, return_inverse=True)
+    return np.array(e_swap, dtype=np.int64), local.astype(np.int64), np.array(e_k)
 
 
 def program(
@@ -471,7 +500,9 @@ def program(
 ) -> Solution:
     """One solve of the pair program over ``swaps`` (a pair repeated is one slice each):
     ``milp`` (binaries), ``relaxed`` (binaries in [0, 1]) or ``fixed`` (every swap on: gas
-    paid, size at least the minimum)."""
+    paid, size at least the minimum). Impact is per pool on the volume of every swap through
+    it (``around``: the sizes found before, to re-centre the pools' pieces and to charge each
+    bought row its swap's share of impact)."""
     slots, accounts = problem.slots, problem.accounts
     n_p = len(swaps)
     si = np.array([i for i, _ in swaps])
@@ -485,54 +516,83 @@ def program(
         cap = np.minimum(cap, problem.max_trade_pp * (1 - 1e-7))
     if problem.max_run_pp is not None:
         cap = np.minimum(cap, problem.max_run_pp)
-    k = np.array(
-        [problem.impact(slots[i].account, slots[i].asset, slots[j].asset) for i, j in swaps]
-    )
-    pts = _breakpoints(cap, None if around is None else np.asarray(around, dtype=float), segments)
+    e_swap, e_pool, e_k = swap_pools(problem, swaps)
+    n_pool = int(e_pool.max()) + 1 if len(e_pool) else 0
+    pool_k = np.zeros(n_pool)
+    pool_k[e_pool] = e_k
+    # a pool's volume is at most what its swaps can sell (each sold slot counted once)
+    pool_cap = np.zeros(n_pool)
+    seen_slot: set[tuple[int, int]] = set()
+    for n, p in zip(e_swap, e_pool, strict=True):
+        if (int(si[n]), int(p)) not in seen_slot:
+            seen_slot.add((int(si[n]), int(p)))
+            pool_cap[p] += problem.sell_cap(int(si[n]))
+    if problem.max_run_pp is not None:
+        pool_cap = np.minimum(pool_cap, problem.max_run_pp)
+    pool_cap = np.maximum(pool_cap, 1e-12)
+    vol_hat = None
+    share = np.zeros(n_p)
+    if around is not None:
+        a_arr = np.asarray(around, dtype=float)
+        vol_hat = np.zeros(n_pool)
+        np.add.at(vol_hat, e_pool, a_arr[e_swap])
+        np.add.at(share, e_swap, e_k * vol_hat[e_pool])
+        vol_hat = np.maximum(vol_hat, 1e-12)
+    pts = _breakpoints(pool_cap, vol_hat, segments)
     widths = np.diff(pts, axis=1)
     # chords over-estimate impact (the plan is conservative); ``lower``: each piece at the
     # slope of its left end, which under-estimates it, so a relaxation is a true lower bound
-    slope = k[:, None] * (2 * pts[:, :-1] if lower else pts[:, :-1] + pts[:, 1:])
+    slope = pool_k[:, None] * (2 * pts[:, :-1] if lower else pts[:, :-1] + pts[:, 1:])
     b = Builder()
     on = b.vars(gas, 1.0 if kind == "fixed" else 0.0, 1.0, integer=kind == "milp")
-    seg = b.vars((fee[:, None] + slope).ravel(), 0.0, widths.ravel()).reshape(widths.shape)
+    x = b.vars(fee, 0.0, cap)
+    seg = b.vars(slope.ravel(), 0.0, widths.ravel()).reshape(widths.shape)
     n_seg = seg.shape[1]
-    seg_pair = np.repeat(np.arange(n_p), n_seg)
-    ones = np.ones(n_p * n_seg)
+    # each pool's pieces carry the volume of its swaps
+    b.rows(
+        np.concatenate([e_pool, np.repeat(np.arange(n_pool), n_seg)]),
+        np.concatenate([x[e_swap], seg.ravel()]),
+        np.concatenate([np.ones(len(e_swap)), -np.ones(n_pool * n_seg)]),
+        np.zeros(n_pool),
+        0.0,
+    )
+    idx = np.arange(n_p)
     if kind != "fixed":
-        # perspective: each segment only when the swap is on (x_s <= w_s * on)
         b.rows(
-            np.concatenate([np.arange(n_p * n_seg), np.arange(n_p * n_seg)]),
-            np.concatenate([seg.ravel(), np.repeat(on, n_seg)]),
-            np.concatenate([ones, -widths.ravel()]),
-            np.full(n_p * n_seg, -np.inf),
+            np.concatenate([idx, idx]),
+            np.concatenate([x, on]),
+            np.concatenate([np.ones(n_p), -cap]),
+            np.full(n_p, -np.inf),
             0.0,
         )
         # swaps of one sell slot whose bought tokens are interchangeable (same rows, same
-        # impact; slices of one pair are the extreme case): use them in order, so branch and
+        # pools; slices of one pair are the extreme case): use them in order, so branch and
         # bound does not explore their permutations
         sig = signatures(problem)
-        key = [(i, sig[slots[j].asset], k[n]) for n, (i, j) in enumerate(swaps)]
+        pools_of: list[list[int]] = [[] for _ in range(n_p)]
+        for n, p in zip(e_swap, e_pool, strict=True):
+            pools_of[n].append(int(p))
+        key = [(i, sig[slots[j].asset], tuple(pools_of[n])) for n, (i, j) in enumerate(swaps)]
         order = sorted(range(n_p), key=lambda n: (key[n], swaps[n][1], n))
         same_prev = [
             (order[q - 1], order[q]) for q in range(1, n_p) if key[order[q]] == key[order[q - 1]]
         ]
-        same = [n for _, n in same_prev]
-        if same:
+        if same_prev:
             prev = np.array([p for p, _ in same_prev])
-            s_arr = np.array(same)
+            s_arr = np.array([n for _, n in same_prev])
+            m_ = len(s_arr)
             b.rows(
-                np.concatenate([np.arange(len(same)), np.arange(len(same))]),
+                np.concatenate([np.arange(m_), np.arange(m_)]),
                 np.concatenate([on[prev], on[s_arr]]),
-                np.concatenate([np.ones(len(same)), -np.ones(len(same))]),
-                np.zeros(len(same)),
+                np.concatenate([np.ones(m_), -np.ones(m_)]),
+                np.zeros(m_),
                 np.inf,
             )
     if problem.min_pp > 0:
         b.rows(
-            np.concatenate([seg_pair, np.arange(n_p)]),
-            np.concatenate([seg.ravel(), on]),
-            np.concatenate([ones, np.full(n_p, -problem.min_pp)]),
+            np.concatenate([idx, idx]),
+            np.concatenate([x, on]),
+            np.concatenate([np.ones(n_p), np.full(n_p, -problem.min_pp)]),
             np.zeros(n_p),
             np.inf,
         )
@@ -542,56 +602,48 @@ def program(
         if nxt:
             nx = np.array(nxt)
             b.rows(
-                np.concatenate([np.repeat(np.arange(len(nx)), n_seg), np.arange(len(nx))]),
-                np.concatenate([seg[nx - 1].ravel(), on[nx]]),
-                np.concatenate([np.ones(len(nx) * n_seg), np.full(len(nx), -cap[nx - 1])]),
+                np.concatenate([np.arange(len(nx)), np.arange(len(nx))]),
+                np.concatenate([x[nx - 1], on[nx]]),
+                np.concatenate([np.ones(len(nx)), -cap[nx - 1]]),
                 np.zeros(len(nx)),
                 np.inf,
             )
     # the plan's total cost as one variable, so each band row refers to it once (sparse)
     cost_var = b.var(0.0)
     b.rows(
-        np.zeros(n_p * n_seg + n_p + 1, dtype=np.int64),
-        np.concatenate([seg.ravel(), on, [cost_var]]),
-        np.concatenate([(fee[:, None] + slope).ravel(), gas, [-1.0]]),
+        np.zeros(2 * n_p + n_pool * n_seg + 1, dtype=np.int64),
+        np.concatenate([x, on, seg.ravel(), [cost_var]]),
+        np.concatenate([fee, gas, slope.ravel(), [-1.0]]),
         [0.0],
         0.0,
     )
     # never sell more than held
     sold, sold_row = np.unique(si, return_inverse=True)
     b.rows(
-        sold_row[seg_pair],
-        seg.ravel(),
-        ones,
+        sold_row,
+        x,
+        np.ones(n_p),
         np.full(len(sold), -np.inf),
         np.array([problem.sell_cap(i) for i in sold]),
     )
     # gas and native sales come out of the native coin above its reserve
     accs, acc_row = np.unique(acc_of, return_inverse=True)
-    nat_seg = native[seg_pair]
     b.rows(
-        np.concatenate([acc_row, acc_row[seg_pair][nat_seg]]),
-        np.concatenate([on, seg.ravel()[nat_seg]]),
-        np.concatenate([gas, ones[nat_seg]]),
+        np.concatenate([acc_row, acc_row[native]]),
+        np.concatenate([on, x[native]]),
+        np.concatenate([gas, np.ones(int(native.sum()))]),
         np.full(len(accs), -np.inf),
         np.array([max(accounts[a].native_avail_pp, 0.0) for a in accs]),
     )
     if problem.max_run_pp is not None:
-        b.rows(
-            np.zeros(n_p * n_seg, dtype=np.int64), seg.ravel(), ones, [-np.inf], problem.max_run_pp
-        )
-    _band_rows(b, problem, swaps, seg, on, fee, slope, gas, cost_var)
+        b.rows(np.zeros(n_p, dtype=np.int64), x, np.ones(n_p), [-np.inf], problem.max_run_pp)
+    _band_rows(b, problem, swaps, x, on, 1.0 - fee - share, gas, cost_var)
     if problem.tax:
         _tax_rows(
             b,
             problem,
             {
-                a: [
-                    (int(v), 1.0)
-                    for n in range(n_p)
-                    if slots[swaps[n][0]].asset == a
-                    for v in seg[n]
-                ]
+                a: [(int(x[n]), 1.0) for n in range(n_p) if slots[swaps[n][0]].asset == a]
                 for a in problem.tax
             },
         )
@@ -599,38 +651,36 @@ def program(
     if kind == "milp":
         options.update(node_limit=NODE_LIMIT, mip_rel_gap=MIP_GAP)
     res = b.solve(kind == "milp", options)
-    x = res.x
-    if x is None:
+    sol_x = res.x
+    if sol_x is None:
         return Solution([], f"{kind} found no solution: {res.message}", 0, n_p, None, kind)
-    amounts = x[seg].sum(axis=1)
+    amounts = sol_x[x]
     trades = [
         PairTrade(i, j, float(amounts[n]))
         for n, (i, j) in enumerate(swaps)
-        if (x[on[n]] > 0.5 or kind == "relaxed") and amounts[n] > 1e-12
+        if (sol_x[on[n]] > 0.5 or kind == "relaxed") and amounts[n] > 1e-12
     ]
     status = "optimal" if res.status == 0 else f"stopped early ({res.message})"
     bound = float(res.fun)
     if kind == "milp":
         dual = getattr(res, "mip_dual_bound", None)
         bound = float(dual) if dual is not None and np.isfinite(dual) else bound
-    return Solution(trades, status, 0, n_p, float(res.fun), kind, bound, float(x[cost_var]))
+    return Solution(trades, status, 0, n_p, float(res.fun), kind, bound, float(sol_x[cost_var]))
 
 
 def _band_rows(
     b: Builder,
     problem: Problem,
     swaps: Sequence[tuple[int, int]],
-    seg: np.ndarray,
+    x: np.ndarray,
     on: np.ndarray,
-    fee: np.ndarray,
-    slope: np.ndarray,
+    out: np.ndarray,
     gas: np.ndarray,
     cost_var: int,
 ) -> None:
-    """Soft band rows with the total shrunk by the plan's cost, and the tie-break toward
-    target of leaf rows."""
+    """Soft band rows with the total shrunk by the plan's cost (a bought row gets ``out`` per
+    point sold), and the tie-break toward target of leaf rows."""
     slots, accounts = problem.slots, problem.accounts
-    n_seg = seg.shape[1]
     asset_rows = problem.asset_rows()
     e_row: list[int] = []
     e_pair: list[int] = []
@@ -653,12 +703,9 @@ def _band_rows(
     local[touched] = np.arange(len(touched))
     keep = local[er] >= 0
     er, ep, ek = er[keep], ep[keep], ek[keep]
-    segs_mask = ek < 2
-    sp = ep[segs_mask]
-    seg_vals = np.where((ek[segs_mask] == 0)[:, None], 1.0 - fee[sp, None] - slope[sp], -1.0)
-    ex_rows = np.concatenate([np.repeat(local[er[segs_mask]], n_seg), local[er[~segs_mask]]])
-    ex_cols = np.concatenate([seg[sp].ravel(), on[ep[~segs_mask]]])
-    ex_vals = np.concatenate([seg_vals.ravel(), -gas[ep[~segs_mask]]])
+    ex_rows = local[er]
+    ex_cols = np.where(ek < 2, x[ep], on[ep])
+    ex_vals = np.where(ek == 0, out[ep], np.where(ek == 1, -1.0, -gas[ep]))
     n_t = len(touched)
     rlo = np.array([problem.rows[r].lo for r in touched])
     rhi = np.array([problem.rows[r].hi for r in touched])
