@@ -49,7 +49,7 @@ _GRID_RATIO = 1.45
 """Ratio of consecutive distances of the grid points from its start."""
 _BISECT = 40
 """Bisection steps for the marginal cost at which a group sells what the LP says."""
-_POLISH = (0.5, 0.84, 1.0, 1.19, 2.0)
+_POLISH = (0.7, 1.0, 1.4)
 """Breakpoints of the sizes LP's chords, as multiples of each pool's volume found."""
 _TOL = 1e-12
 
@@ -556,8 +556,17 @@ def _polish(
         np.inf,
     )
     # never sell more than held
-    slots, slot_row = np.unique(p, return_inverse=True)
-    b.rows(slot_row, xs, np.ones(n_sw), np.full(len(slots), -np.inf), d.cap[slots])
+    # (a slot sold by one swap only is held to it by the swap's bound)
+    slots, slot_row, count = np.unique(p, return_inverse=True, return_counts=True)
+    shared = count[slot_row] > 1
+    local_slot = np.cumsum(count > 1) - 1
+    b.rows(
+        local_slot[slot_row[shared]],
+        xs[shared],
+        np.ones(int(shared.sum())),
+        np.full(int((count > 1).sum()), -np.inf),
+        d.cap[slots[count > 1]],
+    )
     gas_acc = np.bincount(a, weights=n * d.gas[a], minlength=len(d.fee))
     nat = np.flatnonzero(d.is_native[p])
     if len(nat):
