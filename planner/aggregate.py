@@ -1,4 +1,4 @@
-"""Large plans under the pooled impact model: one LP over amounts, then swaps, then sizes.
+"""Large plans under the pooled impact model: one small LP over amounts, then swaps, then sizes.
 
 Above ``optimise.EXACT_MAX_SWAPS`` candidate swaps the exact MILP is too big. But a plan's impact
 depends only on the value each chain moves through each asset's pool, not on how a move is cut
@@ -6,29 +6,31 @@ into swaps, and a wallet may buy any token of its chain: so what a plan sells of
 and buys of each asset on each chain decides its fee, impact and band rows, and how those
 amounts are paired into swaps decides only its gas. Hence three steps:
 
-1. **A relaxation**, one LP: the points sold of every position and bought of every asset per
-   chain (what a chain's wallets sell, they buy), pool volumes with impact under-estimated
-   (tangents), gas as a relaxed fixed cost per position sold (every position sold is at least
-   one swap: the perspective ``x <= cap * on``), the native budget, the run limit and soft band
-   rows. Its cost is a lower bound of any plan's cost (up to the second-order effect of costs
-   on the weights), so ``Solution.gap`` measures the plan against it.
-2. **Swaps**: per chain the bought amounts are shared out over wallets (north-west corner: the
-   fewest pieces), then per wallet its sales are matched to its purchases the same way, at most
-   ``sells + buys - 1`` swaps; pieces under the minimum are dropped, swaps trimmed to what the
-   native coin pays for.
-3. **Sizes**: one LP over that fixed set (impact over-estimated by chords around the volumes
-   found, each bought row charged its share linearised there), so the sizes are the best for
-   those swaps and the plan meets the bands whenever resizing can.
+1. **A relaxation**: pools of one chain alike to the band rows (same rows, same k) are one
+   group, whose least cost of selling or buying a given amount is convex and tabulated exactly
+   (positions in order of fee and gas per point, every position sold at least one swap; each
+   pool's impact); one LP over the groups' amounts with those costs bounded below by their
+   tangents, a chain's wallets balancing together, soft band rows, only the rows that need it
+   (rows its answer leaves outside their band are added and it is solved again). Every
+   simplification relaxes, so its cost is a lower bound of any plan's (up to the second-order
+   effect of costs on the weights): ``Solution.gap`` measures the plan against it.
+2. **Swaps**: each group's amount split as its tabulated optimum does; per chain the bought
+   amounts shared out over wallets (north-west corner: the fewest pieces), then per wallet its
+   sales matched to its purchases the same way, at most ``sells + buys - 1`` swaps; pieces
+   under the minimum dropped, swaps trimmed to what the native coin pays gas for.
+3. **Sizes**: unless those swaps already end inside the bands, one LP over that fixed set
+   (impact over-estimated by chords around the volumes found, each bought row charged its
+   share there), so the sizes are the best for those swaps.
 
-Everything is array work and two LPs without a time limit: deterministic, near-linear in the
-positions. Pair pools (``depth_usd_by_pair``) are not visible per position: the relaxation and
-the sizes price every swap through its two asset pools (see ``solve``).
+Array work and small LPs without a time limit: deterministic, near-linear in the positions.
+Pair pools (``depth_usd_by_pair``) are not visible per position: every swap is priced through
+its two asset pools here (the exact evaluation charges the pair pool).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.sparse import csr_array
@@ -608,6 +610,42 @@ def _polish(
     return np.asarray(res.x[xs]), n, float(res.fun), status
 
 
+def _inside(
+    problem: Problem, d: _Data, p: np.ndarray, q: np.ndarray, x: np.ndarray, n: np.ndarray
+) -> bool:
+    """Do the swaps end every band row inside its interval under the pooled model (each
+    bought row less its swap's share of impact at the final volumes, the total less the
+    cost)? Then the sizes need no LP."""
+    if problem.max_trade_pp is not None and (x > n * problem.max_trade_pp * (1 - 1e-7)).any():
+        return False
+    if (x < n * problem.min_pp).any() or (
+        np.bincount(p, weights=x) > d.cap[: p.max() + 1] + 1e-12
+    ).any():
+        return False
+    inc_s, inc_p = _pools_of(d, p, q)
+    vol = np.bincount(inc_p, weights=x[inc_s], minlength=len(d.pool_k))
+    rate = np.bincount(inc_s, weights=d.pool_k[inc_p] * vol[inc_p], minlength=len(p))
+    a = d.acc[p]
+    gas_acc = np.bincount(a, weights=n * d.gas[a], minlength=len(d.fee))
+    nat = d.is_native[p]
+    spent = gas_acc + np.bincount(a[nat], weights=x[nat], minlength=len(d.fee))
+    if (spent > np.maximum(d.native_avail, 0.0) + 1e-12).any():
+        return False
+    cost = float(np.sum(d.fee[a] * x) + np.sum(d.pool_k * vol**2) + gas_acc.sum())
+    idx = np.arange(len(p))
+    move = np.zeros(len(d.lo))
+    for r, _, v in (
+        _row_terms(d, d.asset[p], idx, -x),
+        _row_terms(d, d.asset[q], idx, x * (1 - d.fee[a] - rate)),
+        _row_terms(d, d.native_asset, np.arange(len(d.fee)), -gas_acc),
+    ):
+        move += np.bincount(r, weights=v, minlength=len(d.lo))
+    after = d.val + move
+    return bool(
+        np.all(after + d.lo * cost / 100 >= d.lo) and np.all(after + d.hi * cost / 100 <= d.hi)
+    )
+
+
 def _model_cost(d: _Data, p: np.ndarray, q: np.ndarray, x: np.ndarray, n: np.ndarray) -> float:
     """The pooled model's cost of the swaps: fee, ``k * V**2`` per pool and gas per slice."""
     inc_s, inc_p = _pools_of(d, p, q)
@@ -616,14 +654,73 @@ def _model_cost(d: _Data, p: np.ndarray, q: np.ndarray, x: np.ndarray, n: np.nda
     return float(np.sum(d.fee[a] * x) + np.sum(d.pool_k * vol**2) + np.sum(n * d.gas[a]))
 
 
+def _restricted(d: _Data, active: np.ndarray) -> _Data:
+    """``d`` with only the ``active`` band rows (signatures over those rows alone)."""
+    rows = d.asset_rows[:, np.flatnonzero(active)].tocsr()
+    ids: dict[tuple[int, ...], int] = {}
+    sig = np.array(
+        [
+            ids.setdefault(tuple(rows.indices[rows.indptr[a] : rows.indptr[a + 1]]), len(ids))
+            for a in range(rows.shape[0])
+        ],
+        dtype=np.int64,
+    )
+    return replace(
+        d,
+        asset_rows=rows,
+        sig=sig,
+        lo=d.lo[active],
+        hi=d.hi[active],
+        val=d.val[active],
+        tgt=d.tgt[active],
+        leaf=d.leaf[active],
+    )
+
+
+def _rows_generated(problem: Problem, d: _Data) -> tuple[np.ndarray, np.ndarray, float, float, str]:
+    """The relaxation over the band rows that need it: first those outside their band now,
+    then again with every row its answer leaves outside, until it leaves none (dropping rows
+    only relaxes it, so each answer is a lower bound; far fewer rows, far fewer groups)."""
+    active = (d.val < d.lo) | (d.val > d.hi)
+    fee_chain = np.full(d.n_chain, np.inf)
+    np.minimum.at(fee_chain, d.chain, d.fee)
+    nat_chain = np.full(d.n_chain, -1, dtype=np.int64)
+    nat_chain[d.chain] = d.native_asset
+    while True:
+        got = _relaxation(problem, d if active.all() else _restricted(d, active))
+        sold, bought, cost, bound, _ = got
+        if math.isnan(bound) or active.all():
+            return got
+        size = d.cap if problem.max_trade_pp is None else np.minimum(d.cap, problem.max_trade_pp)
+        gas = np.where(sold > 0, d.gas[d.acc] * sold / np.maximum(size, 1e-300), 0.0)
+        n_pool = len(d.pool_k)
+        parts = [
+            _row_terms(d, d.asset, np.arange(len(sold)), -sold),
+            _row_terms(d, d.native_asset[d.acc], np.arange(len(sold)), -gas),
+            _row_terms(
+                d,
+                d.pool_asset,
+                np.arange(n_pool),
+                bought * (1 - fee_chain[d.pool_chain]),
+            ),
+        ]
+        move = np.zeros(len(d.lo))
+        for r, _, v in parts:
+            move += np.bincount(r, weights=v, minlength=len(d.lo))
+        after = d.val + move
+        tol = 1e-9
+        out = (after + d.lo * cost / 100 < d.lo - tol) | (after + d.hi * cost / 100 > d.hi + tol)
+        if not (out & ~active).any():
+            return got
+        active |= out
+
+
 def solve(problem: Problem) -> Solution:
-    """The relaxation, the swaps, their sizes (see the module). Every swap is priced through
-    the two asset pools of its chain: a pair with a configured pair pool is planned as if it
-    went through its assets' pools (the exact evaluation charges the pair pool)."""
+    """The relaxation, the swaps, their sizes (see the module)."""
     d = _data(problem)
     if not (d.cap > 0).any() or not d.buyable.any():
         return Solution([], "no candidate trades", 0, 0, 0.0, "decomposed")
-    sold, bought, bound_cost, bound, status = _relaxation(problem, d)
+    sold, bought, bound_cost, bound, status = _rows_generated(problem, d)
     if math.isnan(bound):
         return Solution([], f"decomposed LP found no solution: {status}", 0, 0, None, "decomposed")
     support = int((sold > 0).sum() + (bought > 0).sum())
@@ -631,9 +728,12 @@ def solve(problem: Problem) -> Solution:
     p, q, x = _trim(problem, d, p, q, x)
     if not len(p):
         return Solution([], status, support, 0, 0.0, "decomposed", bound, 0.0, bound_cost)
-    x, n, objective, polish_status = _polish(problem, d, p, q, x)
-    if polish_status != "optimal":
-        status = f"{status}; {polish_status}"
+    n = _slices(problem, x)
+    objective = math.nan
+    if not _inside(problem, d, p, q, x, n):
+        x, n, objective, polish_status = _polish(problem, d, p, q, x)
+        if polish_status != "optimal":
+            status = f"{status}; {polish_status}"
     keep = x > _TOL
     p, q, x, n = p[keep], q[keep], x[keep], n[keep]
     cost = _model_cost(d, p, q, x, n)
@@ -643,6 +743,8 @@ def solve(problem: Problem) -> Solution:
         for i, j, v, c in zip(p.tolist(), q.tolist(), part.tolist(), n.tolist(), strict=True)
         for _ in range(c)
     ]
+    if math.isnan(objective):
+        objective = cost
     return Solution(
         trades, status, support, len(p), objective, "decomposed", bound, cost, bound_cost
     )
