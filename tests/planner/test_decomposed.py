@@ -3,9 +3,12 @@ no invariant broken, and inside the bands whenever the exact plan is."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from rebalancer.planner import optimise
+from rebalancer.planner.config import TradeLimits
 from rebalancer.planner.model import Portfolio, validate_all
 from rebalancer.planner.plan import make_plan
 from tests.planner.synthetic import make_portfolio, make_strategy, make_universe
@@ -32,3 +35,26 @@ def test_decomposed_plan_keeps_invariants_and_bands(
     if float(exact.solver["violation_pp"]) <= 1e-6:  # type: ignore[arg-type]
         assert float(plan.solver["violation_pp"]) <= 1e-6, plan.skipped  # type: ignore[arg-type]
     assert make_plan(pf, t, s, u, force=True).trades == plan.trades
+
+
+@pytest.mark.parametrize(
+    ("max_trade", "max_run"),
+    [(Decimal(4000), None), (None, Decimal(60_000)), (Decimal(3000), Decimal(90_000))],
+)
+def test_decomposed_plan_keeps_the_size_limits(
+    monkeypatch: pytest.MonkeyPatch, max_trade: Decimal | None, max_run: Decimal | None
+) -> None:
+    u = make_universe(3, 12, 3)
+    s = make_strategy(u)
+    t = validate_all(s, u)
+    holdings, prices = make_portfolio(u, 2, 3)
+    pf = Portfolio.build(holdings, prices)
+    limits = TradeLimits(max_trade_usd=max_trade, max_run_usd=max_run)
+    monkeypatch.setattr(optimise, "EXACT_MAX_SWAPS", 0)
+    plan = make_plan(pf, t, s, u, force=True, limits=limits)
+    assert plan.solver["method"] == "decomposed"
+    _check_hard_constraints(pf, plan, s, u)  # type: ignore[arg-type]
+    if max_trade is not None:
+        assert all(tr.value_usd <= max_trade for tr in plan.trades)
+    if max_run is not None:
+        assert sum((tr.value_usd for tr in plan.trades), Decimal(0)) <= max_run
