@@ -128,7 +128,7 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
     for _ in range(_SETTLE_ROUNDS):
         walk = _walk(ctx, proposals, pools, volume)
         final = pools.volumes(
-            (t.chain, t.sell.asset, t.buy.asset, t.value_usd) for t in walk.trades
+            (t.p.chain, t.p.sell.asset, t.p.buy.asset, t.value_in) for t in walk.trades
         )
         if all(v <= volume.get(key, Decimal(0)) for key, v in final.items()):
             break
@@ -193,8 +193,20 @@ class _Pools:
 
 
 @dataclass
+class _Step:
+    """One trade of the walk, before its impact is settled."""
+
+    p: Proposal
+    raw_in: int
+    value_in: Decimal
+    fee: Decimal
+    expected: int
+    """What it buys with the walk's (upper) impact."""
+
+
+@dataclass
 class _Walk:
-    trades: list[Trade]
+    trades: list[_Step]
     skipped: tuple[Skip, ...]
     state: dict[tuple[str, str, str], int]
     tokens: dict[str, Token]
@@ -216,14 +228,13 @@ def _walk(
     remaining: dict[tuple[str, str], int] = {}
     for p in proposals:
         remaining[(p.chain, p.wallet)] = remaining.get((p.chain, p.wallet), 0) + 1
-    trades: list[Trade] = []
+    trades: list[_Step] = []
     skipped: list[Skip] = []
     sold: dict[tuple[str, str, str], int] = {}
     natives = {c: ctx.universe.native(c) for c in ctx.gas_usd}
     models = {c: ctx.strategy.cost_model(c) for c in ctx.gas_usd}
     # NOTE: one Decimal rate per (chain, pair): a dense plan repeats pairs ~10^4 times
     rates: dict[tuple[str, str, str], Decimal] = {}
-    slip = 1 - ctx.strategy.slippage_bps / _BPS
     for p in proposals:
         acc = (p.chain, p.wallet)
         remaining[acc] -= 1
@@ -311,7 +322,6 @@ def _walk(
                 TradeSkip(**base, reason=SkipReason.NO_ROUTE, detail="costs exceed the value")
             )
             continue
-        min_out = to_base_units(Decimal(expected) * slip, 0)
         state[sell_key] = state.get(sell_key, 0) - raw_in
         sold[sell_key] = sold.get(sell_key, 0) + raw_in
         state[buy_key] = state.get(buy_key, 0) + expected
@@ -321,24 +331,7 @@ def _walk(
         tokens[p.buy.id] = p.buy
         tokens[p.sell.id] = p.sell
         tokens[native.id] = native
-        trades.append(
-            Trade(
-                id="",
-                chain=p.chain,
-                wallet=p.wallet,
-                sell=p.sell,
-                buy=p.buy,
-                amount_in=raw_in,
-                expected_out=expected,
-                min_out=min_out,
-                value_usd=value_in,
-                fee_usd=fee,
-                impact_usd=impact,
-                gas_usd=ctx.gas_usd[p.chain],
-                gas_native=gas_raw,
-                reason="",
-            )
-        )
+        trades.append(_Step(p, raw_in, value_in, fee, expected))
     return _Walk(trades, tuple(skipped), state, tokens)
 
 
@@ -352,26 +345,35 @@ def _settle(
     rates: dict[tuple[str, str, str], Decimal] = {}
     out: list[Trade] = []
     cost = Decimal(0)
-    for t in walk.trades:
-        pair = (t.chain, t.sell.asset, t.buy.asset)
+    for step in walk.trades:
+        p = step.p
+        pair = (p.chain, p.sell.asset, p.buy.asset)
         rate = rates.get(pair)
         if rate is None:
             rate = rates[pair] = pools.rate(*pair, volume)
-        impact = rate * t.value_usd
-        if impact != t.impact_usd:
-            expected = to_base_units(
-                (t.value_usd - t.fee_usd - impact) / prices[t.buy.asset], t.buy.decimals
-            )
-            if expected < t.expected_out:  # cannot happen: volumes only shrank
-                raise AssertionError("plan impact grew when settled")
-            key = (t.chain, t.wallet, t.buy.id)
-            walk.state[key] += expected - t.expected_out
-            t = replace(
-                t,
-                impact_usd=impact,
-                expected_out=expected,
-                min_out=to_base_units(Decimal(expected) * slip, 0),
-            )
+        impact = rate * step.value_in
+        expected = to_base_units(
+            (step.value_in - step.fee - impact) / prices[p.buy.asset], p.buy.decimals
+        )
+        if expected < step.expected:  # cannot happen: volumes only shrank
+            raise AssertionError("plan impact grew when settled")
+        walk.state[(p.chain, p.wallet, p.buy.id)] += expected - step.expected
+        t = Trade(
+            id="",
+            chain=p.chain,
+            wallet=p.wallet,
+            sell=p.sell,
+            buy=p.buy,
+            amount_in=step.raw_in,
+            expected_out=expected,
+            min_out=to_base_units(Decimal(expected) * slip, 0),
+            value_usd=step.value_in,
+            fee_usd=step.fee,
+            impact_usd=impact,
+            gas_usd=ctx.gas_usd[p.chain],
+            gas_native=ctx.gas_raw[p.chain],
+            reason="",
+        )
         out.append(t)
         cost += t.est_cost_usd
     return out, cost

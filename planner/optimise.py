@@ -1,21 +1,22 @@
 """The trade optimiser: which swaps, where, and how large, at least cost. HiGHS via scipy.
 
 The model. A swap sells one token for another in one wallet on one chain. It costs the chain's
-fee on the value sold, price impact ``k * x**2`` (``k`` from the two assets' depths) and the
-chain's gas, a fixed cost paid once per swap; it is at least ``min_pp`` and at most
-``max_trade_pp`` (a larger move is the fewest slices of one pair within it, equal parts, each
-its own swap paying its own gas); the run trades at most ``max_run_pp``; gas and native sales
-come out of the native coin above its reserve; nothing is sold beyond what is held; every
-targeted row should end inside its goal interval, measured against the total after costs.
-Band rows are soft (a slack with a large penalty), so the program always has a solution: the
-best feasible one when the bands cannot all be met. Units are percentage points of the
-portfolio's total (well scaled).
+fee on the value sold and the chain's gas, a fixed cost paid once per swap; it is at least
+``min_pp`` and at most ``max_trade_pp`` (a larger move is the fewest slices of one pair within
+it, equal parts, each its own swap paying its own gas); price impact is per *pool*
+(``CostModel.pools``: a pair's pool, or each asset's market on the chain), ``k * V**2`` on the
+volume ``V`` of every swap of the chain through it, so splitting a move saves no impact; the
+run trades at most ``max_run_pp``; gas and native sales come out of the native coin above its
+reserve; nothing is sold beyond what is held; every targeted row should end inside its goal
+interval, measured against the total after costs. Band rows are soft (a slack with a large
+penalty), so the program always has a solution: the best feasible one when the bands cannot
+all be met. Units are percentage points of the portfolio's total (well scaled).
 
 **Exact** (up to ``EXACT_MAX_SWAPS`` candidate swaps): a MILP over *every* pair of every wallet
 whose two tokens differ in some targeted row (a pair that changes no row only costs money; no
-other pair is pruned), one on/off binary per swap (gas, minimum size), convex impact by chords
-on geometric breakpoints with the perspective strengthening (``x_s <= w_s * on``), so its LP
-relaxation is tight and branch and bound short. A node limit bounds it, never a time limit.
+other pair is pruned), one on/off binary per swap (gas, minimum size), each pool's convex
+impact by chords on geometric breakpoints of its volume. A node limit bounds it, never a time
+limit.
 
 **Decomposed** (above ``EXACT_MAX_SWAPS``: typically tens of wallets x hundreds of tokens):
 ``planner.aggregate``: across wallets, one LP over routes (per wallet, a row signature's
@@ -28,9 +29,10 @@ finds the positions and rows worth trading; (2) the pair program over those sell
 wallet's bought rows, relaxed; (3) pairs used at the minimum size or more fixed on, solved
 again; its gap is against the relaxation.
 
-The exact MILP ends with a polish: the on-set fixed, breakpoints re-centred on each swap's
-size, so sizes are exact to well under 1% of impact. The caller turns the result into integer
-base units and checks every constraint again in exact arithmetic (``planner.evaluate``).
+The exact MILP ends with a polish: the on-set fixed, breakpoints re-centred on each pool's
+volume and each bought row charged its swaps' share of impact, so sizes are exact to well
+under 1% of impact. The caller turns the result into integer base units and checks every
+constraint again in exact arithmetic (``planner.evaluate``).
 """
 
 from __future__ import annotations

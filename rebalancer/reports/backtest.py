@@ -527,7 +527,7 @@ class _Replay:
             buys *= s_tot / b_tot
         model = self.costs.model
         symbols = self.book.symbols
-        fee = impact = Decimal(0)
+        fee = Decimal(0)
         swaps = 0
         s_order = sorted(np.flatnonzero(sells), key=lambda i: (-sells[i], i))
         b_order = sorted(np.flatnonzero(buys), key=lambda i: (-buys[i], i))
@@ -535,13 +535,18 @@ class _Replay:
             [Decimal(repr(float(sells[a]))) for a in s_order],
             [Decimal(repr(float(buys[b]))) for b in b_order],
         )
+        volume: dict[str, Decimal] = {}
+        k_of: dict[str, Decimal] = {}
         for i, j, usd in pairs:
             if usd <= _DUST:  # float residue of matching the two sides
                 continue
             a, b = symbols[s_order[i]], symbols[b_order[j]]
             swaps += 1
             fee += model.fee_usd(usd)
-            impact += model.impact_usd(usd, a, b)
+            for pool, k in model.pools(a, b):  # impact per pool on its total, like the planner
+                volume[pool] = volume.get(pool, Decimal(0)) + usd
+                k_of[pool] = k
+        impact = sum((k_of[p] * v * v for p, v in volume.items()), Decimal(0))
         gas = swaps * self.costs.gas_on(self.h, t)
         cost = float(fee + impact + gas)
         new_values = (values - sells + buys) * max(total - cost, 0.0) / total
