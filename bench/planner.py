@@ -84,7 +84,7 @@ def time_plan(n_assets: int, wallets: int, seeds: range, repeats: int) -> dict[s
     positions = []
     for seed in seeds:
         u = make_universe(3, n_assets, seed)
-        s = make_strategy(u)
+        s = dense_strategy(u, n_assets)  # 50 assets: the plain synthetic strategy
         t = validate_all(s, u)
         holdings, prices = make_portfolio(u, wallets, seed)
         pf = Portfolio.build(holdings, prices)
