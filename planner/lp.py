@@ -102,7 +102,9 @@ class Builder:
             b_eq=hi[eq],
             bounds=np.column_stack([np.concatenate(self._lb), np.concatenate(self._ub)]),
             method="highs-ds",
-            options={"presolve": False},
+            # NOTE: presolve on here (unlike the MILP): the sizes LP of a dense plan solves in
+            # about half the time with it (bench/planner.py, 45,000 positions: ~1.5 -> ~0.7 s)
+            options={"presolve": True},
         )
 
     def solve(self, integer: bool, options: dict[str, object] | None = None) -> Any:
