@@ -122,9 +122,7 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
         return Outcome((), (), ctx.portfolio, Decimal(0), Decimal(0), violation(ctx, ctx.portfolio))
     proposals = sliced(ctx, proposals)
     pools = _Pools(ctx)
-    volume = pools.volumes(
-        (p.chain, p.sell.asset, p.buy.asset, min(p.usd, _held_usd(ctx, p))) for p in proposals
-    )
+    volume = pools.volumes((p.chain, p.sell.asset, p.buy.asset, _most(ctx, p)) for p in proposals)
     for _ in range(_SETTLE_ROUNDS):
         walk = _walk(ctx, proposals, pools, volume)
         final = pools.volumes(
@@ -185,9 +183,15 @@ def _after(
     return Portfolio(tuple(positions), prices)
 
 
-def _held_usd(ctx: PlanContext, p: Proposal) -> Decimal:
-    raw = ctx.held.get((p.chain, p.wallet, p.sell.id), 0)
-    return from_base_units(raw, p.sell.decimals) * ctx.portfolio.prices[p.sell.asset]
+def _most(ctx: PlanContext, p: Proposal) -> Decimal:
+    """The most a proposal's trade can be worth (what it asks plus the dust the walk may add,
+    or the minimum size it may be raised to, never above what is held): so one walk at these
+    volumes charges at least the final impact, and settles in one round."""
+    price = ctx.portfolio.prices[p.sell.asset]
+    held = from_base_units(ctx.held.get((p.chain, p.wallet, p.sell.id), 0), p.sell.decimals)
+    unit = from_base_units(1, p.sell.decimals) * price
+    asked = p.usd + max(_CENT, p.usd * _DUST)
+    return min(max(asked, ctx.strategy.min_trade_usd + unit), held * price)
 
 
 class _Pools:
