@@ -1,565 +1,750 @@
-"""Large plans: one small LP over aggregated flows across wallets, then swaps per wallet.
+"""Large plans under the pooled impact model: one small LP over amounts, then swaps, then sizes.
 
-Above ``optimise.EXACT_MAX_SWAPS`` candidate swaps the exact MILP is too big, so the problem is
-decomposed. **Across wallets**, an LP over *routes*: per wallet, value moved from the positions
-of one row signature (the targeted rows an asset belongs to; a wallet's native coin apart) in
-one size bucket (positions of similar size) to the tokens of another signature. A route's cost
-per point moved is the cheapest any swap there can have: the fee, plus impact ``k * s`` and gas
-``g / s`` at the best swap size ``s = sqrt(g / k)`` clipped to the minimum trade, the trade
-limit and the bucket's largest position (``k * x**2 + g`` per swap of ``x``, so splitting a move
-into swaps of size ``s`` costs ``2 * sqrt(k * g)`` per point, and no swap costs less). So the
-LP's cost is a lower bound of any plan's over the same model (up to the second-order effect
-of costs on the weights). Its columns are generated: it starts from the routes that sell an
-over-weight signature for an under-weight one, and adds every route whose reduced cost under
-the LP's duals is negative until none is: the pruning is provably safe, the LP optimal over
-every route. **Per wallet**, each route's flow becomes swaps of about size ``s``, from its
-largest positions, into distinct tokens of the bought signature, deepest first.
+Above ``optimise.EXACT_MAX_SWAPS`` candidate swaps the exact MILP is too big. But a plan's impact
+depends only on the value each chain moves through each asset's pool, not on how a move is cut
+into swaps, and a wallet may buy any token of its chain: so what a plan sells of each position
+and buys of each asset on each chain decides its fee, impact and band rows, and how those
+amounts are paired into swaps decides only its gas. Hence three steps:
 
-Time grows with the routes the LP needs (a few per wallet) and the swaps made, not with the
-pairs of tokens, and nothing depends on a time limit. ``Solution.gap`` is the plan's model cost
-against the LP's bound.
+1. **A relaxation**: pools of one chain alike to the band rows (same rows, same k) are one
+   group, whose least cost of selling or buying a given amount is convex and tabulated exactly
+   (positions in order of fee and gas per point, every position sold at least one swap; each
+   pool's impact); one LP over the groups' amounts with those costs bounded below by their
+   tangents, a chain's wallets balancing together, soft band rows, only the rows that need it
+   (rows its answer leaves outside their band are added and it is solved again). Every
+   simplification relaxes, so its cost is a lower bound of any plan's (up to the second-order
+   effect of costs on the weights): ``Solution.gap`` measures the plan against it.
+2. **Swaps**: each group's amount split as its tabulated optimum does; per chain the bought
+   amounts shared out over wallets (north-west corner: the fewest pieces), then per wallet its
+   sales matched to its purchases the same way, at most ``sells + buys - 1`` swaps; pieces
+   under the minimum dropped, swaps trimmed to what the native coin pays gas for.
+3. **Sizes**: unless those swaps already end inside the bands, one LP over that fixed set
+   (impact over-estimated by chords around the volumes found, each bought row charged its
+   share there), so the sizes are the best for those swaps.
+
+Array work and small LPs without a time limit: deterministic, near-linear in the positions.
+Pair pools (``depth_usd_by_pair``) are not visible per position: every swap is priced through
+its two asset pools here (the exact evaluation charges the pair pool).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.optimize import linprog
 from scipy.sparse import csr_array
 
+from rebalancer.planner.lp import Builder
 from rebalancer.planner.optimise import (
     BIG,
     EPS_DEV,
+    MAX_SLICES,
     PairTrade,
     Problem,
     Solution,
-    signatures,
 )
 
-_BUCKETS = 8
-"""Size buckets of a signature's positions in one wallet (each half the one above)."""
-_ROUNDS = 60
-"""Most column-generation rounds (each adds every negative route; it ends far sooner)."""
-_ADD = 20000
-"""Most routes added per round (the most negative first)."""
-_TAIL = 5
-"""Segments of a route beyond one best-size swap per pair."""
-_TAIL_RATIO = 3.0
-"""Each tail segment ends this many times further than it starts."""
-_LP_OPTIONS: dict[str, Any] = {"presolve": False}
+_GRID = 28
+"""Points of each group's tabulated cost (the envelope of their tangents bounds it below)."""
+_GRID_RATIO = 1.45
+"""Ratio of consecutive distances of the grid points from its start."""
+_BISECT = 40
+"""Bisection steps for the marginal cost at which a group sells what the LP says."""
+_POLISH = (0.7, 1.0, 1.4)
+"""Breakpoints of the sizes LP's chords, as multiples of each pool's volume found."""
+_TOL = 1e-12
 
 
 @dataclass
-class _Groups:
-    """Per wallet: sell groups (signature, native or not) split into size buckets, and buy
-    groups (signature), with what the LP needs of each."""
+class _Data:
+    """The problem as arrays: per slot, per account, per pool, per band row."""
 
-    cap_acc: np.ndarray
-    """per bucket: its account."""
-    cap_sig: np.ndarray
-    cap_native: np.ndarray
-    cap_size: np.ndarray
-    """per bucket: its largest position (points)."""
-    cap_total: np.ndarray
-    cap_k: np.ndarray
-    """per bucket: the lowest sell-side impact coefficient of its positions."""
-    cap_slots: list[list[tuple[int, float]]]
-    cap_count: np.ndarray
-    buy_acc: np.ndarray
-    buy_sig: np.ndarray
-    buy_k: np.ndarray
-    buy_slots: list[list[int]]
-    buy_count: np.ndarray
+    acc: np.ndarray
+    asset: np.ndarray
+    pool: np.ndarray
+    cap: np.ndarray
+    """what each slot may sell (0: nothing), within the run limit."""
+    buyable: np.ndarray
+    fee: np.ndarray
+    gas: np.ndarray
+    native_avail: np.ndarray
+    chain: np.ndarray
+    """per account."""
+    n_chain: int
+    pool_k: np.ndarray
+    pool_chain: np.ndarray
+    pool_asset: np.ndarray
+    asset_rows: csr_array
+    """asset x band row membership (0/1)."""
+    sig: np.ndarray
+    """per asset: its signature (the band rows it is in), as an id."""
+    native_asset: np.ndarray
+    """per account: its native coin's asset id (-1: not held anywhere)."""
+    is_native: np.ndarray
+    """per slot: the account's native slot."""
+    lo: np.ndarray
+    hi: np.ndarray
+    val: np.ndarray
+    tgt: np.ndarray
+    leaf: np.ndarray
 
 
-def _groups(problem: Problem, sig_id: dict[tuple[int, ...], int]) -> _Groups:
-    sig = signatures(problem)
-    sells: dict[tuple[int, int, bool], list[tuple[int, float]]] = {}
-    buys: dict[tuple[int, int], list[tuple[float, int]]] = {}
-    half_k: dict[tuple[int, str], float] = {}
-
-    def k_of(acc: int, asset: str) -> float:
-        key = (acc, asset)
-        if key not in half_k:
-            half_k[key] = problem.impact(acc, asset, asset) / 2
-        return half_k[key]
-
-    run = problem.max_run_pp if problem.max_run_pp is not None else math.inf
-    for idx, s in enumerate(problem.slots):
-        acc = problem.accounts[s.account]
-        if acc.locked:
-            continue
-        g = sig_id[sig[s.asset]]
-        cap = min(problem.sell_cap(idx), run)
-        if cap > 0:
-            sells.setdefault((s.account, g, idx == acc.native_slot), []).append((idx, cap))
-        if s.can_buy:
-            buys.setdefault((s.account, g), []).append((k_of(s.account, s.asset), idx))
-    c_acc, c_sig, c_nat, c_size, c_tot, c_k, c_slots = [], [], [], [], [], [], []
-    for (a, g, nat), items in sorted(sells.items()):
-        items.sort(key=lambda t: (-t[1], t[0]))
-        # positions of at least the account's best swap size are alike; smaller ones cost
-        # more gas per point, so they go in buckets halving in size
-        acc = problem.accounts[a]
-        k_min = 2 * min(k_of(a, problem.slots[i].asset) for i, _ in items)
-        top = max(math.sqrt(acc.gas_pp / k_min) if k_min > 0 else math.inf, problem.min_pp)
-        buckets: dict[int, list[tuple[int, float]]] = {}
-        for idx, cap in items:
-            b = 0 if cap >= top else min(_BUCKETS - 1, 1 + math.floor(math.log2(top / cap)))
-            buckets.setdefault(b, []).append((idx, cap))
-        for b in sorted(buckets):
-            members = buckets[b]
-            c_acc.append(a)
-            c_sig.append(g)
-            c_nat.append(nat)
-            c_size.append(members[0][1])
-            c_tot.append(sum(c for _, c in members))
-            c_k.append(min(k_of(a, problem.slots[i].asset) for i, _ in members))
-            c_slots.append(members)
-    b_acc, b_sig, b_k, b_slots = [], [], [], []
-    for (a, g), toks in sorted(buys.items()):
-        toks.sort()
-        b_acc.append(a)
-        b_sig.append(g)
-        b_k.append(toks[0][0])
-        b_slots.append([i for _, i in toks])
-    return _Groups(
-        np.array(c_acc, dtype=np.int64),
-        np.array(c_sig, dtype=np.int64),
-        np.array(c_nat, dtype=bool),
-        np.array(c_size, dtype=float),
-        np.array(c_tot, dtype=float),
-        np.array(c_k, dtype=float),
-        c_slots,
-        np.array([len(x) for x in c_slots], dtype=float),
-        np.array(b_acc, dtype=np.int64),
-        np.array(b_sig, dtype=np.int64),
-        np.array(b_k, dtype=float),
-        b_slots,
-        np.array([len(x) for x in b_slots], dtype=float),
+def _data(problem: Problem) -> _Data:
+    slots, accounts = problem.slots, problem.accounts
+    n = len(slots)
+    acc = np.fromiter((s.account for s in slots), np.int64, n)
+    avail = np.fromiter((s.avail_pp for s in slots), float, n)
+    can_sell = np.fromiter((s.can_sell for s in slots), bool, n)
+    can_buy = np.fromiter((s.can_buy for s in slots), bool, n)
+    names: dict[str, int] = {}
+    asset = np.fromiter((names.setdefault(s.asset, len(names)) for s in slots), np.int64, n)
+    locked = np.array([a.locked for a in accounts], dtype=bool)
+    fee = np.array([a.fee for a in accounts])
+    gas = np.array([a.gas_pp for a in accounts])
+    native_avail = np.array([a.native_avail_pp for a in accounts])
+    chains: dict[str, int] = {}
+    chain = np.array([chains.setdefault(a.chain, len(chains)) for a in accounts], dtype=np.int64)
+    native_slot = np.array(
+        [-1 if a.native_slot is None else a.native_slot for a in accounts], dtype=np.int64
     )
-
-
-def solve(problem: Problem) -> Solution:
-    """The aggregated LP by column generation, then swaps per wallet (see the module)."""
-    sig = signatures(problem)
-    sig_list = sorted(set(sig.values()))
-    sig_id = {s: n for n, s in enumerate(sig_list)}
-    gr = _groups(problem, sig_id)
-    n_rows = len(problem.rows)
-    if not len(gr.cap_acc) or not len(gr.buy_acc):
-        return Solution([], "no candidate trades", 0, 0, 0.0, "decomposed")
-    # every route: (bucket, buy group) of one account, different signatures
-    by_acc: dict[int, list[int]] = {}
-    for h, a in enumerate(gr.buy_acc):
-        by_acc.setdefault(int(a), []).append(h)
-    col_c, col_h = [], []
-    for c, a in enumerate(gr.cap_acc):
-        hs = by_acc.get(int(a), [])
-        col_c.extend([c] * len(hs))
-        col_h.extend(hs)
-    cc = np.array(col_c, dtype=np.int64)
-    ch = np.array(col_h, dtype=np.int64)
-    keep = gr.cap_sig[cc] != gr.buy_sig[ch]
-    cc, ch = cc[keep], ch[keep]
-    if not len(cc):
-        return Solution([], "no candidate trades", 0, 0, 0.0, "decomposed")
-    r_acc = gr.cap_acc[cc]
-    r_fee = np.array([a.fee for a in problem.accounts])[r_acc]
-    r_gas = np.array([a.gas_pp for a in problem.accounts])[r_acc]
-    r_k = gr.cap_k[cc] + gr.buy_k[ch]
-    m = problem.min_pp
-    top = gr.cap_size[cc]
-    if problem.max_trade_pp is not None:
-        top = np.minimum(top, problem.max_trade_pp * (1 - 1e-7))
-    best = np.sqrt(r_gas / np.maximum(r_k, 1e-300))
-    r_size = np.maximum(np.minimum(np.maximum(best, m), top), 1e-12)
-    # segment 0: up to one swap of the best size per distinct pair (each position at most
-    # its size), at the least cost per point; beyond, the same N swaps larger: marginal
-    # impact 2 k x / N (the tangent at each segment's start: a lower bound)
-    knee = np.zeros(len(cc))
-    by_c = np.argsort(cc, kind="stable")
-    cuts = np.flatnonzero(np.diff(cc[by_c])) + 1
-    for at in np.split(by_c, cuts):
-        c = int(cc[at[0]])
-        caps = np.array([x for _, x in reversed(gr.cap_slots[c])])  # ascending
-        csum = np.concatenate([[0.0], np.cumsum(caps)])
-        t = gr.buy_count[ch[at]] * r_size[at]
-        below = np.searchsorted(caps, t)
-        knee[at] = csum[below] + t * (len(caps) - below)
-    r_pairs = np.maximum(knee / r_size, 1.0)
-    seg_route, seg_rate, seg_out, seg_gas, seg_width = [], [], [], [], []
-    cap_r = gr.cap_total[cc]
-    for j in range(_TAIL + 1):
-        if j == 0:
-            sel = np.arange(len(cc))
-            slope = r_k * r_size
-            gas_u = r_gas / r_size
-            width = np.minimum(knee, cap_r)
+    # Problem.sell_cap, for every slot at once
+    cap = np.where(can_sell & ~locked[acc], avail, 0.0)
+    nat = native_slot[native_slot >= 0]
+    is_native = np.zeros(n, dtype=bool)
+    is_native[nat] = True
+    cap[nat] = np.minimum(cap[nat], native_avail[acc[nat]] - gas[acc[nat]])
+    cap = np.where((cap >= problem.min_pp) & (cap > 0), cap, 0.0)
+    if problem.max_run_pp is not None:
+        cap = np.minimum(cap, problem.max_run_pp)
+    # one pool per (chain, asset): pools(account, a, a) is the asset's own pool, twice
+    key = chain[acc] * len(names) + asset
+    uniq, first, pool = np.unique(key, return_index=True, return_inverse=True)
+    asset_list = list(names)
+    pool_k = np.empty(len(uniq))
+    for u, i in enumerate(first):
+        a = asset_list[asset[i]]
+        if problem.pools is not None:
+            pool_k[u] = problem.pools(int(acc[i]), a, a)[0][1]
         else:
-            a_j = knee * _TAIL_RATIO ** (j - 1)
-            sel = np.flatnonzero(a_j < cap_r)
-            if not len(sel):
-                break
-            a_j = a_j[sel]
-            slope = 2 * r_k[sel] * a_j / r_pairs[sel]
-            gas_u = np.zeros(len(sel))
-            b_j = a_j * _TAIL_RATIO if j < _TAIL else np.full(len(sel), np.inf)
-            width = np.minimum(b_j, cap_r[sel]) - a_j
-        seg_route.append(sel)
-        seg_rate.append(r_fee[sel] + slope + gas_u)
-        seg_out.append(1.0 - r_fee[sel] - slope)
-        seg_gas.append(gas_u)
-        seg_width.append(width)
-    route = np.concatenate(seg_route)
-    rate = np.concatenate(seg_rate)
-    out = np.concatenate(seg_out)
-    gas_u = np.concatenate(seg_gas)
-    width = np.concatenate(seg_width)
-    route_cc, route_ch = cc, ch
-    cc, ch = cc[route], ch[route]
-    acc_of = gr.cap_acc[cc]
-    # rows of each signature (0/1), the native signature of each account
-    mem = np.zeros((len(sig_list), max(n_rows, 1)))
-    for n, s in enumerate(sig_list):
-        mem[n, list(s)] = 1.0
-    nat_sig = np.full(len(problem.accounts), -1, dtype=np.int64)
-    for s_ in problem.slots:
-        acc = problem.accounts[s_.account]
-        if s_.asset == acc.native_asset:
-            nat_sig[s_.account] = sig_id[sig[s_.asset]]
-    has_nat = nat_sig[acc_of] >= 0
-    mem_z = np.vstack([mem, np.zeros((1, mem.shape[1]))])
-    nat_col_sig = np.where(has_nat, nat_sig[acc_of], len(sig_list))
-    c_sig = gr.cap_sig[cc]
-    b_sig = gr.buy_sig[ch]
-    nat_col = gr.cap_native[cc]
+            pool_k[u] = problem.impact(int(acc[i]), a, a) / 2
     rows = problem.rows
-    lo = np.array([r.lo for r in rows])
-    hi = np.array([r.hi for r in rows])
-    val = np.array([r.value_pp for r in rows])
-    tgt = np.array([r.target for r in rows])
-    leaf = np.array([r.leaf for r in rows], dtype=bool)
-    n_acc = len(problem.accounts)
-    native_cap = np.array([max(a.native_avail_pp, 0.0) for a in problem.accounts])
-    run = problem.max_run_pp
-
-    # initial routes: over-weight signature -> under-weight signature
-    want = np.where(val < lo, 1.0, np.where(val > hi, -1.0, 0.0))
-    desire = mem @ want if n_rows else np.zeros(len(sig_list))
-    active = np.flatnonzero((desire[b_sig] > 0) & (desire[c_sig] < 0))
-    if not len(active):
-        active = np.flatnonzero((desire[b_sig] > 0) | (desire[c_sig] < 0))
-    if not len(active):
-        active = np.arange(min(len(cc), _ADD))
-    in_lp = np.zeros(len(cc), dtype=bool)
-    in_lp[active] = True
-    leaf_idx = np.flatnonzero(leaf)
-    res = None
-    converged = False
-    for _ in range(_ROUNDS):
-        cols = np.flatnonzero(in_lp)
-        res, lay = _lp(
-            cols,
-            cc,
-            rate,
-            out,
-            gas_u,
-            nat_col,
-            c_sig,
-            b_sig,
-            nat_col_sig,
-            mem_z,
-            acc_of,
-            gr.cap_total,
-            native_cap,
-            run,
-            lo,
-            hi,
-            val,
-            tgt,
-            leaf_idx,
-            n_acc,
-            width,
-        )
-        if res.x is None:
-            break
-        y_ub = res.ineqlin.marginals
-        y_eq = res.eqlin.marginals
-        y_cap = y_ub[lay["cap"] : lay["cap"] + len(gr.cap_total)]
-        y_nat = y_ub[lay["nat"] : lay["nat"] + n_acc]
-        y_run = y_ub[lay["run"]] if run is not None else 0.0
-        y_lo = y_ub[lay["lo"] : lay["lo"] + n_rows]
-        y_hi = y_ub[lay["hi"] : lay["hi"] + n_rows]
-        w = y_hi - y_lo
-        if len(leaf_idx):
-            y_dlo = y_ub[lay["dlo"] : lay["dlo"] + len(leaf_idx)]
-            y_dhi = y_ub[lay["dhi"] : lay["dhi"] + len(leaf_idx)]
-            w = w.copy()
-            w[leaf_idx] += y_dlo - y_dhi
-        wz = np.concatenate([mem @ w, [0.0]]) if n_rows else np.zeros(len(sig_list) + 1)
-        reduced = (
-            rate * (1.0 - y_eq[0])
-            - y_cap[cc]
-            - y_nat[acc_of] * (gas_u + nat_col)
-            - y_run
-            - (out * wz[b_sig] - wz[c_sig] - gas_u * wz[nat_col_sig])
-        )
-        reduced[in_lp] = 0.0
-        neg = np.flatnonzero(reduced < -1e-9)
-        if not len(neg):
-            converged = True
-            break
-        if len(neg) > _ADD:
-            neg = neg[np.argsort(reduced[neg], kind="stable")[:_ADD]]
-        in_lp[neg] = True
-    if res is None or res.x is None:
-        msg = "no solution" if res is None else res.message
-        return Solution([], f"decomposed LP found no solution: {msg}", 0, 0, None, "decomposed")
-    cols = np.flatnonzero(in_lp)
-    flows = res.x[: len(cols)]
-    bound_cost = float(res.x[len(cols)])
-    per_route = np.zeros(len(route_cc))
-    np.add.at(per_route, route[cols], flows)
-    used = np.flatnonzero(per_route > 1e-12)
-    trades = _swaps(problem, gr, route_cc[used], route_ch[used], per_route[used], r_size[used])
-    cost = _model_cost(problem, trades)
-    status = "optimal" if res.status == 0 else f"stopped early ({res.message})"
-    if not converged:
-        status = f"{status}; column generation stopped after {_ROUNDS} rounds"
-    return Solution(
-        trades,
-        status,
-        len(cols),
-        len(trades),
-        cost,
-        "decomposed",
-        float(res.fun),
-        cost,
-        bound_cost,
+    r_of = problem.asset_rows()
+    m_r, m_c = [], []
+    for a, rs in r_of.items():
+        if a in names:
+            m_r.extend([names[a]] * len(rs))
+            m_c.extend(rs)
+    sig_id: dict[tuple[int, ...], int] = {}
+    sig = np.array(
+        [sig_id.setdefault(tuple(sorted(r_of.get(a, ()))), len(sig_id)) for a in names],
+        dtype=np.int64,
+    )
+    asset_rows = csr_array(
+        (np.ones(len(m_r)), (np.array(m_r, dtype=np.int64), np.array(m_c, dtype=np.int64))),
+        shape=(len(names), len(rows)),
+    )
+    return _Data(
+        acc=acc,
+        asset=asset,
+        pool=pool.ravel(),
+        cap=cap,
+        buyable=can_buy & ~locked[acc],
+        fee=fee,
+        gas=gas,
+        native_avail=native_avail,
+        chain=chain,
+        n_chain=len(chains),
+        pool_k=pool_k,
+        pool_chain=uniq // len(names),
+        pool_asset=uniq % len(names),
+        asset_rows=asset_rows,
+        sig=sig,
+        native_asset=np.array([names.get(a.native_asset, -1) for a in accounts], dtype=np.int64),
+        is_native=is_native,
+        lo=np.array([r.lo for r in rows]),
+        hi=np.array([r.hi for r in rows]),
+        val=np.array([r.value_pp for r in rows]),
+        tgt=np.array([r.target for r in rows]),
+        leaf=np.array([r.leaf for r in rows], dtype=bool),
     )
 
 
-def _model_cost(problem: Problem, trades: list[PairTrade]) -> float:
-    """The model cost of ``trades``: fee, impact ``k * x**2`` and gas per swap."""
-    if not trades:
-        return 0.0
-    k_of: dict[tuple[int, str, str], float] = {}
-    fee, k, gas, x = [], [], [], []
-    for t in trades:
-        slot = problem.slots[t.sell]
-        key = (slot.account, slot.asset, problem.slots[t.buy].asset)
-        kk = k_of.get(key)
-        if kk is None:
-            kk = k_of[key] = problem.impact(*key)
-        acc = problem.accounts[slot.account]
-        fee.append(acc.fee)
-        gas.append(acc.gas_pp)
-        k.append(kk)
-        x.append(t.x_pp)
-    xa = np.array(x)
-    return float(np.sum(np.array(fee) * xa + np.array(k) * xa**2 + np.array(gas)))
-
-
-def _expand(
-    indptr: np.ndarray, indices: np.ndarray, sigs: np.ndarray, vals: np.ndarray
+def _row_terms(
+    d: _Data, assets: np.ndarray, cols: np.ndarray, vals: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per column ``q``, one entry per row of signature ``sigs[q]`` with value ``vals[q]``:
-    (row, column, value) triplets."""
-    counts = indptr[sigs + 1] - indptr[sigs]
+    """(band row, column, value) for each column ``cols[q]`` moving ``vals[q]`` points into
+    every row of asset ``assets[q]`` (-1: none)."""
+    ok = assets >= 0
+    assets, cols, vals = assets[ok], cols[ok], vals[ok]
+    ip, ix = d.asset_rows.indptr, d.asset_rows.indices
+    counts = ip[assets + 1] - ip[assets]
     total = int(counts.sum())
-    col = np.repeat(np.arange(len(sigs)), counts)
+    at = np.repeat(np.arange(len(assets)), counts)
     first = np.repeat(np.cumsum(counts) - counts, counts)
-    row = indices[np.repeat(indptr[sigs], counts) + np.arange(total) - first]
-    return row, col, np.repeat(vals, counts)
+    rows = ix[np.repeat(ip[assets], counts) + np.arange(total) - first]
+    return rows, cols[at], vals[at]
 
 
-def _lp(
-    cols: np.ndarray,
-    cc: np.ndarray,
-    rate: np.ndarray,
-    out: np.ndarray,
-    gas_u: np.ndarray,
-    nat_col: np.ndarray,
-    c_sig: np.ndarray,
-    b_sig: np.ndarray,
-    nat_col_sig: np.ndarray,
-    mem_z: np.ndarray,
-    acc_of: np.ndarray,
-    cap_total: np.ndarray,
-    native_cap: np.ndarray,
-    run: float | None,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    val: np.ndarray,
-    tgt: np.ndarray,
-    leaf_idx: np.ndarray,
-    n_acc: int,
-    width: np.ndarray,
-) -> tuple[Any, dict[str, int]]:
-    """The route LP over ``cols``: variables f (per route), cost, band slacks (lo, hi),
-    distance from target of leaf rows, assembled once as sparse triplets. Returns linprog's
-    result and where each block of inequality rows starts."""
-    n = len(cols)
-    n_rows = len(lo)
-    n_leaf = len(leaf_idx)
-    cost_v = n
-    slo_v = n + 1
-    shi_v = slo_v + n_rows
-    dev_v = shi_v + n_rows
-    n_var = dev_v + n_leaf
-    mem = csr_array(mem_z[:, :n_rows]) if n_rows else csr_array((len(mem_z), 0))
-    ip, ix = mem.indptr, mem.indices
-    # band effect of each route on each row: bought after costs, sold, gas from the native coin
+def _bands(
+    b: Builder,
+    d: _Data,
+    terms: tuple[np.ndarray, np.ndarray, np.ndarray],
+    const: np.ndarray,
+    cost_var: int,
+) -> None:
+    """Soft band rows (the total shrunk by the plan's cost) and the tie-break toward target of
+    leaf rows, over the row terms ``terms`` plus constant moves ``const`` per row."""
+    er, ec, ev = terms
+    n_r = len(d.lo)
+    if not n_r:
+        return
+    idx = np.arange(n_r)
+    for bound, sign, lo_rhs, hi_rhs in (
+        (d.lo, 1.0, d.lo - d.val - const, np.inf),
+        (d.hi, -1.0, -np.inf, d.hi - d.val - const),
+    ):
+        slack = b.vars(np.full(n_r, BIG))
+        b.rows(
+            np.concatenate([er, idx, idx]),
+            np.concatenate([ec, np.full(n_r, cost_var), slack]),
+            np.concatenate([ev, bound / 100, np.full(n_r, sign)]),
+            np.broadcast_to(lo_rhs, (n_r,)),
+            hi_rhs,
+        )
+    leaf = np.flatnonzero(d.leaf)
+    if len(leaf):
+        pos = np.full(n_r, -1)
+        pos[leaf] = np.arange(len(leaf))
+        sel = pos[er] >= 0
+        dev = b.vars(np.full(len(leaf), EPS_DEV))
+        gap = (d.tgt - d.val - const)[leaf]
+        li = np.arange(len(leaf))
+        for sign, lo_rhs, hi_rhs in ((-1.0, -np.inf, gap), (1.0, gap, np.inf)):
+            b.rows(
+                np.concatenate([pos[er[sel]], li]),
+                np.concatenate([ec[sel], dev]),
+                np.concatenate([ev[sel], np.full(len(leaf), sign)]),
+                np.broadcast_to(lo_rhs, (len(leaf),)),
+                hi_rhs,
+            )
+
+
+def _grid(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per group, ``_GRID`` points from ``lo`` to ``hi``: ``lo + (hi - lo) * r**-j``, densest
+    near ``lo`` (ratio ``_GRID_RATIO``), ``lo`` itself first."""
+    steps = _GRID_RATIO ** (np.arange(_GRID - 1) - (_GRID - 2.0))
+    pts = lo[:, None] + (hi - lo)[:, None] * steps[None, :]
+    return np.concatenate([lo[:, None], pts], axis=1)
+
+
+def _envelope(x: np.ndarray, f: np.ndarray, slope: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lower envelope of the tangents ``f_j + slope_j * (X - x_j)`` of a convex function
+    with ``f(0) = 0``, per row: (breakpoints ``[0, ..., x_last]``, slope of each piece)."""
+    dx = slope[:, 1:] - slope[:, :-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xi = (f[:, 1:] - f[:, :-1] - slope[:, 1:] * x[:, 1:] + slope[:, :-1] * x[:, :-1]) / -dx
+    xi = np.where(dx > 0, xi, x[:, :-1])
+    xi = np.clip(xi, x[:, :-1], x[:, 1:])
+    pts = np.concatenate([np.zeros((len(x), 1)), xi, x[:, -1:]], axis=1)
+    return np.maximum.accumulate(pts, axis=1), slope
+
+
+def _sell_use(
+    mu: np.ndarray, c: np.ndarray, k: np.ndarray, before: np.ndarray, cap: np.ndarray
+) -> np.ndarray:
+    """Points each slot sells when its pool sells up to the marginal cost ``mu`` (per slot):
+    a pool's positions at cost ``c`` per point in order, impact ``k * V**2``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.clip((mu - c) / (2 * k) - before, 0.0, cap)
+
+
+@dataclass
+class _Sells:
+    """The relaxation's sellable slots, in order within each pool, and their groups."""
+
+    slot: np.ndarray
+    c: np.ndarray
+    g: np.ndarray
+    """gas per point"""
+    k: np.ndarray
+    before: np.ndarray
+    cap: np.ndarray
+    group: np.ndarray
+    n_group: int
+    chain: np.ndarray
+    """per group."""
+    asset: np.ndarray
+    """per group: one asset of its signature (the band rows are the same for all)."""
+
+
+def _relaxation(problem: Problem, d: _Data) -> tuple[np.ndarray, np.ndarray, float, float, str]:
+    """Step 1: points sold per slot and bought per pool, the LP's cost and objective (lower
+    bounds) and its status.
+
+    Pools of one chain whose assets are in the same band rows and whose k is the same are one
+    group: the LP decides what each group sells and buys; the least cost of a group's sales
+    ``G(X)`` (its positions in order of fee and gas per point, each pool's impact) and of its
+    purchases (``k * W**2`` per pool, spread in proportion to depth) are convex, tabulated
+    exactly on a grid of marginal costs and entered as the lower envelope of their tangents.
+    Relaxed: a chain's wallets balance together, a pool's sales and purchases are priced
+    apart (``k (S + W)**2 >= k S**2 + k W**2``), the native coin pays only for its own sale."""
+    n_pool = len(d.pool_k)
+    sig = d.sig[d.pool_asset]
+    kid = np.unique(d.pool_k, return_inverse=True)[1].ravel()
+    n_sig = int(d.sig.max(initial=0)) + 1
+    gkey = (d.pool_chain * n_sig + sig) * (kid.max(initial=0) + 1) + kid
+    groups, pool_group = np.unique(gkey, return_inverse=True)
+    pool_group = pool_group.ravel()
+    n_g = len(groups)
+    first_pool = np.zeros(n_g, dtype=np.int64)
+    first_pool[pool_group[::-1]] = np.arange(n_pool)[::-1]
+    g_chain = d.pool_chain[first_pool]
+    g_asset = d.pool_asset[first_pool]
+    # sales: per slot its fee and gas per point (every position sold is at least one swap,
+    # and one per max_trade_pp)
+    sell = np.flatnonzero(d.cap > 0)
+    cap = d.cap[sell]
+    size = cap if problem.max_trade_pp is None else np.minimum(cap, problem.max_trade_pp)
+    a_s = d.acc[sell]
+    gas_u = d.gas[a_s] / size
+    c = d.fee[a_s] + gas_u
+    order = np.lexsort((sell, c, d.pool[sell]))
+    sell, cap, gas_u, c = sell[order], cap[order], gas_u[order], c[order]
+    pool_s = d.pool[sell]
+    csum = np.cumsum(cap)
+    start = np.searchsorted(pool_s, pool_s)
+    before = csum - cap - np.where(start > 0, csum[np.maximum(start - 1, 0)], 0.0)
+    k_s = d.pool_k[pool_s]
+    grp = pool_group[pool_s]
+    has_sell = np.bincount(grp, minlength=n_g) > 0
+    c0 = np.full(n_g, np.inf)
+    np.minimum.at(c0, grp, c)
+    top = np.full(n_g, -np.inf)
+    np.maximum.at(top, grp, c + 2 * k_s * (before + cap))
+    c0 = np.where(has_sell, c0, 0.0)
+    top = np.where(has_sell, np.maximum(top, c0), 0.0)
+    mu = _grid(c0, top)
+    n_j = mu.shape[1]
+    x_tab = np.zeros((n_g, n_j))
+    f_tab = np.zeros((n_g, n_j))
+    gas_tab = np.zeros((n_g, n_j))
+    for j in range(n_j):
+        u = _sell_use(mu[grp, j], c, k_s, before, cap)
+        vol = np.bincount(pool_s, weights=u, minlength=n_pool)
+        x_tab[:, j] = np.bincount(grp, weights=u, minlength=n_g)
+        f_tab[:, j] = np.bincount(grp, weights=c * u, minlength=n_g) + np.bincount(
+            pool_group, weights=d.pool_k * vol**2, minlength=n_g
+        )
+        gas_tab[:, j] = np.bincount(grp, weights=gas_u * u, minlength=n_g)
+    s_pts, s_slope = _envelope(x_tab, f_tab, mu)
+    s_width = np.diff(s_pts, axis=1)
+    s_gas = np.diff(
+        np.array([np.interp(s_pts[g], x_tab[g], gas_tab[g]) for g in range(n_g)]), axis=1
+    ) / np.where(s_width > 0, s_width, 1.0)
+    # purchases: W**2 / sum(1 / k) over the group's buyable pools
+    buy_pools = np.unique(d.pool[d.buyable])
+    inv_k = np.bincount(
+        pool_group[buy_pools], weights=1 / np.maximum(d.pool_k[buy_pools], 1e-300), minlength=n_g
+    )
+    can_buy = inv_k > 0
+    k_eff = np.where(can_buy, 1 / np.where(can_buy, inv_k, 1.0), 0.0)
+    chain_total = np.bincount(d.chain[a_s], weights=cap, minlength=d.n_chain)
+    w_top = chain_total[g_chain]
+    w = _grid(np.zeros(n_g), w_top)[:, 1:]
+    # the tangents at 0 and at each grid point meet half way between them
+    mids = np.concatenate([w[:, :1] / 2, (w[:, :-1] + w[:, 1:]) / 2], axis=1)
+    b_pts = np.concatenate([np.zeros((n_g, 1)), mids, w[:, -1:]], axis=1)
+    b_slope = np.concatenate([np.zeros((n_g, 1)), 2 * k_eff[:, None] * w], axis=1)
+    b_width = np.diff(b_pts, axis=1) * can_buy[:, None]
+    # one column per piece of positive width
+    keep_s = s_width.ravel() > 0
+    keep_w = b_width.ravel() > 0
+    g_of_s = np.repeat(np.arange(n_g), s_width.shape[1])[keep_s]
+    g_of_w = np.repeat(np.arange(n_g), b_width.shape[1])[keep_w]
+    s_slope, s_gas = s_slope.ravel()[keep_s], s_gas.ravel()[keep_s]
+    b_slope = b_slope.ravel()[keep_w]
+    b = Builder()
+    xs = b.vars(s_slope, 0.0, s_width.ravel()[keep_s])
+    ws = b.vars(b_slope, 0.0, b_width.ravel()[keep_w])
+    # what a chain's wallets sell, they buy
+    b.rows(
+        np.concatenate([g_chain[g_of_s], g_chain[g_of_w]]),
+        np.concatenate([xs, ws]),
+        np.concatenate([np.ones(xs.size), -np.ones(ws.size)]),
+        np.zeros(d.n_chain),
+        0.0,
+    )
+    if problem.max_run_pp is not None:
+        b.rows(np.zeros(xs.size, np.int64), xs, np.ones(xs.size), [-np.inf], problem.max_run_pp)
+    cost_var = b.var(0.0)
+    b.rows(
+        np.zeros(xs.size + ws.size + 1, dtype=np.int64),
+        np.concatenate([xs, ws, [cost_var]]),
+        np.concatenate([s_slope, b_slope, [-1.0]]),
+        [0.0],
+        0.0,
+    )
+    fee_chain = np.full(d.n_chain, np.inf)
+    np.minimum.at(fee_chain, d.chain, d.fee)
+    nat_chain = np.full(d.n_chain, -1, dtype=np.int64)
+    nat_chain[d.chain] = d.native_asset
     parts = [
-        _expand(ip, ix, b_sig[cols], out[cols]),
-        _expand(ip, ix, c_sig[cols], -np.ones(n)),
-        _expand(ip, ix, nat_col_sig[cols], -gas_u[cols]),
+        _row_terms(d, g_asset[g_of_s], xs, -np.ones(xs.size)),
+        _row_terms(d, nat_chain[g_chain[g_of_s]], xs, -s_gas),
+        _row_terms(d, g_asset[g_of_w], ws, (1.0 - fee_chain[g_chain])[g_of_w]),
     ]
-    b_row = np.concatenate([p[0] for p in parts])
-    b_col = np.concatenate([p[1] for p in parts])
-    b_val = np.concatenate([p[2] for p in parts])
-    rr: list[np.ndarray] = []
-    cl: list[np.ndarray] = []
-    vv: list[np.ndarray] = []
-    rhs: list[np.ndarray] = []
-    lay: dict[str, int] = {}
-    at = 0
+    terms = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+    _bands(b, d, terms, np.zeros(len(d.lo)), cost_var)  # type: ignore[arg-type]
+    res = b.solve_lp()
+    if res.x is None:
+        return np.zeros(len(d.cap)), np.zeros(n_pool), math.nan, math.nan, str(res.message)
+    x_g = np.bincount(g_of_s, weights=res.x[xs], minlength=n_g)
+    w_g = np.bincount(g_of_w, weights=res.x[ws], minlength=n_g)
+    # each group's sales as its least-cost split: the marginal cost where it sells x_g
+    lo_mu, hi_mu = c0.copy(), top.copy()
+    for _ in range(_BISECT):
+        mid = (lo_mu + hi_mu) / 2
+        got = np.bincount(grp, weights=_sell_use(mid[grp], c, k_s, before, cap), minlength=n_g)
+        low = got < x_g
+        lo_mu = np.where(low, mid, lo_mu)
+        hi_mu = np.where(low, hi_mu, mid)
+    u = _sell_use(hi_mu[grp], c, k_s, before, cap)
+    u *= np.where(
+        x_g > 0, x_g / np.maximum(np.bincount(grp, weights=u, minlength=n_g), 1e-300), 0.0
+    )[grp]
+    sold = np.zeros(len(d.cap))
+    sold[sell] = np.minimum(u, cap)
+    bought = np.zeros(n_pool)
+    share = 1 / np.maximum(d.pool_k[buy_pools], 1e-300)
+    bought[buy_pools] = w_g[pool_group[buy_pools]] * share * k_eff[pool_group[buy_pools]]
+    status = "optimal" if res.status == 0 else f"stopped early ({res.message})"
+    return sold, bought, float(res.x[cost_var]), float(res.fun), status
 
-    def block(rows_: np.ndarray, cols_: np.ndarray, vals_: np.ndarray, b: np.ndarray) -> None:
-        nonlocal at
-        rr.append(rows_ + at)
-        cl.append(cols_)
-        vv.append(vals_)
-        rhs.append(b)
-        at += len(b)
 
-    q = np.arange(n)
-    lay["cap"] = at
-    block(cc[cols], q, np.ones(n), cap_total)
-    lay["nat"] = at
-    block(acc_of[cols], q, gas_u[cols] + nat_col[cols], native_cap)
-    lay["run"] = at
-    if run is not None:
-        block(np.zeros(n, dtype=np.int64), q, np.ones(n), np.array([run]))
-    r_idx = np.arange(n_rows)
-    lay["lo"] = at
-    block(
-        np.concatenate([b_row, r_idx, r_idx]),
-        np.concatenate([b_col, np.full(n_rows, cost_v), slo_v + r_idx]),
-        np.concatenate([-b_val, -lo / 100, -np.ones(n_rows)]),
-        -(lo - val),
-    )
-    lay["hi"] = at
-    block(
-        np.concatenate([b_row, r_idx, r_idx]),
-        np.concatenate([b_col, np.full(n_rows, cost_v), shi_v + r_idx]),
-        np.concatenate([b_val, hi / 100, -np.ones(n_rows)]),
-        hi - val,
-    )
-    if n_leaf:
-        leaf_pos = np.full(n_rows, -1)
-        leaf_pos[leaf_idx] = np.arange(n_leaf)
-        sel = leaf_pos[b_row] >= 0
-        l_row, l_col, l_val = leaf_pos[b_row[sel]], b_col[sel], b_val[sel]
-        l_idx = np.arange(n_leaf)
-        gap = (tgt - val)[leaf_idx]
-        lay["dlo"] = at
-        block(
-            np.concatenate([l_row, l_idx]),
-            np.concatenate([l_col, dev_v + l_idx]),
-            np.concatenate([l_val, -np.ones(n_leaf)]),
-            gap,
-        )
-        lay["dhi"] = at
-        block(
-            np.concatenate([l_row, l_idx]),
-            np.concatenate([l_col, dev_v + l_idx]),
-            np.concatenate([-l_val, -np.ones(n_leaf)]),
-            -gap,
-        )
-    a_ub = csr_array(
-        (np.concatenate(vv), (np.concatenate(rr), np.concatenate(cl))), shape=(at, n_var)
-    )
-    r = rate[cols]
-    eq = csr_array(
-        (np.concatenate([r, [-1.0]]), (np.zeros(n + 1, dtype=np.int64), np.append(q, cost_v))),
-        shape=(1, n_var),
-    )
-    c = np.concatenate([r, [0.0], np.full(2 * n_rows, BIG), np.full(n_leaf, EPS_DEV)])
-    ub = np.concatenate([width[cols], np.full(n_var - n, np.inf)])
-    res = linprog(
-        c,
-        A_ub=a_ub,
-        b_ub=np.concatenate(rhs),
-        A_eq=eq,
-        b_eq=[0.0],
-        bounds=np.column_stack([np.zeros(n_var), ub]),
-        method="highs-ds",
-        options=_LP_OPTIONS,
-    )
-    return res, lay
+def _corner(
+    ga: np.ndarray, xa: np.ndarray, gb: np.ndarray, xb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """North-west corner per group: ``a`` and ``b`` sorted by group, with equal totals per
+    group; returns (index in a, index in b, amount) of the pieces, at most ``len a + len b - 1``
+    per group."""
+    if not len(xa) or not len(xb):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    ca, cb = np.cumsum(xa), np.cumsum(xb)
+    cuts = np.unique(np.concatenate([ca, cb]))
+    start = np.concatenate([[0.0], cuts[:-1]])
+    width = cuts - start
+    mid = start + width / 2
+    ia = np.minimum(np.searchsorted(ca, mid), len(xa) - 1)
+    ib = np.minimum(np.searchsorted(cb, mid), len(xb) - 1)
+    keep = (width > _TOL * max(float(ca[-1]), 1.0)) & (ga[ia] == gb[ib])
+    return ia[keep], ib[keep], width[keep]
+
+
+def _scaled_to(group: np.ndarray, x: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """``x`` scaled within each group to sum to ``total[group]``."""
+    have = np.bincount(group, weights=x, minlength=len(total))
+    return x * np.where(have > 0, total / np.where(have > 0, have, 1.0), 0.0)[group]
 
 
 def _swaps(
-    problem: Problem,
-    gr: _Groups,
-    cc: np.ndarray,
-    ch: np.ndarray,
-    flows: np.ndarray,
-    size: np.ndarray,
-) -> list[PairTrade]:
-    """Each route's flow spread over the bucket's positions (what is left of them) as evenly
-    as their sizes allow (water-filling: at most ``N * level`` from a position that can swap
-    into ``N`` tokens), then per position as swaps of about the route's best size into
-    distinct tokens of the bought group, deepest first."""
-    m = problem.min_pp
-    left: dict[int, float] = {}
-    amount: dict[tuple[int, int], float] = {}
-    order = sorted(range(len(flows)), key=lambda q: (-flows[q], int(cc[q]), int(ch[q])))
-    for q in order:
-        f = float(flows[q])
-        if f < m * (1 - 1e-9):
-            continue
-        c, h = int(cc[q]), int(ch[q])
-        s = float(size[q])
-        tokens = gr.buy_slots[h]
-        idxs = [i for i, _ in gr.cap_slots[c]]
-        rem = np.array([left.get(i, cap) for i, cap in gr.cap_slots[c]])
-        n_tok = np.array(
-            [
-                sum(1 for t in tokens if problem.slots[t].asset != problem.slots[i].asset)
-                for i in idxs
-            ],
-            dtype=float,
+    problem: Problem, d: _Data, sold: np.ndarray, bought: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 2: (sell slot, buy slot, points) of the swaps carrying the relaxation's amounts."""
+    m = problem.min_pp * (1 - 1e-9)
+    n_acc = len(d.fee)
+    sold = np.where(sold >= m, sold, 0.0)
+    sell = np.flatnonzero(sold > 0)
+    supply = np.bincount(d.acc[sell], weights=sold[sell], minlength=n_acc)
+    # per chain, the bought amounts shared out over its wallets (the fewest pieces)
+    chain_supply = np.bincount(d.chain, weights=supply, minlength=d.n_chain)
+    pools = np.flatnonzero(bought > 0)
+    demand = _scaled_to(d.pool_chain[pools], bought[pools], chain_supply)
+    order_p = np.lexsort((-demand, d.pool_chain[pools]))
+    pools, demand = pools[order_p], demand[order_p]
+    accs = np.flatnonzero(supply > 0)
+    accs = accs[np.lexsort((-supply[accs], d.chain[accs]))]
+    ia, ib, amt = _corner(d.chain[accs], supply[accs], d.pool_chain[pools], demand)
+    piece_acc, piece_pool = accs[ia], pools[ib]
+    # the account's token of that pool's asset
+    buy_slots = np.flatnonzero(d.buyable)
+    n_pool = len(d.pool_k)
+    slot_key = d.acc[buy_slots] * n_pool + d.pool[buy_slots]
+    by_key = np.argsort(slot_key, kind="stable")
+    slot_key, buy_slots = slot_key[by_key], buy_slots[by_key]
+    want = piece_acc * n_pool + piece_pool
+    at = np.minimum(np.searchsorted(slot_key, want), max(len(slot_key) - 1, 0))
+    ok = (amt >= m) & (slot_key[at] == want) if len(slot_key) else np.zeros(len(want), bool)
+    piece_acc, q, amt = piece_acc[ok], buy_slots[at[ok]], amt[ok]
+    amt = _scaled_to(piece_acc, amt, supply)
+    # per wallet: its sales matched to its purchases, largest first
+    has_buy = np.bincount(piece_acc, minlength=n_acc) > 0
+    sell = sell[has_buy[d.acc[sell]]]
+    sell = sell[np.lexsort((-sold[sell], d.acc[sell]))]
+    order_q = np.lexsort((-amt, piece_acc))
+    piece_acc, q, amt = piece_acc[order_q], q[order_q], amt[order_q]
+    ia, ib, x = _corner(d.acc[sell], sold[sell], piece_acc, amt)
+    p, q = sell[ia], q[ib]
+    keep = (x >= m) & (d.asset[p] != d.asset[q])
+    return p[keep], q[keep], x[keep]
+
+
+def _slices(problem: Problem, x: np.ndarray) -> np.ndarray:
+    """Slices of each swap under ``max_trade_pp`` (1 without it)."""
+    if problem.max_trade_pp is None:
+        return np.ones(len(x), dtype=np.int64)
+    t = problem.max_trade_pp * (1 - 1e-7)
+    return np.clip(np.ceil(x / t - 1e-9), 1, MAX_SLICES).astype(np.int64)
+
+
+def _trim(
+    problem: Problem, d: _Data, p: np.ndarray, q: np.ndarray, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Largest swaps first, the ones each wallet's native coin can pay gas (and a native sale
+    of at least the minimum per slice) for."""
+    n = _slices(problem, x)
+    a = d.acc[p]
+    order = np.lexsort((-x, a))
+    p, q, x, n, a = p[order], q[order], x[order], n[order], a[order]
+    need = n * (d.gas[a] + np.where(d.is_native[p], problem.min_pp, 0.0))
+    csum = np.cumsum(need)
+    first = np.searchsorted(a, a)  # start of each account's block (sorted by account)
+    before = np.where(first > 0, csum[np.maximum(first - 1, 0)], 0.0)
+    keep = csum - before <= d.native_avail[a]
+    return p[keep], q[keep], x[keep]
+
+
+def _pools_of(d: _Data, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """(swap, pool) incidence as two columns: each swap through its two asset pools."""
+    n = len(p)
+    return np.stack(
+        [np.concatenate([np.arange(n), np.arange(n)]), np.concatenate([d.pool[p], d.pool[q]])]
+    )
+
+
+def _polish(
+    problem: Problem, d: _Data, p: np.ndarray, q: np.ndarray, x0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float, str]:
+    """Step 3: the best sizes of the swaps (p, q) (``x0`` the first guess); returns sizes,
+    slices, objective and status."""
+    n_sw = len(p)
+    n = _slices(problem, x0)
+    a = d.acc[p]
+    b = Builder()
+    ub = d.cap[p].copy()
+    if problem.max_trade_pp is not None:
+        ub = np.minimum(ub, n * problem.max_trade_pp * (1 - 1e-7))
+    lb = np.minimum(n * problem.min_pp, ub)
+    xs = b.vars(d.fee[a], lb, ub)
+    inc_s, inc_p = _pools_of(d, p, q)
+    n_pool = len(d.pool_k)
+    vol = np.bincount(inc_p, weights=x0[inc_s], minlength=n_pool)
+    top = np.bincount(inc_p, weights=ub[inc_s], minlength=n_pool)
+    used = np.flatnonzero(vol > 0)
+    pts = np.minimum(vol[used, None] * np.asarray(_POLISH)[None, :], top[used, None])
+    pts = np.concatenate([np.zeros((len(used), 1)), pts, top[used, None]], axis=1)
+    pts = np.maximum.accumulate(pts, axis=1)
+    widths = np.diff(pts, axis=1)
+    k = d.pool_k[used]
+    slope = k[:, None] * (pts[:, :-1] + pts[:, 1:])  # chords: over-estimate
+    y = b.vars(slope.ravel(), 0.0, widths.ravel()).reshape(widths.shape)
+    local = np.full(n_pool, -1)
+    local[used] = np.arange(len(used))
+    b.rows(
+        np.concatenate([np.repeat(np.arange(len(used)), widths.shape[1]), local[inc_p]]),
+        np.concatenate([y.ravel(), xs[inc_s]]),
+        np.concatenate([np.ones(y.size), -np.ones(len(inc_s))]),
+        np.zeros(len(used)),
+        np.inf,
+    )
+    # never sell more than held
+    # (a slot sold by one swap only is held to it by the swap's bound)
+    slots, slot_row, count = np.unique(p, return_inverse=True, return_counts=True)
+    shared = count[slot_row] > 1
+    local_slot = np.cumsum(count > 1) - 1
+    b.rows(
+        local_slot[slot_row[shared]],
+        xs[shared],
+        np.ones(int(shared.sum())),
+        np.full(int((count > 1).sum()), -np.inf),
+        d.cap[slots[count > 1]],
+    )
+    gas_acc = np.bincount(a, weights=n * d.gas[a], minlength=len(d.fee))
+    nat = np.flatnonzero(d.is_native[p])
+    if len(nat):
+        accs, acc_row = np.unique(a[nat], return_inverse=True)
+        b.rows(
+            acc_row,
+            xs[nat],
+            np.ones(len(nat)),
+            np.full(len(accs), -np.inf),
+            d.native_avail[accs] - gas_acc[accs],
         )
-        room = np.where(n_tok > 0, rem, 0.0)
-        if room.sum() <= f:
-            take = room
-        else:  # the level l with sum(min(room, n_tok * l)) = f
-            ratio = np.where(n_tok > 0, room / np.maximum(n_tok, 1), np.inf)
-            order_r = np.argsort(ratio, kind="stable")
-            done, per = 0.0, float(n_tok.sum())
-            level = 0.0
-            for r_i in order_r:
-                step = (ratio[r_i] - (level if level else 0.0)) * per
-                if done + step >= f or not np.isfinite(ratio[r_i]):
-                    level += (f - done) / per if per > 0 else 0.0
-                    break
-                done += step
-                level = ratio[r_i]
-                per -= n_tok[r_i]
-            take = np.minimum(room, n_tok * level)
-        for pos, i in enumerate(idxs):
-            y = float(take[pos])
-            if y < m * (1 - 1e-9):
-                continue
-            usable = [t for t in tokens if problem.slots[t].asset != problem.slots[i].asset]
-            n = max(1, min(math.floor(y / m + 1e-9), round(y / s), len(usable)))
-            for t in usable[:n]:
-                amount[(i, t)] = amount.get((i, t), 0.0) + y / n
-            left[i] = float(rem[pos]) - y
-    return [PairTrade(i, j, x) for (i, j), x in sorted(amount.items())]
+    if problem.max_run_pp is not None:
+        b.rows(np.zeros(n_sw, dtype=np.int64), xs, np.ones(n_sw), [-np.inf], problem.max_run_pp)
+    cost_var = b.var(0.0)
+    gas_total = float(gas_acc.sum())
+    b.rows(
+        np.zeros(n_sw + y.size + 1, dtype=np.int64),
+        np.concatenate([xs, y.ravel(), [cost_var]]),
+        np.concatenate([d.fee[a], slope.ravel(), [-1.0]]),
+        [-gas_total],
+        -gas_total,
+    )
+    # the bought row gets the value less fee and the swap's impact share at the volumes found
+    share = np.bincount(inc_s, weights=d.pool_k[inc_p] * vol[inc_p], minlength=n_sw)
+    share = np.minimum(share, 0.5)  # beyond, the exact evaluation refuses the swap
+    parts = [
+        _row_terms(d, d.asset[p], xs, -np.ones(n_sw)),
+        _row_terms(d, d.asset[q], xs, 1.0 - d.fee[a] - share),
+    ]
+    terms = tuple(np.concatenate([pt[i] for pt in parts]) for i in range(3))
+    # gas is paid from each wallet's native coin: a constant move of its rows
+    gr, _, gv = _row_terms(d, d.native_asset, np.arange(len(d.fee)), -gas_acc)
+    const = np.bincount(gr, weights=gv, minlength=len(d.lo))
+    _bands(b, d, terms, const, cost_var)  # type: ignore[arg-type]
+    res = b.solve_lp()
+    if res.x is None:
+        return x0, n, math.nan, f"sizes LP found no solution: {res.message}"
+    status = "optimal" if res.status == 0 else f"stopped early ({res.message})"
+    return np.asarray(res.x[xs]), n, float(res.fun), status
+
+
+def _inside(
+    problem: Problem, d: _Data, p: np.ndarray, q: np.ndarray, x: np.ndarray, n: np.ndarray
+) -> bool:
+    """Do the swaps end every band row inside its interval under the pooled model (each
+    bought row less its swap's share of impact at the final volumes, the total less the
+    cost)? Then the sizes need no LP."""
+    if problem.max_trade_pp is not None and (x > n * problem.max_trade_pp * (1 - 1e-7)).any():
+        return False
+    if (x < n * problem.min_pp).any() or (
+        np.bincount(p, weights=x) > d.cap[: p.max() + 1] + 1e-12
+    ).any():
+        return False
+    inc_s, inc_p = _pools_of(d, p, q)
+    vol = np.bincount(inc_p, weights=x[inc_s], minlength=len(d.pool_k))
+    rate = np.bincount(inc_s, weights=d.pool_k[inc_p] * vol[inc_p], minlength=len(p))
+    a = d.acc[p]
+    gas_acc = np.bincount(a, weights=n * d.gas[a], minlength=len(d.fee))
+    nat = d.is_native[p]
+    spent = gas_acc + np.bincount(a[nat], weights=x[nat], minlength=len(d.fee))
+    if (spent > np.maximum(d.native_avail, 0.0) + 1e-12).any():
+        return False
+    cost = float(np.sum(d.fee[a] * x) + np.sum(d.pool_k * vol**2) + gas_acc.sum())
+    idx = np.arange(len(p))
+    move = np.zeros(len(d.lo))
+    for r, _, v in (
+        _row_terms(d, d.asset[p], idx, -x),
+        _row_terms(d, d.asset[q], idx, x * (1 - d.fee[a] - rate)),
+        _row_terms(d, d.native_asset, np.arange(len(d.fee)), -gas_acc),
+    ):
+        move += np.bincount(r, weights=v, minlength=len(d.lo))
+    after = d.val + move
+    return bool(
+        np.all(after + d.lo * cost / 100 >= d.lo) and np.all(after + d.hi * cost / 100 <= d.hi)
+    )
+
+
+def _model_cost(d: _Data, p: np.ndarray, q: np.ndarray, x: np.ndarray, n: np.ndarray) -> float:
+    """The pooled model's cost of the swaps: fee, ``k * V**2`` per pool and gas per slice."""
+    inc_s, inc_p = _pools_of(d, p, q)
+    vol = np.bincount(inc_p, weights=x[inc_s], minlength=len(d.pool_k))
+    a = d.acc[p]
+    return float(np.sum(d.fee[a] * x) + np.sum(d.pool_k * vol**2) + np.sum(n * d.gas[a]))
+
+
+def _restricted(d: _Data, active: np.ndarray) -> _Data:
+    """``d`` with only the ``active`` band rows (signatures over those rows alone)."""
+    rows = d.asset_rows[:, np.flatnonzero(active)].tocsr()
+    ids: dict[tuple[int, ...], int] = {}
+    sig = np.array(
+        [
+            ids.setdefault(tuple(rows.indices[rows.indptr[a] : rows.indptr[a + 1]]), len(ids))
+            for a in range(rows.shape[0])
+        ],
+        dtype=np.int64,
+    )
+    return replace(
+        d,
+        asset_rows=rows,
+        sig=sig,
+        lo=d.lo[active],
+        hi=d.hi[active],
+        val=d.val[active],
+        tgt=d.tgt[active],
+        leaf=d.leaf[active],
+    )
+
+
+def _rows_generated(problem: Problem, d: _Data) -> tuple[np.ndarray, np.ndarray, float, float, str]:
+    """The relaxation over the band rows that need it: first those outside their band now,
+    then again with every row its answer leaves outside, until it leaves none (dropping rows
+    only relaxes it, so each answer is a lower bound; far fewer rows, far fewer groups)."""
+    active = (d.val < d.lo) | (d.val > d.hi)
+    fee_chain = np.full(d.n_chain, np.inf)
+    np.minimum.at(fee_chain, d.chain, d.fee)
+    nat_chain = np.full(d.n_chain, -1, dtype=np.int64)
+    nat_chain[d.chain] = d.native_asset
+    while True:
+        got = _relaxation(problem, d if active.all() else _restricted(d, active))
+        sold, bought, cost, bound, _ = got
+        if math.isnan(bound) or active.all():
+            return got
+        size = d.cap if problem.max_trade_pp is None else np.minimum(d.cap, problem.max_trade_pp)
+        gas = np.where(sold > 0, d.gas[d.acc] * sold / np.maximum(size, 1e-300), 0.0)
+        n_pool = len(d.pool_k)
+        parts = [
+            _row_terms(d, d.asset, np.arange(len(sold)), -sold),
+            _row_terms(d, d.native_asset[d.acc], np.arange(len(sold)), -gas),
+            _row_terms(
+                d,
+                d.pool_asset,
+                np.arange(n_pool),
+                bought * (1 - fee_chain[d.pool_chain]),
+            ),
+        ]
+        move = np.zeros(len(d.lo))
+        for r, _, v in parts:
+            move += np.bincount(r, weights=v, minlength=len(d.lo))
+        after = d.val + move
+        tol = 1e-9
+        out = (after + d.lo * cost / 100 < d.lo - tol) | (after + d.hi * cost / 100 > d.hi + tol)
+        if not (out & ~active).any():
+            return got
+        active |= out
+
+
+def solve(problem: Problem) -> Solution:
+    """The relaxation, the swaps, their sizes (see the module)."""
+    d = _data(problem)
+    if not (d.cap > 0).any() or not d.buyable.any():
+        return Solution([], "no candidate trades", 0, 0, 0.0, "decomposed")
+    sold, bought, bound_cost, bound, status = _rows_generated(problem, d)
+    if math.isnan(bound):
+        return Solution([], f"decomposed LP found no solution: {status}", 0, 0, None, "decomposed")
+    support = int((sold > 0).sum() + (bought > 0).sum())
+    p, q, x = _swaps(problem, d, sold, bought)
+    p, q, x = _trim(problem, d, p, q, x)
+    if not len(p):
+        return Solution([], status, support, 0, 0.0, "decomposed", bound, 0.0, bound_cost)
+    n = _slices(problem, x)
+    objective = math.nan
+    if not _inside(problem, d, p, q, x, n):
+        x, n, objective, polish_status = _polish(problem, d, p, q, x)
+        if polish_status != "optimal":
+            status = f"{status}; {polish_status}"
+    keep = x > _TOL
+    p, q, x, n = p[keep], q[keep], x[keep], n[keep]
+    cost = _model_cost(d, p, q, x, n)
+    part = x / n
+    trades = [
+        PairTrade(int(i), int(j), float(v))
+        for i, j, v, c in zip(p.tolist(), q.tolist(), part.tolist(), n.tolist(), strict=True)
+        for _ in range(c)
+    ]
+    if math.isnan(objective):
+        objective = cost
+    return Solution(
+        trades, status, support, len(p), objective, "decomposed", bound, cost, bound_cost
+    )

@@ -122,9 +122,7 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
         return Outcome((), (), ctx.portfolio, Decimal(0), Decimal(0), violation(ctx, ctx.portfolio))
     proposals = sliced(ctx, proposals)
     pools = _Pools(ctx)
-    volume = pools.volumes(
-        (p.chain, p.sell.asset, p.buy.asset, min(p.usd, _held_usd(ctx, p))) for p in proposals
-    )
+    volume = pools.volumes((p.chain, p.sell.asset, p.buy.asset, _most(ctx, p)) for p in proposals)
     for _ in range(_SETTLE_ROUNDS):
         walk = _walk(ctx, proposals, pools, volume)
         final = pools.volumes(
@@ -137,14 +135,11 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
     else:  # cannot happen: each round's volume only grows toward what the trades carry
         raise AssertionError("plan impact did not settle")
     trades, cost = _settle(ctx, walk, pools, final)
-    state, tokens, prices = walk.state, walk.tokens, ctx.portfolio.prices
-    check_exact(ctx, state, trades)
-    positions = tuple(
-        Position(chain, wallet, tokens[tid], raw, prices[tokens[tid].asset])
-        for (chain, wallet, tid), raw in sorted(state.items())
-        if raw > 0
-    )
-    after = Portfolio(positions, prices)
+    # NOTE: only what the trades touched can change: a dense portfolio holds ~10^4 positions
+    # more than a plan trades, so the rest is carried over as it is
+    changed = {k: walk.state[k] for t in trades for k in _keys(ctx, t)}
+    check_exact(ctx, changed, trades)
+    after = _after(ctx, changed, walk.tokens)
     trades, tax = _with_tax(ctx, trades)
     return Outcome(tuple(trades), walk.skipped, after, cost, tax, violation(ctx, after))
 
@@ -152,9 +147,51 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
 _SETTLE_ROUNDS = 8
 
 
-def _held_usd(ctx: PlanContext, p: Proposal) -> Decimal:
-    raw = ctx.held.get((p.chain, p.wallet, p.sell.id), 0)
-    return from_base_units(raw, p.sell.decimals) * ctx.portfolio.prices[p.sell.asset]
+def _keys(ctx: PlanContext, t: Trade) -> tuple[tuple[str, str, str], ...]:
+    """The holdings a trade changes: what it sells, what it buys, the native coin it pays."""
+    native = ctx.universe.native(t.chain).id
+    return (
+        (t.chain, t.wallet, t.sell.id),
+        (t.chain, t.wallet, t.buy.id),
+        (t.chain, t.wallet, native),
+    )
+
+
+def _after(
+    ctx: PlanContext, changed: Mapping[tuple[str, str, str], int], tokens: Mapping[str, Token]
+) -> Portfolio:
+    """The portfolio after the plan: the positions before, with the changed ones replaced."""
+    prices = ctx.portfolio.prices
+    left = dict(changed)
+    positions: list[Position] = []
+    for p in ctx.portfolio.positions:
+        key = (p.chain, p.wallet, p.token.id)
+        raw = left.pop(key, None)
+        if raw is None:
+            if p.raw > 0:
+                positions.append(p)
+        elif raw > 0:
+            positions.append(Position(p.chain, p.wallet, p.token, raw, p.price))
+    fresh = [
+        Position(chain, wallet, tokens[tid], raw, prices[tokens[tid].asset])
+        for (chain, wallet, tid), raw in left.items()
+        if raw > 0
+    ]
+    if fresh:
+        positions.extend(fresh)
+        positions.sort(key=lambda p: (p.chain, p.wallet, p.token.id))
+    return Portfolio(tuple(positions), prices)
+
+
+def _most(ctx: PlanContext, p: Proposal) -> Decimal:
+    """The most a proposal's trade can be worth (what it asks plus the dust the walk may add,
+    or the minimum size it may be raised to, never above what is held): so one walk at these
+    volumes charges at least the final impact, and settles in one round."""
+    price = ctx.portfolio.prices[p.sell.asset]
+    held = from_base_units(ctx.held.get((p.chain, p.wallet, p.sell.id), 0), p.sell.decimals)
+    unit = from_base_units(1, p.sell.decimals) * price
+    asked = p.usd + max(_CENT, p.usd * _DUST)
+    return min(max(asked, ctx.strategy.min_trade_usd + unit), held * price)
 
 
 class _Pools:

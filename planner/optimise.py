@@ -19,15 +19,14 @@ impact by chords on geometric breakpoints of its volume. A node limit bounds it,
 limit.
 
 **Decomposed** (above ``EXACT_MAX_SWAPS``: typically tens of wallets x hundreds of tokens):
-``planner.aggregate``: across wallets, one LP over routes (per wallet, a row signature's
-positions of one size bucket -> another signature's tokens), each priced at the least cost per
-point any swap there can have, its columns generated until no route has a negative reduced
-cost (so no route is pruned unsafely, and its cost is a lower bound); then per wallet each
-route's flow becomes swaps of about the best size. ``Solution.gap`` is the plan's model cost
-against that bound. Tax-aware plans this large keep the older path: (1) per wallet, a leg LP
-finds the positions and rows worth trading; (2) the pair program over those sells x each
-wallet's bought rows, relaxed; (3) pairs used at the minimum size or more fixed on, solved
-again; its gap is against the relaxation.
+``planner.aggregate``: a plan's fee, impact and band rows depend only on what it sells of each
+position and buys of each asset per chain, not on how that is cut into swaps; so one small LP
+over those amounts (a lower bound), then per wallet the fewest swaps that carry them, then one
+LP over their sizes. ``Solution.gap`` is the plan's model cost against that bound. Tax-aware
+plans this large keep an older path: (1) per wallet, a leg LP finds the positions and rows
+worth trading; (2) the pair program over those sells x each wallet's bought rows, relaxed; (3)
+pairs used at the minimum size or more fixed on, solved again; its gap is against the
+relaxation.
 
 The exact MILP ends with a polish: the on-set fixed, breakpoints re-centred on each pool's
 volume and each bought row charged its swaps' share of impact, so sizes are exact to well
@@ -54,10 +53,12 @@ EPS_DEV = 1e-6
 EXACT_MAX_SWAPS = 1200
 """Up to this many candidate swaps (sells x buys of every wallet, then slices counted) the plan
 is an exact MILP; above it the problem is decomposed (see the module docstring)."""
-NODE_LIMIT = 20_000
+NODE_LIMIT = 2_000
 """Branch-and-bound nodes of the exact MILP (deterministic; the answer never depends on time)."""
-MIP_GAP = 1e-3
-"""The exact MILP stops when its incumbent is proven within 0.1% of the optimum."""
+MIP_GAP = 5e-3
+"""The exact MILP stops when its incumbent is proven within 0.5% of the optimum (its
+relaxation is loose where a move is split over several pools, so proving 0.1% can take
+minutes for a gain far below the model's own accuracy)."""
 MAX_SLICES = _EVAL_MAX_SLICES
 """Most slices of one pair under ``max_trade_pp`` in one run."""
 _RATIO = math.sqrt(2)

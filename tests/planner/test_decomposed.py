@@ -1,0 +1,60 @@
+"""The decomposed path (planner.aggregate) forced on portfolios small enough for the exact MILP:
+no invariant broken, and inside the bands whenever the exact plan is."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from rebalancer.planner import optimise
+from rebalancer.planner.config import TradeLimits
+from rebalancer.planner.model import Portfolio, validate_all
+from rebalancer.planner.plan import make_plan
+from tests.planner.synthetic import make_portfolio, make_strategy, make_universe
+from tests.planner.test_plan import _check_hard_constraints
+
+
+@pytest.mark.parametrize(("seed", "n_assets", "wallets"), [(0, 12, 2), (1, 20, 3), (7, 15, 2)])
+def test_decomposed_plan_keeps_invariants_and_bands(
+    monkeypatch: pytest.MonkeyPatch, seed: int, n_assets: int, wallets: int
+) -> None:
+    u = make_universe(3, n_assets, seed)
+    s = make_strategy(u)
+    t = validate_all(s, u)
+    holdings, prices = make_portfolio(u, wallets, seed)
+    pf = Portfolio.build(holdings, prices)
+    exact = make_plan(pf, t, s, u, force=True)
+    assert exact.solver["method"] == "exact"
+    monkeypatch.setattr(optimise, "EXACT_MAX_SWAPS", 0)
+    plan = make_plan(pf, t, s, u, force=True)
+    assert plan.solver["method"] == "decomposed"
+    _check_hard_constraints(pf, plan, s, u)  # type: ignore[arg-type]
+    gap = plan.solver["gap"]
+    assert gap is None or (isinstance(gap, float) and gap >= 0)
+    if float(exact.solver["violation_pp"]) <= 1e-6:  # type: ignore[arg-type]
+        assert float(plan.solver["violation_pp"]) <= 1e-6, plan.skipped  # type: ignore[arg-type]
+    assert make_plan(pf, t, s, u, force=True).trades == plan.trades
+
+
+@pytest.mark.parametrize(
+    ("max_trade", "max_run"),
+    [(Decimal(4000), None), (None, Decimal(60_000)), (Decimal(3000), Decimal(90_000))],
+)
+def test_decomposed_plan_keeps_the_size_limits(
+    monkeypatch: pytest.MonkeyPatch, max_trade: Decimal | None, max_run: Decimal | None
+) -> None:
+    u = make_universe(3, 12, 3)
+    s = make_strategy(u)
+    t = validate_all(s, u)
+    holdings, prices = make_portfolio(u, 2, 3)
+    pf = Portfolio.build(holdings, prices)
+    limits = TradeLimits(max_trade_usd=max_trade, max_run_usd=max_run)
+    monkeypatch.setattr(optimise, "EXACT_MAX_SWAPS", 0)
+    plan = make_plan(pf, t, s, u, force=True, limits=limits)
+    assert plan.solver["method"] == "decomposed"
+    _check_hard_constraints(pf, plan, s, u)  # type: ignore[arg-type]
+    if max_trade is not None:
+        assert all(tr.value_usd <= max_trade for tr in plan.trades)
+    if max_run is not None:
+        assert sum((tr.value_usd for tr in plan.trades), Decimal(0)) <= max_run
