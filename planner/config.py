@@ -112,7 +112,8 @@ class CostModel(_Model):
         return self.depth_usd_by_asset.get(asset, self.depth_usd)
 
     def impact_coefficient(self, sell_asset: str, buy_asset: str) -> Decimal:
-        """``k`` in ``impact_usd = k * V**2`` for a swap worth ``V`` USD."""
+        """``k`` in ``impact_usd = k * V**2`` for one swap worth ``V`` USD alone (a plan charges
+        impact per pool on its total: ``pools``)."""
         for key in (f"{sell_asset}/{buy_asset}", f"{buy_asset}/{sell_asset}"):
             if key in self.depth_usd_by_pair:
                 return 1 / self.depth_usd_by_pair[key]

@@ -117,7 +117,7 @@ class Problem:
     rows: list[ConRow]
     min_pp: float
     impact: Callable[[int, str, str], float]
-    """(account, sell asset, buy asset) -> k with impact_pp = k * x_pp**2."""
+    """(account, sell asset, buy asset) -> the k of one swap alone (the sum of its pools' k)."""
     tax: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     """asset -> convex segments (capacity in points, tax per point sold)."""
     max_trade_pp: float | None = None
