@@ -37,12 +37,11 @@ from scipy.sparse import csr_array
 
 from rebalancer.planner.lp import Builder
 from rebalancer.planner.optimise import (
-    BIG,
-    EPS_DEV,
     MAX_SLICES,
     PairTrade,
     Problem,
     Solution,
+    soft_bands,
 )
 
 _GRID = 28
@@ -195,39 +194,7 @@ def _bands(
 ) -> None:
     """Soft band rows (the total shrunk by the plan's cost) and the tie-break toward target of
     leaf rows, over the row terms ``terms`` plus constant moves ``const`` per row."""
-    er, ec, ev = terms
-    n_r = len(d.lo)
-    if not n_r:
-        return
-    idx = np.arange(n_r)
-    for bound, sign, lo_rhs, hi_rhs in (
-        (d.lo, 1.0, d.lo - d.val - const, np.inf),
-        (d.hi, -1.0, -np.inf, d.hi - d.val - const),
-    ):
-        slack = b.vars(np.full(n_r, BIG))
-        b.rows(
-            np.concatenate([er, idx, idx]),
-            np.concatenate([ec, np.full(n_r, cost_var), slack]),
-            np.concatenate([ev, bound / 100, np.full(n_r, sign)]),
-            np.broadcast_to(lo_rhs, (n_r,)),
-            hi_rhs,
-        )
-    leaf = np.flatnonzero(d.leaf)
-    if len(leaf):
-        pos = np.full(n_r, -1)
-        pos[leaf] = np.arange(len(leaf))
-        sel = pos[er] >= 0
-        dev = b.vars(np.full(len(leaf), EPS_DEV))
-        gap = (d.tgt - d.val - const)[leaf]
-        li = np.arange(len(leaf))
-        for sign, lo_rhs, hi_rhs in ((-1.0, -np.inf, gap), (1.0, gap, np.inf)):
-            b.rows(
-                np.concatenate([pos[er[sel]], li]),
-                np.concatenate([ec[sel], dev]),
-                np.concatenate([ev[sel], np.full(len(leaf), sign)]),
-                np.broadcast_to(lo_rhs, (len(leaf),)),
-                hi_rhs,
-            )
+    soft_bands(b, terms, d.lo, d.hi, d.val, d.tgt, d.leaf, const, cost_var)
 
 
 def _grid(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

@@ -709,41 +709,66 @@ def _band_rows(
     ex_rows = local[er]
     ex_cols = np.where(ek < 2, x[ep], on[ep])
     ex_vals = np.where(ek == 0, out[ep], np.where(ek == 1, -1.0, -gas[ep]))
-    n_t = len(touched)
-    rlo = np.array([problem.rows[r].lo for r in touched])
-    rhi = np.array([problem.rows[r].hi for r in touched])
-    val = np.array([problem.rows[r].value_pp for r in touched])
-    tgt = np.array([problem.rows[r].target for r in touched])
-    leaf = np.array([problem.rows[r].leaf for r in touched], dtype=bool)
-    t_idx = np.arange(n_t)
+    rows = [problem.rows[r] for r in touched]
+    soft_bands(
+        b,
+        (ex_rows, ex_cols, ex_vals),
+        np.array([r.lo for r in rows]),
+        np.array([r.hi for r in rows]),
+        np.array([r.value_pp for r in rows]),
+        np.array([r.target for r in rows]),
+        np.array([r.leaf for r in rows], dtype=bool),
+        np.zeros(len(rows)),
+        cost_var,
+    )
+
+
+def soft_bands(
+    b: Builder,
+    terms: tuple[np.ndarray, np.ndarray, np.ndarray],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    val: np.ndarray,
+    tgt: np.ndarray,
+    leaf: np.ndarray,
+    const: np.ndarray,
+    cost_var: int,
+) -> None:
+    """Soft band rows over the row terms (row, column, value) plus constant moves ``const``,
+    with the total shrunk by the plan's cost (each row ``lo <= val + const + terms`` and
+    ``<= hi`` of what is left, a slack at ``BIG`` per point), and the tie-break toward target
+    of ``leaf`` rows."""
+    er, ec, ev = terms
+    n_r = len(lo)
+    if not n_r:
+        return
+    idx = np.arange(n_r)
     for bound, sign, lo_rhs, hi_rhs in (
-        (rlo, 1.0, rlo - val, np.inf),
-        (rhi, -1.0, -np.inf, rhi - val),
+        (lo, 1.0, lo - val - const, np.inf),
+        (hi, -1.0, -np.inf, hi - val - const),
     ):
-        slack = b.vars(np.full(n_t, BIG))
+        slack = b.vars(np.full(n_r, BIG))
         b.rows(
-            np.concatenate([ex_rows, t_idx, t_idx]),
-            np.concatenate([ex_cols, np.full(n_t, cost_var), slack]),
-            np.concatenate([ex_vals, bound / 100, np.full(n_t, sign)]),
-            np.broadcast_to(lo_rhs, (n_t,)),
+            np.concatenate([er, idx, idx]),
+            np.concatenate([ec, np.full(n_r, cost_var), slack]),
+            np.concatenate([ev, bound / 100, np.full(n_r, sign)]),
+            np.broadcast_to(lo_rhs, (n_r,)),
             hi_rhs,
         )
-    n_l = int(leaf.sum())
-    if n_l:
-        leaf_local = np.full(n_t, -1)
-        leaf_local[leaf] = np.arange(n_l)
-        mask = leaf_local[ex_rows] >= 0
-        dev = b.vars(np.full(n_l, EPS_DEV))
-        l_idx = np.arange(n_l)
-        for sign, lo_rhs, hi_rhs in (
-            (-1.0, -np.inf, (tgt - val)[leaf]),
-            (1.0, (tgt - val)[leaf], np.inf),
-        ):
+    leaves = np.flatnonzero(leaf)
+    if len(leaves):
+        pos = np.full(n_r, -1)
+        pos[leaves] = np.arange(len(leaves))
+        sel = pos[er] >= 0
+        dev = b.vars(np.full(len(leaves), EPS_DEV))
+        gap = (tgt - val - const)[leaves]
+        li = np.arange(len(leaves))
+        for sign, lo_rhs, hi_rhs in ((-1.0, -np.inf, gap), (1.0, gap, np.inf)):
             b.rows(
-                np.concatenate([leaf_local[ex_rows[mask]], l_idx]),
-                np.concatenate([ex_cols[mask], dev]),
-                np.concatenate([ex_vals[mask], np.full(n_l, sign)]),
-                np.broadcast_to(lo_rhs, (n_l,)),
+                np.concatenate([pos[er[sel]], li]),
+                np.concatenate([ec[sel], dev]),
+                np.concatenate([ev[sel], np.full(len(leaves), sign)]),
+                np.broadcast_to(lo_rhs, (len(leaves),)),
                 hi_rhs,
             )
 
