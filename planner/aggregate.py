@@ -123,10 +123,7 @@ def _data(problem: Problem) -> _Data:
     pool_k = np.empty(len(uniq))
     for u, i in enumerate(first):
         a = asset_list[asset[i]]
-        if problem.pools is not None:
-            pool_k[u] = problem.pools(int(acc[i]), a, a)[0][1]
-        else:
-            pool_k[u] = problem.impact(int(acc[i]), a, a) / 2
+        pool_k[u] = problem.pools(int(acc[i]), a, a)[0][1]
     rows = problem.rows
     r_of = problem.asset_rows()
     m_r, m_c = [], []

@@ -50,9 +50,10 @@ def _non_negative(name: str, v: Decimal) -> Decimal:
 class CostModel(_Model):
     """What one swap costs on one chain: gas, the aggregator's fee and price impact.
 
-    Price impact of a swap worth ``V`` USD from asset ``a`` to asset ``b`` is modelled as a
-    constant-product pool on each leg: ``impact_usd = V**2 * (1/depth_a + 1/depth_b)``, or
-    ``V**2 / depth_pair`` when the pair has its own depth. ``depth`` is the USD liquidity on one
+    Price impact of a swap worth ``V`` USD from asset ``a`` to asset ``b`` alone is modelled as
+    a constant-product pool on each leg: ``impact_usd = V**2 * (1/depth_a + 1/depth_b)``, or
+    ``V**2 / depth_pair`` when the pair has its own depth; a plan charges it per pool on the
+    total it trades through the pool (``pools``). ``depth`` is the USD liquidity on one
     side of the market: a trade of ``depth`` would move the price by about 100%.
     """
 
@@ -137,10 +138,6 @@ class CostModel(_Model):
     def fee_usd(self, value_usd: Decimal) -> Decimal:
         """The fee of a swap worth ``value_usd`` USD."""
         return value_usd * self.fee_bps / Decimal(10_000)
-
-    def impact_usd(self, value_usd: Decimal, sell_asset: str, buy_asset: str) -> Decimal:
-        """The price impact, in USD, of a swap worth ``value_usd`` USD."""
-        return self.impact_coefficient(sell_asset, buy_asset) * value_usd * value_usd
 
     def gas_usd(self, native_price: Decimal | None) -> Decimal:
         """One swap's gas in USD: ``gas_per_swap_usd`` (1 USD when neither gas field is set),

@@ -118,18 +118,14 @@ class Problem:
     min_pp: float
     impact: Callable[[int, str, str], float]
     """(account, sell asset, buy asset) -> the k of one swap alone (the sum of its pools' k)."""
+    pools: Callable[[int, str, str], tuple[tuple[int, float], ...]]
+    """(account, sell asset, buy asset) -> the pools the swap goes through, as (pool index, k):
+    a plan's impact is ``k * V_P**2`` per pool on the points ``V_P`` traded through it by
+    every swap of its chain (``CostModel.pools``)."""
     tax: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     """asset -> convex segments (capacity in points, tax per point sold)."""
     max_trade_pp: float | None = None
     max_run_pp: float | None = None
-    pools: Callable[[int, str, str], tuple[tuple[int, float], ...]] | None = None
-    """(account, sell asset, buy asset) -> the pools the swap goes through, as (pool index, k):
-    a plan's impact is ``pool_k[P] * V_P**2`` per pool on the points ``V_P`` traded through it
-    by every swap of its chain (``CostModel.pools``)."""
-    pool_k: list[float] = field(default_factory=list)
-    """k of each pool, in points (impact_pp = k * V_pp**2)."""
-    pool_name: list[tuple[str, str]] = field(default_factory=list)
-    """(chain, pool) of each pool index, e.g. ("ethereum", "asset:ETH")."""
 
     def asset_rows(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
@@ -478,17 +474,13 @@ def swap_pools(
         key = (slots[i].account, slots[i].asset, slots[j].asset)
         got = cache.get(key)
         if got is None:
-            if problem.pools is None:  # a problem built by hand: one pool per pair
-                got = ((-1 - len(cache), problem.impact(*key)),)
-            else:
-                got = problem.pools(*key)
-            cache[key] = got
+            got = cache[key] = problem.pools(*key)
         for p, k in got:
             e_swap.append(n)
             e_pool.append(p)
             e_k.append(k)
     pools = np.array(e_pool, dtype=np.int64)
-    # NOTE: dense pool numbering local to these swaps (hand-built problems use negatives)
+    # NOTE: dense pool numbering local to these swaps
     _, local = np.unique(pools, return_inverse=True)
     return np.array(e_swap, dtype=np.int64), local.astype(np.int64), np.array(e_k)
 

@@ -109,8 +109,6 @@ def build_problem(ctx: PlanContext) -> tuple[optimise.Problem, dict[tuple[str, s
         return impact_cache[key]
 
     pool_index: dict[tuple[str, str], int] = {}
-    pool_k: list[float] = []
-    pool_name: list[tuple[str, str]] = []
     pool_cache: dict[tuple[str, str, str], tuple[tuple[int, float], ...]] = {}
 
     def pools(account: int, sell_asset: str, buy_asset: str) -> tuple[tuple[int, float], ...]:
@@ -118,15 +116,10 @@ def build_problem(ctx: PlanContext) -> tuple[optimise.Problem, dict[tuple[str, s
         key = (chain, sell_asset, buy_asset)
         got = pool_cache.get(key)
         if got is None:
-            out = []
-            for name, k in ctx.strategy.cost_model(chain).pools(sell_asset, buy_asset):
-                at = pool_index.get((chain, name))
-                if at is None:
-                    at = pool_index[(chain, name)] = len(pool_k)
-                    pool_k.append(float(k) * scale)
-                    pool_name.append((chain, name))
-                out.append((at, pool_k[at]))
-            got = pool_cache[key] = tuple(out)
+            got = pool_cache[key] = tuple(
+                (pool_index.setdefault((chain, name), len(pool_index)), float(k) * scale)
+                for name, k in ctx.strategy.cost_model(chain).pools(sell_asset, buy_asset)
+            )
         return got
 
     tax: dict[str, list[tuple[float, float]]] = {}
@@ -146,12 +139,10 @@ def build_problem(ctx: PlanContext) -> tuple[optimise.Problem, dict[tuple[str, s
         rows,
         float(min_usd * pp),
         impact,
+        pools,
         tax,
         None if limits.max_trade_usd is None else float(limits.max_trade_usd * pp),
         None if limits.max_run_usd is None else float(limits.max_run_usd * pp),
-        pools,
-        pool_k,
-        pool_name,
     )
     return problem, index
 
