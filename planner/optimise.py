@@ -173,8 +173,8 @@ class Solution:
     @property
     def gap(self) -> float | None:
         """How far above its lower bound the plan may be: the MILP's own gap, or (decomposed)
-        (cost - bound) / bound against the relaxation over the candidate swaps, whose impact is
-        under-estimated (the plan's is over-estimated), so the figure is conservative."""
+        (cost - bound) / bound against a relaxation (``aggregate._bound``: any plan ending the
+        band rows where this one does costs at least ``bound_cost_pp``)."""
         if self.bound_cost_pp is not None and self.cost_pp is not None:
             return max(0.0, self.cost_pp - self.bound_cost_pp) / max(self.bound_cost_pp, 1e-12)
         if self.objective is None or self.bound is None:
