@@ -800,6 +800,17 @@ def _bound(
     return None if math.isnan(bound) else (bound_cost, bound)
 
 
+def _through_pairs(problem: Problem, d: _Data, p: np.ndarray, q: np.ndarray) -> bool:
+    """Does a swap go through a pair's own pool? This path prices every swap through its two
+    asset pools, so its bound does not hold for those (the exact evaluation charges them)."""
+    slots = problem.slots
+    seen = set(zip(d.acc[p].tolist(), p.tolist(), d.asset[q].tolist(), strict=True))
+    buy = dict(zip(d.asset[q].tolist(), q.tolist(), strict=True))
+    return any(
+        len(problem.pools(acc, slots[i].asset, slots[buy[b]].asset)) == 1 for acc, i, b in seen
+    )
+
+
 def solve(problem: Problem) -> Solution:
     """The relaxation, the swaps, their sizes (see the module)."""
     d = _data(problem)
@@ -825,6 +836,10 @@ def solve(problem: Problem) -> Solution:
     tight = _bound(problem, d, active, after, cost)
     if tight is not None:
         bound_cost, bound = tight
+    lower: tuple[float | None, float | None] = (bound, bound_cost)
+    if _through_pairs(problem, d, p, q):
+        lower = (None, None)
+        status = f"{status}; no bound: swaps through pair pools (depth_usd_by_pair)"
     part = x / n
     trades = [
         PairTrade(int(i), int(j), float(v))
@@ -834,5 +849,5 @@ def solve(problem: Problem) -> Solution:
     if math.isnan(objective):
         objective = cost
     return Solution(
-        trades, status, support, len(p), objective, "decomposed", bound, cost, bound_cost
+        trades, status, support, len(p), objective, "decomposed", lower[0], cost, lower[1]
     )

@@ -114,3 +114,25 @@ def test_dense_plan_is_within_a_few_per_cent_of_its_bound(monkeypatch: pytest.Mo
     assert sol.method == "decomposed"
     assert float(plan.solver["violation_pp"]) <= 1e-6  # type: ignore[arg-type]
     assert sol.gap is not None and 0 <= sol.gap <= 0.05
+
+
+def test_decomposed_plan_through_pair_pools_claims_no_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With pair depths (``depth_usd_by_pair``) the decomposed path still plans (the exact
+    evaluation charges the pair pools), but its bound prices asset pools: it says there is
+    none rather than print a gap that does not hold."""
+    u = make_universe(3, 12, 0)
+    s = make_strategy(u)
+    assets = sorted({tok.asset for toks in u.tokens.values() for tok in toks})
+    pairs = {f"{a}/{b}": Decimal(2_000_000) for a in assets for b in assets if a < b}
+    costs = {c: m.model_copy(update={"depth_usd_by_pair": pairs}) for c, m in s.costs.items()}
+    s = s.model_copy(update={"costs": costs})
+    t = validate_all(s, u)
+    pf = Portfolio.build(*make_portfolio(u, 2, 0))
+    monkeypatch.setattr(optimise, "EXACT_MAX_SWAPS", 0)
+    plan = make_plan(pf, t, s, u, force=True)
+    assert plan.solver["method"] == "decomposed" and plan.trades
+    _check_hard_constraints(pf, plan, s, u)  # type: ignore[arg-type]
+    assert plan.solver["gap"] is None
+    assert "pair pools" in str(plan.solver["status"])
