@@ -52,11 +52,12 @@ _GRID = 28
 """Points of each group's tabulated cost (the envelope of their tangents bounds it below)."""
 _GRID_RATIO = 1.45
 """Ratio of consecutive distances of the grid points from its start."""
-_FINE = (60, 1.2)
-"""The grid of the bound (``_bound``): solved once, so finer (tangents ~1% under the cost)."""
+_FINE = 20_000
+"""Grid points in all of the bound's groups (``_bound``, solved once: finer, up to 100 per
+group over the same span; tangents ~0.2% under the cost at 100)."""
 _BISECT = 40
 """Bisection steps for the marginal cost at which a group sells what the LP says."""
-_POLISH = (0.7, 1.0, 1.4)
+_POLISH = (0.8, 0.9, 1.0, 1.1, 1.2, 1.4)
 """Breakpoints of the sizes LP's chords, as multiples of each pool's volume found."""
 _TOL = 1e-12
 
@@ -202,8 +203,10 @@ def _bands(
 
 def _grid(lo: np.ndarray, hi: np.ndarray, fine: bool = False) -> np.ndarray:
     """Per group, ``_GRID`` points from ``lo`` to ``hi``: ``lo + (hi - lo) * r**-j``, densest
-    near ``lo`` (ratio ``_GRID_RATIO``), ``lo`` itself first (``fine``: ``_FINE``)."""
-    n, r = _FINE if fine else (_GRID, _GRID_RATIO)
+    near ``lo`` (ratio ``_GRID_RATIO``), ``lo`` itself first (``fine``: more points over the
+    same span, ``_FINE`` in all)."""
+    n = max(_GRID, min(100, _FINE // max(len(lo), 1))) if fine else _GRID
+    r = _GRID_RATIO ** ((_GRID - 2.0) / (n - 2.0))
     steps = r ** (np.arange(n - 1) - (n - 2.0))
     pts = lo[:, None] + (hi - lo)[:, None] * steps[None, :]
     return np.concatenate([lo[:, None], pts], axis=1)
