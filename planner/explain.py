@@ -38,12 +38,16 @@ def describe(row: DriftRow | None, asset: str) -> str:
 
 
 def residual_reasons(
-    ctx: PlanContext, best: Outcome, problem: optimise.Problem | None = None
+    ctx: PlanContext,
+    best: Outcome,
+    problem: optimise.Problem | None = None,
+    next_run: bool = False,
 ) -> list[Skip]:
     """Why rows still miss their goal after the plan, and which wallets could not trade.
 
     ``problem`` is ``build_problem(ctx)`` when the caller has it already (a dense one takes
-    ~0.1 s to build)."""
+    ~0.1 s to build). ``next_run``: the plan without the policy's run limits reaches the
+    bands, so that limit is why rows it could close still miss."""
     out: list[Skip] = []
     state = dict(ctx.held)
     for chain, wallet in ctx.portfolio.accounts:
@@ -133,7 +137,7 @@ def residual_reasons(
         elif feasible["account"]:
             if markets is None:
                 markets = _Markets(ctx, problem)
-            reason, why = _not_closed(ctx, problem, best, markets, row, under, gap)
+            reason, why = _not_closed(ctx, problem, best, markets, row, under, gap, next_run)
             detail = f"{side} its goal by {gap.quantize(_CENT)} USD; {why}"
             out.append(GoalSkip(**entry, reason=reason, detail=detail))
         elif feasible["chain"]:
@@ -175,14 +179,16 @@ def _not_closed(
     row: Row,
     under: bool,
     gap: Decimal,
+    next_run: bool,
 ) -> tuple[SkipReason, str]:
     """Why a row that trades within its wallets could close, ignoring costs and minimum
-    sizes, still misses: the markets too shallow, the run limit, the gas the plan spent, or
-    (none of those) the minimum size or costs."""
-    shallow = _shallow(ctx, best, markets, row, under, gap)
+    sizes, still misses: the run limit when the plan without it reaches the bands, else the
+    markets too shallow, the run limit, the gas the plan spent, or (none of those) the
+    minimum size or costs."""
+    limit = run_limit(ctx, best)
+    shallow = "" if next_run and limit else _shallow(ctx, best, markets, row, under, gap)
     if shallow:
         return SkipReason.DEPTH, shallow
-    limit = run_limit(ctx, best)
     if limit:
         return SkipReason.RUN_LIMIT, f"{limit}: the rest is left for the next run"
     spent = _gas_spent(ctx, problem, best, markets, row, under)

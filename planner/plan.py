@@ -124,7 +124,7 @@ def make_plan(
     if best.violation_pp > _VIOLATION_EPS:
         reachable, left = _only_run_limit(ctx, best)
     explained = method != "none" or drift.triggered
-    residual = residual_reasons(ctx, best, problem) if explained else []
+    residual = residual_reasons(ctx, best, problem, left is not None) if explained else []
     if left is not None:
         limit = ctx.limits.max_run_usd
         what = (

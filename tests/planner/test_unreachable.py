@@ -177,10 +177,13 @@ def test_a_gap_under_min_trade_usd_keeps_its_message(registry: Registry) -> None
     assert "trades under min_trade_usd = 200000" in why and "shallow" not in why
 
 
-def test_rows_left_for_the_next_run_say_the_run_limit(registry: Registry) -> None:
+@pytest.mark.parametrize("depth", [10_000_000, 1_000_000])
+def test_rows_left_for_the_next_run_say_the_run_limit(registry: Registry, depth: int) -> None:
+    # at 1M USD of depth the whole move loses over 10% to impact, yet one run without the
+    # limit reaches the bands: the limit is the reason, not the market
     plan = _plan(
         registry,
-        ONLY_ETH_USDC,
+        {**ONLY_ETH_USDC, "costs": {"ethereum": {"gas_per_swap_usd": 6, "depth_usd": depth}}},
         [("ethereum", "w", "ETH", "30"), ("ethereum", "w", "USDC", "5000")],
         TradeLimits(max_trade_usd=Decimal(20_000), max_run_usd=Decimal(30_000)),
     )
