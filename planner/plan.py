@@ -25,7 +25,7 @@ from rebalancer.planner.config import StrategyConfig, TradeLimits
 from rebalancer.planner.context import PlanContext, make_context
 from rebalancer.planner.drift import Drift, DriftRow, compute_drift, drift_rows
 from rebalancer.planner.evaluate import MAX_SLICES, Outcome, Proposal, Trade, evaluate
-from rebalancer.planner.explain import describe, residual_reasons
+from rebalancer.planner.explain import describe, residual_reasons, run_limit
 from rebalancer.planner.model import HUNDRED, Portfolio, Targets, Universe
 from rebalancer.planner.naive import naive_proposals
 from rebalancer.planner.problem import build_problem
@@ -124,7 +124,7 @@ def make_plan(
     if best.violation_pp > _VIOLATION_EPS:
         reachable, left = _only_run_limit(ctx, best)
     explained = method != "none" or drift.triggered
-    residual = residual_reasons(ctx, best, problem) if explained else []
+    residual = residual_reasons(ctx, best, problem, left is not None) if explained else []
     if left is not None:
         limit = ctx.limits.max_run_usd
         what = (
@@ -205,19 +205,7 @@ def _only_run_limit(ctx: PlanContext, best: Outcome) -> tuple[bool, Decimal | No
     """Is ``best`` short of the bands only because of ``max_run_usd`` (or of ``MAX_SLICES``
     slices under ``max_trade_usd``)? Then the bands are reachable over several runs: returns
     (True, what the plan without those limits trades beyond ``best``)."""
-    cap = ctx.limits.max_run_usd
-    if cap is None and ctx.limits.max_trade_usd is None:
-        return False, None  # no limit: nothing to count (a dense plan has ~10^4 trades)
-    traded = sum((t.value_usd for t in best.trades), Decimal(0))
-    slices: dict[tuple[str, str, str, str], int] = {}
-    for t in best.trades:
-        key = (t.chain, t.wallet, t.sell.id, t.buy.id)
-        slices[key] = slices.get(key, 0) + 1
-    run_bound = cap is not None and traded >= cap - ctx.strategy.min_trade_usd
-    slice_bound = ctx.limits.max_trade_usd is not None and max(slices.values(), default=0) >= (
-        MAX_SLICES
-    )
-    if not (run_bound or slice_bound):
+    if not run_limit(ctx, best):
         return False, None
     # NOTE: without either limit (slices of a huge move would be millions of trades): what is
     # left is about value, and the uncapped plan's value is the same with or without slices
@@ -228,6 +216,7 @@ def _only_run_limit(ctx: PlanContext, best: Outcome) -> tuple[bool, Decimal | No
     uncapped = _choose(free, evaluate(free, []))[0]
     if uncapped.violation_pp > _VIOLATION_EPS:
         return False, None
+    traded = sum((t.value_usd for t in best.trades), Decimal(0))
     left = sum((t.value_usd for t in uncapped.trades), Decimal(0)) - traded
     return True, max(left, Decimal(0))
 

@@ -2,7 +2,8 @@
 
 Three things can be left undone: a proposed trade (too small, no route, the wallet's gas
 reserve), a whole account (its native coin is at its reserve) and a target row that still misses
-its goal after the plan (the trades it needs are too small, need a transfer or a bridge, or no
+its goal after the plan (the trades it needs are too small, the markets too shallow for them,
+no wallet can pay their gas, the run limit is reached, they need a transfer or a bridge, or no
 trade can close it). Each has its model; JSON keys and their order are those of the plan file
 (../shared/CLI.md).
 """
@@ -20,6 +21,8 @@ from rebalancer.core.documents import DecimalText, Document, Str
 class SkipReason(StrEnum):
     UNDER_MINIMUM = "under_minimum"
     """Below ``min_trade_usd``, or closing the gap costs more than it fixes."""
+    DEPTH = "depth"
+    """The markets are too shallow for the move: price impact eats what it buys."""
     NO_ROUTE = "no_route"
     """Nothing tradable to buy or sell, not enough liquidity, or costs above the value."""
     RESERVE = "reserve"
