@@ -839,14 +839,49 @@ def solve(problem: Problem, extra_pairs: Sequence[tuple[int, int]] = ()) -> Solu
     on = [(t.sell, t.buy) for t in sol.trades]
     if on:
         polished = program(problem, on, "fixed", [t.x_pp for t in sol.trades])
-        better = polished.objective is not None and sol.objective is not None
-        if better and polished.objective <= sol.objective + 1e-9:  # type: ignore[operator]
+        found = polished.objective is not None and sol.objective is not None
+        if found and score(problem, polished.trades) <= score(problem, sol.trades) + 1e-9:
             sol.trades = polished.trades
             sol.cost_pp = polished.cost_pp
             sol.objective = polished.objective
     sol.stage1_support = support
     sol.trades = _equal_slices(sol.trades)
     return sol
+
+
+def score(problem: Problem, trades: Sequence[PairTrade]) -> float:
+    """The pooled model's objective of ``trades``: their cost, plus ``BIG`` per point a band
+    row ends outside its interval, each bought row less its swap's share of impact at the
+    trades' own volumes (as the exact evaluation charges it). The MILP charges the rows no
+    impact and the polish a share at the volumes found, so their own objectives are not
+    comparable: the MILP's looked cheaper where it bought short of a band (a row buying
+    through shallow markets)."""
+    slots, accounts = problem.slots, problem.accounts
+    vol: dict[int, float] = {}
+    k_of: dict[int, float] = {}
+    legs: list[tuple[PairTrade, Account, tuple[tuple[int, float], ...]]] = []
+    for t in trades:
+        a = slots[t.sell].account
+        pools = problem.pools(a, slots[t.sell].asset, slots[t.buy].asset)
+        for idx, k in pools:
+            vol[idx] = vol.get(idx, 0.0) + t.x_pp
+            k_of[idx] = k
+        legs.append((t, accounts[a], pools))
+    cost = sum(k_of[i] * v * v for i, v in vol.items())
+    move: dict[str, float] = {}
+    for t, acc, pools in legs:
+        share = sum(k * vol[i] for i, k in pools)
+        cost += acc.fee * t.x_pp + acc.gas_pp
+        sell, buy = slots[t.sell].asset, slots[t.buy].asset
+        move[sell] = move.get(sell, 0.0) - t.x_pp
+        move[buy] = move.get(buy, 0.0) + t.x_pp * (1 - acc.fee - share)
+        move[acc.native_asset] = move.get(acc.native_asset, 0.0) - acc.gas_pp
+    shrink = 1 - cost / 100
+    out = 0.0
+    for r in problem.rows:
+        after = r.value_pp + sum(move.get(a, 0.0) for a in r.assets)
+        out += max(0.0, r.lo * shrink - after) + max(0.0, after - r.hi * shrink)
+    return cost + BIG * out
 
 
 def _equal_slices(trades: Sequence[PairTrade]) -> list[PairTrade]:
