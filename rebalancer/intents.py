@@ -100,6 +100,26 @@ class TradeResult:
         }
 
 
+def plan_legs(doc: PlanFile, registry: Any) -> list[tuple[Any, Token, Token, int, int]]:
+    """Each trade of a plan file with its tokens and amounts, checked without a price or a
+    node (an unknown token, an absurd amount, a token off the trade's chain is exit 2): a bad
+    file is named before the command asks a chain for its clock or its prices."""
+    from rebalancer.core import bounds
+
+    out = []
+    for i, t in enumerate(doc.trades):
+        where = f"plan trades[{i}]"
+        sell, buy = registry.by_id(t.sell.id), registry.by_id(t.buy.id)
+        if sell is None or buy is None:
+            raise ConfigError(f"{where}: unknown token {t.sell.id if sell is None else t.buy.id}")
+        amount_in = bounds.raw_amount(t.amount_in, f"{where}.amount_in", sell.decimals)
+        min_out = bounds.raw_amount(t.min_out, f"{where}.min_out", buy.decimals)
+        if sell.chain != t.chain or buy.chain != t.chain:
+            raise ConfigError(f"{where}: tokens are not on chain {t.chain!r}")
+        out.append((t, sell, buy, amount_in, min_out))
+    return out
+
+
 def intents_from_plan(
     doc: PlanFile, registry: Any, prices: Mapping[str, Decimal]
 ) -> list[TradeIntent]:
@@ -111,31 +131,20 @@ def intents_from_plan(
     price checks) are recomputed from the config's ``[prices]``, so an old or edited plan
     cannot switch a policy check off.
     """
-    from rebalancer.core import bounds
-
     out = []
-    for i, t in enumerate(doc.trades):
-        where = f"plan trades[{i}]"
-        sell, buy = registry.by_id(t.sell.id), registry.by_id(t.buy.id)
-        if sell is None or buy is None:
-            raise ConfigError(f"{where}: unknown token {t.sell.id if sell is None else t.buy.id}")
-        trade_id, chain, wallet = t.id, t.chain, t.wallet
-        amount_in = bounds.raw_amount(t.amount_in, f"{where}.amount_in", sell.decimals)
-        min_out = bounds.raw_amount(t.min_out, f"{where}.min_out", buy.decimals)
-        if sell.chain != chain or buy.chain != chain:
-            raise ConfigError(f"{where}: tokens are not on chain {chain!r}")
+    for i, (t, sell, buy, amount_in, min_out) in enumerate(plan_legs(doc, registry)):
         for token in (sell, buy):
             if token.asset not in prices:
                 raise ConfigError(
-                    f"{where}: no [prices] entry for {token.asset}: a plan is applied at the "
-                    "config's prices"
+                    f"plan trades[{i}]: no [prices] entry for {token.asset}: a plan is applied "
+                    "at the config's prices"
                 )
         value = Decimal(amount_in).scaleb(-sell.decimals) * prices[sell.asset]
         expected = int(
             (value / prices[buy.asset]).scaleb(buy.decimals).to_integral_value(ROUND_FLOOR)
         )
         out.append(
-            TradeIntent(trade_id, chain, wallet, sell, buy, amount_in, expected, min_out, value)
+            TradeIntent(t.id, t.chain, t.wallet, sell, buy, amount_in, expected, min_out, value)
         )
     return out
 

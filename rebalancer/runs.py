@@ -441,8 +441,10 @@ def read_plan(
     is refused before any node or API is asked for a price. ``now``: the command's clock
     (``rebalancer.clock.now_for``; the chains' time on simulated worlds)."""
     from rebalancer.engine import intents_from_plan
+    from rebalancer.intents import plan_legs
 
     doc = PlanFile.read(path)
+    plan_legs(doc, registry)
     created = doc.created_at
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
