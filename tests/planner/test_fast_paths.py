@@ -1,17 +1,24 @@
 """The planner's fast paths give the same numbers as the plain ones they replace.
 
 Dense plans copy ~10^4 trades and sum ~10^4 positions many times, so those steps have faster
-forms (one positional ``Trade()`` call, sums done once per portfolio); these tests pin them to the
-plain forms, to the last digit.
+forms (one positional ``Trade()`` call through a written-out ``__init__``, sums done once per
+portfolio, HiGHS called without ``linprog``'s wrapper); these tests pin them to the plain forms,
+to the last digit.
 """
 
 from __future__ import annotations
 
 import gc
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, fields, replace
 from decimal import Decimal
 
+import numpy as np
+import pytest
+from scipy.sparse import csr_array
+
+from rebalancer.planner import lp
 from rebalancer.planner.config import TradeLimits
+from rebalancer.planner.evaluate import Trade
 from rebalancer.planner.model import Portfolio, Position, from_base_units, validate_all
 from rebalancer.planner.plan import Plan, _named, make_plan
 from tests.planner.synthetic import make_portfolio, make_strategy, make_universe
@@ -66,3 +73,53 @@ def test_make_plan_restores_the_garbage_collector() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_trade_init_sets_every_field_by_position_or_keyword() -> None:
+    _, plan = _dense()
+    for t in plan.trades[:50]:
+        values = {f.name: getattr(t, f.name) for f in fields(Trade)}
+        by_kw = Trade(**values)
+        by_pos = Trade(*values.values())
+        assert by_kw == t == by_pos and hash(by_kw) == hash(t)
+        assert {f.name: getattr(by_pos, f.name) for f in fields(Trade)} == values
+    default = Trade(*list(values.values())[:-1])
+    assert default.realised is None
+    with pytest.raises(FrozenInstanceError):
+        t.id = "x"  # type: ignore[misc]
+
+
+def _lps(monkeypatch: pytest.MonkeyPatch) -> list[list[np.ndarray]]:
+    """The LPs (as ``linprog_ds`` arguments) of a decomposed plan with limits."""
+    seen: list[list[np.ndarray]] = []
+    direct = lp._dual_simplex
+
+    def spy(*args: np.ndarray) -> object:
+        seen.append([a.copy() for a in args])
+        return direct(*args)
+
+    monkeypatch.setattr(lp, "_dual_simplex", spy)
+    _dense()
+    monkeypatch.undo()
+    return seen
+
+
+def test_direct_highs_call_equals_linprog(monkeypatch: pytest.MonkeyPatch) -> None:
+    got = _lps(monkeypatch)
+    assert got and lp._highs is not None
+    for args in got:
+        fast = lp._dual_simplex(*[a.copy() for a in args])
+        plain = lp.linprog_ds(*[a.copy() for a in args])
+        assert np.array_equal(fast.x, plain.x)
+        assert (fast.fun, fast.status, fast.message) == (plain.fun, plain.status, plain.message)
+
+
+def test_direct_highs_call_reports_like_linprog_when_infeasible() -> None:
+    # x0 + x1 <= 1 and x0 + x1 >= 3 with 0 <= x <= 5
+    a_ub = csr_array(np.array([[1.0, 1.0], [-1.0, -1.0]]))
+    args = [np.ones(2), a_ub, np.array([1.0, -3.0]), csr_array((0, 2)), np.zeros(0)]
+    bounds = np.array([[0.0, 5.0], [0.0, np.inf]])
+    fast = lp._dual_simplex(*[a.copy() for a in args], bounds.copy())
+    plain = lp.linprog_ds(*[a.copy() for a in args], bounds.copy())
+    assert fast.x is None and plain.x is None
+    assert (fast.status, fast.message) == (plain.status, plain.message) and fast.status == 2
