@@ -46,7 +46,8 @@ class PlanContext:
     tradable: dict[str, list[Token]]
     book: LotBook | None
     held: Held = field(default_factory=dict)
-    """(chain, wallet, token id) -> base units before the plan (computed once)."""
+    """(chain, wallet, token id) -> base units before the plan (computed once): one key per
+    position of ``portfolio``, in its order (``evaluate`` walks the two side by side)."""
     tokens: dict[str, Token] = field(default_factory=dict)
     limits: TradeLimits = field(default_factory=TradeLimits)
     """The policy's size limits (``max_trade_usd`` slices trades, ``max_run_usd`` caps the run)."""

@@ -207,8 +207,13 @@ def _after(
     prices = ctx.portfolio.prices
     left = dict(changed)
     positions: list[Position] = []
-    for p in ctx.portfolio.positions:
-        key = (p.chain, p.wallet, p.token.id)
+    before = ctx.portfolio.positions
+    # NOTE: ``held`` has one key per position, in position order (``make_context``): its keys
+    # spare building ~10^4 of them again
+    keys: Iterable[tuple[str, str, str]] = ctx.held
+    if len(ctx.held) != len(before):  # pragma: no cover - a context not from make_context
+        keys = [(p.chain, p.wallet, p.token.id) for p in before]
+    for key, p in zip(keys, before, strict=True):
         raw = left.pop(key, None)
         if raw is None:
             if p.raw > 0:
