@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from rebalancer.core.types import Token
-from rebalancer.planner.context import PlanContext, is_locked
+from rebalancer.planner.context import PlanContext, unpriced_gas
 from rebalancer.planner.drift import drift_rows
 from rebalancer.planner.model import Portfolio, Position, from_base_units, to_base_units
 from rebalancer.planner.skips import Skip, SkipReason, TradeSkip
@@ -328,6 +328,7 @@ def _walk(
     sold: dict[tuple[str, str, str], int] = {}
     natives = {c: ctx.universe.native(c) for c in ctx.gas_usd}
     models = {c: ctx.strategy.cost_model(c) for c in ctx.gas_usd}
+    no_price = {c: unpriced_gas(ctx, c) for c in ctx.gas_usd}
     # NOTE: one Decimal rate per (chain, pair): a dense plan repeats pairs ~10^4 times
     rates: dict[tuple[str, str, str], Decimal] = {}
 
@@ -356,11 +357,13 @@ def _walk(
         buy_key = (chain, p.wallet, buy.id)
         gas_raw = ctx.gas_raw[chain]
         nat = state.get(nat_key, 0)
-        if is_locked(ctx, chain, nat):
+        reserve = ctx.reserve[chain]
+        # ``is_locked``, its price check done once per chain
+        if no_price[chain] or nat - reserve < gas_raw or nat < reserve:
             skip(p, SkipReason.RESERVE, "native coin at or below reserve + gas")
             continue
         if sell.is_native:
-            avail = max(nat - ctx.reserve[chain] - gas_raw * (remaining[acc] + 1), 0)
+            avail = max(nat - reserve - gas_raw * (remaining[acc] + 1), 0)
         else:
             avail = state.get(sell_key, 0)
         # NOTE: never sell what the plan itself bought: sales come out of the holdings before it
