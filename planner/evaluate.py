@@ -167,9 +167,7 @@ def evaluate(ctx: PlanContext, proposals: Sequence[Proposal]) -> Outcome:
     )
     for _ in range(_SETTLE_ROUNDS):
         walk = _walk(ctx, proposals, pools, volume)
-        final = pools.volumes(
-            (t.p.chain, t.p.sell.asset, t.p.buy.asset, t.value_in) for t in walk.trades
-        )
+        final = walk.volume
         if all(v <= volume.get(key, Decimal(0)) for key, v in final.items()):
             break
         grown = {key: max(v, volume.get(key, Decimal(0))) for key, v in final.items()}
@@ -304,6 +302,9 @@ class _Walk:
     skipped: tuple[Skip, ...]
     state: dict[tuple[str, str, str], int]
     tokens: dict[str, Token]
+    volume: dict[tuple[str, str], Decimal]
+    """What the trades carry through each pool (``_Pools.volumes`` of them, summed as they
+    are made, in the same order)."""
 
 
 def _walk(
@@ -331,6 +332,8 @@ def _walk(
     no_price = {c: unpriced_gas(ctx, c) for c in ctx.gas_usd}
     # NOTE: one Decimal rate per (chain, pair): a dense plan repeats pairs ~10^4 times
     rates: dict[tuple[str, str, str], Decimal] = {}
+    carried: dict[tuple[str, str], Decimal] = {}
+    zero = Decimal(0)
 
     def skip(p: Proposal, reason: SkipReason, detail: str, **extra: Any) -> None:
         # NOTE: built only for a trade not made (a dense plan makes ~10^4 and skips few)
@@ -424,8 +427,10 @@ def _walk(
         tokens[buy.id] = buy
         tokens[sell.id] = sell
         tokens[native.id] = native
+        for pool, _ in pools._of.get(pair) or pools.of(*pair):
+            carried[pool] = carried.get(pool, zero) + value_in
         trades.append(_Step(p, raw_in, value_in, fee, expected))
-    return _Walk(trades, tuple(skipped), state, tokens)
+    return _Walk(trades, tuple(skipped), state, tokens, carried)
 
 
 def _settle(

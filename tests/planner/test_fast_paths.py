@@ -21,7 +21,7 @@ from rebalancer.planner import lp
 from rebalancer.planner.config import TradeLimits
 from rebalancer.planner.context import PlanContext, is_locked, make_context, unpriced_gas
 from rebalancer.planner.drift import compute_drift
-from rebalancer.planner.evaluate import Trade, evaluate
+from rebalancer.planner.evaluate import Trade, _Pools, _walk, evaluate, sliced
 from rebalancer.planner.model import HUNDRED, Portfolio, Position, from_base_units, validate_all
 from rebalancer.planner.naive import naive_proposals
 from rebalancer.planner.plan import Plan, _named, make_plan
@@ -202,3 +202,16 @@ def test_unpriced_gas_is_the_wallet_independent_part_of_is_locked() -> None:
                 or nat < c.reserve[chain]
             )
     assert unpriced_gas(unpriced, chain) and not unpriced_gas(ctx, chain)
+
+
+def test_walk_volumes_equal_the_pools_volumes_of_its_trades() -> None:
+    ctx = _context(TradeLimits(max_trade_usd=Decimal(9000)))
+    proposals = sliced(ctx, naive_proposals(ctx))
+    pools = _Pools(ctx)
+    walk = _walk(ctx, proposals, pools, {})
+    assert walk.trades
+    plain = pools.volumes(
+        (t.p.chain, t.p.sell.asset, t.p.buy.asset, t.value_in) for t in walk.trades
+    )
+    assert walk.volume == plain
+    assert [str(v) for v in walk.volume.values()] == [str(v) for v in plain.values()]
