@@ -153,7 +153,8 @@ def _dual_simplex(
 ) -> Any:
     """``linprog_ds`` straight through SciPy's HiGHS bindings: the same model, options and
     checks, without the wrapper's per-column Python loop over the basis (bound marginals the
-    planner never reads: ~4 ms per LP of a 3 x 50 x 10 plan, ~30 ms at 45,000 positions)."""
+    planner never reads: ~3 ms per LP of a 3 x 50 x 10 plan, ~20-70 ms at 45,000 positions).
+    ``tests/planner/test_fast_paths.py`` holds it to ``linprog_ds``, bit for bit."""
     assert _highs is not None
     n_ub = len(b_ub)
     a = csc_array(vstack((a_ub, a_eq)))
