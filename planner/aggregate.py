@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from operator import attrgetter
 
 import numpy as np
 from scipy.sparse import csr_array
@@ -99,10 +100,11 @@ class _Data:
 def _data(problem: Problem) -> _Data:
     slots, accounts = problem.slots, problem.accounts
     n = len(slots)
-    acc = np.fromiter((s.account for s in slots), np.int64, n)
-    avail = np.fromiter((s.avail_pp for s in slots), float, n)
-    can_sell = np.fromiter((s.can_sell for s in slots), bool, n)
-    can_buy = np.fromiter((s.can_buy for s in slots), bool, n)
+    # NOTE: attrgetter maps rather than generator expressions: ~10^4 slots, five fields
+    acc = np.fromiter(map(attrgetter("account"), slots), np.int64, n)
+    avail = np.fromiter(map(attrgetter("avail_pp"), slots), float, n)
+    can_sell = np.fromiter(map(attrgetter("can_sell"), slots), bool, n)
+    can_buy = np.fromiter(map(attrgetter("can_buy"), slots), bool, n)
     names: dict[str, int] = {}
     asset = np.fromiter((names.setdefault(s.asset, len(names)) for s in slots), np.int64, n)
     locked = np.array([a.locked for a in accounts], dtype=bool)

@@ -46,7 +46,8 @@ class PlanContext:
     tradable: dict[str, list[Token]]
     book: LotBook | None
     held: Held = field(default_factory=dict)
-    """(chain, wallet, token id) -> base units before the plan (computed once)."""
+    """(chain, wallet, token id) -> base units before the plan (computed once): one key per
+    position of ``portfolio``, in its order (``evaluate`` walks the two side by side)."""
     tokens: dict[str, Token] = field(default_factory=dict)
     limits: TradeLimits = field(default_factory=TradeLimits)
     """The policy's size limits (``max_trade_usd`` slices trades, ``max_run_usd`` caps the run)."""
@@ -124,7 +125,13 @@ def native_raw(
 
 def is_locked(ctx: PlanContext, chain: str, native: int) -> bool:
     """A wallet that cannot pay one swap's gas above its reserve cannot trade at all."""
-    native_price = ctx.portfolio.prices.get(ctx.universe.chains[chain].native_asset)
-    if native_price is None and ctx.gas_usd[chain] > 0:
+    if unpriced_gas(ctx, chain):
         return True
     return native - ctx.reserve[chain] < ctx.gas_raw[chain] or (native < ctx.reserve[chain])
+
+
+def unpriced_gas(ctx: PlanContext, chain: str) -> bool:
+    """Gas costs something on ``chain`` but its native coin has no price: no wallet there can
+    trade (the part of ``is_locked`` that is the same for every wallet of the chain)."""
+    native_price = ctx.portfolio.prices.get(ctx.universe.chains[chain].native_asset)
+    return native_price is None and ctx.gas_usd[chain] > 0

@@ -11,8 +11,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
-from scipy.sparse import csr_array, vstack
+from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, linprog, milp
+from scipy.sparse import csc_array, csr_array, vstack
+
+try:  # NOTE: SciPy's own HiGHS bindings (private): linprog without its per-column loop
+    from scipy.optimize._highspy import _core as _highs
+    from scipy.optimize._linprog_highs import _highs_to_scipy_status_message as _status_message
+    from scipy.optimize._linprog_util import _check_result
+except ImportError:  # pragma: no cover - other SciPy layouts: linprog itself
+    _highs = None
 
 
 def fill(x: object, k: int) -> np.ndarray:
@@ -85,27 +92,19 @@ class Builder:
         return cost, a
 
     def solve_lp(self) -> Any:
-        """The program as a pure LP (dual simplex), through ``linprog``: the same answer as
-        ``solve(False)`` without milp's per-column integrality list (large LPs: ~3 us per
-        column saved)."""
+        """The program as a pure LP (dual simplex): the same answer as ``solve(False)`` without
+        milp's per-column integrality list (large LPs: ~3 us per column saved)."""
         cost, a = self._matrix()
         lo, hi = np.concatenate(self._rlo), np.concatenate(self._rhi)
         eq = lo == hi
         up = ~eq & np.isfinite(hi)
         down = ~eq & np.isfinite(lo)
         a_ub = vstack([a[up], -a[down]], format="csr")
-        return linprog(
-            cost,
-            A_ub=a_ub,
-            b_ub=np.concatenate([hi[up], -lo[down]]),
-            A_eq=a[eq],
-            b_eq=hi[eq],
-            bounds=np.column_stack([np.concatenate(self._lb), np.concatenate(self._ub)]),
-            method="highs-ds",
-            # NOTE: presolve on here (unlike the MILP): the sizes LP of a dense plan solves in
-            # about half the time with it (bench/planner.py, 45,000 positions: ~1.5 -> ~0.7 s)
-            options={"presolve": True},
-        )
+        b_ub = np.concatenate([hi[up], -lo[down]])
+        bounds = np.column_stack([np.concatenate(self._lb), np.concatenate(self._ub)])
+        if _highs is not None:
+            return _dual_simplex(cost, a_ub, b_ub, a[eq], hi[eq], bounds)
+        return linprog_ds(cost, a_ub, b_ub, a[eq], hi[eq], bounds)  # pragma: no cover
 
     def solve(self, integer: bool, options: dict[str, object] | None = None) -> Any:
         cost, a = self._matrix()
@@ -118,3 +117,96 @@ class Builder:
             # saves (bench/planner.py: 3x50x10 ~53 -> ~43 ms; the exact MILP ~3x faster).
             options={"presolve": False, **(options or {})},
         )
+
+
+def linprog_ds(
+    cost: np.ndarray,
+    a_ub: csr_array,
+    b_ub: np.ndarray,
+    a_eq: csr_array,
+    b_eq: np.ndarray,
+    bounds: np.ndarray,
+) -> Any:
+    """``linprog(method="highs-ds")`` as ``Builder.solve_lp`` calls it (what ``_dual_simplex``
+    must equal, to the last bit)."""
+    return linprog(
+        cost,
+        A_ub=a_ub,
+        b_ub=b_ub,
+        A_eq=a_eq,
+        b_eq=b_eq,
+        bounds=bounds,
+        method="highs-ds",
+        # NOTE: presolve on here (unlike the MILP): the sizes LP of a dense plan solves in
+        # about half the time with it (bench/planner.py, 45,000 positions: ~1.5 -> ~0.7 s)
+        options={"presolve": True},
+    )
+
+
+def _dual_simplex(
+    cost: np.ndarray,
+    a_ub: csr_array,
+    b_ub: np.ndarray,
+    a_eq: csr_array,
+    b_eq: np.ndarray,
+    bounds: np.ndarray,
+) -> Any:
+    """``linprog_ds`` straight through SciPy's HiGHS bindings: the same model, options and
+    checks, without the wrapper's per-column Python loop over the basis (bound marginals the
+    planner never reads: ~3 ms per LP of a 3 x 50 x 10 plan, ~20-70 ms at 45,000 positions).
+    ``tests/planner/test_fast_paths.py`` holds it to ``linprog_ds``, bit for bit."""
+    assert _highs is not None
+    n_ub = len(b_ub)
+    a = csc_array(vstack((a_ub, a_eq)))
+    lhs = _finite(np.concatenate((np.full(n_ub, -np.inf), b_eq)))
+    rhs = _finite(np.concatenate((b_ub, b_eq)))
+    lb, ub = bounds.T.copy()
+    lp = _highs.HighsLp()
+    lp.num_col_ = len(cost)
+    lp.num_row_ = len(rhs)
+    lp.a_matrix_.num_col_ = len(cost)
+    lp.a_matrix_.num_row_ = len(rhs)
+    lp.a_matrix_.format_ = _highs.MatrixFormat.kColwise
+    lp.col_cost_ = np.asarray(cost, dtype=np.float64)
+    lp.col_lower_ = _finite(lb)
+    lp.col_upper_ = _finite(ub)
+    lp.row_lower_ = lhs
+    lp.row_upper_ = rhs
+    lp.a_matrix_.start_ = a.indptr
+    lp.a_matrix_.index_ = a.indices
+    lp.a_matrix_.value_ = a.data
+    h = _highs._Highs()
+    opts = _highs.HighsOptions()
+    # what linprog(method="highs-ds", options={"presolve": True}) sets
+    opts.presolve = "on"
+    opts.solver = "simplex"
+    opts.highs_debug_level = _highs.HighsDebugLevel.kHighsDebugLevelNone
+    opts.log_to_console = False
+    opts.output_flag = False
+    opts.simplex_strategy = _highs.simplex_constants.SimplexStrategy.kSimplexStrategyDual
+    h.passOptions(opts)
+    h.passModel(lp)
+    h.run()
+    status = h.getModelStatus()
+    message = h.modelStatusToString(status)
+    x = fun = slack = con = None
+    info = h.getInfo()
+    if status == _highs.HighsModelStatus.kOptimal:
+        solution = h.getSolution()
+        x = np.array(solution.col_value)
+        fun = info.objective_function_value
+        row = rhs - solution.row_value
+        slack, con = np.array(row[:n_ub]), np.array(row[n_ub:])
+    else:
+        primal = h.solutionStatusToString(info.primal_solution_status)
+        message = f"model_status is {message}; primal_status is {primal}"
+    code, message = _status_message(status, message)
+    code, message = _check_result(x, fun, code, slack, con, bounds, 1e-9, message, None)
+    return OptimizeResult(x=x, fun=fun, status=code, message=message, success=code == 0)
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    """Infinite bounds as HiGHS's own infinity, as SciPy passes them."""
+    infs = np.isinf(x)
+    x[infs] = np.sign(x[infs]) * _highs.kHighsInf
+    return x

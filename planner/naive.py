@@ -67,14 +67,19 @@ def naive_proposals(ctx: PlanContext) -> list[Proposal]:
                 continue
             sellable[leaf_key] = sellable.get(leaf_key, Decimal(0)) + value
             per_account.setdefault((chain, wallet), []).append((token, value))
+    # NOTE: each chain's first tradable token of each leaf, found once (not once per wallet
+    # and sink: a dense portfolio has ~10^3 of each)
+    first: dict[str, dict[str, Token]] = {}
+    for chain in {c for c, _ in per_account}:
+        firsts = first[chain] = {}
+        for token in ctx.tradable[chain]:
+            leaf_key = leaf_of.get(token.asset)
+            if leaf_key is not None and leaf_key not in firsts:
+                firsts[leaf_key] = token
     out: list[Proposal] = []
     for (chain, wallet), holdings in sorted(per_account.items()):
-        buy_tokens: dict[str, Token] = {}
-        for key in sorted(sinks):
-            for token in ctx.tradable[chain]:
-                if leaf_of.get(token.asset) == key:
-                    buy_tokens[key] = token
-                    break
+        firsts = first[chain]
+        buy_tokens = {key: firsts[key] for key in sorted(sinks) if key in firsts}
         if not buy_tokens:
             continue
         sells = []

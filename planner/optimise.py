@@ -804,10 +804,14 @@ def _rounded(problem: Problem, relaxed: Sequence[PairTrade]) -> list[tuple[int, 
 def solve(problem: Problem, extra_pairs: Sequence[tuple[int, int]] = ()) -> Solution:
     """Exact MILP over every pair when the problem is small enough, else decomposed; then the
     polish. ``extra_pairs`` (the naive plan's) are always offered."""
-    extra = [(i, j) for i, j in extra_pairs if _valid(problem, i, j)]
     support = 0
     swaps: list[tuple[int, int]] = []
-    if pair_bound(problem, sliced=False) <= EXACT_MAX_SWAPS:
+    small = pair_bound(problem, sliced=False) <= EXACT_MAX_SWAPS
+    # NOTE: the decomposed path without tax never reads them (a dense naive plan has ~10^4)
+    extra = (
+        [(i, j) for i, j in extra_pairs if _valid(problem, i, j)] if small or problem.tax else []
+    )
+    if small:
         swaps = slices(problem, sorted({*all_pairs(problem), *extra}))
         if not swaps:
             return Solution([], "no candidate trades", 0, 0, 0.0)

@@ -11,12 +11,19 @@ from rebalancer.planner.context import PlanContext, is_locked, native_raw
 from rebalancer.planner.model import HUNDRED, Row, from_base_units
 
 _BPS = Decimal(10_000)
+_ZERO = Decimal(0)
 
 
 def build_problem(ctx: PlanContext) -> tuple[optimise.Problem, dict[tuple[str, str, str], int]]:
     """The optimiser's view of the context, in float points of the total."""
     pp = HUNDRED / ctx.total
-    state = dict(ctx.held)
+    held = state = ctx.held
+    # each position's value, as it would be computed here (at the portfolio's price)
+    values = {
+        (p.chain, p.wallet, p.token.id): p.value
+        for p in ctx.portfolio.positions
+        if p.price == ctx.portfolio.prices.get(p.token.asset)
+    }
     accounts: list[optimise.Account] = []
     slots: list[optimise.Slot] = []
     index: dict[tuple[str, str, str], int] = {}
@@ -44,12 +51,19 @@ def build_problem(ctx: PlanContext) -> tuple[optimise.Problem, dict[tuple[str, s
         )
         accounts.append(acc)
         # NOTE: a dense portfolio has ~10^4 slots: one key and one product per slot (a
-        # token's value and what it may sell are the same number unless it is the native)
+        # token's value and what it may sell are the same number unless it is the native; a
+        # held token's value is its position's, a token not held is worth nothing), and one
+        # positional Slot() call
         for token in ctx.tradable[chain]:
             slot_key = (chain, wallet, token.id)
-            raw = state.get(slot_key, 0)
-            value = from_base_units(raw, token.decimals) * prices[token.asset]
-            value_pp = float(value * pp)
+            raw = held.get(slot_key, 0)
+            if raw > 0:
+                value = values.get(slot_key)
+                if value is None:
+                    value = from_base_units(raw, token.decimals) * prices[token.asset]
+                value_pp = float(value * pp)
+            else:
+                value, value_pp = _ZERO, 0.0
             avail, avail_pp = value, value_pp
             if token.is_native:
                 avail = max(native_avail - ctx.gas_usd[chain], Decimal(0))
@@ -58,13 +72,13 @@ def build_problem(ctx: PlanContext) -> tuple[optimise.Problem, dict[tuple[str, s
             index[slot_key] = len(slots)
             slots.append(
                 optimise.Slot(
-                    account=a,
-                    token=token,
-                    asset=token.asset,
-                    value_pp=value_pp,
-                    avail_pp=avail_pp,
-                    can_sell=raw > 0 and avail >= min_usd and avail > 0,
-                    can_buy=True,
+                    a,
+                    token,
+                    token.asset,
+                    value_pp,
+                    avail_pp,
+                    raw > 0 and avail >= min_usd and avail > 0,
+                    True,
                 )
             )
     weights = {r.key: r.weight_pct for r in ctx.drift.rows}
