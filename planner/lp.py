@@ -103,8 +103,11 @@ class Builder:
         b_ub = np.concatenate([hi[up], -lo[down]])
         bounds = np.column_stack([np.concatenate(self._lb), np.concatenate(self._ub)])
         if _highs is not None:
-            return _dual_simplex(cost, a_ub, b_ub, a[eq], hi[eq], bounds)
-        return linprog_ds(cost, a_ub, b_ub, a[eq], hi[eq], bounds)  # pragma: no cover
+            try:
+                return _dual_simplex(cost, a_ub, b_ub, a[eq], hi[eq], bounds)
+            except (AttributeError, TypeError):  # pragma: no cover - a SciPy whose private
+                pass  # bindings changed shape: the public wrapper, same answer, a little slower
+        return linprog_ds(cost, a_ub, b_ub, a[eq], hi[eq], bounds)
 
     def solve(self, integer: bool, options: dict[str, object] | None = None) -> Any:
         cost, a = self._matrix()
