@@ -19,12 +19,13 @@ amounts are paired into swaps decides only its gas. Hence three steps, then a bo
 3. **Sizes**: unless those swaps already end inside the bands, one LP over that fixed set
    (impact over-estimated by chords around the volumes found, each bought row charged its
    share there), so the sizes are the best for those swaps.
-4. **The bound**: the relaxation again, on a finer grid, with the impact each bought row
-   loses (a chain's whole impact comes off what its swaps buy) and each row's band widened to
-   where the plan ends it. Every simplification relaxes, so its cost is a lower bound of any
-   plan that ends the rows there or better (up to the second-order effect of costs on the
-   weights): ``Solution.gap`` measures the plan against it. Without the impact in the rows
-   the bound was 20-25% under a dense plan; with it 1-4.5% (bench/planner.py).
+4. **The bound**: the relaxation again, with tangents also around what the plan sells and
+   buys, the impact each bought row loses (a chain's whole impact comes off what its swaps
+   buy) and each row's band widened to where the plan ends it. Every simplification relaxes,
+   so its cost is a lower bound of any plan that ends the rows there or better (up to the
+   second-order effect of costs on the weights): ``Solution.gap`` measures the plan against
+   it. Without the impact in the rows the bound was 20-25% under a dense plan; with it
+   ~0.5-2.3% (bench/planner.py).
 
 Array work and small LPs without a time limit: deterministic, near-linear in the positions.
 Pair pools (``depth_usd_by_pair``) are not visible per position: every swap is priced through
@@ -53,12 +54,13 @@ _GRID = 28
 """Points of each group's tabulated cost (the envelope of their tangents bounds it below)."""
 _GRID_RATIO = 1.45
 """Ratio of consecutive distances of the grid points from its start."""
-_FINE = 20_000
-"""Grid points in all of the bound's groups (``_bound``, solved once: finer, up to 40 per
-group over the same span; at 45,000 dense positions its gap 3.2% at 28 points, 0.6% at 40,
-0.5% at 100 for twice the time)."""
+_GRID_NEAR = 10
+"""Grid points of the bound, which has tangents around the plan's amounts too (``_NEAR``):
+as tight as 28 at a third of the columns (bench/planner.py gaps the same)."""
 _BISECT = 40
 """Bisection steps for the marginal cost at which a group sells what the LP says."""
+_NEAR = np.array([0.9, 0.97, 1.0, 1.03, 1.1])
+"""The bound's extra tangent points, as multiples of what the plan sells and buys per group."""
 _POLISH = (0.7, 1.0, 1.4)
 """Breakpoints of the sizes LP's chords, as multiples of each pool's volume found."""
 _POLISH_FINE = (0.8, 0.9, 1.0, 1.1, 1.2, 1.4)
@@ -208,11 +210,10 @@ def _bands(
     soft_bands(b, terms, d.lo, d.hi, d.val, d.tgt, d.leaf, const, cost_var)
 
 
-def _grid(lo: np.ndarray, hi: np.ndarray, fine: bool = False) -> np.ndarray:
-    """Per group, ``_GRID`` points from ``lo`` to ``hi``: ``lo + (hi - lo) * r**-j``, densest
-    near ``lo`` (ratio ``_GRID_RATIO``), ``lo`` itself first (``fine``: more points over the
-    same span, ``_FINE`` in all)."""
-    n = max(_GRID, min(40, _FINE // max(len(lo), 1))) if fine else _GRID
+def _grid(lo: np.ndarray, hi: np.ndarray, n: int = _GRID) -> np.ndarray:
+    """Per group, ``n`` points from ``lo`` to ``hi``: ``lo + (hi - lo) * r**-j``, densest
+    near ``lo``, ``lo`` itself first (ratio ``_GRID_RATIO`` at ``_GRID`` points; fewer points
+    span the same range)."""
     r = _GRID_RATIO ** ((_GRID - 2.0) / (n - 2.0))
     steps = r ** (np.arange(n - 1) - (n - 2.0))
     pts = lo[:, None] + (hi - lo)[:, None] * steps[None, :]
@@ -238,6 +239,28 @@ def _sell_use(
     a pool's positions at cost ``c`` per point in order, impact ``k * V**2``."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.clip((mu - c) / (2 * k) - before, 0.0, cap)
+
+
+def _marginal(
+    x: np.ndarray,
+    c0: np.ndarray,
+    top: np.ndarray,
+    grp: np.ndarray,
+    c: np.ndarray,
+    k: np.ndarray,
+    before: np.ndarray,
+    cap: np.ndarray,
+) -> np.ndarray:
+    """Per group, the marginal cost at which its least-cost split sells ``x`` (bisection
+    between its first position's cost ``c0`` and ``top``; the upper end of the last step)."""
+    lo, hi = c0.copy(), top.copy()
+    for _ in range(_BISECT):
+        mid = (lo + hi) / 2
+        got = np.bincount(grp, weights=_sell_use(mid[grp], c, k, before, cap), minlength=len(x))
+        low = got < x
+        lo = np.where(low, mid, lo)
+        hi = np.where(low, hi, mid)
+    return hi
 
 
 @dataclass
@@ -337,7 +360,10 @@ def _borne(
 
 
 def _relaxation(
-    problem: Problem, d: _Data, borne: bool = False
+    problem: Problem,
+    d: _Data,
+    borne: bool = False,
+    near: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float, float, str]:
     """Step 1: points sold per slot and bought per pool, the LP's cost and objective (lower
     bounds) and its status.
@@ -350,8 +376,9 @@ def _relaxation(
     Relaxed: a chain's wallets balance together, a pool's sales and purchases are priced
     apart (``k (S + W)**2 >= k S**2 + k W**2``), the native coin pays only for its own sale.
     ``borne`` (the bound, ``_bound``): the bought rows also lose impact (``_borne``), any gas
-    beyond may come off the native coin at its cost, on the finer grid ``_FINE``; without,
-    what it buys is where the plan buys (the swaps follow it)."""
+    beyond may come off the native coin at its cost; ``near`` (what a plan sells and buys per
+    pool): tangents there too. Without ``borne``, what it buys is where the plan buys (the
+    swaps follow it)."""
     n_pool = len(d.pool_k)
     sig = d.sig[d.pool_asset]
     kid = np.unique(d.pool_k, return_inverse=True)[1].ravel()
@@ -392,19 +419,40 @@ def _relaxation(
     np.maximum.at(top, grp, c + 2 * k_s * (before + cap))
     c0 = np.where(has_sell, c0, 0.0)
     top = np.where(has_sell, np.maximum(top, c0), 0.0)
-    mu = _grid(c0, top, borne)
-    n_j = mu.shape[1]
-    x_tab = np.zeros((n_g, n_j))
-    f_tab = np.zeros((n_g, n_j))
-    gas_tab = np.zeros((n_g, n_j))
-    for j in range(n_j):
-        u = _sell_use(mu[grp, j], c, k_s, before, cap)
-        vol = np.bincount(pool_s, weights=u, minlength=n_pool)
-        x_tab[:, j] = np.bincount(grp, weights=u, minlength=n_g)
-        f_tab[:, j] = np.bincount(grp, weights=c * u, minlength=n_g) + np.bincount(
-            pool_group, weights=d.pool_k * vol**2, minlength=n_g
-        )
-        gas_tab[:, j] = np.bincount(grp, weights=gas_u * u, minlength=n_g)
+
+    def tabulate(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per group at each marginal cost of ``mu``: what it sells, its cost, its gas."""
+        shape = mu.shape
+        x_t, f_t, gas_t = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        for j in range(shape[1]):
+            u = _sell_use(mu[grp, j], c, k_s, before, cap)
+            vol = np.bincount(pool_s, weights=u, minlength=n_pool)
+            x_t[:, j] = np.bincount(grp, weights=u, minlength=n_g)
+            f_t[:, j] = np.bincount(grp, weights=c * u, minlength=n_g) + np.bincount(
+                pool_group, weights=d.pool_k * vol**2, minlength=n_g
+            )
+            gas_t[:, j] = np.bincount(grp, weights=gas_u * u, minlength=n_g)
+        return x_t, f_t, gas_t
+
+    n_grid = _GRID if near is None else _GRID_NEAR
+    mu = _grid(c0, top, n_grid)
+    x_tab, f_tab, gas_tab = tabulate(mu)
+    if near is not None:
+        # tangents also where the plan sells (the marginal costs found by interpolating the
+        # table: any point gives a valid tangent), so the bound is tight around the plan
+        want = np.bincount(pool_group, weights=near[0], minlength=n_g)[:, None] * _NEAR
+        j = np.clip((x_tab[:, :, None] < want[:, None, :]).sum(axis=1), 1, mu.shape[1] - 1)
+        x0, x1 = np.take_along_axis(x_tab, j - 1, 1), np.take_along_axis(x_tab, j, 1)
+        m0, m1 = np.take_along_axis(mu, j - 1, 1), np.take_along_axis(mu, j, 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.clip(np.where(x1 > x0, (want - x0) / (x1 - x0), 0.0), 0.0, 1.0)
+        mu_near = m0 + t * (m1 - m0)
+        tabs = [
+            np.concatenate(pair, axis=1)
+            for pair in zip((x_tab, f_tab, gas_tab, mu), (*tabulate(mu_near), mu_near), strict=True)
+        ]
+        order = np.argsort(tabs[3], axis=1, kind="stable")
+        x_tab, f_tab, gas_tab, mu = (np.take_along_axis(a, order, 1) for a in tabs)
     s_pts, s_slope = _envelope(x_tab, f_tab, mu)
     s_width = np.diff(s_pts, axis=1)
     s_gas = np.diff(
@@ -419,7 +467,11 @@ def _relaxation(
     k_eff = np.where(can_buy, 1 / np.where(can_buy, inv_k, 1.0), 0.0)
     chain_total = np.bincount(d.chain[a_s], weights=cap, minlength=d.n_chain)
     w_top = chain_total[g_chain]
-    w = _grid(np.zeros(n_g), w_top, borne)[:, 1:]
+    w = _grid(np.zeros(n_g), w_top, n_grid)[:, 1:]
+    if near is not None:
+        w_near = np.bincount(pool_group, weights=near[1], minlength=n_g)[:, None] * _NEAR
+        extra = np.minimum(w_near, w_top[:, None])
+        w = np.sort(np.concatenate([w, np.maximum(extra, w[:, :1])], axis=1), axis=1)
     # the tangents at 0 and at each grid point meet half way between them
     mids = np.concatenate([w[:, :1] / 2, (w[:, :-1] + w[:, 1:]) / 2], axis=1)
     b_pts = np.concatenate([np.zeros((n_g, 1)), mids, w[:, -1:]], axis=1)
@@ -466,23 +518,23 @@ def _relaxation(
         _row_terms(d, g_asset[g_of_w], ws, (1.0 - fee_chain[g_chain])[g_of_w]),
     ]
     if borne:
-        parts.extend(_borne(b, d, g_chain, g_asset, g_of_s, xs, g_of_w, ws, b_slope, x_tab, k_sell))
+        # the sales' least impact needs tangents only around the plan's (any are valid)
+        at = x_tab if near is None else want
+        parts.extend(_borne(b, d, g_chain, g_asset, g_of_s, xs, g_of_w, ws, b_slope, at, k_sell))
         parts.append(_row_terms(d, nat_chain, burn, -np.ones(burn.size)))
     terms = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
     _bands(b, d, terms, np.zeros(len(d.lo)), cost_var)  # type: ignore[arg-type]
     res = b.solve_lp()
     if res.x is None:
         return np.zeros(len(d.cap)), np.zeros(n_pool), math.nan, math.nan, str(res.message)
+    status = "optimal" if res.status == 0 else f"stopped early ({res.message})"
+    if borne:  # the bound: its cost and objective are all that is read
+        cost = float(res.x[cost_var])
+        return np.zeros(len(d.cap)), np.zeros(n_pool), cost, float(res.fun), status
     x_g = np.bincount(g_of_s, weights=res.x[xs], minlength=n_g)
     w_g = np.bincount(g_of_w, weights=res.x[ws], minlength=n_g)
     # each group's sales as its least-cost split: the marginal cost where it sells x_g
-    lo_mu, hi_mu = c0.copy(), top.copy()
-    for _ in range(_BISECT):
-        mid = (lo_mu + hi_mu) / 2
-        got = np.bincount(grp, weights=_sell_use(mid[grp], c, k_s, before, cap), minlength=n_g)
-        low = got < x_g
-        lo_mu = np.where(low, mid, lo_mu)
-        hi_mu = np.where(low, hi_mu, mid)
+    hi_mu = _marginal(x_g, c0, top, grp, c, k_s, before, cap)
     u = _sell_use(hi_mu[grp], c, k_s, before, cap)
     u *= np.where(
         x_g > 0, x_g / np.maximum(np.bincount(grp, weights=u, minlength=n_g), 1e-300), 0.0
@@ -492,7 +544,6 @@ def _relaxation(
     bought = np.zeros(n_pool)
     share = 1 / np.maximum(d.pool_k[buy_pools], 1e-300)
     bought[buy_pools] = w_g[pool_group[buy_pools]] * share * k_eff[pool_group[buy_pools]]
-    status = "optimal" if res.status == 0 else f"stopped early ({res.message})"
     return sold, bought, float(res.x[cost_var]), float(res.fun), status
 
 
@@ -796,18 +847,23 @@ def _rows_generated(
 
 
 def _bound(
-    problem: Problem, d: _Data, active: np.ndarray, after: np.ndarray, cost: float
+    problem: Problem,
+    d: _Data,
+    active: np.ndarray,
+    after: np.ndarray,
+    cost: float,
+    near: tuple[np.ndarray, np.ndarray],
 ) -> tuple[float, float] | None:
     """(cost, objective) lower bounds of any plan that ends each band row where these swaps
     do or better (``after``, at their ``cost``): the relaxation over the ``active`` rows with
-    the impact the bought rows lose (``_borne``), on the finer grid, each row's band widened
-    to where the plan leaves it (a plan may stop a little short of the rows it aims for,
-    inside the band's edge margin: the plain bound, which aims for them, would then be
-    above it). None if it finds no solution."""
+    the impact the bought rows lose (``_borne``), tangents also around what the plan sells and
+    buys (``near``, per pool), each row's band widened to where the plan leaves it (a plan
+    may stop a little short of the rows it aims for, inside the band's edge margin: the plain
+    bound, which aims for them, would then be above it). None if it finds no solution."""
     sub = d if active.all() else _restricted(d, active)
     reach = after[active] / max(1 - cost / 100, 1e-9)
     sub = replace(sub, lo=np.minimum(sub.lo, reach), hi=np.maximum(sub.hi, reach))
-    _, _, bound_cost, bound, _ = _relaxation(problem, sub, borne=True)
+    _, _, bound_cost, bound, _ = _relaxation(problem, sub, borne=True, near=near)
     return None if math.isnan(bound) else (bound_cost, bound)
 
 
@@ -844,7 +900,12 @@ def solve(problem: Problem) -> Solution:
     keep = x > _TOL
     p, q, x, n = p[keep], q[keep], x[keep], n[keep]
     after, cost = _achieved(d, p, q, x, n)
-    tight = _bound(problem, d, active, after, cost)
+    n_pool = len(d.pool_k)
+    near = (
+        np.bincount(d.pool[p], weights=x, minlength=n_pool),
+        np.bincount(d.pool[q], weights=x, minlength=n_pool),
+    )
+    tight = _bound(problem, d, active, after, cost, near)
     if tight is not None:
         bound_cost, bound = tight
     lower: tuple[float | None, float | None] = (bound, bound_cost)
