@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rebalancer.commands import config_arg
 from rebalancer.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -18,13 +19,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-c",
-        "--config",
-        default="rebalancer.toml",
-        metavar="FILE",
-        help="portfolio config (default: rebalancer.toml in the current folder)",
-    )
+    config_arg(p)
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     p.add_argument("--png", metavar="DIR", help="write the charts as PNG files")
     p.add_argument("--lots", metavar="CSV", help="tax lots (date,asset,amount,cost_basis_usd)")
