@@ -107,21 +107,14 @@ def run(args: argparse.Namespace) -> int:
     path = journal_path(config, os.environ)
     imported: list[Any] = []
     if args.lots:
-        from rebalancer.documents.lots import LotRow, LotSource
+        from rebalancer.documents.lots import LotRow
 
         try:
             text = Path(args.lots).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"lots file {args.lots!r}: {exc.strerror or exc}") from None
         imported = [
-            LotRow(
-                id=x.id,
-                asset=x.asset,
-                amount=x.amount,
-                acquired=x.date,
-                cost_basis_usd=x.cost_basis_usd,
-                source=LotSource.IMPORT,
-            )
+            LotRow.imported(x)
             for x in parse_lots_csv(text, Path(args.lots).name, known_assets=registry.assets)
         ]
     else:
