@@ -57,6 +57,8 @@ ACTIVITY_WINDOW = 10  # signatures read to find the wallet's own newest transact
 NO_OWN_ACTIVITY = "no transaction of its own"
 """The mark of a wallet that signed none of the transactions that name it (or has none): the
 same whether others named it since or not."""
+# getTransaction's options wherever a landed transaction is read (v0 too, once confirmed)
+TX_JSON = {"encoding": "json", "maxSupportedTransactionVersion": 0, "commitment": "confirmed"}
 ALT_PROGRAM = "AddressLookupTab1e1111111111111111111111111"
 # An address lookup table account: bincode ProgramState::LookupTable (u32 tag 1), then the meta
 # (deactivation slot u64, last extended slot u64, start index u8, Option<authority> 1 + 32,
@@ -569,8 +571,7 @@ class SolanaChain(ChainAdapter):
             sigs.append(sig)
         if not sigs:
             return NO_OWN_ACTIVITY
-        cfg = {"encoding": "json", "maxSupportedTransactionVersion": 0, "commitment": "confirmed"}
-        txs = await self.calls([("getTransaction", [sig, cfg]) for sig in sigs])
+        txs = await self.calls([("getTransaction", [sig, TX_JSON]) for sig in sigs])
         for sig, tx in zip(sigs, txs, strict=True):
             message = ((tx or {}).get("transaction") or {}).get("message") or {}
             keys = message.get("accountKeys") or []
@@ -594,36 +595,20 @@ class SolanaChain(ChainAdapter):
             return "confirmed"
         return "unknown"
 
+    async def _transaction(self, tx_id: str) -> Any:
+        """The node's ``getTransaction`` answer (JSON encoding, confirmed); None if it has none."""
+        return await self.call("getTransaction", [tx_id, TX_JSON])
+
     async def fee_paid(self, tx_id: str) -> int | None:
         """The fee the transaction paid, in lamports; None if the node does not have it."""
-        tx = await self.call(
-            "getTransaction",
-            [
-                tx_id,
-                {
-                    "encoding": "json",
-                    "maxSupportedTransactionVersion": 0,
-                    "commitment": "confirmed",
-                },
-            ],
-        )
+        tx = await self._transaction(tx_id)
         meta = (tx or {}).get("meta") or {}
         fee = meta.get("fee")
         return int(fee) if isinstance(fee, int) else None
 
     async def block_time(self, tx_id: str) -> int | None:
         """The transaction's ``blockTime`` (getTransaction); None if the node has none."""
-        tx = await self.call(
-            "getTransaction",
-            [
-                tx_id,
-                {
-                    "encoding": "json",
-                    "maxSupportedTransactionVersion": 0,
-                    "commitment": "confirmed",
-                },
-            ],
-        )
+        tx = await self._transaction(tx_id)
         at = (tx or {}).get("blockTime") if isinstance(tx, dict) else None
         return at if isinstance(at, int) and not isinstance(at, bool) else None
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Required, TypedDict, TypeVar, Unpack
 
 import httpx
 
@@ -96,25 +96,22 @@ def _tries(n: int) -> str:
     return f"{n} {'try' if n == 1 else 'tries'}"
 
 
+class Policy(TypedDict, total=False):
+    """Who is asked, what its failure raises, and how hard to try: the keywords every helper
+    here takes and hands on to :func:`send_parsed` as they are."""
+
+    where: Required[str]
+    error: Required[type[ExternalError]]
+    retries: int
+    backoff: float
+    deadline: float | None
+
+
 async def send_with_retries(
-    send: Callable[[], Awaitable[httpx.Response]],
-    *,
-    where: str,
-    error: type[ExternalError],
-    retries: int = 3,
-    backoff: float = 0.25,
-    deadline: float | None = None,
+    send: Callable[[], Awaitable[httpx.Response]], **policy: Unpack[Policy]
 ) -> httpx.Response:
     """The first answer that is not a transient failure; ``error`` after ``retries`` more."""
-    return await send_parsed(
-        send,
-        lambda resp: resp,
-        where=where,
-        error=error,
-        retries=retries,
-        backoff=backoff,
-        deadline=deadline,
-    )
+    return await send_parsed(send, lambda resp: resp, **policy)
 
 
 async def post_json(
@@ -122,52 +119,18 @@ async def post_json(
     url: str,
     body: bytes,
     parse: Callable[[bytes], T],
-    *,
-    where: str,
-    error: type[ExternalError],
-    retries: int = 3,
-    backoff: float = 0.25,
-    deadline: float | None = None,
+    **policy: Unpack[Policy],
 ) -> T:
     """POST a JSON body with the retry policy above; anything but HTTP 200 is ``error``;
     ``parse`` gets the 200 body and may call it :class:`Garbled` (then it is tried again)."""
 
     def parsed(resp: httpx.Response) -> T:
         if resp.status_code != 200:
-            raise error(f"{where} answered HTTP {resp.status_code}")
+            raise policy["error"](f"{policy['where']} answered HTTP {resp.status_code}")
         return parse(resp.content)
 
     return await send_parsed(
         lambda: client.post(url, content=body, headers={"Content-Type": "application/json"}),
         parsed,
-        where=where,
-        error=error,
-        retries=retries,
-        backoff=backoff,
-        deadline=deadline,
-    )
-
-
-async def post_json_body(
-    client: httpx.AsyncClient,
-    url: str,
-    body: bytes,
-    *,
-    where: str,
-    error: type[ExternalError],
-    retries: int = 3,
-    backoff: float = 0.25,
-    deadline: float | None = None,
-) -> bytes:
-    """POST a JSON body with the retry policy above; anything but HTTP 200 is ``error``."""
-    return await post_json(
-        client,
-        url,
-        body,
-        lambda content: content,
-        where=where,
-        error=error,
-        retries=retries,
-        backoff=backoff,
-        deadline=deadline,
+        **policy,
     )

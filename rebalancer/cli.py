@@ -15,20 +15,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import import_module
 
+from rebalancer.commands import config_arg
+
 REPORT_URL = "https://github.com/rebalancer/rebalancer/issues"
 
 # command name -> (module under rebalancer.commands, one-line help, argument adder)
 Adder = Callable[[argparse.ArgumentParser], None]
-
-
-def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-c",
-        "--config",
-        default="rebalancer.toml",
-        metavar="FILE",
-        help="portfolio config (default: rebalancer.toml in the current folder)",
-    )
 
 
 def _json_arg(p: argparse.ArgumentParser) -> None:
@@ -36,7 +28,7 @@ def _json_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _add_balances(p: argparse.ArgumentParser) -> None:
-    _config_arg(p)
+    config_arg(p)
 
 
 def _add_localnet(p: argparse.ArgumentParser) -> None:
@@ -136,7 +128,7 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
 
 
 def _add_drift(p: argparse.ArgumentParser) -> None:
-    _config_arg(p)
+    config_arg(p)
     p.add_argument(
         "--snapshot",
         metavar="FILE",
@@ -158,7 +150,7 @@ def _add_harvest(p: argparse.ArgumentParser) -> None:
 
 
 def _add_simulate(p: argparse.ArgumentParser) -> None:
-    _config_arg(p)
+    config_arg(p)
     p.add_argument("plan", metavar="PLAN", help="a plan file written by `rebalancer plan -o`")
 
 
@@ -168,7 +160,7 @@ def _add_apply(p: argparse.ArgumentParser) -> None:
 
 
 def _add_run(p: argparse.ArgumentParser) -> None:
-    _config_arg(p)
+    config_arg(p)
     p.add_argument("--execute", action="store_true", help="sign and send (default: dry run)")
     p.add_argument("--yes", action="store_true", help="do not ask before signing")
     p.add_argument("--force", action="store_true", help="plan even when no trigger fires")
@@ -184,7 +176,7 @@ def _add_watch(p: argparse.ArgumentParser) -> None:
 
 
 def _add_history(p: argparse.ArgumentParser) -> None:
-    _config_arg(p)
+    config_arg(p)
     p.add_argument("--limit", type=int, default=20, metavar="N", help="the last N runs")
 
 
@@ -227,28 +219,28 @@ def _add_service(p: argparse.ArgumentParser) -> None:
 def _add_export(p: argparse.ArgumentParser) -> None:
     from rebalancer.commands.external import add_export_arguments
 
-    _config_arg(p)
+    config_arg(p)
     add_export_arguments(p)
 
 
 def _add_submit(p: argparse.ArgumentParser) -> None:
     from rebalancer.commands.external import add_submit_arguments
 
-    _config_arg(p)
+    config_arg(p)
     add_submit_arguments(p)
 
 
 def _add_lots(p: argparse.ArgumentParser) -> None:
     from rebalancer.commands.lots import add_lots_arguments
 
-    _config_arg(p)
+    config_arg(p)
     add_lots_arguments(p)
 
 
 def _add_tax(p: argparse.ArgumentParser) -> None:
     from rebalancer.commands.lots import add_tax_arguments
 
-    _config_arg(p)
+    config_arg(p)
     add_tax_arguments(p)
 
 

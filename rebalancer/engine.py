@@ -206,18 +206,7 @@ class Engine:
         return results
 
     def _result(self, t: TradeIntent, status: str, **kw: Any) -> TradeResult:
-        return TradeResult(
-            t.id,
-            t.chain,
-            t.wallet,
-            t.sell.symbol,
-            t.buy.symbol,
-            t.amount_in,
-            status,
-            sell_decimals=t.sell.decimals,
-            buy_decimals=t.buy.decimals,
-            **kw,
-        )
+        return TradeResult.of(t, status, **kw)
 
     async def prepare(self, t: TradeIntent, *, queued: int = 0) -> Prepared:
         """Everything before a signature: quote, policy, build, check, simulate, policy,

@@ -79,6 +79,23 @@ class TradeResult:
     sell_decimals: int = 0
     buy_decimals: int = 0
 
+    @classmethod
+    def of(cls, t: TradeIntent, status: str, **kw: Any) -> TradeResult:
+        """The result of intent ``t``: its id, chain, wallet, tokens and amount, ``status``, and
+        ``kw`` (tx, outs, reason...)."""
+        return cls(
+            t.id,
+            t.chain,
+            t.wallet,
+            t.sell.symbol,
+            t.buy.symbol,
+            t.amount_in,
+            status,
+            sell_decimals=t.sell.decimals,
+            buy_decimals=t.buy.decimals,
+            **kw,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

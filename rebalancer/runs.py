@@ -309,21 +309,14 @@ def results_from_journal(
             approval = next((rows[a] for a in approval_ids(t.id) if a in rows), None)
             tx = approval.tx_hash if approval is not None else None
         out.append(
-            TradeResult(
-                t.id,
-                t.chain,
-                t.wallet,
-                t.sell.symbol,
-                t.buy.symbol,
-                t.amount_in,
+            TradeResult.of(
+                t,
                 row.state if row is not None else TradeStatus.NOT_EXECUTED,
                 tx=tx,
                 min_out=row.min_out if row is not None else None,
                 simulated_out=row.simulated_out if row is not None else None,
                 realised_out=row.realised_out if row is not None else None,
                 reason=(row.error if row is not None else None) or "the run stopped before it",
-                sell_decimals=t.sell.decimals,
-                buy_decimals=t.buy.decimals,
             )
         )
     return out

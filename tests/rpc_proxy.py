@@ -56,18 +56,7 @@ class Proxy:
                     )
                     return r.content
 
-                content = forward() if answer is None else answer(n, parsed, forward)
-                if content is None:
-                    with proxy._lock:
-                        proxy.dropped += 1
-                    proxy._closing.wait(hold_s)
-                    self.close_connection = True
-                    return
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
+                self._reply(forward() if answer is None else answer(n, parsed, forward))
 
             def do_GET(self) -> None:  # an aggregator API: the path and query go upstream
                 with proxy._lock:
@@ -80,8 +69,13 @@ class Proxy:
                     url = str(origin).rstrip("/") + self.path
                     return httpx.get(url, headers=headers, timeout=60).content
 
-                content = forward() if answer is None else answer(n, self.path, forward)
+                self._reply(forward() if answer is None else answer(n, self.path, forward))
+
+            def _reply(self, content: bytes | None) -> None:
+                """``content`` with HTTP 200; None: dropped (held, then closed unanswered)."""
                 if content is None:
+                    with proxy._lock:
+                        proxy.dropped += 1
                     proxy._closing.wait(hold_s)
                     self.close_connection = True
                     return

@@ -473,22 +473,11 @@ class LedgerClient:
         payload = tx.payload()
         tail = 0 if tx.typed else tx.eip155_tail_length()
         chunks = eth_chunks(serialize_path(parse_path(path)), payload, tail)
-        data = b""
-        for i, chunk in enumerate(chunks):
-            data = self.exchange(
-                _apdu(CLA, INS_ETH_SIGN_TX, P1_ETH_MORE if i else P1_ETH_FIRST, 0, chunk),
-                app="Ethereum",
-                doing="signing the transaction",
-                contract_data=bool(tx.data),
-                interactive=True,
-            )
-            if i < len(chunks) - 1 and data:
-                raise DeviceError(
-                    f"Ledger: answered {len(data)} bytes to an intermediate chunk; "
-                    "is the Ethereum app open?"
-                )
-        if len(data) != 65:
-            raise DeviceError(f"Ledger: signature reply of {len(data)} bytes, expected 65")
+        apdus = [
+            _apdu(CLA, INS_ETH_SIGN_TX, P1_ETH_MORE if i else P1_ETH_FIRST, 0, chunk)
+            for i, chunk in enumerate(chunks)
+        ]
+        data = self._sign_chunked(apdus, app="Ethereum", size=65, contract_data=bool(tx.data))
         return data[0], int.from_bytes(data[1:33], "big"), int.from_bytes(data[33:65], "big")
 
     # -- Solana app
@@ -518,22 +507,33 @@ class LedgerClient:
         """SIGN_MESSAGE: ``1 || path || message`` in P2-flagged chunks; returns 64 bytes."""
         self.ensure_app("Solana")
         payload = b"\x01" + serialize_path(parse_path(path)) + message
-        chunks = sol_chunks(payload)
+        apdus = [
+            _apdu(CLA, INS_SOL_SIGN_MESSAGE, P1_SOL_CONFIRM, p2, chunk)
+            for p2, chunk in sol_chunks(payload)
+        ]
+        return self._sign_chunked(apdus, app="Solana", size=64)
+
+    def _sign_chunked(
+        self, apdus: list[bytes], *, app: AppName, size: int, contract_data: bool = False
+    ) -> bytes:
+        """One signing request in chunks, reviewed on the device: every chunk but the last is
+        answered empty, the last with the signature of ``size`` bytes."""
         data = b""
-        for i, (p2, chunk) in enumerate(chunks):
+        for i, apdu in enumerate(apdus):
             data = self.exchange(
-                _apdu(CLA, INS_SOL_SIGN_MESSAGE, P1_SOL_CONFIRM, p2, chunk),
-                app="Solana",
+                apdu,
+                app=app,
                 doing="signing the transaction",
+                contract_data=contract_data,
                 interactive=True,
             )
-            if i < len(chunks) - 1 and data:
+            if i < len(apdus) - 1 and data:
                 raise DeviceError(
                     f"Ledger: answered {len(data)} bytes to an intermediate chunk; "
-                    "is the Solana app open?"
+                    f"is the {app} app open?"
                 )
-        if len(data) != 64:
-            raise DeviceError(f"Ledger: signature reply of {len(data)} bytes, expected 64")
+        if len(data) != size:
+            raise DeviceError(f"Ledger: signature reply of {len(data)} bytes, expected {size}")
         return data
 
 

@@ -15,6 +15,7 @@ import sys
 import threading
 from typing import Any
 
+from rebalancer.commands import config_arg
 from rebalancer.core.errors import ConfigError
 from rebalancer.output import warn
 
@@ -22,13 +23,7 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-c",
-        "--config",
-        default="rebalancer.toml",
-        metavar="FILE",
-        help="portfolio config (default: rebalancer.toml in the current folder)",
-    )
+    config_arg(p)
     p.add_argument(
         "--port", type=int, default=8787, metavar="PORT", help="port (default 8787; 0: any free)"
     )

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from rebalancer.commands import config_arg
 from rebalancer.core.errors import ConfigError, RebalancerError
 from rebalancer.output import emit_json, progress_unless
 
@@ -50,13 +51,7 @@ def _fail(name: str, exc: RebalancerError, hint: str) -> Check:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-c",
-        "--config",
-        default="rebalancer.toml",
-        metavar="FILE",
-        help="portfolio config (default: rebalancer.toml in the current folder)",
-    )
+    config_arg(p)
     p.add_argument(
         "--timeout", type=float, default=15.0, metavar="S", help="per request (default 15 s)"
     )

@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rebalancer.core.errors import ConfigError, RefusedError
 from rebalancer.output import emit_json, progress_unless, warn
+
+if TYPE_CHECKING:
+    from rebalancer.planner.drift import Drift
 
 
 @dataclass
@@ -46,6 +49,19 @@ class Inputs:
     """When a live read was made, on the command's clock (the chains' on simulated worlds)."""
     settled: bool = False
     """A lazy read stopped before the quotes and costs: no trigger fires (nothing to plan)."""
+
+    def drift(self) -> Drift:
+        """The drift and trigger verdicts of these inputs (history and last rebalance too)."""
+        from rebalancer.planner.drift import compute_drift
+
+        return compute_drift(
+            self.portfolio,
+            self.targets,
+            self.config.strategy,
+            now=self.now,
+            last_rebalance=self.last_rebalance,
+            history=self.history,
+        )
 
 
 def _read(path: str, what: str) -> str:
@@ -316,18 +332,10 @@ def refuse_partial(inputs: Inputs) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rebalancer.planner.drift import compute_drift
     from rebalancer.planner.render import drift_json, drift_text
 
     inputs = load_inputs(args)
-    drift = compute_drift(
-        inputs.portfolio,
-        inputs.targets,
-        inputs.config.strategy,
-        now=inputs.now,
-        last_rebalance=inputs.last_rebalance,
-        history=inputs.history,
-    )
+    drift = inputs.drift()
     if args.json:
         emit_json(drift_json(drift))
     else:

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rebalancer.commands import config_arg
 from rebalancer.core.errors import ConfigError
 from rebalancer.output import emit_json
 
@@ -27,13 +28,7 @@ FAMILY_AGGREGATOR = {"evm": "1inch", "solana": "jupiter"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-c",
-        "--config",
-        default="rebalancer.toml",
-        metavar="FILE",
-        help="the config to write (default: rebalancer.toml in the current folder)",
-    )
+    config_arg(p, "the config to write (default: rebalancer.toml in the current folder)")
     p.add_argument("--force", action="store_true", help="overwrite an existing config")
     p.add_argument(
         "--no-input", action="store_true", help="never ask; take flags and defaults only"

@@ -131,20 +131,6 @@ def _units(portfolio: Any) -> dict[str, Decimal]:
     return {a: v / portfolio.prices[a] for a, v in value.items() if portfolio.prices.get(a, 0) > 0}
 
 
-def _drift(inputs: Any) -> Any:
-    """The drift and trigger verdicts of one check's inputs (as the planner saw them)."""
-    from rebalancer.planner.drift import compute_drift
-
-    return compute_drift(
-        inputs.portfolio,
-        inputs.targets,
-        inputs.config.strategy,
-        now=inputs.now,
-        last_rebalance=inputs.last_rebalance,
-        history=inputs.history,
-    )
-
-
 async def play(
     config: Any,
     registry: Any,
@@ -236,9 +222,9 @@ async def _walk(
             run.at.append(at)
             run.values.append(after.portfolio.total)
             run.last_usd = dict(after.portfolio.prices)
-            run.after_max_drift_pp = _drift(after).max_drift_pp
+            run.after_max_drift_pp = after.drift().max_drift_pp
             if confirmed:
-                before = _drift(inputs)
+                before = inputs.drift()
                 fired = [t.name for t in before.triggers if t.fired]
                 rb = Rebalance(
                     at=at,

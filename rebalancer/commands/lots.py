@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace, config: Config, registry: object) -> int:
-    from rebalancer.documents.lots import LotRow, LotSource
+    from rebalancer.documents.lots import LotRow
     from rebalancer.planner.lot_formats import parse_lots_file
 
     path = Path(args.file)
@@ -132,17 +132,7 @@ def _import(args: argparse.Namespace, config: Config, registry: object) -> int:
             today=now_for(config, registry).date(),
             held=held,
         )
-        rows = [
-            LotRow(
-                id=lot.id,
-                asset=lot.asset,
-                amount=lot.amount,
-                acquired=lot.date,
-                cost_basis_usd=lot.cost_basis_usd,
-                source=LotSource.IMPORT,
-            )
-            for lot in lots
-        ]
+        rows = [LotRow.imported(lot) for lot in lots]
         journal.import_lots(rows)
     finally:
         journal.close()

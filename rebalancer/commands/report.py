@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rebalancer.commands import config_arg
 from rebalancer.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -18,13 +19,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-c",
-        "--config",
-        default="rebalancer.toml",
-        metavar="FILE",
-        help="portfolio config (default: rebalancer.toml in the current folder)",
-    )
+    config_arg(p)
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     p.add_argument("--png", metavar="DIR", help="write the charts as PNG files")
     p.add_argument("--lots", metavar="CSV", help="tax lots (date,asset,amount,cost_basis_usd)")
@@ -112,21 +107,14 @@ def run(args: argparse.Namespace) -> int:
     path = journal_path(config, os.environ)
     imported: list[Any] = []
     if args.lots:
-        from rebalancer.documents.lots import LotRow, LotSource
+        from rebalancer.documents.lots import LotRow
 
         try:
             text = Path(args.lots).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"lots file {args.lots!r}: {exc.strerror or exc}") from None
         imported = [
-            LotRow(
-                id=x.id,
-                asset=x.asset,
-                amount=x.amount,
-                acquired=x.date,
-                cost_basis_usd=x.cost_basis_usd,
-                source=LotSource.IMPORT,
-            )
+            LotRow.imported(x)
             for x in parse_lots_csv(text, Path(args.lots).name, known_assets=registry.assets)
         ]
     else:

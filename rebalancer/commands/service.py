@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rebalancer.commands import config_arg
 from rebalancer.core.errors import ConfigError
 from rebalancer.output import emit_json
 
@@ -27,13 +28,7 @@ FORMATS = ("systemd", "launchd", "cron")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["install", "status", "uninstall"], help="what to do")
-    p.add_argument(
-        "-c",
-        "--config",
-        default="rebalancer.toml",
-        metavar="FILE",
-        help="portfolio config (default: rebalancer.toml in the current folder)",
-    )
+    config_arg(p)
     p.add_argument("--user", action="store_true", help="a user service (no root needed)")
     p.add_argument("--name", default="rebalancer-watch", help="the unit's name")
     p.add_argument("--interval", default="15m", metavar="EVERY", help="watch --interval")

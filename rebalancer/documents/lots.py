@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from rebalancer.core.documents import DecimalText, Document, Str
+
+if TYPE_CHECKING:
+    from rebalancer.planner.lot_formats import ImportedLot
+    from rebalancer.planner.tax import Lot
 
 
 class LotSource(StrEnum):
@@ -37,6 +42,18 @@ class LotRow(Document):
     source: LotSource
     trade_id: Str | None = None
     """``run<N>:<trade id>`` of the swap that bought it."""
+
+    @classmethod
+    def imported(cls, lot: Lot | ImportedLot) -> LotRow:
+        """The row of a lot read from an imported file (CSV or an exchange's export)."""
+        return cls(
+            id=lot.id,
+            asset=lot.asset,
+            amount=lot.amount,
+            acquired=lot.date,
+            cost_basis_usd=lot.cost_basis_usd,
+            source=LotSource.IMPORT,
+        )
 
 
 class Disposal(Document):

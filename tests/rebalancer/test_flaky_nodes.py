@@ -13,21 +13,17 @@ from __future__ import annotations
 import json
 import random
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from solders.pubkey import Pubkey
 
-from rebalancer.journal import Journal
-from rebalancer.services import injected
 from tests.conftest import rpc_call
-from tests.dex.test_jupiter import fresh_wallet, fund, holding
+from tests.dex.test_jupiter import holding
 from tests.rebalancer.test_execution import run_json
-from tests.rebalancer.test_external import trade, write_plan
 from tests.rpc_proxy import fault_proxy
 from tests.solana_config import write_solana_config
+from tests.solana_trade import apply_signed, journal_trades, sol_to_usdc
 
 RPC_TIMEOUT_S = 6.0
 
@@ -55,20 +51,15 @@ def test_a_dead_solana_node_ends_the_run_with_exit_4_within_rpc_timeout(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    node, jupiter = str(evm_worlds["solana"]["url"]), str(evm_worlds["jupiter"]["url"])
-    signer = fresh_wallet("dead node")
-    wallet = signer.identity
-    fund(node, Pubkey.from_string(wallet), 3 * 10**9, {})
-    monkeypatch.setenv("JUPITER_API_KEY", "test-key")
-    plan = write_plan(
-        tmp_path / "plan.json", [trade("dead", "solana", wallet, "SOL", "USDC", Decimal(1))]
+    t = sol_to_usdc(
+        evm_worlds, tmp_path, monkeypatch, name="dead node", trade_id="dead", lamports=3 * 10**9
     )
+    node, wallet = t.node, t.wallet
     before = _signatures(node, wallet)
     with fault_proxy(node, lambda n, request, forward: None) as proxy:
-        cfg = _config(tmp_path, proxy.url, jupiter, wallet)
+        cfg = _config(tmp_path, proxy.url, t.jupiter, wallet)
         start = time.monotonic()
-        with injected(signers={("solana", wallet.lower()): signer}):
-            code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
+        code, out = apply_signed(capsys, t.signer, t.plan, cfg)
         elapsed = time.monotonic() - start
     assert code == 4, out
     assert out["error"]["exit_code"] == 4
@@ -86,15 +77,11 @@ def test_a_run_under_30pct_lost_solana_requests_ends_in_bounded_time_and_trades_
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    node, jupiter = str(evm_worlds["solana"]["url"]), str(evm_worlds["jupiter"]["url"])
-    signer = fresh_wallet("flaky node")
-    wallet = signer.identity
-    fund(node, Pubkey.from_string(wallet), 3 * 10**9, {})
-    monkeypatch.setenv("JUPITER_API_KEY", "test-key")
-    plan = write_plan(
-        tmp_path / "plan.json", [trade("flaky", "solana", wallet, "SOL", "USDC", Decimal(1))]
+    t = sol_to_usdc(
+        evm_worlds, tmp_path, monkeypatch, name="flaky node", trade_id="flaky", lamports=3 * 10**9
     )
-    usdc_before = holding(node, Pubkey.from_string(wallet), "USDC")
+    node, jupiter, wallet = t.node, t.jupiter, t.wallet
+    usdc_before = holding(node, t.key, "USDC")
     rng = random.Random(14)
     sends: list[int] = []
 
@@ -117,8 +104,7 @@ def test_a_run_under_30pct_lost_solana_requests_ends_in_bounded_time_and_trades_
     with fault_proxy(node, answer) as proxy:
         cfg = _config(tmp_path, proxy.url, jupiter, wallet)
         start = time.monotonic()
-        with injected(signers={("solana", wallet.lower()): signer}):
-            code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
+        code, out = apply_signed(capsys, t.signer, t.plan, cfg)
         elapsed = time.monotonic() - start
     assert proxy.dropped > 0, out
     assert code in (0, 4), json.dumps(out)[:3000]
@@ -128,24 +114,15 @@ def test_a_run_under_30pct_lost_solana_requests_ends_in_bounded_time_and_trades_
     if code == 4:
         # what was cut short is settled by the rerun from the journal, on a healthy node
         cfg = _config(tmp_path, node, jupiter, wallet)
-        with injected(signers={("solana", wallet.lower()): signer}):
-            code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
+        code, out = apply_signed(capsys, t.signer, t.plan, cfg)
         assert code == 0, out
-    j = Journal(tmp_path / "journal.sqlite")
-    try:
-        signed = [t for t in j.trades() if t.tx_hash is not None]
-        confirmed = [t for t in signed if t.state == "confirmed"]
-    finally:
-        j.close()
+    signed = [r for r in journal_trades(tmp_path / "journal.sqlite") if r.tx_hash is not None]
+    confirmed = [r for r in signed if r.state == "confirmed"]
     # signed once, landed once: the lost answer was settled by the signature, not a new trade
-    assert len(signed) == 1 and len(confirmed) == 1, [(t.trade_id, t.state) for t in signed]
+    assert len(signed) == 1 and len(confirmed) == 1, [(r.trade_id, r.state) for r in signed]
     swaps = [s for s in _signatures(node, wallet) if s == signed[0].tx_hash]
     assert len(swaps) == 1
-    assert (
-        holding(node, Pubkey.from_string(wallet), "USDC") - usdc_before
-        == int(confirmed[0].realised_out or 0)
-        > 0
-    )
+    assert holding(node, t.key, "USDC") - usdc_before == int(confirmed[0].realised_out or 0) > 0
     # the lost send was tried again with the very same bytes, and settled
     assert len(sends) >= 2 and len({proxy.bodies[n] for n in sends}) == 1, (first_code, sends)
 

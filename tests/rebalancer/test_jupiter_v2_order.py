@@ -6,7 +6,6 @@ order on the stand-in once, and only the order's own transaction."""
 from __future__ import annotations
 
 import base64
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,9 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from rebalancer.core.tx import SolanaTx
-from rebalancer.journal import Journal
-from rebalancer.services import injected
 from tests.dex.test_jupiter import fresh_wallet, fund, holding
-from tests.rebalancer.test_execution import run_json
-from tests.rebalancer.test_external import trade, write_plan
 from tests.solana_config import write_solana_config
+from tests.solana_trade import apply_signed, journal_trades, sol_to_usdc
 
 USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 WSOL = "So11111111111111111111111111111111111111112"
@@ -37,29 +33,20 @@ def test_order_mode_trades_through_the_engine(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    node, jupiter = str(evm_worlds["solana"]["url"]), str(evm_worlds["jupiter"]["url"])
-    signer = fresh_wallet("v2 order")
-    wallet = signer.identity
-    fund(node, Pubkey.from_string(wallet), 5 * 10**9, {})
-    monkeypatch.setenv("JUPITER_API_KEY", "test-key")
-    plan = write_plan(
-        tmp_path / "plan.json", [trade("v2", "solana", wallet, "SOL", "USDC", Decimal(1))]
+    w = sol_to_usdc(
+        evm_worlds, tmp_path, monkeypatch, name="v2 order", trade_id="v2", lamports=5 * 10**9
     )
+    node = w.node
     # NOTE: v2 without a mode is /build now (tests/rebalancer/test_jupiter_v2_build.py)
-    cfg = _config(tmp_path, node, jupiter, wallet, 'api = "v2"\nmode = "order"')
-    before = holding(node, Pubkey.from_string(wallet), "USDC")
-    with injected(signers={("solana", wallet.lower()): signer}):
-        code, out = run_json(capsys, "apply", str(plan), "-c", str(cfg), "--yes")
+    cfg = _config(tmp_path, node, w.jupiter, w.wallet, 'api = "v2"\nmode = "order"')
+    before = holding(node, w.key, "USDC")
+    code, out = apply_signed(capsys, w.signer, w.plan, cfg)
     assert code == 0, out
     (t,) = out["trades"]
     assert t["status"] == "confirmed" and int(t["realised_out"]) >= int(t["min_out"]) > 0
-    assert holding(node, Pubkey.from_string(wallet), "USDC") - before == int(t["realised_out"])
+    assert holding(node, w.key, "USDC") - before == int(t["realised_out"])
     # landed through the stand-in's POST /execute, and the journal says so
-    j = Journal(tmp_path / "journal.sqlite")
-    try:
-        (row,) = j.trades()
-    finally:
-        j.close()
+    (row,) = journal_trades(tmp_path / "journal.sqlite")
     assert row.sent_via is not None and row.sent_via.startswith("Jupiter /execute at ")
     assert row.tx_hash == t["tx"]
 

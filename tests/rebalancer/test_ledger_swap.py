@@ -9,7 +9,6 @@ reverted after each test; on Solana a path of its own, so no other test's balanc
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +26,7 @@ from tests.conftest import rpc_call
 from tests.dex.test_jupiter import fund, holding
 from tests.rebalancer.test_execution import WALLET, run_json, write_config
 from tests.rebalancer.test_external import REG, trade, write_plan
-from tests.wallet.conftest import Device, start_listening, stop
+from tests.wallet.conftest import EMULATOR, Device, listening
 
 SEED = seed_from_mnemonic(TEST_MNEMONIC)
 LEDGER_EVM = Account.from_key(evm_key_from_seed(SEED)).address
@@ -39,13 +38,8 @@ FIXTURES = Path(__file__).parents[2] / "fixtures" / "evm"
 @pytest.fixture(scope="module")
 def ledger_port() -> Iterator[int]:
     """The emulated device as its own process on a free loopback port."""
-    proc, port = start_listening(
-        [sys.executable, "-m", "rebalancer.localnet.ledger_emulator", "--port", "0"]
-    )
-    try:
+    with listening(EMULATOR) as port:
         yield port
-    finally:
-        stop(proc)
 
 
 @pytest.fixture

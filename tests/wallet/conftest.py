@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,16 +82,24 @@ def stop(proc: subprocess.Popen[str]) -> None:
                 proc.wait()
 
 
-@pytest.fixture(scope="session")
-def emulator_port() -> Iterator[int]:
-    """``python -m rebalancer.localnet.ledger_emulator`` on a free port, for the whole session."""
-    proc, port = start_listening(
-        [sys.executable, "-m", "rebalancer.localnet.ledger_emulator", "--port", "0"]
-    )
+EMULATOR = [sys.executable, "-m", "rebalancer.localnet.ledger_emulator", "--port", "0"]
+
+
+@contextmanager
+def listening(cmd: list[str]) -> Iterator[int]:
+    """``cmd`` started (:func:`start_listening`) for the block: its port; stopped after."""
+    proc, port = start_listening(cmd)
     try:
         yield port
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="session")
+def emulator_port() -> Iterator[int]:
+    """``python -m rebalancer.localnet.ledger_emulator`` on a free port, for the whole session."""
+    with listening(EMULATOR) as port:
+        yield port
 
 
 class Device:

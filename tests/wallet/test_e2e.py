@@ -29,7 +29,7 @@ from rebalancer.wallet.base import sign_versioned_transaction
 from rebalancer.wallet.evm_tx import normalise
 from rebalancer.wallet.ledger import LedgerEvmSigner, LedgerSolanaSigner
 from tests.conftest import rpc_call
-from tests.wallet.conftest import ROOT, Device, start_listening, stop
+from tests.wallet.conftest import ROOT, Device, listening
 
 pytestmark = pytest.mark.slow
 
@@ -110,13 +110,10 @@ async def test_ledger_signed_legacy_transfer_on_avalanche_chain_id(
 
 @pytest.fixture
 def solana_node() -> Iterator[str]:
-    proc, port = start_listening(
+    with listening(
         [sys.executable, "-m", "rebalancer.localnet.solana_node", "--port", "0", "--quiet"]
-    )
-    try:
+    ) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
 
 
 async def test_ledger_signed_transfer_on_the_local_solana_node(

@@ -9,7 +9,6 @@ device); a second client holds it.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
 
@@ -19,19 +18,14 @@ from rebalancer.core.errors import DeviceError
 from rebalancer.wallet.evm_tx import normalise
 from rebalancer.wallet.ledger import DEVICE_BUSY, LedgerEvmSigner, TcpTransport
 from rebalancer.wallet.local import LocalEvmSigner
-from tests.wallet.conftest import start_listening, stop
+from tests.wallet.conftest import EMULATOR, listening
 from tests.wallet.test_ledger import Prompts, type2
 
 
 @pytest.fixture
 def exclusive_port() -> Iterator[int]:
-    proc, port = start_listening(
-        [sys.executable, "-m", "rebalancer.localnet.ledger_emulator", "--port", "0", "--exclusive"]
-    )
-    try:
+    with listening([*EMULATOR, "--exclusive"]) as port:
         yield port
-    finally:
-        stop(proc)
 
 
 def _set(transport: TcpTransport, **state: object) -> None:
