@@ -6,8 +6,10 @@ every swap through it (a pair's pool when the pair has a depth, else each asset'
 chain) by tangent cuts (which under-estimate it, so the reference's bound is a lower bound of
 the true optimum; capped by the chord, so no plan can "burn" value to shrink the total), gas
 and native sales out of the native coin above its reserve, band rows hard at the planner's
-goals against the total after costs. Whenever it is feasible, the plan must reach the bands and
-cost at most 1.01x its bound (plus a cent of rounding to base units).
+goals against the total after costs, each chain's bought assets losing its whole impact
+between them (at most half of what each buys), however the shares fall. Whenever it is
+feasible, the plan must reach the bands and cost at most 1.01x its bound (plus a cent of
+rounding to base units).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ STRATEGIES = [
 ]
 _TANGENT_STEP = 2.0**0.25
 """Tangent points from the minimum size to the cap at this ratio: impact under-estimated by
-under 1%."""
+under ((r - 1) / (r + 1))**2 = 0.75%."""
 
 
 def reference_bound(ctx: PlanContext) -> float | None:
@@ -124,11 +126,16 @@ def reference_bound(ctx: PlanContext) -> float | None:
             if (c, w, a.id, q) not in counted:
                 counted.add((c, w, a.id, q))
                 pool_cap[q] += cap
-    # variables: x (n), on (n), imp and volume (one each per pool), cost
+    # what each (chain, asset) bought loses to impact (its swaps' shares of every pool)
+    bear_of: dict[tuple[str, str], int] = {}
+    for c, _, _, b, _ in swaps:
+        bear_of.setdefault((c, b.asset), len(bear_of))
+    # variables: x (n), on (n), imp and volume (one each per pool), cost, bears
     imp0 = 2 * n
     vol0 = imp0 + n_pool
     cost_v = vol0 + n_pool
-    nv = cost_v + 1
+    bear0 = cost_v + 1
+    nv = bear0 + len(bear_of)
     cost_c = np.zeros(nv)
     cost_c[cost_v] = 1.0
     lb = np.zeros(nv)
@@ -165,6 +172,25 @@ def reference_bound(ctx: PlanContext) -> float | None:
             rows.append({imp0 + q: 1.0, vol0 + q: -2 * k * t})
             lo.append(-k * t * t)
             hi.append(np.inf)
+    # a chain's bought assets together lose its whole impact (sum of shares = sum k V**2),
+    # each at most half of what it buys (the evaluation refuses a swap losing more): a
+    # relaxation of the shares, however they fall
+    for c in {c for c, _ in bear_of}:
+        row = {bear0 + i: 1.0 for (c2, _), i in bear_of.items() if c2 == c}
+        for (c2, _), q in pool_of.items():
+            if c2 == c:
+                row[imp0 + q] = -1.0
+        rows.append(row)
+        lo.append(0.0)
+        hi.append(0.0)
+    for (c, asset), i in bear_of.items():
+        row = {bear0 + i: -1.0}
+        for p, (c2, _, _, b, _) in enumerate(swaps):
+            if c2 == c and b.asset == asset:
+                row[p] = 0.5
+        rows.append(row)
+        lo.append(0.0)
+        hi.append(np.inf)
     costrow = {cost_v: -1.0}
     for p in range(n):
         costrow[p] = fee[p]
@@ -200,8 +226,11 @@ def reference_bound(ctx: PlanContext) -> float | None:
         v = sum(float(values.get(a, 0)) for a in r.assets) * scale
         for bound, sign in ((g_lo, 1.0), (g_hi, -1.0)):
             row = {cost_v: sign * bound / 100}
+            for (_, asset), i in bear_of.items():
+                if asset in r.assets:
+                    row[bear0 + i] = -sign
             for p, (c, _, a, b, _) in enumerate(swaps):
-                if b.asset in r.assets:  # impact is charged to the total only (a relaxation)
+                if b.asset in r.assets:
                     row[p] = row.get(p, 0.0) + sign * (1 - fee[p])
                 if a.asset in r.assets:
                     row[p] = row.get(p, 0.0) - sign
