@@ -909,7 +909,7 @@ def solve(problem: Problem) -> Solution:
     if tight is not None:
         bound_cost, bound = tight
     lower: tuple[float | None, float | None] = (bound, bound_cost)
-    if _through_pairs(problem, d, p, q):
+    if problem.pair_pools and _through_pairs(problem, d, p, q):
         lower = (None, None)
         status = f"{status}; no bound: swaps through pair pools (depth_usd_by_pair)"
     part = x / n

@@ -126,6 +126,9 @@ class Problem:
     """asset -> convex segments (capacity in points, tax per point sold)."""
     max_trade_pp: float | None = None
     max_run_pp: float | None = None
+    pair_pools: bool = False
+    """Does any chain name pair depths (``depth_usd_by_pair``)? Only then can a swap go
+    through a pair's own pool."""
 
     def asset_rows(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}

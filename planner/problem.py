@@ -157,6 +157,7 @@ def build_problem(ctx: PlanContext) -> tuple[optimise.Problem, dict[tuple[str, s
         tax,
         None if limits.max_trade_usd is None else float(limits.max_trade_usd * pp),
         None if limits.max_run_usd is None else float(limits.max_run_usd * pp),
+        any(by_pair.values()),
     )
     return problem, index
 
