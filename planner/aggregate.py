@@ -263,25 +263,6 @@ def _marginal(
     return hi
 
 
-@dataclass
-class _Sells:
-    """The relaxation's sellable slots, in order within each pool, and their groups."""
-
-    slot: np.ndarray
-    c: np.ndarray
-    g: np.ndarray
-    """gas per point"""
-    k: np.ndarray
-    before: np.ndarray
-    cap: np.ndarray
-    group: np.ndarray
-    n_group: int
-    chain: np.ndarray
-    """per group."""
-    asset: np.ndarray
-    """per group: one asset of its signature (the band rows are the same for all)."""
-
-
 def _borne(
     b: Builder,
     d: _Data,
@@ -292,7 +273,7 @@ def _borne(
     g_of_w: np.ndarray,
     ws: np.ndarray,
     b_slope: np.ndarray,
-    x_tab: np.ndarray,
+    points: np.ndarray,
     k_sell: np.ndarray,
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Row terms of the impact the bought rows lose: a swap's share of every pool it goes
@@ -303,13 +284,14 @@ def _borne(
     proportion to depth), how that part falls on the groups is the LP's choice, and no group
     loses more than half of what it buys (the exact evaluation refuses such a swap). Without
     it the relaxation buys too little: impact of a few per cent of what is bought left the
-    bound ~20% below a dense plan's cost."""
+    bound ~20% below a dense plan's cost. ``points``: per group, the sale amounts to put the
+    least impact's tangents at (any are valid)."""
     n_g = len(g_chain)
     n_chain = d.n_chain
     bought = np.unique(g_of_w)
     sold = np.unique(g_of_s[k_sell[g_of_s] > 0])
     extra = b.vars(np.zeros(len(bought)), 0.0, np.inf)
-    # each sold group's sales X and its least impact e >= k * (2 X x0 - x0**2) at the grid
+    # each sold group's sales X and its least impact e >= k * (2 X x0 - x0**2) at its points
     total = b.vars(np.zeros(len(sold)), 0.0, np.inf)
     least = b.vars(np.zeros(len(sold)), 0.0, np.inf)
     pos = np.full(n_g, -1)
@@ -322,11 +304,9 @@ def _borne(
         np.zeros(len(sold)),
         0.0,
     )
-    x0 = x_tab[sold]
-    x0 = np.where(x0 > 0, x0, np.nan)
+    x0 = points[sold]
     k = k_sell[sold][:, None]
-    ok = ~np.isnan(x0)
-    g_i, j_i = np.nonzero(ok)
+    g_i, j_i = np.nonzero(x0 > 0)
     n_t = len(g_i)
     b.rows(
         np.concatenate([np.arange(n_t), np.arange(n_t)]),
@@ -518,7 +498,7 @@ def _relaxation(
         _row_terms(d, g_asset[g_of_w], ws, (1.0 - fee_chain[g_chain])[g_of_w]),
     ]
     if borne:
-        # the sales' least impact needs tangents only around the plan's (any are valid)
+        # the sales' least impact needs tangents only around the plan's
         at = x_tab if near is None else want
         parts.extend(_borne(b, d, g_chain, g_asset, g_of_s, xs, g_of_w, ws, b_slope, at, k_sell))
         parts.append(_row_terms(d, nat_chain, burn, -np.ones(burn.size)))
