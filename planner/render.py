@@ -238,13 +238,26 @@ def _amount(raw: int, token: Token) -> str:
     return f"{short_units(from_base_units(raw, token.decimals))} {token.symbol}"
 
 
+def _solver_note(p: Plan) -> str:
+    """How the optimiser found the plan it kept, and how far above the least cost it may be
+    (the decomposed path's gap to its lower bound, ``optimise.Solution.gap``)."""
+    how, gap = p.solver.get("method"), p.solver.get("gap")
+    if p.method != "optimised" or how not in ("exact", "decomposed"):
+        return ""
+    if not isinstance(gap, float | int):
+        return f" ({how}, no lower bound)"
+    if how == "exact" and gap < 1e-6:
+        return " (exact optimum)"
+    return f" ({how}: cost within {gap * 100:.2g}% of a lower bound)"
+
+
 def plan_text(p: Plan) -> str:
     lines = []
     if not p.reachable:
         lines += [f"bands NOT reachable: {p.unreachable_why}", ""]
     lines.append(
         f"total {_num(p.total_usd)} USD, mode {p.mode}, rebalance: "
-        f"{'YES' if p.before.triggered else 'no'}, method {p.method}"
+        f"{'YES' if p.before.triggered else 'no'}, method {p.method}{_solver_note(p)}"
     )
     if p.left_usd is not None:
         lines.append(

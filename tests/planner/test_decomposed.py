@@ -11,6 +11,7 @@ from rebalancer.planner import optimise
 from rebalancer.planner.config import TradeLimits
 from rebalancer.planner.model import Portfolio, validate_all
 from rebalancer.planner.plan import make_plan
+from rebalancer.planner.render import plan_text
 from tests.planner.synthetic import make_portfolio, make_strategy, make_universe
 from tests.planner.test_plan import _check_hard_constraints
 
@@ -26,6 +27,8 @@ def test_decomposed_plan_keeps_invariants_and_bands(
     pf = Portfolio.build(holdings, prices)
     exact = make_plan(pf, t, s, u, force=True)
     assert exact.solver["method"] == "exact"
+    if exact.method == "optimised" and exact.solver["gap"] == 0.0:
+        assert "method optimised (exact optimum)" in plan_text(exact).splitlines()[0]
     monkeypatch.setattr(optimise, "EXACT_MAX_SWAPS", 0)
     plan = make_plan(pf, t, s, u, force=True)
     assert plan.solver["method"] == "decomposed"
@@ -114,6 +117,11 @@ def test_dense_plan_is_within_a_few_per_cent_of_its_bound(monkeypatch: pytest.Mo
     assert sol.method == "decomposed"
     assert float(plan.solver["violation_pp"]) <= 1e-6  # type: ignore[arg-type]
     assert sol.gap is not None and 0 <= sol.gap <= 0.05
+    # the person reading the plan is told how far from the least cost it may be
+    first = plan_text(plan).splitlines()[0]
+    assert f"method optimised (decomposed: cost within {sol.gap * 100:.2g}% of a lower bound)" in (
+        first
+    )
 
 
 def test_decomposed_plan_through_pair_pools_claims_no_bound(
@@ -136,3 +144,4 @@ def test_decomposed_plan_through_pair_pools_claims_no_bound(
     _check_hard_constraints(pf, plan, s, u)  # type: ignore[arg-type]
     assert plan.solver["gap"] is None
     assert "pair pools" in str(plan.solver["status"])
+    assert "(decomposed, no lower bound)" in plan_text(plan).splitlines()[0]
