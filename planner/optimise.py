@@ -172,6 +172,9 @@ class Solution:
 
     bound_cost_pp: float | None = None
     """The decomposed mode's lower bound of the cost alone (its relaxation)."""
+    alternative: Solution | None = None
+    """Another plan of the same problem for the caller to evaluate too, keeping the better
+    (the decomposed path's swaps reselected by the MILP, ``aggregate._reselected``)."""
 
     @property
     def gap(self) -> float | None:
@@ -819,9 +822,10 @@ def solve(problem: Problem, extra_pairs: Sequence[tuple[int, int]] = ()) -> Solu
         if not swaps:
             return Solution([], "no candidate trades", 0, 0, 0.0)
     if swaps and len(swaps) <= EXACT_MAX_SWAPS:
-        sol = program(problem, swaps, "milp")
-        sol.method = "exact"
-    elif not problem.tax:
+        sol = exact_over(problem, swaps)
+        sol.stage1_support = support
+        return sol
+    if not problem.tax:
         from rebalancer.planner import aggregate
 
         return aggregate.solve(problem)
@@ -843,6 +847,13 @@ def solve(problem: Problem, extra_pairs: Sequence[tuple[int, int]] = ()) -> Solu
         sol.pairs = len(candidates)
         sol.stage1_support = support
         return sol
+
+
+def exact_over(problem: Problem, swaps: Sequence[tuple[int, int]]) -> Solution:
+    """The MILP over ``swaps`` (every pair of every wallet on the exact path), then the polish
+    of the swaps it chose, kept if better under the pooled model (``score``)."""
+    sol = program(problem, swaps, "milp")
+    sol.method = "exact"
     on = [(t.sell, t.buy) for t in sol.trades]
     if on:
         polished = program(problem, on, "fixed", [t.x_pp for t in sol.trades])
@@ -851,7 +862,6 @@ def solve(problem: Problem, extra_pairs: Sequence[tuple[int, int]] = ()) -> Solu
             sol.trades = polished.trades
             sol.cost_pp = polished.cost_pp
             sol.objective = polished.objective
-    sol.stage1_support = support
     sol.trades = _equal_slices(sol.trades)
     return sol
 

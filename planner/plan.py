@@ -172,17 +172,11 @@ def _choose(
         and (p.chain, p.wallet, p.buy.id) in slot_index
     ]
     sol = optimise.solve(problem, extra)
-    proposals = [
-        Proposal(
-            problem.accounts[problem.slots[t.sell].account].chain,
-            problem.accounts[problem.slots[t.sell].account].wallet,
-            problem.slots[t.sell].token,
-            problem.slots[t.buy].token,
-            Decimal(repr(t.x_pp)) * ctx.total / HUNDRED,
-        )
-        for t in sol.trades
-    ]
-    optimised = evaluate(ctx, proposals)
+    optimised = evaluate(ctx, _proposals(ctx, problem, sol))
+    if sol.alternative is not None:
+        other = evaluate(ctx, _proposals(ctx, problem, sol.alternative))
+        if _better(other, optimised, ctx):
+            sol, optimised = sol.alternative, other
     naive_out = evaluate(ctx, naive)
     best, method = nothing, "none"
     for outcome, name in ((naive_out, "naive"), (optimised, "optimised")):
@@ -199,6 +193,22 @@ def _choose(
         "violation_pp": round(best.violation_pp, 6),
     }
     return best, method, naive_out, solver, problem
+
+
+def _proposals(
+    ctx: PlanContext, problem: optimise.Problem, sol: optimise.Solution
+) -> list[Proposal]:
+    slots, accounts = problem.slots, problem.accounts
+    return [
+        Proposal(
+            accounts[slots[t.sell].account].chain,
+            accounts[slots[t.sell].account].wallet,
+            slots[t.sell].token,
+            slots[t.buy].token,
+            Decimal(repr(t.x_pp)) * ctx.total / HUNDRED,
+        )
+        for t in sol.trades
+    ]
 
 
 def _only_run_limit(ctx: PlanContext, best: Outcome) -> tuple[bool, Decimal | None]:
