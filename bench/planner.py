@@ -7,7 +7,8 @@ markets' depth scaled with the portfolio (``dense_strategy``). Each
 size prints wall and CPU time, the best of three plans and the first (the machine is shared
 and its CPU speed varies run to run: the best is the steadier figure), the solver
 path (``exact`` MILP or ``decomposed``), its measured gap, and whether the plan ends inside the
-bands; the growth ratios compare 10x more positions.
+bands; the growth ratios compare 10x more positions. Gas-heavy portfolios just above the exact
+path's size compare the decomposed plan with and without its swaps reselected by the MILP.
 Portfolios come from ``tests.planner.synthetic`` (deterministic per seed): every wallet holds about
 30% of the tokens of each chain, 100 to 100k USD each, with one class inflated so that every
 class is out of band. The naive plan sells what is over and buys what is under, wallet by wallet,
@@ -25,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rebalancer.planner import optimise
+from rebalancer.planner import aggregate, optimise
 from rebalancer.planner.config import StrategyConfig
 from rebalancer.planner.model import Portfolio, validate_all
 from rebalancer.planner.plan import make_plan
@@ -142,12 +143,47 @@ def savings(n_assets: int, wallets: int, seeds: range) -> dict[str, object]:
     }
 
 
+def reselection() -> dict[str, object]:
+    """Gas-heavy portfolios just above the exact path's size (3 chains x 25-40 tokens x 2-4
+    wallets): the decomposed plan with its swaps reselected by the MILP against without
+    (``aggregate._RESELECT_GAS``), cost and time."""
+    cases = [(25, 3, 1), (30, 3, 0), (30, 3, 1), (30, 4, 1), (35, 2, 1), (40, 3, 0), (40, 3, 1)]
+    ratios, with_s, without_s, reselected = [], [], [], 0
+    share = aggregate._RESELECT_GAS
+    try:
+        for n_assets, wallets, seed in cases:
+            u = make_universe(3, n_assets, seed)
+            s = make_strategy(u)
+            t = validate_all(s, u)
+            pf = Portfolio.build(*make_portfolio(u, wallets, seed))
+            plans = []
+            for gas_share, times in ((float("inf"), without_s), (share, with_s)):
+                aggregate._RESELECT_GAS = gas_share
+                start = time.perf_counter()
+                plans.append(make_plan(pf, t, s, u, force=True))
+                times.append(time.perf_counter() - start)
+            spread, plan = plans
+            reselected += "reselected" in str(plan.solver.get("status"))
+            ratios.append(float(plan.est_cost_usd / spread.est_cost_usd))
+    finally:
+        aggregate._RESELECT_GAS = share
+    return {
+        "portfolios": len(cases),
+        "reselected": reselected,
+        "mean_cost_ratio": round(statistics.mean(ratios), 4),
+        "min_cost_ratio": round(min(ratios), 4),
+        "median_s": round(statistics.median(with_s), 2),
+        "median_s_without": round(statistics.median(without_s), 2),
+    }
+
+
 def main() -> None:
     small = time_plan(50, 10, range(3), repeats=5)
     large = time_plan(500, 10, range(2), repeats=2)
     cost = savings(20, 3, range(20))
     cost_50 = savings(50, 10, range(5))
     sizes = {n: dense(n) for n in (50, 150, 500, 1500)}
+    resel = reselection()
     for name, r, target in (("3 x 50 x 10 ", small, 50), ("3 x 500 x 10", large, 1000)):
         print(
             f"{name}: median {r['median_ms']} ms wall ({r['cpu_median_ms']} ms CPU), max "
@@ -174,6 +210,12 @@ def main() -> None:
         f"growth per 10x positions (1.5k->15k, 4.5k->45k): CPU {list(growth.values())}, wall "
         f"{list(wall_growth.values())} (target <= 5); exact MILP up to "
         f"{optimise.EXACT_MAX_SWAPS} candidate swaps, decomposed above"
+    )
+    print(
+        f"gas-heavy decomposed plans (3 x 25-40 x 2-4): {resel['reselected']} of "
+        f"{resel['portfolios']} reselected by the MILP, cost {resel['mean_cost_ratio']}x "
+        f"(best {resel['min_cost_ratio']}x) of the plan without, median {resel['median_s']} s "
+        f"(without {resel['median_s_without']} s)"
     )
     for name, c in (("3 x 20 x 3", cost), ("3 x 50 x 10", cost_50)):
         print(
@@ -209,6 +251,7 @@ def main() -> None:
                 "dense_cpu_growth_per_10x": list(growth.values()),
                 "dense_wall_growth_per_10x": list(wall_growth.values()),
                 "exact_max_swaps": optimise.EXACT_MAX_SWAPS,
+                **{f"reselection_{k}": v for k, v in resel.items()},
             }
         )
     )
