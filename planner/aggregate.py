@@ -4,7 +4,8 @@ Above ``optimise.EXACT_MAX_SWAPS`` candidate swaps the exact MILP is too big. Bu
 depends only on the value each chain moves through each asset's pool, not on how a move is cut
 into swaps, and a wallet may buy any token of its chain: so what a plan sells of each position
 and buys of each asset on each chain decides its fee, impact and band rows, and how those
-amounts are paired into swaps decides only its gas. Hence three steps, then a bound:
+amounts are paired into swaps decides only its gas. Hence three steps, a bound, and where gas
+matters a reselection:
 
 1. **A relaxation**: pools of one chain alike to the band rows (same rows, same k) are one
    group, whose least cost of selling or buying a given amount is convex and tabulated exactly
@@ -26,6 +27,10 @@ amounts are paired into swaps decides only its gas. Hence three steps, then a bo
    second-order effect of costs on the weights): ``Solution.gap`` measures the plan against
    it. Without the impact in the rows the bound was 20-25% under a dense plan; with it
    ~0.5-2.3% (bench/planner.py).
+5. **Reselection**: the relaxation prices no gas for what is bought, so where gas is at least
+   ``_RESELECT_GAS`` of the plan's cost (and it has at most ``_RESELECT_SWAPS`` swaps) the exact
+   path's MILP chooses among its pairs, gas a fixed cost of each (``Solution.alternative``,
+   with its own bound; the caller keeps the better plan after exact evaluation).
 
 Array work and small LPs without a time limit: deterministic, near-linear in the positions.
 Pair pools (``depth_usd_by_pair``) are not visible per position: every swap is priced through

@@ -22,7 +22,9 @@ limit.
 ``planner.aggregate``: a plan's fee, impact and band rows depend only on what it sells of each
 position and buys of each asset per chain, not on how that is cut into swaps; so one small LP
 over those amounts (a lower bound), then per wallet the fewest swaps that carry them, then one
-LP over their sizes. ``Solution.gap`` is the plan's model cost against that bound. Tax-aware
+LP over their sizes. ``Solution.gap`` is the plan's model cost against that bound. Where gas
+is a good share of the cost, the exact MILP reselects among that plan's own pairs
+(``Solution.alternative``; the caller keeps the better after exact evaluation). Tax-aware
 plans this large keep an older path: (1) per wallet, a leg LP finds the positions and rows
 worth trading; (2) the pair program over those sells x each wallet's bought rows, relaxed; (3)
 pairs used at the minimum size or more fixed on, solved again; its gap is against the

@@ -3,9 +3,9 @@
 The steps live in their own modules: ``context`` (the facts of one plan), ``problem`` (the
 optimiser's view), ``optimise`` (the trade program), ``naive`` (the baseline), ``evaluate``
 (exact integer trades and every hard constraint), ``explain`` (why trades are made and why rows
-still miss their goal). This module runs them and keeps whichever of the optimised plan, the
-naive plan or doing nothing scores better: fewer band violations first, then lower cost. So the
-plan's cost is never above the naive plan's.
+still miss their goal). This module runs them and keeps whichever of the optimised plan (or its
+alternative, ``Solution.alternative``), the naive plan or doing nothing scores better: fewer
+band violations first, then lower cost. So the plan's cost is never above the naive plan's.
 """
 
 from __future__ import annotations
@@ -198,6 +198,7 @@ def _choose(
 def _proposals(
     ctx: PlanContext, problem: optimise.Problem, sol: optimise.Solution
 ) -> list[Proposal]:
+    """The optimiser's trades as proposals in USD, for the exact evaluation."""
     slots, accounts = problem.slots, problem.accounts
     return [
         Proposal(
