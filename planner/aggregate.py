@@ -896,7 +896,9 @@ def solve(problem: Problem) -> Solution:
     sol = _finished(problem, d, active, relaxed, p, q, x, n, status, support, objective)
     gas = float(np.sum(n * d.gas[d.acc[p]]))
     if len(p) <= _RESELECT_SWAPS and sol.cost_pp and gas >= _RESELECT_GAS * sol.cost_pp:
-        sol.alternative = _reselected(problem, d, active, relaxed, p, q, support)
+        found = _reselected(problem, p, q)
+        if found is not None:
+            sol.alternative = _finished(problem, d, active, relaxed, *found, support)
     return sol
 
 
@@ -942,18 +944,13 @@ def _finished(
 
 
 def _reselected(
-    problem: Problem,
-    d: _Data,
-    active: np.ndarray,
-    relaxed: tuple[float, float],
-    p: np.ndarray,
-    q: np.ndarray,
-    support: int,
-) -> Solution | None:
+    problem: Problem, p: np.ndarray, q: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str] | None:
     """The MILP over the plan's own pairs: which to make, gas a fixed cost of each. The
     relaxation prices no gas for what is bought, so where gas is a good share of the cost
     its swaps spread purchases over more pools than they are worth (3 chains x 30 tokens x 3
-    wallets: 85 swaps 2.6% above the exact plan; reselected, 58 swaps and 2.4% under it)."""
+    wallets: 85 swaps 2.6% above the exact plan; reselected, 58 swaps and 2.4% under it).
+    Returns its swaps as (sell, buy, points, slices) and its status."""
     pairs = sorted(set(zip(p.tolist(), q.tolist(), strict=True)))
     found = exact_over(problem, slices(problem, pairs))
     if not found.trades:
@@ -962,15 +959,10 @@ def _reselected(
     for t in found.trades:
         sizes.setdefault((t.sell, t.buy), []).append(t.x_pp)
     keys = sorted(sizes)
-    return _finished(
-        problem,
-        d,
-        active,
-        relaxed,
+    return (
         np.array([i for i, _ in keys], dtype=np.int64),
         np.array([j for _, j in keys], dtype=np.int64),
         np.array([sum(sizes[k]) for k in keys]),
         np.array([len(sizes[k]) for k in keys], dtype=np.int64),
         f"{found.status}; swaps reselected by the MILP (gas a large share of the cost)",
-        support,
     )
