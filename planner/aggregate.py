@@ -895,7 +895,8 @@ def solve(problem: Problem) -> Solution:
     relaxed = (bound, bound_cost)
     sol = _finished(problem, d, active, relaxed, p, q, x, n, status, support, objective)
     gas = float(np.sum(n * d.gas[d.acc[p]]))
-    if len(p) <= _RESELECT_SWAPS and sol.cost_pp and gas >= _RESELECT_GAS * sol.cost_pp:
+    gassy = sol.cost_pp is not None and gas >= _RESELECT_GAS * sol.cost_pp > 0
+    if len(p) <= _RESELECT_SWAPS and gassy:
         found = _reselected(problem, p, q)
         if found is not None:
             sol.alternative = _finished(problem, d, active, relaxed, *found, support)

@@ -173,10 +173,12 @@ def _choose(
     ]
     sol = optimise.solve(problem, extra)
     optimised = evaluate(ctx, _proposals(ctx, problem, sol))
-    if sol.alternative is not None:
-        other = evaluate(ctx, _proposals(ctx, problem, sol.alternative))
+    other_sol = sol.alternative
+    while other_sol is not None:
+        other = evaluate(ctx, _proposals(ctx, problem, other_sol))
         if _better(other, optimised, ctx):
-            sol, optimised = sol.alternative, other
+            sol, optimised = other_sol, other
+        other_sol = other_sol.alternative
     naive_out = evaluate(ctx, naive)
     best, method = nothing, "none"
     for outcome, name in ((naive_out, "naive"), (optimised, "optimised")):
