@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from rebalancer.planner import aggregate, optimise
 from rebalancer.planner.config import TradeLimits
 from rebalancer.planner.model import Portfolio, validate_all
-from rebalancer.planner.plan import make_plan
+from rebalancer.planner.plan import Plan, make_plan
 from rebalancer.planner.render import plan_text
 from tests.planner.synthetic import make_portfolio, make_strategy, make_universe
 from tests.planner.test_plan import _check_hard_constraints
@@ -149,21 +150,31 @@ def test_decomposed_plan_through_pair_pools_claims_no_bound(
     assert "(decomposed, no lower bound)" in plan_text(plan).splitlines()[0]
 
 
+def _synthetic(n_assets: int, wallets: int, seed: int) -> tuple[Any, Any, Any, Any]:
+    """A synthetic portfolio of 3 chains: (portfolio, targets, strategy, universe)."""
+    u = make_universe(3, n_assets, seed)
+    s = make_strategy(u)
+    return Portfolio.build(*make_portfolio(u, wallets, seed)), validate_all(s, u), s, u
+
+
+def _decomposed_in_bands(pf: Any, t: Any, s: Any, u: Any) -> Plan:
+    """The plan, made by the decomposed path, its invariants kept and inside the bands."""
+    plan = make_plan(pf, t, s, u, force=True)
+    assert plan.solver["method"] == "decomposed"
+    _check_hard_constraints(pf, plan, s, u)
+    assert float(plan.solver["violation_pp"]) <= 1e-6  # type: ignore[arg-type]
+    return plan
+
+
 def test_gas_heavy_decomposed_plan_reselects_its_swaps(monkeypatch: pytest.MonkeyPatch) -> None:
     """3 chains x 30 tokens x 3 wallets is above the exact path's size, and gas is a good
     share of its cost: the relaxation prices no gas for what is bought, so its swaps spread
     purchases over more pools than they are worth (85 swaps, 2.6% above the exact MILP's
     plan, which takes ~13 s here). The MILP over the plan's own pairs (gas a fixed cost of
     each) picks fewer, and the exact evaluation keeps whichever is cheaper."""
-    u = make_universe(3, 30, 1)
-    s = make_strategy(u)
-    t = validate_all(s, u)
-    pf = Portfolio.build(*make_portfolio(u, 3, 1))
-    plan = make_plan(pf, t, s, u, force=True)
-    assert plan.solver["method"] == "decomposed"
+    pf, t, s, u = _synthetic(30, 3, 1)
+    plan = _decomposed_in_bands(pf, t, s, u)
     assert "reselected" in str(plan.solver["status"])
-    _check_hard_constraints(pf, plan, s, u)  # type: ignore[arg-type]
-    assert float(plan.solver["violation_pp"]) <= 1e-6  # type: ignore[arg-type]
     gap = plan.solver["gap"]
     assert isinstance(gap, float) and 0 <= gap <= 0.03
     monkeypatch.setattr(aggregate, "_RESELECT_GAS", math.inf)
@@ -180,14 +191,8 @@ def test_exact_path_keeps_the_decomposed_plan_when_it_is_cheaper(
     From ``DECOMPOSED_BESIDE`` candidate swaps the decomposed plan is made beside it, and the
     exact evaluation keeps the better: on 3 chains x 12 tokens x 3 wallets (~330 candidate
     swaps) the decomposed one, ~1.9% cheaper."""
-    u = make_universe(3, 12, 0)
-    s = make_strategy(u)
-    t = validate_all(s, u)
-    pf = Portfolio.build(*make_portfolio(u, 3, 0))
-    plan = make_plan(pf, t, s, u, force=True)
-    assert plan.solver["method"] == "decomposed"
-    _check_hard_constraints(pf, plan, s, u)  # type: ignore[arg-type]
-    assert float(plan.solver["violation_pp"]) <= 1e-6  # type: ignore[arg-type]
+    pf, t, s, u = _synthetic(12, 3, 0)
+    plan = _decomposed_in_bands(pf, t, s, u)
     monkeypatch.setattr(optimise, "DECOMPOSED_BESIDE", 10**9)
     exact = make_plan(pf, t, s, u, force=True)
     assert exact.solver["method"] == "exact"
