@@ -78,7 +78,7 @@ _TOL = 1e-12
 _RESELECT_GAS = 0.02
 """A plan whose gas is at least this share of its cost has its swaps reselected by the MILP
 (``_reselected``): 3 chains x 20-40 tokens x 2-4 wallets, 1-6% cheaper for ~0.3-1.2 s more;
-under it (3 x 50 x 10: ~1-2%) at most ~0.1% for ~1.5 s."""
+under it at most ~0.8% for ~0.3-1.6 s (3 x 50 x 10, gas ~1-2% of the cost: ~0.1%)."""
 _RESELECT_SWAPS = 200
 """...up to this many swaps (the MILP takes ~0.3-0.9 s at 40-85 swaps, ~2.5 s at 170)."""
 

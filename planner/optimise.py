@@ -179,8 +179,9 @@ class Solution:
     bound_cost_pp: float | None = None
     """The decomposed mode's lower bound of the cost alone (its relaxation)."""
     alternative: Solution | None = None
-    """Another plan of the same problem for the caller to evaluate too, keeping the better
-    (the decomposed path's swaps reselected by the MILP, ``aggregate._reselected``)."""
+    """Another plan of the same problem for the caller to evaluate too, keeping the better:
+    beside the exact path's, the decomposed plan (``DECOMPOSED_BESIDE``); beside a decomposed
+    plan, its swaps reselected by the MILP (``aggregate._reselected``)."""
 
     @property
     def gap(self) -> float | None:
