@@ -8,7 +8,8 @@ size prints wall and CPU time, the best of three plans and the first (the machin
 and its CPU speed varies run to run: the best is the steadier figure), the solver
 path (``exact`` MILP or ``decomposed``), its measured gap, and whether the plan ends inside the
 bands; the growth ratios compare 10x more positions. Gas-heavy portfolios just above the exact
-path's size compare the decomposed plan with and without its swaps reselected by the MILP.
+path's size compare the decomposed plan with and without its swaps reselected by the MILP;
+mid-size portfolios, the decomposed plan with the exact path's.
 Portfolios come from ``tests.planner.synthetic`` (deterministic per seed): every wallet holds about
 30% of the tokens of each chain, 100 to 100k USD each, with one class inflated so that every
 class is out of band. The naive plan sells what is over and buys what is under, wallet by wallet,
@@ -177,6 +178,43 @@ def reselection() -> dict[str, object]:
     }
 
 
+def mid_size() -> dict[str, object]:
+    """Portfolios above the exact path's size without tax or pair pools (3 chains x 12-25
+    tokens x 2-4 wallets, ~480-930 candidate swaps): the decomposed plan made now against
+    the exact MILP's path (``optimise.POOLED_EXACT_MAX_SWAPS`` raised for it; from
+    ``DECOMPOSED_BESIDE`` it keeps the better of its MILP and the decomposed plan), cost and
+    time."""
+    cases = [(12, 4, 1), (15, 3, 2), (20, 2, 0), (25, 2, 0), (20, 3, 0), (15, 4, 0)]
+    ratios, now_s, exact_s = [], [], []
+    limit = optimise.POOLED_EXACT_MAX_SWAPS
+    try:
+        for n_assets, wallets, seed in cases:
+            u = make_universe(3, n_assets, seed)
+            s = make_strategy(u)
+            t = validate_all(s, u)
+            pf = Portfolio.build(*make_portfolio(u, wallets, seed))
+            plans = []
+            for pooled, times in ((limit, now_s), (optimise.EXACT_MAX_SWAPS, exact_s)):
+                optimise.POOLED_EXACT_MAX_SWAPS = pooled
+                start = time.perf_counter()
+                plans.append(make_plan(pf, t, s, u, force=True))
+                times.append(time.perf_counter() - start)
+            now, exact = plans
+            assert now.solver["method"] == "decomposed", now.solver
+            ratios.append(float(now.est_cost_usd / exact.est_cost_usd))
+    finally:
+        optimise.POOLED_EXACT_MAX_SWAPS = limit
+    return {
+        "portfolios": len(cases),
+        "mean_cost_ratio": round(statistics.mean(ratios), 4),
+        "max_cost_ratio": round(max(ratios), 4),
+        "median_s": round(statistics.median(now_s), 2),
+        "max_s": round(max(now_s), 2),
+        "median_s_exact": round(statistics.median(exact_s), 2),
+        "max_s_exact": round(max(exact_s), 2),
+    }
+
+
 def main() -> None:
     small = time_plan(50, 10, range(3), repeats=5)
     large = time_plan(500, 10, range(2), repeats=2)
@@ -184,6 +222,7 @@ def main() -> None:
     cost_50 = savings(50, 10, range(5))
     sizes = {n: dense(n) for n in (50, 150, 500, 1500)}
     resel = reselection()
+    mid = mid_size()
     for name, r, target in (("3 x 50 x 10 ", small, 50), ("3 x 500 x 10", large, 1000)):
         print(
             f"{name}: median {r['median_ms']} ms wall ({r['cpu_median_ms']} ms CPU), max "
@@ -209,7 +248,14 @@ def main() -> None:
     print(
         f"growth per 10x positions (1.5k->15k, 4.5k->45k): CPU {list(growth.values())}, wall "
         f"{list(wall_growth.values())} (target <= 5); exact MILP up to "
-        f"{optimise.EXACT_MAX_SWAPS} candidate swaps, decomposed above"
+        f"{optimise.POOLED_EXACT_MAX_SWAPS} candidate swaps ({optimise.EXACT_MAX_SWAPS} with "
+        "tax or pair pools), decomposed above"
+    )
+    print(
+        f"mid-size (3 x 12-25 x 2-4, ~480-930 candidate swaps): decomposed plan "
+        f"{mid['mean_cost_ratio']}x the exact path's cost (at most {mid['max_cost_ratio']}x), "
+        f"median {mid['median_s']} s (max {mid['max_s']}) against the exact path's "
+        f"{mid['median_s_exact']} s (max {mid['max_s_exact']})"
     )
     print(
         f"gas-heavy decomposed plans (3 x 25-40 x 2-4): {resel['reselected']} of "
@@ -251,6 +297,8 @@ def main() -> None:
                 "dense_cpu_growth_per_10x": list(growth.values()),
                 "dense_wall_growth_per_10x": list(wall_growth.values()),
                 "exact_max_swaps": optimise.EXACT_MAX_SWAPS,
+                "pooled_exact_max_swaps": optimise.POOLED_EXACT_MAX_SWAPS,
+                **{f"mid_size_{k}": v for k, v in mid.items()},
                 **{f"reselection_{k}": v for k, v in resel.items()},
             }
         )

@@ -1,6 +1,6 @@
 """Large plans under the pooled impact model: one small LP over amounts, then swaps, then sizes.
 
-Above ``optimise.EXACT_MAX_SWAPS`` candidate swaps the exact MILP is too big. But a plan's impact
+Above ``optimise.exact_max_swaps`` candidate swaps the exact MILP is too slow. But a plan's impact
 depends only on the value each chain moves through each asset's pool, not on how a move is cut
 into swaps, and a wallet may buy any token of its chain: so what a plan sells of each position
 and buys of each asset on each chain decides its fee, impact and band rows, and how those

@@ -3,6 +3,7 @@ no invariant broken, and inside the bands whenever the exact plan is."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,7 @@ def test_decomposed_plan_keeps_invariants_and_bands(
     holdings, prices = make_portfolio(u, wallets, seed)
     pf = Portfolio.build(holdings, prices)
     monkeypatch.setattr(optimise, "DECOMPOSED_BESIDE", 10**9)  # the exact path's own plan
+    monkeypatch.setattr(optimise, "POOLED_EXACT_MAX_SWAPS", 10**9)  # up to 1,200 swaps
     exact = make_plan(pf, t, s, u, force=True)
     assert exact.solver["method"] == "exact"
     if exact.method == "optimised" and exact.solver["gap"] == 0.0:
@@ -94,6 +96,7 @@ def test_decomposed_bound_is_never_above_the_exact_optimum(
     t = validate_all(s, u)
     pf = Portfolio.build(*make_portfolio(u, wallets, seed))
     seen = _solutions(monkeypatch)
+    monkeypatch.setattr(optimise, "POOLED_EXACT_MAX_SWAPS", 10**9)  # up to 1,200 swaps
     exact = make_plan(pf, t, s, u, force=True)
     monkeypatch.setattr(optimise, "EXACT_MAX_SWAPS", 0)
     make_plan(pf, t, s, u, force=True)
@@ -189,11 +192,38 @@ def test_exact_path_keeps_the_decomposed_plan_when_it_is_cheaper(
 ) -> None:
     """The exact MILP's optimum is of its own model (rows charged no impact, chords of impact).
     From ``DECOMPOSED_BESIDE`` candidate swaps the decomposed plan is made beside it, and the
-    exact evaluation keeps the better: on 3 chains x 12 tokens x 3 wallets (~330 candidate
+    exact evaluation keeps the better: on 3 chains x 12 tokens x 3 wallets (420 candidate
     swaps) the decomposed one, ~1.9% cheaper."""
+    monkeypatch.setattr(optimise, "POOLED_EXACT_MAX_SWAPS", 10**9)  # the exact path
     pf, t, s, u = _synthetic(12, 3, 0)
     plan = _decomposed_in_bands(pf, t, s, u)
     monkeypatch.setattr(optimise, "DECOMPOSED_BESIDE", 10**9)
     exact = make_plan(pf, t, s, u, force=True)
     assert exact.solver["method"] == "exact"
     assert plan.est_cost_usd <= exact.est_cost_usd * Decimal("0.99")
+
+
+def test_mid_size_plans_are_decomposed_unless_tax_or_pair_pools(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above ``POOLED_EXACT_MAX_SWAPS`` candidate swaps (3 chains x 20 tokens x 2 wallets:
+    ~630) a plan without tax or pair pools is decomposed: within 0.06% of the exact path's
+    cost there, ~0.5 s instead of ~2.4 s (bench/planner.py ``mid_size``). Tax-aware plans and
+    plans through pair pools stay exact up to ``EXACT_MAX_SWAPS``."""
+    problems: list[optimise.Problem] = []
+    limit = optimise.exact_max_swaps
+
+    def spy(problem: optimise.Problem) -> int:
+        problems.append(problem)
+        return limit(problem)
+
+    monkeypatch.setattr(optimise, "exact_max_swaps", spy)
+    pf, t, s, u = _synthetic(20, 2, 0)
+    _decomposed_in_bands(pf, t, s, u)
+    problem = problems[0]
+    candidates = optimise.pair_bound(problem, sliced=False)
+    assert optimise.POOLED_EXACT_MAX_SWAPS < candidates <= optimise.EXACT_MAX_SWAPS
+    assert limit(problem) == optimise.POOLED_EXACT_MAX_SWAPS
+    assert limit(dataclasses.replace(problem, pair_pools=True)) == optimise.EXACT_MAX_SWAPS
+    taxed = dataclasses.replace(problem, tax={"BTC": [(1.0, 0.1)]})
+    assert limit(taxed) == optimise.EXACT_MAX_SWAPS
