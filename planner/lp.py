@@ -109,8 +109,21 @@ class Builder:
                 pass  # bindings changed shape: the public wrapper, same answer, a little slower
         return linprog_ds(cost, a_ub, b_ub, a[eq], hi[eq], bounds)
 
-    def solve(self, integer: bool, options: dict[str, object] | None = None) -> Any:
+    def solve(
+        self,
+        integer: bool,
+        options: dict[str, object] | None = None,
+        start: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> Any:
+        """The program as a MILP (``integer``) or LP through ``milp``. ``start``: (columns,
+        values) of a known solution's integer variables, a MIP start (HiGHS completes the rest
+        with an LP); it changes only where the search begins, not what ends it."""
         cost, a = self._matrix()
+        if integer and start is not None and _highs is not None:
+            try:
+                return _mip_from(self, cost, a, options or {}, start)
+            except (AttributeError, TypeError):  # pragma: no cover - a SciPy whose private
+                pass  # bindings changed shape: milp without the start, the same model
         return milp(
             cost,
             integrality=np.concatenate(self._int) if integer else None,
@@ -206,6 +219,60 @@ def _dual_simplex(
     code, message = _status_message(status, message)
     code, message = _check_result(x, fun, code, slack, con, bounds, 1e-9, message, None)
     return OptimizeResult(x=x, fun=fun, status=code, message=message, success=code == 0)
+
+
+def _mip_from(
+    b: Builder,
+    cost: np.ndarray,
+    a: csr_array,
+    options: dict[str, object],
+    start: tuple[np.ndarray, np.ndarray],
+) -> Any:
+    """``Builder.solve(True, options)`` straight through SciPy's HiGHS bindings, with a MIP
+    start (``milp`` takes none): the same model and options (presolve off; ``node_limit``,
+    ``mip_rel_gap``), the same fields read back."""
+    assert _highs is not None
+    csc = csc_array(a)
+    lp = _highs.HighsLp()
+    lp.num_col_ = b.n
+    lp.num_row_ = b.m
+    lp.a_matrix_.num_col_ = b.n
+    lp.a_matrix_.num_row_ = b.m
+    lp.a_matrix_.format_ = _highs.MatrixFormat.kColwise
+    lp.col_cost_ = np.asarray(cost, dtype=np.float64)
+    lp.col_lower_ = _finite(np.concatenate(b._lb))
+    lp.col_upper_ = _finite(np.concatenate(b._ub))
+    lp.row_lower_ = _finite(np.concatenate(b._rlo))
+    lp.row_upper_ = _finite(np.concatenate(b._rhi))
+    lp.a_matrix_.start_ = csc.indptr
+    lp.a_matrix_.index_ = csc.indices
+    lp.a_matrix_.value_ = csc.data
+    kinds = (_highs.HighsVarType.kContinuous, _highs.HighsVarType.kInteger)
+    lp.integrality_ = [kinds[int(v)] for v in np.concatenate(b._int)]
+    h = _highs._Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("presolve", "off")
+    if "node_limit" in options:
+        h.setOptionValue("mip_max_nodes", int(options["node_limit"]))  # type: ignore[call-overload]
+    if "mip_rel_gap" in options:
+        h.setOptionValue("mip_rel_gap", float(options["mip_rel_gap"]))  # type: ignore[arg-type]
+    h.passModel(lp)
+    cols, values = start
+    h.setSolution(len(cols), np.asarray(cols, dtype=np.int32), np.asarray(values, np.float64))
+    h.run()
+    status = h.getModelStatus()
+    info = h.getInfo()
+    feasible = info.primal_solution_status == _highs.SolutionStatus.kSolutionStatusFeasible
+    optimal = status == _highs.HighsModelStatus.kOptimal
+    return OptimizeResult(
+        x=np.array(h.getSolution().col_value) if feasible else None,
+        fun=info.objective_function_value if feasible else None,
+        status=0 if optimal else 1,
+        message=h.modelStatusToString(status),
+        success=optimal,
+        mip_dual_bound=info.mip_dual_bound,
+        mip_node_count=info.mip_node_count,
+    )
 
 
 def _finite(x: np.ndarray) -> np.ndarray:

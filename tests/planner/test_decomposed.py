@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rebalancer.planner import aggregate, optimise
+from rebalancer.planner import aggregate, lp, optimise
 from rebalancer.planner.config import TradeLimits
 from rebalancer.planner.model import Portfolio, validate_all
 from rebalancer.planner.plan import Plan, make_plan
@@ -227,3 +227,44 @@ def test_mid_size_plans_are_decomposed_unless_tax_or_pair_pools(
     assert limit(dataclasses.replace(problem, pair_pools=True)) == optimise.EXACT_MAX_SWAPS
     taxed = dataclasses.replace(problem, tax={"BTC": [(1.0, 0.1)]})
     assert limit(taxed) == optimise.EXACT_MAX_SWAPS
+
+
+def test_the_exact_milp_begins_from_the_decomposed_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From ``DECOMPOSED_BESIDE`` candidate swaps the decomposed plan is made first and the
+    exact MILP begins from it (a MIP start): the same 0.5% gap proven, sooner (3 chains x 10
+    tokens x 3 wallets, ~250 candidate swaps: ~0.1 s instead of ~0.5 s)."""
+    pf, t, s, u = _synthetic(10, 3, 1)
+    milps: list[tuple[int, bool, optimise.Solution]] = []
+    program = optimise.program
+
+    def spy(problem: Any, swaps: Any, kind: str, *args: Any, **kwargs: Any) -> optimise.Solution:
+        sol = program(problem, swaps, kind, *args, **kwargs)
+        if kind == "milp":
+            milps.append((len(swaps), bool(kwargs.get("start")), sol))
+        return sol
+
+    starts: list[object] = []
+    mip_from = lp._mip_from
+
+    def started_at(*args: Any) -> Any:
+        starts.append(args[-1])
+        return mip_from(*args)
+
+    monkeypatch.setattr(optimise, "program", spy)
+    monkeypatch.setattr(lp, "_mip_from", started_at)
+    started = make_plan(pf, t, s, u, force=True)
+    assert len(starts) == 1  # the exact path's MILP (a reselection has no start)
+    monkeypatch.setattr(lp, "_highs", None)  # scipy's milp, which takes no start
+    plain = make_plan(pf, t, s, u, force=True)
+    assert len(starts) == 1
+    exact = [m for m in milps if m[0] >= optimise.DECOMPOSED_BESIDE]
+    assert [m[1] for m in exact] == [True, True]
+    for _, _, sol in exact:
+        assert sol.status == "optimal" and sol.objective is not None and sol.bound is not None
+        assert sol.objective - sol.bound <= optimise.MIP_GAP * abs(sol.objective) + 1e-12
+    a, b = (m[2].objective for m in exact)
+    assert a is not None and b is not None
+    assert abs(a - b) <= optimise.MIP_GAP * max(abs(a), abs(b))
+    for plan in (started, plain):
+        _check_hard_constraints(pf, plan, s, u)
+        assert float(plan.solver["violation_pp"]) <= 1e-6  # type: ignore[arg-type]

@@ -130,6 +130,40 @@ def test_direct_highs_call_reports_like_linprog_when_infeasible() -> None:
     assert (fast.status, fast.message) == (plain.status, plain.message) and fast.status == 2
 
 
+def _knapsack(start: tuple[np.ndarray, np.ndarray] | None) -> object:
+    """max 5 a + 4 b + 3 c, 2 a + 3 b + c <= 4 (binaries) with a continuous slack column:
+    the optimum is a = c = 1 (8)."""
+    b = lp.Builder()
+    on = b.vars([-5.0, -4.0, -3.0], 0.0, 1.0, integer=True)
+    slack = b.var(0.0, 0.0, 10.0)
+    b.rows(np.zeros(4, dtype=np.int64), [*on, slack], [2.0, 3.0, 1.0, 1.0], [-np.inf], 4.0)
+    return b.solve(True, {"node_limit": 100, "mip_rel_gap": 0.0}, start)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 1.0]],
+    ids=["best", "poor", "infeasible"],
+)
+def test_a_mip_start_changes_where_the_milp_begins_not_its_answer(values: list[float]) -> None:
+    """``Builder.solve`` with a MIP start goes through HiGHS's bindings (``milp`` takes none):
+    from the optimum, a poorer point or an infeasible one, the same optimum as ``milp``."""
+    plain = _knapsack(None)
+    started = _knapsack((np.arange(3), np.array(values)))
+    assert plain.status == 0 and started.status == 0
+    assert started.fun == pytest.approx(plain.fun) == -8.0
+    assert np.allclose(started.x[:3], plain.x[:3])
+    assert started.mip_dual_bound == pytest.approx(-8.0)
+
+
+def test_a_mip_start_on_an_infeasible_model_reports_no_solution() -> None:
+    b = lp.Builder()
+    on = b.vars([1.0, 1.0], 0.0, 1.0, integer=True)
+    b.rows(np.zeros(2, dtype=np.int64), on, [1.0, 1.0], [3.0], np.inf)  # a + b >= 3
+    res = b.solve(True, {"node_limit": 10}, (on, np.ones(2)))
+    assert res.x is None and res.status != 0 and not res.success
+
+
 def _context(limits: TradeLimits | None = None) -> PlanContext:
     u = make_universe(3, 20, 1)
     s = make_strategy(u)
