@@ -16,8 +16,7 @@ all be met. Units are percentage points of the portfolio's total (well scaled).
 MILP over *every* pair of every wallet whose two tokens differ in some targeted row (a pair
 that changes no row only costs money; no other pair is pruned), one on/off binary per swap
 (gas, minimum size), each pool's convex impact by chords on geometric breakpoints of its
-volume. A node limit bounds it, never a time limit. From ``DECOMPOSED_BESIDE`` candidate
-swaps it begins from the decomposed plan (a MIP start), which the caller also weighs.
+volume. A node limit bounds it, never a time limit.
 
 **Decomposed** (above it: from a few wallets x tens of tokens to tens x hundreds):
 ``planner.aggregate``: a plan's fee, impact and band rows depend only on what it sells of each
@@ -63,12 +62,10 @@ POOLED_EXACT_MAX_SWAPS = 400
 portfolios of 3 chains x 12-25 tokens x 2-4 wallets (479-929 candidate swaps) the decomposed
 plan cost 0.9965-1.0006x the better of it and the MILP's (the MILP's won 4 times, by at most
 0.06%), in 0.03-0.52 s instead of 1-8 s (bench/planner.py, ``mid_size``)."""
-DECOMPOSED_BESIDE = 30
-"""From this many candidate swaps the exact path first asks for the decomposed plan, begins
-the MILP from it, and keeps it as ``Solution.alternative``: the caller keeps whichever is
-better after exact evaluation (see ``solve``). With the start it pays from here: on 18
-portfolios of 70-210 candidate swaps 2.2 s in all instead of 3.9 (from 150, as before the
-start), cost 0.994-1.003x (mean 0.999x)."""
+DECOMPOSED_BESIDE = 150
+"""From this many candidate swaps the exact path also asks for the decomposed plan
+(``Solution.alternative``), and the caller keeps whichever is better after exact evaluation
+(see ``solve``; below it the gain was ~0.01% for ~20-100 ms more a plan)."""
 NODE_LIMIT = 2_000
 """Branch-and-bound nodes of the exact MILP (deterministic; the answer never depends on time)."""
 MIP_GAP = 5e-3
