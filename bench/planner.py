@@ -23,6 +23,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rebalancer.planner import aggregate, lp, optimise
 from rebalancer.planner.config import StrategyConfig
 from rebalancer.planner.model import Portfolio, validate_all
-from rebalancer.planner.plan import make_plan
+from rebalancer.planner.plan import Plan, make_plan
 from tests.planner.synthetic import (
     SyntheticUniverse,
     make_portfolio,
@@ -146,33 +147,50 @@ def savings(n_assets: int, wallets: int, seeds: range) -> dict[str, object]:
     }
 
 
+def _paired(
+    cases: Sequence[tuple[int, int, int]], variants: Sequence[Callable[[], object]]
+) -> tuple[list[list[Plan]], list[list[float]]]:
+    """Each (tokens, wallets, seed) portfolio of 3 chains planned once under each variant (a
+    function that sets it up), in order: the plans and wall times, per variant."""
+    plans: list[list[Plan]] = [[] for _ in variants]
+    times: list[list[float]] = [[] for _ in variants]
+    for n_assets, wallets, seed in cases:
+        u = make_universe(3, n_assets, seed)
+        s = make_strategy(u)
+        t = validate_all(s, u)
+        pf = Portfolio.build(*make_portfolio(u, wallets, seed))
+        for k, setup in enumerate(variants):
+            setup()
+            start = time.perf_counter()
+            plans[k].append(make_plan(pf, t, s, u, force=True))
+            times[k].append(time.perf_counter() - start)
+    return plans, times
+
+
+def _ratios(plans: Sequence[Plan], against: Sequence[Plan]) -> list[float]:
+    return [float(a.est_cost_usd / b.est_cost_usd) for a, b in zip(plans, against, strict=True)]
+
+
 def reselection() -> dict[str, object]:
     """Gas-heavy portfolios just above the exact path's size (3 chains x 25-40 tokens x 2-4
     wallets): the decomposed plan with its swaps reselected by the MILP against without
     (``aggregate._RESELECT_GAS``), cost and time."""
     cases = [(25, 3, 1), (30, 3, 0), (30, 3, 1), (30, 4, 1), (35, 2, 1), (40, 3, 0), (40, 3, 1)]
-    ratios, with_s, without_s, reselected = [], [], [], 0
     share = aggregate._RESELECT_GAS
     try:
-        for n_assets, wallets, seed in cases:
-            u = make_universe(3, n_assets, seed)
-            s = make_strategy(u)
-            t = validate_all(s, u)
-            pf = Portfolio.build(*make_portfolio(u, wallets, seed))
-            plans = []
-            for gas_share, times in ((float("inf"), without_s), (share, with_s)):
-                aggregate._RESELECT_GAS = gas_share
-                start = time.perf_counter()
-                plans.append(make_plan(pf, t, s, u, force=True))
-                times.append(time.perf_counter() - start)
-            spread, plan = plans
-            reselected += "reselected" in str(plan.solver.get("status"))
-            ratios.append(float(plan.est_cost_usd / spread.est_cost_usd))
+        (spread, with_plans), (without_s, with_s) = _paired(
+            cases,
+            [
+                lambda: setattr(aggregate, "_RESELECT_GAS", float("inf")),
+                lambda: setattr(aggregate, "_RESELECT_GAS", share),
+            ],
+        )
     finally:
         aggregate._RESELECT_GAS = share
+    ratios = _ratios(with_plans, spread)
     return {
         "portfolios": len(cases),
-        "reselected": reselected,
+        "reselected": sum("reselected" in str(p.solver.get("status")) for p in with_plans),
         "mean_cost_ratio": round(statistics.mean(ratios), 4),
         "min_cost_ratio": round(min(ratios), 4),
         "median_s": round(statistics.median(with_s), 2),
@@ -187,25 +205,19 @@ def mid_size() -> dict[str, object]:
     ``DECOMPOSED_BESIDE`` it keeps the better of its MILP and the decomposed plan), cost and
     time."""
     cases = [(12, 4, 1), (15, 3, 2), (20, 2, 0), (25, 2, 0), (20, 3, 0), (15, 4, 0)]
-    ratios, now_s, exact_s = [], [], []
     limit = optimise.POOLED_EXACT_MAX_SWAPS
     try:
-        for n_assets, wallets, seed in cases:
-            u = make_universe(3, n_assets, seed)
-            s = make_strategy(u)
-            t = validate_all(s, u)
-            pf = Portfolio.build(*make_portfolio(u, wallets, seed))
-            plans = []
-            for pooled, times in ((limit, now_s), (optimise.EXACT_MAX_SWAPS, exact_s)):
-                optimise.POOLED_EXACT_MAX_SWAPS = pooled
-                start = time.perf_counter()
-                plans.append(make_plan(pf, t, s, u, force=True))
-                times.append(time.perf_counter() - start)
-            now, exact = plans
-            assert now.solver["method"] == "decomposed", now.solver
-            ratios.append(float(now.est_cost_usd / exact.est_cost_usd))
+        (now, exact), (now_s, exact_s) = _paired(
+            cases,
+            [
+                lambda: setattr(optimise, "POOLED_EXACT_MAX_SWAPS", limit),
+                lambda: setattr(optimise, "POOLED_EXACT_MAX_SWAPS", optimise.EXACT_MAX_SWAPS),
+            ],
+        )
     finally:
         optimise.POOLED_EXACT_MAX_SWAPS = limit
+    assert all(p.solver["method"] == "decomposed" for p in now), [p.solver for p in now]
+    ratios = _ratios(now, exact)
     return {
         "portfolios": len(cases),
         "mean_cost_ratio": round(statistics.mean(ratios), 4),
@@ -230,23 +242,17 @@ def mip_start() -> dict[str, object]:
     ) -> Any:
         return started_solve(self, integer, options)
 
-    ratios, with_s, without_s = [], [], []
     try:
-        for n_assets, wallets, seed in cases:
-            u = make_universe(3, n_assets, seed)
-            s = make_strategy(u)
-            t = validate_all(s, u)
-            pf = Portfolio.build(*make_portfolio(u, wallets, seed))
-            plans = []
-            for solve, times in ((started_solve, with_s), (from_nothing, without_s)):
-                lp.Builder.solve = solve  # type: ignore[method-assign]
-                start = time.perf_counter()
-                plans.append(make_plan(pf, t, s, u, force=True))
-                times.append(time.perf_counter() - start)
-            started, plain = plans
-            ratios.append(float(started.est_cost_usd / plain.est_cost_usd))
+        (started, plain), (with_s, without_s) = _paired(
+            cases,
+            [
+                lambda: setattr(lp.Builder, "solve", started_solve),
+                lambda: setattr(lp.Builder, "solve", from_nothing),
+            ],
+        )
     finally:
         lp.Builder.solve = started_solve  # type: ignore[method-assign]
+    ratios = _ratios(started, plain)
     return {
         "portfolios": len(cases),
         "mean_cost_ratio": round(statistics.mean(ratios), 4),
