@@ -173,24 +173,10 @@ def _dual_simplex(
     ``tests/planner/test_fast_paths.py`` holds it to ``linprog_ds``, bit for bit."""
     assert _highs is not None
     n_ub = len(b_ub)
-    a = csc_array(vstack((a_ub, a_eq)))
-    lhs = _finite(np.concatenate((np.full(n_ub, -np.inf), b_eq)))
+    lhs = np.concatenate((np.full(n_ub, -np.inf), b_eq))
     rhs = _finite(np.concatenate((b_ub, b_eq)))
     lb, ub = bounds.T.copy()
-    lp = _highs.HighsLp()
-    lp.num_col_ = len(cost)
-    lp.num_row_ = len(rhs)
-    lp.a_matrix_.num_col_ = len(cost)
-    lp.a_matrix_.num_row_ = len(rhs)
-    lp.a_matrix_.format_ = _highs.MatrixFormat.kColwise
-    lp.col_cost_ = np.asarray(cost, dtype=np.float64)
-    lp.col_lower_ = _finite(lb)
-    lp.col_upper_ = _finite(ub)
-    lp.row_lower_ = lhs
-    lp.row_upper_ = rhs
-    lp.a_matrix_.start_ = a.indptr
-    lp.a_matrix_.index_ = a.indices
-    lp.a_matrix_.value_ = a.data
+    lp = _highs_lp(cost, vstack((a_ub, a_eq)), lb, ub, lhs, rhs)
     h = _highs._Highs()
     opts = _highs.HighsOptions()
     # what linprog(method="highs-ds", options={"presolve": True}) sets
@@ -232,21 +218,14 @@ def _mip_from(
     start (``milp`` takes none): the same model and options (presolve off; ``node_limit``,
     ``mip_rel_gap``), the same fields read back."""
     assert _highs is not None
-    csc = csc_array(a)
-    lp = _highs.HighsLp()
-    lp.num_col_ = b.n
-    lp.num_row_ = b.m
-    lp.a_matrix_.num_col_ = b.n
-    lp.a_matrix_.num_row_ = b.m
-    lp.a_matrix_.format_ = _highs.MatrixFormat.kColwise
-    lp.col_cost_ = np.asarray(cost, dtype=np.float64)
-    lp.col_lower_ = _finite(np.concatenate(b._lb))
-    lp.col_upper_ = _finite(np.concatenate(b._ub))
-    lp.row_lower_ = _finite(np.concatenate(b._rlo))
-    lp.row_upper_ = _finite(np.concatenate(b._rhi))
-    lp.a_matrix_.start_ = csc.indptr
-    lp.a_matrix_.index_ = csc.indices
-    lp.a_matrix_.value_ = csc.data
+    lp = _highs_lp(
+        cost,
+        a,
+        np.concatenate(b._lb),
+        np.concatenate(b._ub),
+        np.concatenate(b._rlo),
+        np.concatenate(b._rhi),
+    )
     kinds = (_highs.HighsVarType.kContinuous, _highs.HighsVarType.kInteger)
     lp.integrality_ = [kinds[int(v)] for v in np.concatenate(b._int)]
     h = _highs._Highs()
@@ -273,6 +252,34 @@ def _mip_from(
         mip_dual_bound=info.mip_dual_bound,
         mip_node_count=info.mip_node_count,
     )
+
+
+def _highs_lp(
+    cost: np.ndarray,
+    a: Any,
+    col_lo: np.ndarray,
+    col_hi: np.ndarray,
+    row_lo: np.ndarray,
+    row_hi: np.ndarray,
+) -> Any:
+    """The model as a ``HighsLp`` (column-wise matrix, infinite bounds as HiGHS's own)."""
+    assert _highs is not None
+    csc = csc_array(a)
+    lp = _highs.HighsLp()
+    lp.num_col_ = len(cost)
+    lp.num_row_ = len(row_lo)
+    lp.a_matrix_.num_col_ = len(cost)
+    lp.a_matrix_.num_row_ = len(row_lo)
+    lp.a_matrix_.format_ = _highs.MatrixFormat.kColwise
+    lp.col_cost_ = np.asarray(cost, dtype=np.float64)
+    lp.col_lower_ = _finite(col_lo)
+    lp.col_upper_ = _finite(col_hi)
+    lp.row_lower_ = _finite(row_lo)
+    lp.row_upper_ = _finite(row_hi)
+    lp.a_matrix_.start_ = csc.indptr
+    lp.a_matrix_.index_ = csc.indices
+    lp.a_matrix_.value_ = csc.data
+    return lp
 
 
 def _finite(x: np.ndarray) -> np.ndarray:

@@ -193,6 +193,15 @@ class Solution:
     beside the exact path's, the decomposed plan (``DECOMPOSED_BESIDE``); beside a decomposed
     plan, its swaps reselected by the MILP (``aggregate._reselected``)."""
 
+    def chain(self) -> list[Solution]:
+        """This plan, then its alternative, then the alternative's, and so on."""
+        out: list[Solution] = []
+        at: Solution | None = self
+        while at is not None:
+            out.append(at)
+            at = at.alternative
+        return out
+
     @property
     def gap(self) -> float | None:
         """How far above its lower bound the plan may be: the MILP's own gap, or (decomposed)
@@ -864,7 +873,7 @@ def solve(problem: Problem, extra_pairs: Sequence[tuple[int, int]] = ()) -> Solu
             # swaps, 15% at 929 ($50 against $59); the caller keeps the better. The MILP
             # begins from it too: it proves its 0.5% gap ~2x sooner from there
             beside = aggregate.solve(problem)
-            start = min(_chain(beside), key=lambda s: score(problem, s.trades)).trades
+            start = min(beside.chain(), key=lambda s: score(problem, s.trades)).trades
         sol = exact_over(problem, swaps, start)
         sol.stage1_support = support
         sol.alternative = beside
@@ -889,16 +898,6 @@ def solve(problem: Problem, extra_pairs: Sequence[tuple[int, int]] = ()) -> Solu
         sol.pairs = len(candidates)
         sol.stage1_support = support
         return sol
-
-
-def _chain(sol: Solution) -> list[Solution]:
-    """``sol`` and its alternatives, in order."""
-    out = []
-    at: Solution | None = sol
-    while at is not None:
-        out.append(at)
-        at = at.alternative
-    return out
 
 
 def exact_max_swaps(problem: Problem) -> int:

@@ -173,12 +173,10 @@ def _choose(
     ]
     sol = optimise.solve(problem, extra)
     optimised = evaluate(ctx, _proposals(ctx, problem, sol))
-    other_sol = sol.alternative
-    while other_sol is not None:
+    for other_sol in sol.chain()[1:]:
         other = evaluate(ctx, _proposals(ctx, problem, other_sol))
         if _better(other, optimised, ctx):
             sol, optimised = other_sol, other
-        other_sol = other_sol.alternative
     naive_out = evaluate(ctx, naive)
     best, method = nothing, "none"
     for outcome, name in ((naive_out, "naive"), (optimised, "optimised")):
