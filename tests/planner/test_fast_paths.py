@@ -12,6 +12,7 @@ import gc
 from dataclasses import FrozenInstanceError, fields, replace
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pytest
@@ -130,7 +131,7 @@ def test_direct_highs_call_reports_like_linprog_when_infeasible() -> None:
     assert (fast.status, fast.message) == (plain.status, plain.message) and fast.status == 2
 
 
-def _knapsack(start: tuple[np.ndarray, np.ndarray] | None) -> object:
+def _knapsack(start: tuple[np.ndarray, np.ndarray] | None) -> Any:
     """max 5 a + 4 b + 3 c, 2 a + 3 b + c <= 4 (binaries) with a continuous slack column:
     the optimum is a = c = 1 (8)."""
     b = lp.Builder()
